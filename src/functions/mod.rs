@@ -1,0 +1,1 @@
+//! SQL functions segflow registers with DataFusion.

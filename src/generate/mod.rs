@@ -1,0 +1,1 @@
+//! Synthetic CRM, address and interaction data.
