@@ -1,0 +1,250 @@
+//! Sources as DataFusion listing tables: files found, schema inferred from the files (Parquet
+//! footers, CSV headers and a sample of lines) and reconciled with the source's column contract.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::EngineError;
+use crate::pipeline::{Pipeline, Source, Uri};
+use crate::spec::{ColumnType, Format};
+
+/// What a run read from one source, recorded in the manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SourceInput {
+    pub name: String,
+    pub uri: String,
+    pub format: String,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+pub fn arrow_type(column: ColumnType) -> DataType {
+    match column {
+        ColumnType::String => DataType::Utf8,
+        ColumnType::Int => DataType::Int64,
+        ColumnType::Double => DataType::Float64,
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+    }
+}
+
+/// The listing URL of a source: folders end in `/` so every file below is read.
+pub fn source_table_url(source: &Source) -> Result<ListingTableUrl, EngineError> {
+    let text = match &source.uri {
+        Uri::Local(path) => {
+            let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            if source.uri.is_glob() {
+                let parent = absolute
+                    .ancestors()
+                    .find(|p| !p.to_string_lossy().contains(['*', '?', '[']))
+                    .map(std::path::Path::to_path_buf);
+                if !parent.is_some_and(|p| p.exists()) {
+                    return Err(missing(source));
+                }
+                absolute.to_string_lossy().into_owned()
+            } else if absolute.is_dir() {
+                format!("{}/", absolute.to_string_lossy().trim_end_matches('/'))
+            } else if absolute.is_file() {
+                absolute.to_string_lossy().into_owned()
+            } else {
+                return Err(missing(source));
+            }
+        }
+        Uri::Url(url) => url.to_string(),
+    };
+    ListingTableUrl::parse(&text).map_err(|e| unreadable(source, e.strip_backtrace()))
+}
+
+fn missing(source: &Source) -> EngineError {
+    EngineError::SourceMissing {
+        at: source.at.clone(),
+        name: source.name.clone(),
+        uri: source.uri.to_string(),
+    }
+}
+
+fn unreadable(source: &Source, message: String) -> EngineError {
+    EngineError::SourceUnreadable {
+        at: source.at.clone(),
+        name: source.name.clone(),
+        uri: source.uri.to_string(),
+        message,
+    }
+}
+
+fn listing_options(source: &Source) -> ListingOptions {
+    let format: Arc<dyn FileFormat> = match source.format {
+        Format::Csv => Arc::new(
+            CsvFormat::default()
+                .with_has_header(source.header)
+                .with_delimiter(source.delimiter),
+        ),
+        Format::Parquet => Arc::new(ParquetFormat::default()),
+        Format::Ndjson => Arc::new(JsonFormat::default()),
+    };
+    ListingOptions::new(format)
+        .with_file_extension(source.extension.clone())
+        .with_table_partition_cols(
+            source
+                .partitions
+                .iter()
+                .map(|(name, kind)| (name.clone(), arrow_type(*kind)))
+                .collect(),
+        )
+}
+
+/// Registers every source of the pipeline as a table; reads file listings, Parquet footers
+/// and CSV/JSON samples, never whole files.
+pub async fn register_sources(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+) -> Result<Vec<SourceInput>, EngineError> {
+    let mut inputs = Vec::new();
+    for source in pipeline.sources.values() {
+        inputs.push(register_source(ctx, source).await?);
+    }
+    Ok(inputs)
+}
+
+async fn register_source(ctx: &SessionContext, source: &Source) -> Result<SourceInput, EngineError> {
+    let url = source_table_url(source)?;
+    let options = listing_options(source);
+    let state = ctx.state();
+    let store = state
+        .runtime_env()
+        .object_store(&url)
+        .map_err(|e| unreadable(source, e.strip_backtrace()))?;
+    let files: Vec<_> = url
+        .list_all_files(&state, store.as_ref(), &source.extension)
+        .await
+        .map_err(|e| unreadable(source, e.strip_backtrace()))?
+        .try_collect()
+        .await
+        .map_err(|e| unreadable(source, e.strip_backtrace()))?;
+    if files.is_empty() {
+        return Err(EngineError::SourceMissing {
+            at: source.at.clone(),
+            name: source.name.clone(),
+            uri: format!("{} (no {} files)", source.uri, source.extension),
+        });
+    }
+    let inferred = options
+        .infer_schema(&state, &url)
+        .await
+        .map_err(|e| unreadable(source, e.strip_backtrace()))?;
+    let schema = apply_contract(source, &inferred).map_err(|differences| EngineError::Contract {
+        at: source.at.clone(),
+        name: source.name.clone(),
+        differences,
+    })?;
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(|e| unreadable(source, e.strip_backtrace()))?;
+    ctx.register_table(source.name.as_str(), Arc::new(table))
+        .map_err(|e| unreadable(source, e.strip_backtrace()))?;
+    Ok(SourceInput {
+        name: source.name.clone(),
+        uri: source.uri_text.clone(),
+        format: format!("{:?}", source.format).to_lowercase(),
+        files: files.len(),
+        bytes: files.iter().map(|f| f.size).sum(),
+    })
+}
+
+/// The schema the source is read with: inferred types, replaced by the contract's where the
+/// contract declares a column. Returns every difference that cannot be read as declared.
+fn apply_contract(source: &Source, inferred: &SchemaRef) -> Result<SchemaRef, Vec<String>> {
+    let mut differences = Vec::new();
+    let partition_names: Vec<&str> = source.partitions.iter().map(|(n, _)| n.as_str()).collect();
+    for name in source.contract.keys() {
+        if inferred.field_with_name(name).is_err() && !partition_names.contains(&name.as_str()) {
+            let have: Vec<&str> = inferred.fields().iter().map(|f| f.name().as_str()).collect();
+            differences.push(format!(
+                "column {name} is missing (the data has: {})",
+                have.join(", ")
+            ));
+        }
+    }
+    let fields: Vec<Field> = inferred
+        .fields()
+        .iter()
+        .map(|field| {
+            let Some(declared) = source.contract.get(field.name()) else {
+                return field.as_ref().clone();
+            };
+            match reads_as(source.format, field.data_type(), *declared) {
+                Some(data_type) => Field::new(field.name(), data_type, true),
+                None => {
+                    differences.push(format!(
+                        "column {}: the contract says {}, the data has {}",
+                        field.name(),
+                        format!("{declared:?}").to_lowercase(),
+                        field.data_type()
+                    ));
+                    field.as_ref().clone()
+                }
+            }
+        })
+        .collect();
+    if differences.is_empty() {
+        Ok(Arc::new(Schema::new(fields)))
+    } else {
+        Err(differences)
+    }
+}
+
+/// The type to read a column as, when data of type `found` can honour the declared type.
+/// CSV text can be read as any wider type; typed formats must already be of the right kind.
+fn reads_as(format: Format, found: &DataType, declared: ColumnType) -> Option<DataType> {
+    use DataType::*;
+    let target = arrow_type(declared);
+    let fits = match declared {
+        ColumnType::String => {
+            format == Format::Csv || matches!(found, Utf8 | LargeUtf8 | Utf8View | Null)
+        }
+        ColumnType::Int => found.is_integer() || *found == Null,
+        ColumnType::Double => found.is_numeric() || *found == Null,
+        ColumnType::Boolean => matches!(found, Boolean | Null),
+        ColumnType::Date => matches!(found, Date32 | Date64 | Null),
+        ColumnType::Timestamp => matches!(found, Timestamp(_, _) | Null),
+    };
+    if !fits {
+        return None;
+    }
+    // Typed formats keep their own physical type; CSV is parsed straight into the declared one.
+    Some(if format == Format::Csv || *found == Null {
+        target
+    } else {
+        found.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_text_reads_as_declared_wider_types() {
+        assert_eq!(
+            reads_as(Format::Csv, &DataType::Int64, ColumnType::String),
+            Some(DataType::Utf8)
+        );
+        assert_eq!(
+            reads_as(Format::Csv, &DataType::Int64, ColumnType::Double),
+            Some(DataType::Float64)
+        );
+        assert_eq!(reads_as(Format::Csv, &DataType::Utf8, ColumnType::Int), None);
+        assert_eq!(reads_as(Format::Parquet, &DataType::Int64, ColumnType::String), None);
+    }
+}

@@ -1,0 +1,22 @@
+//! The crate's error: every module's error, and the exit code each maps to.
+
+use crate::pipeline::CompileError;
+use crate::run::RunError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+impl Error {
+    /// 0 published; 1 runtime failure; 2 invalid pipeline or arguments; 3 blocked by a gate.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Compile(_) => 2,
+            Error::Run(err) => err.exit_code(),
+        }
+    }
+}

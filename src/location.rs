@@ -1,0 +1,81 @@
+//! Where in a user's file something is: the prefix of every error that points at YAML or SQL.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A position in a pipeline or SQL file, printed as `file:line:column` (1-based, like compilers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Location {
+    pub fn new(file: impl Into<PathBuf>, line: usize, column: usize) -> Self {
+        Self {
+            file: file.into(),
+            line,
+            column,
+        }
+    }
+
+    /// The start of `file`, for errors about a file as a whole.
+    pub fn file(file: impl Into<PathBuf>) -> Self {
+        Self::new(file, 1, 1)
+    }
+
+    /// The location of byte `offset` in `text`.
+    pub fn at_offset(file: &Path, text: &str, offset: usize) -> Self {
+        let before = &text[..offset.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Self::new(file, line, column)
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// Finds `word` in `text` as a whole identifier (not part of a longer name), ignoring case.
+/// Used to point at a table or column that DataFusion reported without a position.
+pub fn find_identifier(text: &str, word: &str) -> Option<usize> {
+    let lower = text.to_ascii_lowercase();
+    let word = word.to_ascii_lowercase();
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut from = 0;
+    while let Some(found) = lower[from..].find(&word) {
+        let start = from + found;
+        let end = start + word.len();
+        let before_ok = lower[..start].chars().next_back().is_none_or(|c| !is_ident(c));
+        let after_ok = lower[end..].chars().next().is_none_or(|c| !is_ident(c));
+        if before_ok && after_ok {
+            return Some(start);
+        }
+        from = end;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_become_one_based_lines_and_columns() {
+        let text = "select a\nfrom  b\n";
+        let at = Location::at_offset(Path::new("m.sql"), text, text.find('b').unwrap());
+        assert_eq!(at.to_string(), "m.sql:2:7");
+    }
+
+    #[test]
+    fn identifiers_match_whole_words_only() {
+        let sql = "select x from customers_old join customers c";
+        assert_eq!(find_identifier(sql, "customers"), Some(33));
+        assert_eq!(find_identifier(sql, "CUSTOMERS_OLD"), Some(14));
+        assert_eq!(find_identifier(sql, "custom"), None);
+    }
+}

@@ -1,0 +1,233 @@
+//! Typed parameters: the values behind `$name` placeholders, bound by DataFusion, never
+//! pasted into SQL text.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use datafusion::common::ParamValues;
+use datafusion::scalar::ScalarValue;
+use datafusion::sql::sqlparser::ast::{DataType, ExactNumberInfo};
+use indexmap::IndexMap;
+
+use crate::spec::ParamValue;
+
+/// The parameter every query can use: the run date, a DATE.
+pub const RUN_DATE: &str = "run_date";
+
+/// A `--param` value that does not fit the pipeline's parameters.
+#[derive(Debug, thiserror::Error)]
+pub enum ParamError {
+    #[error("--param {name}: no such parameter; {known}")]
+    Unknown { name: String, known: String },
+    #[error("--param {name}={value}: expected {expected}")]
+    Invalid {
+        name: String,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("--param {0}: expected NAME=VALUE")]
+    Malformed(String),
+    #[error("--param run_date: the run date is set with --date")]
+    RunDate,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Date(NaiveDate),
+    Text(String),
+}
+
+impl Value {
+    fn from_spec(value: &ParamValue) -> Self {
+        match value {
+            ParamValue::Bool(b) => Value::Bool(*b),
+            ParamValue::Int(i) => Value::Int(*i),
+            ParamValue::Float(f) => Value::Float(*f),
+            ParamValue::Text(t) => match NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+                Ok(date) => Value::Date(date),
+                Err(_) => Value::Text(t.clone()),
+            },
+        }
+    }
+
+    /// Parses `text` as a value of the same type as `self`.
+    fn parse_like(&self, text: &str) -> Result<Value, &'static str> {
+        match self {
+            Value::Bool(_) => text.parse().map(Value::Bool).map_err(|_| "true or false"),
+            Value::Int(_) => text.parse().map(Value::Int).map_err(|_| "a whole number"),
+            Value::Float(_) => text.parse().map(Value::Float).map_err(|_| "a number"),
+            Value::Date(_) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map(Value::Date)
+                .map_err(|_| "a date like 2026-11-30"),
+            Value::Text(_) => Ok(Value::Text(text.to_string())),
+        }
+    }
+
+    pub fn sql_type(&self) -> DataType {
+        match self {
+            Value::Bool(_) => DataType::Boolean,
+            Value::Int(_) => DataType::BigInt(None),
+            Value::Float(_) => DataType::Double(ExactNumberInfo::None),
+            Value::Date(_) => DataType::Date,
+            Value::Text(_) => DataType::Varchar(None),
+        }
+    }
+
+    pub fn to_scalar(&self) -> ScalarValue {
+        match self {
+            Value::Bool(b) => ScalarValue::Boolean(Some(*b)),
+            Value::Int(i) => ScalarValue::Int64(Some(*i)),
+            Value::Float(f) => ScalarValue::Float64(Some(*f)),
+            Value::Date(d) => ScalarValue::Date32(Some(days_since_epoch(*d))),
+            Value::Text(t) => ScalarValue::Utf8(Some(t.clone())),
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Bool(b) => (*b).into(),
+            Value::Int(i) => (*i).into(),
+            Value::Float(f) => (*f).into(),
+            Value::Date(d) => d.to_string().into(),
+            Value::Text(t) => t.clone().into(),
+        }
+    }
+}
+
+pub fn days_since_epoch(date: NaiveDate) -> i32 {
+    (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid epoch")).num_days() as i32
+}
+
+/// The pipeline's declared parameters (with `run_date`), in declaration order.
+#[derive(Debug, Clone)]
+pub struct Params {
+    values: IndexMap<String, Value>,
+}
+
+impl Params {
+    /// Types the YAML `params:`; returns the names that collide with `run_date`.
+    pub fn from_spec(spec: &IndexMap<String, ParamValue>) -> Result<Self, String> {
+        let mut values = IndexMap::new();
+        values.insert(
+            RUN_DATE.to_string(),
+            Value::Date(NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")),
+        );
+        for (name, value) in spec {
+            if name == RUN_DATE {
+                return Err(name.clone());
+            }
+            values.insert(name.clone(), Value::from_spec(value));
+        }
+        Ok(Self { values })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.values.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.values.iter()
+    }
+
+    /// "parameters: $run_date, $lookback_days", for error messages.
+    pub fn describe_names(&self) -> String {
+        let names: Vec<String> = self.values.keys().map(|n| format!("${n}")).collect();
+        format!("parameters: {}", names.join(", "))
+    }
+
+    /// The values for one run: the run date and `--param name=value` overrides, each parsed
+    /// as its declared type.
+    pub fn bind(&self, run_date: NaiveDate, overrides: &[String]) -> Result<Params, ParamError> {
+        let mut bound = self.clone();
+        bound
+            .values
+            .insert(RUN_DATE.to_string(), Value::Date(run_date));
+        for item in overrides {
+            let (name, text) = item
+                .split_once('=')
+                .ok_or_else(|| ParamError::Malformed(item.clone()))?;
+            let name = name.trim();
+            if name == RUN_DATE {
+                return Err(ParamError::RunDate);
+            }
+            let declared = self.values.get(name).ok_or_else(|| ParamError::Unknown {
+                name: name.to_string(),
+                known: self.describe_names(),
+            })?;
+            let value = declared
+                .parse_like(text)
+                .map_err(|expected| ParamError::Invalid {
+                    name: name.to_string(),
+                    value: text.to_string(),
+                    expected,
+                })?;
+            bound.values.insert(name.to_string(), value);
+        }
+        Ok(bound)
+    }
+
+    pub fn run_date(&self) -> NaiveDate {
+        match self.values.get(RUN_DATE) {
+            Some(Value::Date(date)) => *date,
+            _ => unreachable!("run_date is always a date"),
+        }
+    }
+
+    pub fn param_values(&self) -> ParamValues {
+        let map: std::collections::HashMap<String, ScalarValue> = self
+            .values
+            .iter()
+            .map(|(name, value)| (name.clone(), value.to_scalar()))
+            .collect();
+        ParamValues::from(map)
+    }
+
+    pub fn to_json(&self) -> BTreeMap<String, serde_json::Value> {
+        self.values
+            .iter()
+            .map(|(name, value)| (name.clone(), value.to_json()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> Params {
+        let mut spec = IndexMap::new();
+        spec.insert("days".to_string(), ParamValue::Int(30));
+        spec.insert("since".to_string(), ParamValue::Text("2026-01-01".into()));
+        Params::from_spec(&spec).unwrap()
+    }
+
+    #[test]
+    fn overrides_keep_the_declared_type() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let bound = params()
+            .bind(date, &["days=7".into(), "since=2026-02-01".into()])
+            .unwrap();
+        assert_eq!(bound.get("days"), Some(&Value::Int(7)));
+        assert_eq!(
+            bound.get("since"),
+            Some(&Value::Date(NaiveDate::from_ymd_opt(2026, 2, 1).unwrap()))
+        );
+        assert_eq!(bound.run_date(), date);
+    }
+
+    #[test]
+    fn overrides_are_checked() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let err = params().bind(date, &["days=7; drop table x".into()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--param days=7; drop table x: expected a whole number"
+        );
+        let err = params().bind(date, &["dayz=7".into()]).unwrap_err();
+        assert!(err.to_string().contains("$run_date, $days, $since"), "{err}");
+        assert!(params().bind(date, &["run_date=2026-01-01".into()]).is_err());
+    }
+}

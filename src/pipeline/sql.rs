@@ -1,0 +1,264 @@
+//! One SQL file: parsed with DataFusion's parser, its table references found, its `$name`
+//! placeholders checked against the pipeline's parameters and given their types.
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use datafusion::common::DataFusionError;
+use datafusion::sql::parser::{DFParserBuilder, Statement};
+use datafusion::sql::resolve::resolve_table_references;
+use datafusion::sql::sqlparser::ast::{
+    self, CastKind, Expr as SqlExpr, SetExpr, Value, visit_expressions_mut,
+};
+
+use super::Diagnostic;
+use super::params::Params;
+use crate::location::{Location, find_identifier};
+
+/// A parsed, parameter-checked query from a `.sql` file.
+#[derive(Debug, Clone)]
+pub struct SqlQuery {
+    /// The file as the pipeline names it (relative to the project root), for messages.
+    pub path: PathBuf,
+    pub text: String,
+    /// The statement with every placeholder wrapped in a CAST to its parameter's type, so
+    /// DataFusion can plan expressions like `$run_date - INTERVAL '30 days'` before binding.
+    pub statement: Statement,
+    /// The tables the query reads (CTE names excluded), lower-cased.
+    pub tables: BTreeSet<String>,
+}
+
+impl SqlQuery {
+    /// The location of `word` in this file (or its start), for errors DataFusion reports
+    /// without a position.
+    pub fn locate(&self, word: &str) -> Location {
+        match find_identifier(&self.text, word) {
+            Some(offset) => Location::at_offset(&self.path, &self.text, offset),
+            None => Location::file(&self.path),
+        }
+    }
+}
+
+/// Parses `text` (the content of `path`) as one query over the pipeline's tables.
+pub fn parse_query(path: &Path, text: &str, params: &Params) -> Result<SqlQuery, Vec<Diagnostic>> {
+    let mut statements = DFParserBuilder::new(text)
+        .build()
+        .and_then(|mut parser| parser.parse_statements())
+        .map_err(|err| vec![parse_error(path, text, &err)])?;
+    let mut statement = match (statements.pop_front(), statements.is_empty()) {
+        (Some(statement), true) => statement,
+        (None, _) => {
+            return Err(vec![Diagnostic::new(
+                Location::file(path),
+                "the file holds no query; write one SELECT statement",
+            )]);
+        }
+        (Some(_), false) => {
+            return Err(vec![Diagnostic::new(
+                Location::file(path),
+                "the file holds several statements; a model is exactly one SELECT query",
+            )]);
+        }
+    };
+    let Statement::Statement(inner) = &mut statement else {
+        return Err(vec![not_a_query(path)]);
+    };
+    let ast::Statement::Query(query) = inner.as_mut() else {
+        return Err(vec![not_a_query(path)]);
+    };
+    if !matches!(
+        *query.body,
+        SetExpr::Select(_) | SetExpr::SetOperation { .. } | SetExpr::Query(_) | SetExpr::Values(_)
+    ) {
+        return Err(vec![not_a_query(path)]);
+    }
+
+    let mut problems = Vec::new();
+    let _ = visit_expressions_mut(inner.as_mut(), |expr| {
+        if let SqlExpr::Value(value) = expr
+            && let Value::Placeholder(name) = &value.value
+        {
+            let at = Location::new(
+                path,
+                value.span.start.line as usize,
+                value.span.start.column as usize,
+            );
+            match type_placeholder(name, params) {
+                Ok(data_type) => {
+                    let placeholder = std::mem::replace(expr, SqlExpr::value(Value::Null));
+                    *expr = SqlExpr::Cast {
+                        kind: CastKind::Cast,
+                        expr: Box::new(placeholder),
+                        data_type,
+                        array: false,
+                        format: None,
+                    };
+                }
+                Err(message) => problems.push(Diagnostic::new(at, message)),
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+
+    let (tables, _ctes) = resolve_table_references(&statement, true)
+        .map_err(|err| vec![Diagnostic::new(Location::file(path), err.strip_backtrace())])?;
+    let mut names = BTreeSet::new();
+    for table in tables {
+        if table.schema().is_some() {
+            let at = match find_identifier(text, table.table()) {
+                Some(offset) => Location::at_offset(path, text, offset),
+                None => Location::file(path),
+            };
+            problems.push(Diagnostic::new(
+                at,
+                format!(
+                    "\"{table}\" is a qualified name; read sources and models by their plain name"
+                ),
+            ));
+        } else {
+            names.insert(table.table().to_ascii_lowercase());
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(SqlQuery {
+        path: path.to_owned(),
+        text: text.to_owned(),
+        statement,
+        tables: names,
+    })
+}
+
+/// The expression of a `SELECT <expr>` query without FROM (how conditions are parsed).
+pub fn select_expression(query: &SqlQuery) -> Option<SqlExpr> {
+    let Statement::Statement(inner) = &query.statement else {
+        return None;
+    };
+    let ast::Statement::Query(q) = inner.as_ref() else {
+        return None;
+    };
+    let SetExpr::Select(select) = q.body.as_ref() else {
+        return None;
+    };
+    if select.projection.len() != 1 || !select.from.is_empty() {
+        return None;
+    }
+    match &select.projection[0] {
+        ast::SelectItem::UnnamedExpr(expr) => Some(expr.clone()),
+        _ => None,
+    }
+}
+
+/// `text` as a SQL string literal.
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+fn type_placeholder(name: &str, params: &Params) -> Result<ast::DataType, String> {
+    let bare = name.trim_start_matches('$');
+    if bare.is_empty() || bare.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "positional parameter {name}: use a named one like $run_date ({})",
+            params.describe_names()
+        ));
+    }
+    match params.get(bare) {
+        Some(param) => Ok(param.sql_type()),
+        None => Err(format!(
+            "unknown parameter {name}; {} (add it under `params:` in the pipeline)",
+            params.describe_names()
+        )),
+    }
+}
+
+fn not_a_query(path: &Path) -> Diagnostic {
+    Diagnostic::new(
+        Location::file(path),
+        "a model must be a SELECT query (DDL, DML and COPY are not allowed)",
+    )
+}
+
+/// Turns a parser error into a diagnostic at the line and column sqlparser names.
+fn parse_error(path: &Path, text: &str, err: &DataFusionError) -> Diagnostic {
+    let message = err.strip_backtrace();
+    let message = message
+        .trim_start_matches("SQL error: ")
+        .trim_start_matches("ParserError(\"")
+        .trim_start_matches("TokenizerError(\"")
+        .trim_end_matches("\")")
+        .to_string();
+    let at = line_column_in(&message)
+        .map(|(line, column)| Location::new(path, line, column))
+        .unwrap_or_else(|| Location::at_offset(path, text, 0));
+    let message = match message.find(" at Line: ") {
+        Some(cut) => message[..cut].to_string(),
+        None => message,
+    };
+    Diagnostic::new(at, format!("SQL syntax error: {message}"))
+}
+
+fn line_column_in(message: &str) -> Option<(usize, usize)> {
+    let rest = &message[message.find("Line: ")? + 6..];
+    let line: usize = rest[..rest.find(',')?].trim().parse().ok()?;
+    let rest = &rest[rest.find("Column: ")? + 8..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    Some((line, digits.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::params::Params;
+
+    fn parse(text: &str) -> Result<SqlQuery, Vec<Diagnostic>> {
+        let params = Params::from_spec(&indexmap::IndexMap::new()).unwrap();
+        parse_query(Path::new("sql/m.sql"), text, &params)
+    }
+
+    #[test]
+    fn finds_tables_but_not_ctes() {
+        let q = parse(
+            "with recent as (select * from Events where x > 1)\n\
+             select * from customers c join recent r using (id)",
+        )
+        .unwrap();
+        assert_eq!(q.tables.iter().collect::<Vec<_>>(), ["customers", "events"]);
+    }
+
+    #[test]
+    fn types_placeholders_with_a_cast() {
+        let q = parse("select * from t where d <= $run_date").unwrap();
+        assert!(
+            q.statement.to_string().contains("CAST($run_date AS DATE)"),
+            "{}",
+            q.statement
+        );
+    }
+
+    #[test]
+    fn unknown_parameters_point_at_the_placeholder() {
+        let err = parse("select *\nfrom t where a > $threshold").unwrap_err();
+        assert_eq!(err[0].at.to_string(), "sql/m.sql:2:18");
+        assert!(err[0].message.contains("unknown parameter $threshold"));
+    }
+
+    #[test]
+    fn syntax_errors_carry_line_and_column() {
+        let err = parse("select a,\nfrom t wher x").unwrap_err();
+        assert!(err[0].at.to_string().starts_with("sql/m.sql:2:"), "{}", err[0]);
+        assert!(err[0].message.starts_with("SQL syntax error:"), "{}", err[0]);
+    }
+
+    #[test]
+    fn rejects_statements_that_are_not_queries() {
+        let err = parse("drop table customers").unwrap_err();
+        assert!(err[0].message.contains("must be a SELECT query"));
+        let err = parse("select 1; select 2").unwrap_err();
+        assert!(err[0].message.contains("several statements"));
+    }
+}

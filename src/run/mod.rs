@@ -1,0 +1,321 @@
+//! One run of a pipeline for one date: sources registered, models run in order, outputs
+//! streamed into the staging folder, the manifest written, the run published atomically.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::SessionContext;
+use tracing::{info, info_span, Instrument};
+
+use crate::engine::{self, EngineError, EngineOptions};
+use crate::pipeline::params::ParamError;
+use crate::pipeline::{Model, Params, Pipeline};
+use crate::report::{Manifest, Output, OutputKind, Step};
+use crate::store::{PipelineStore, StagedRun, StoreError, write_stream};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{what}: {source}")]
+    Step {
+        what: String,
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl RunError {
+    /// 2 when the pipeline or the arguments must change, 1 for failures while running.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Params(_) => 2,
+            RunError::Engine(e) if e.is_invalid_pipeline() => 2,
+            RunError::Store(StoreError::RemoteOutput(_)) => 2,
+            _ => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub date: NaiveDate,
+    pub params: Vec<String>,
+    pub engine: EngineOptions,
+}
+
+/// What a finished run published.
+#[derive(Debug)]
+pub struct RunReport {
+    pub manifest: Manifest,
+    pub run_dir: PathBuf,
+    /// Whether `latest.json` points at this run (false when an older date was rerun).
+    pub is_latest: bool,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn new_run_id() -> String {
+    format!(
+        "{}-{:08x}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        rand::random::<u32>()
+    )
+}
+
+/// Registers sources and plans every model as a view, reading no data rows: `validate`.
+pub async fn validate(pipeline: &Pipeline) -> Result<(), RunError> {
+    let (ctx, _) = engine::session(&EngineOptions::default())?;
+    engine::register_sources(&ctx, pipeline).await?;
+    let params = pipeline.params.bind(chrono::Utc::now().date_naive(), &[])?;
+    for model in &pipeline.models {
+        engine::register_view(&ctx, model, &params).await?;
+    }
+    if let Some(segments) = &pipeline.segments {
+        crate::segments::plan_segments(&ctx, pipeline, segments, &params).await?;
+    }
+    Ok(())
+}
+
+/// Runs the pipeline for one date and publishes it.
+pub async fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<RunReport, RunError> {
+    let span = info_span!("run", pipeline = %pipeline.name, run_date = %options.date);
+    run_inner(pipeline, options).instrument(span).await
+}
+
+async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunReport, RunError> {
+    let started_at = now();
+    let params = pipeline.params.bind(options.date, &options.params)?;
+    let store = PipelineStore::new(&pipeline.output, &pipeline.name)?;
+    let run_id = new_run_id();
+    let staged = store.begin(options.date, &run_id)?;
+    let previous_run = store.previous_run(options.date)?;
+    info!(run_id = %run_id, previous_run = ?previous_run, "run started");
+
+    let (ctx, _identifiers) = engine::session(&options.engine)?;
+    let mut steps = Vec::new();
+    let clock = Instant::now();
+    let inputs = engine::register_sources(&ctx, pipeline).await?;
+    steps.push(step("register sources", None, clock));
+
+    let mut outputs = Vec::new();
+    for model in &pipeline.models {
+        let clock = Instant::now();
+        let span = info_span!("model", model = %model.name);
+        let rows = run_model(&ctx, model, &params, &staged, &mut outputs)
+            .instrument(span)
+            .await?;
+        let step = step(&format!("model {}", model.name), rows, clock);
+        info!(model = %model.name, rows = ?rows, elapsed_ms = step.elapsed_ms, "model done");
+        steps.push(step);
+    }
+
+    let mut segment_stats = Vec::new();
+    if let Some(segments) = &pipeline.segments {
+        let clock = Instant::now();
+        let previous_state = previous_run.map(|date| store.run_dir(date).join("state/memberships"));
+        segment_stats = crate::segments::run_segments(
+            &ctx,
+            pipeline,
+            segments,
+            &params,
+            staged.run_dir(),
+            staged.work_dir(),
+            previous_state.as_deref(),
+            &mut outputs,
+        )
+        .instrument(info_span!("segments"))
+        .await?;
+        let members: u64 = segment_stats.iter().map(|s| s.size).sum();
+        steps.push(step("segments", Some(members), clock));
+        for s in &segment_stats {
+            info!(segment = %s.name, size = s.size, added = s.added, removed = s.removed, "segment");
+        }
+    }
+
+    let manifest = Manifest {
+        pipeline: pipeline.name.clone(),
+        run_date: options.date,
+        run_id,
+        segflow_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at,
+        finished_at: now(),
+        previous_run,
+        parameters: params.to_json(),
+        inputs,
+        outputs,
+        segments: segment_stats,
+        steps,
+    };
+    let run_dir = store.run_dir(options.date);
+    let is_latest = staged.publish(&manifest)?;
+    info!(run_dir = %run_dir.display(), is_latest, "run published");
+    Ok(RunReport {
+        manifest,
+        run_dir,
+        is_latest,
+    })
+}
+
+fn step(name: &str, rows: Option<u64>, clock: Instant) -> Step {
+    Step {
+        step: name.to_string(),
+        rows,
+        elapsed_ms: clock.elapsed().as_millis() as u64,
+    }
+}
+
+/// Runs one model: a view is only planned; a materialized model is streamed to Parquet (in the
+/// run folder when published, in scratch space otherwise) and read back from there.
+async fn run_model(
+    ctx: &SessionContext,
+    model: &Model,
+    params: &Params,
+    staged: &StagedRun,
+    outputs: &mut Vec<Output>,
+) -> Result<Option<u64>, RunError> {
+    if !model.materialize {
+        engine::register_view(ctx, model, params).await?;
+        return Ok(None);
+    }
+    let what = format!("model {}", model.name);
+    let df = engine::plan_query(ctx, &what, &model.query, params).await?;
+    let relative = format!("models/{}", model.name);
+    let base = if model.publish {
+        staged.run_dir()
+    } else {
+        staged.work_dir()
+    };
+    let dir = base.join(&relative);
+    let stream = df
+        .execute_stream()
+        .await
+        .map_err(|e| EngineError::execution(&what, e))?;
+    let (files, schema) = write_stream(stream, &dir, base)
+        .await
+        .map_err(|source| step_error(&what, source))?;
+    let rows = files.iter().map(|f| f.rows).sum();
+    register_parquet_dir(ctx, &model.name, &dir).await?;
+    if model.publish {
+        outputs.push(Output {
+            name: model.name.clone(),
+            kind: OutputKind::Model,
+            path: relative,
+            rows,
+            files,
+            schema,
+        });
+    }
+    Ok(Some(rows))
+}
+
+fn step_error(what: &str, source: StoreError) -> RunError {
+    match source {
+        StoreError::Query(err) => RunError::Engine(EngineError::execution(what, err)),
+        source => RunError::Step {
+            what: what.to_string(),
+            source,
+        },
+    }
+}
+
+/// Files written for one output, before they are named in the manifest.
+pub struct Written {
+    pub files: Vec<crate::store::WrittenFile>,
+    pub schema: Vec<crate::store::ColumnSchema>,
+}
+
+impl Written {
+    pub fn rows(&self) -> u64 {
+        self.files.iter().map(|f| f.rows).sum()
+    }
+
+    pub fn into_output(self, name: &str, kind: OutputKind, path: String) -> Output {
+        Output {
+            name: name.to_string(),
+            kind,
+            path,
+            rows: self.rows(),
+            files: self.files,
+            schema: self.schema,
+        }
+    }
+}
+
+/// Runs SQL segflow generated and streams the result into Parquet at `target` (a folder, or a
+/// `.parquet` file).
+pub async fn write_query(
+    ctx: &SessionContext,
+    what: &str,
+    sql: &str,
+    params: &Params,
+    target: &Path,
+    run_root: &Path,
+) -> Result<Written, RunError> {
+    let df = engine::plan_sql(ctx, sql, params).await.map_err(|e| match e {
+        EngineError::Execution { message, .. } => EngineError::Execution {
+            what: what.to_string(),
+            message,
+        },
+        other => other,
+    })?;
+    let stream = df
+        .execute_stream()
+        .await
+        .map_err(|e| EngineError::execution(what, e))?;
+    let (files, schema) = write_stream(stream, target, run_root)
+        .await
+        .map_err(|source| step_error(what, source))?;
+    Ok(Written { files, schema })
+}
+
+/// Registers a folder of Parquet files segflow wrote as a table.
+pub async fn register_parquet_dir(ctx: &SessionContext, name: &str, dir: &Path) -> Result<(), EngineError> {
+    let url = ListingTableUrl::parse(format!("{}/", dir.display()))
+        .map_err(|e| EngineError::execution(format!("reading back {name}"), e))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let schema = options
+        .infer_schema(&ctx.state(), &url)
+        .await
+        .map_err(|e| EngineError::execution(format!("reading back {name}"), e))?;
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(|e| EngineError::execution(format!("reading back {name}"), e))?;
+    ctx.deregister_table(name)
+        .map_err(|e| EngineError::execution(format!("reading back {name}"), e))?;
+    ctx.register_table(name, Arc::new(table))
+        .map_err(|e| EngineError::execution(format!("reading back {name}"), e))?;
+    Ok(())
+}
+
+impl RunReport {
+    /// The human summary printed after a run.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write;
+        let m = &self.manifest;
+        let mut out = format!(
+            "published {} for {} to {}{}\n",
+            m.pipeline,
+            m.run_date,
+            self.run_dir.display(),
+            if self.is_latest { "" } else { " (an older date: latest.json unchanged)" }
+        );
+        for output in &m.outputs {
+            let _ = writeln!(out, "  {:<40} {:>10} rows", output.path, output.rows);
+        }
+        let total: u64 = m.steps.iter().map(|s| s.elapsed_ms).sum();
+        let _ = writeln!(out, "  run {} took {:.1}s", m.run_id, total as f64 / 1000.0);
+        out
+    }
+}

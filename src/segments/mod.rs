@@ -1,0 +1,419 @@
+//! Today's segment membership, control groups, what changed since the previous published run,
+//! how customers migrated between segments, and the membership history carried forward.
+//!
+//! All of it is set-based SQL that segflow generates from the pipeline's rules and runs on
+//! DataFusion; tables stream to Parquet, and only per-segment counts are collected.
+//!
+//! Groups: a key's bucket is `segflow_bucket(salt, key)` in [0, 10000). Global holdout first
+//! (`global_control`), then the segment's holdout (`control`), then its split variant, else
+//! `treatment`. A bucket depends only on (salt, key), so a customer keeps their group every
+//! day and in every segment they move to, and raising a percentage only adds to control.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{self, EngineError};
+use crate::location::find_identifier;
+use crate::pipeline::sql::literal;
+use crate::pipeline::{Holdout, Params, Pipeline, Rule, Segment, Segments};
+use crate::report::{Output, OutputKind};
+use crate::run::{RunError, register_parquet_dir, write_query};
+
+/// Internal tables; the prefix keeps them apart from the pipeline's own names.
+pub const MEMBERS: &str = "__segflow_members";
+pub const PREVIOUS: &str = "__segflow_previous_memberships";
+const TODAY: &str = "__segflow_today";
+/// The `segment` value for customers in no segment, in migration counts.
+pub const NO_SEGMENT: &str = "(none)";
+
+/// What the manifest records for one segment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SegmentStats {
+    pub name: String,
+    pub description: String,
+    /// The rule in words: the conditions, or the SQL file.
+    pub rule: Vec<String>,
+    pub size: u64,
+    pub groups: BTreeMap<String, u64>,
+    pub added: u64,
+    pub removed: u64,
+    pub stayed: u64,
+}
+
+fn sql_segment_view(segment: &Segment) -> String {
+    format!("__segflow_segment_{}", segment.name)
+}
+
+/// `(name, expression)` rendered for the generated SQL, placeholders typed.
+fn condition_columns(segment: &Segment) -> Vec<(String, String)> {
+    match &segment.rule {
+        Rule::Conditions(conditions) => conditions
+            .iter()
+            .map(|c| (c.name.clone(), c.expr.to_string()))
+            .collect(),
+        Rule::Sql(_) => Vec::new(),
+    }
+}
+
+/// The rule in words, for the manifest and `explain`.
+pub fn rule_text(segment: &Segment) -> Vec<String> {
+    match &segment.rule {
+        Rule::Conditions(conditions) => conditions
+            .iter()
+            .map(|c| format!("{}: {}", c.name, c.text))
+            .collect(),
+        Rule::Sql(query) => vec![format!("members returned by {}", query.path.display())],
+    }
+}
+
+/// One segment's members as `(key, segment, reasons)`.
+fn members_query(pipeline: &Pipeline, segments: &Segments, segment: &Segment) -> String {
+    let key = pipeline.key.as_deref().expect("compile requires a key with segments");
+    match &segment.rule {
+        Rule::Conditions(conditions) => {
+            let reasons: Vec<&str> = conditions.iter().map(|c| c.reason.as_str()).collect();
+            let all_hold: Vec<String> = conditions
+                .iter()
+                .map(|c| format!("COALESCE(({}), false)", c.expr))
+                .collect();
+            format!(
+                "SELECT {key}, {segment} AS segment, {reasons} AS reasons FROM {from} WHERE {all}",
+                segment = literal(&segment.name),
+                reasons = literal(&reasons.join("; ")),
+                from = segments.from,
+                all = if all_hold.is_empty() { "true".to_string() } else { all_hold.join(" AND ") },
+            )
+        }
+        Rule::Sql(_) => format!(
+            "SELECT DISTINCT {key}, {segment} AS segment, {reason} AS reasons FROM {view}",
+            segment = literal(&segment.name),
+            reason = literal(&segment.description),
+            view = sql_segment_view(segment),
+        ),
+    }
+}
+
+fn bucket_below(holdout: &Holdout, key: &str) -> String {
+    format!("segflow_bucket({}, {key}) < {}", literal(&holdout.salt), holdout.below)
+}
+
+/// The `group` expression: global holdout, then the segment's holdout, then its split.
+fn group_case(segments: &Segments, key: &str) -> String {
+    let mut case = String::from("CASE");
+    if let Some(global) = &segments.holdout {
+        case += &format!(" WHEN {} THEN 'global_control'", bucket_below(global, key));
+    }
+    for segment in &segments.list {
+        let is = format!("segment = {}", literal(&segment.name));
+        if let Some(holdout) = &segment.holdout {
+            case += &format!(" WHEN {is} AND {} THEN 'control'", bucket_below(holdout, key));
+        }
+        if let Some(split) = &segment.split {
+            for (variant, upper) in &split.variants {
+                case += &format!(
+                    " WHEN {is} AND segflow_bucket({}, {key}) < {upper} THEN {}",
+                    literal(&split.salt),
+                    literal(variant)
+                );
+            }
+        }
+    }
+    case + " ELSE 'treatment' END"
+}
+
+/// Registers the SQL segments' queries and plans every segment against the profile, reading
+/// no rows: used by `validate` and at the start of a run.
+pub async fn plan_segments(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    segments: &Segments,
+    params: &Params,
+) -> Result<(), EngineError> {
+    let key = pipeline.key.as_deref().expect("compile requires a key with segments");
+    for segment in &segments.list {
+        let what = format!("segment {}", segment.name);
+        if let Rule::Sql(query) = &segment.rule {
+            let df = engine::plan_query(ctx, &what, query, params).await?;
+            if df.schema().field_with_unqualified_name(key).is_err() {
+                return Err(EngineError::Plan {
+                    at: crate::location::Location::file(&query.path),
+                    what,
+                    message: format!("the query must return the key column {key}"),
+                });
+            }
+            ctx.register_table(sql_segment_view(segment).as_str(), df.into_view())
+                .map_err(|e| EngineError::execution(&what, e))?;
+        }
+        let sql = members_query(pipeline, segments, segment);
+        engine::plan_sql(ctx, &sql, params)
+            .await
+            .map_err(|err| locate_segment_error(segment, &what, err))?;
+    }
+    if !pipeline.activation_columns.is_empty() {
+        let sql = format!("SELECT {key}, {} FROM {}", pipeline.activation_columns.join(", "), segments.from);
+        engine::plan_sql(ctx, &sql, params)
+            .await
+            .map_err(|err| match err {
+                EngineError::Execution { message, .. } => EngineError::Plan {
+                    at: pipeline.output_at.clone(),
+                    what: "output.columns".into(),
+                    message: format!("{message} (columns must exist in the profile model {})", segments.from),
+                },
+                other => other,
+            })?;
+    }
+    Ok(())
+}
+
+/// Points an error in a segment's generated SQL at the condition that names the bad column.
+fn locate_segment_error(segment: &Segment, what: &str, err: EngineError) -> EngineError {
+    let EngineError::Execution { message, .. } = err else {
+        return err;
+    };
+    let at = match &segment.rule {
+        Rule::Conditions(conditions) => conditions
+            .iter()
+            .find(|c| {
+                message
+                    .split(['\'', '"', ' ', '.'])
+                    .filter(|w| w.len() > 1)
+                    .any(|w| find_identifier(&c.text, w).is_some())
+            })
+            .map_or(segment.at.clone(), |c| c.at.clone()),
+        Rule::Sql(query) => crate::location::Location::file(&query.path),
+    };
+    EngineError::Plan {
+        at,
+        what: what.to_string(),
+        message,
+    }
+}
+
+/// Evaluates every segment, assigns groups and writes audiences, changes, migration and the
+/// new membership history into the staged run. `previous_state` is the state folder of the
+/// run this one compares with.
+pub async fn run_segments(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    segments: &Segments,
+    params: &Params,
+    run_dir: &Path,
+    work_dir: &Path,
+    previous_state: Option<&Path>,
+    outputs: &mut Vec<Output>,
+) -> Result<Vec<SegmentStats>, RunError> {
+    let key = pipeline.key.as_deref().expect("compile requires a key with segments");
+    plan_segments(ctx, pipeline, segments, params).await?;
+
+    // Today's members with their groups, computed once.
+    let union: Vec<String> = segments
+        .list
+        .iter()
+        .map(|s| members_query(pipeline, segments, s))
+        .collect();
+    let members_sql = format!(
+        "SELECT {key}, segment, reasons, {group} AS \"group\" FROM ({union})",
+        group = group_case(segments, key),
+        union = union.join(" UNION ALL "),
+    );
+    let members_dir = work_dir.join("members");
+    write_query(ctx, "segment membership", &members_sql, params, &members_dir, work_dir).await?;
+    register_parquet_dir(ctx, MEMBERS, &members_dir).await?;
+
+    register_previous(ctx, key, previous_state).await?;
+
+    // Audiences: members with their group, reasons and activation columns.
+    let columns: String = pipeline
+        .activation_columns
+        .iter()
+        .filter(|c| c.as_str() != key)
+        .map(|c| format!(", p.{c}"))
+        .collect();
+    for segment in &segments.list {
+        let sql = format!(
+            "SELECT m.{key}, m.\"group\", m.reasons{columns} FROM {MEMBERS} m \
+             JOIN {from} p ON p.{key} = m.{key} WHERE m.segment = {name} ORDER BY m.{key}",
+            from = segments.from,
+            name = literal(&segment.name),
+        );
+        let relative = format!("audiences/segment={}", segment.name);
+        let files = write_query(ctx, &format!("audience {}", segment.name), &sql, params, &run_dir.join(&relative), run_dir).await?;
+        outputs.push(files.into_output(&segment.name, OutputKind::Audience, relative));
+    }
+
+    // Changes since the previous run: who was added, who was removed.
+    let today = format!("SELECT DISTINCT {key}, segment FROM {MEMBERS}");
+    ctx.register_table(TODAY, engine::plan_sql(ctx, &today, params).await?.into_view())
+        .map_err(|e| EngineError::execution("segment membership", e))?;
+    let open = format!("SELECT {key}, segment FROM {PREVIOUS} WHERE exited_on IS NULL");
+    for segment in &segments.list {
+        let name = literal(&segment.name);
+        let sql = format!(
+            "SELECT t.{key}, 'added' AS change FROM {TODAY} t WHERE t.segment = {name} \
+               AND NOT EXISTS (SELECT 1 FROM ({open}) o WHERE o.{key} = t.{key} AND o.segment = t.segment) \
+             UNION ALL \
+             SELECT o.{key}, 'removed' AS change FROM ({open}) o WHERE o.segment = {name} \
+               AND NOT EXISTS (SELECT 1 FROM {TODAY} t WHERE t.{key} = o.{key} AND t.segment = o.segment) \
+             ORDER BY change, {key}"
+        );
+        let relative = format!("changes/segment={}", segment.name);
+        let files = write_query(ctx, &format!("changes {}", segment.name), &sql, params, &run_dir.join(&relative), run_dir).await?;
+        outputs.push(files.into_output(&segment.name, OutputKind::Changes, relative));
+    }
+
+    // Migration: for each customer in a segment yesterday or today, every (from, to) pair.
+    let none = literal(NO_SEGMENT);
+    let migration = format!(
+        "WITH before AS ({open}), after AS (SELECT {key}, segment FROM {TODAY}), \
+         keys AS (SELECT {key} FROM before UNION SELECT {key} FROM after), \
+         f AS (SELECT k.{key}, COALESCE(b.segment, {none}) AS from_segment FROM keys k LEFT JOIN before b ON b.{key} = k.{key}), \
+         t AS (SELECT k.{key}, COALESCE(a.segment, {none}) AS to_segment FROM keys k LEFT JOIN after a ON a.{key} = k.{key}) \
+         SELECT from_segment, to_segment, COUNT(*) AS customers FROM f JOIN t ON f.{key} = t.{key} \
+         GROUP BY from_segment, to_segment ORDER BY from_segment, to_segment"
+    );
+    let files = write_query(ctx, "migration", &migration, params, &run_dir.join("migration.parquet"), run_dir).await?;
+    outputs.push(files.into_output("migration", OutputKind::Migration, "migration.parquet".into()));
+
+    // History: closed spells carried over, open spells closed when the customer left, new
+    // spells for customers who entered.
+    let history = format!(
+        "SELECT {key}, segment, entered_on, exited_on FROM {PREVIOUS} WHERE exited_on IS NOT NULL \
+         UNION ALL \
+         SELECT o.{key}, o.segment, o.entered_on, \
+                CASE WHEN t.{key} IS NULL THEN $run_date ELSE CAST(NULL AS DATE) END AS exited_on \
+           FROM {PREVIOUS} o LEFT JOIN {TODAY} t ON t.{key} = o.{key} AND t.segment = o.segment \
+          WHERE o.exited_on IS NULL \
+         UNION ALL \
+         SELECT t.{key}, t.segment, $run_date AS entered_on, CAST(NULL AS DATE) AS exited_on FROM {TODAY} t \
+          WHERE NOT EXISTS (SELECT 1 FROM {PREVIOUS} o WHERE o.exited_on IS NULL AND o.{key} = t.{key} AND o.segment = t.segment) \
+         ORDER BY segment, {key}, entered_on"
+    );
+    let history = history.replace("$run_date", &format!("CAST({} AS DATE)", literal(&params.run_date().to_string())));
+    let files = write_query(ctx, "membership history", &history, params, &run_dir.join("state/memberships"), run_dir).await?;
+    outputs.push(files.into_output("memberships", OutputKind::State, "state/memberships".into()));
+
+    stats(ctx, key, segments, params).await
+}
+
+/// Registers the previous run's membership history, or an empty one on the first run.
+async fn register_previous(
+    ctx: &SessionContext,
+    key: &str,
+    previous_state: Option<&Path>,
+) -> Result<(), RunError> {
+    if let Some(dir) = previous_state.filter(|d| d.is_dir()) {
+        register_parquet_dir(ctx, PREVIOUS, dir).await?;
+        return Ok(());
+    }
+    let key_type = ctx
+        .table(MEMBERS)
+        .await
+        .map_err(|e| EngineError::execution("segment membership", e))?
+        .schema()
+        .field_with_unqualified_name(key)
+        .map(|f| f.data_type().clone())
+        .unwrap_or(DataType::Utf8);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(key, key_type, true),
+        Field::new("segment", DataType::Utf8, true),
+        Field::new("entered_on", DataType::Date32, true),
+        Field::new("exited_on", DataType::Date32, true),
+    ]));
+    let empty = MemTable::try_new(schema, vec![vec![]])
+        .map_err(|e| EngineError::execution("membership history", e))?;
+    ctx.register_table(PREVIOUS, Arc::new(empty))
+        .map_err(|e| EngineError::execution("membership history", e))?;
+    Ok(())
+}
+
+/// Per-segment sizes by group and change counts (small aggregates, collected).
+async fn stats(
+    ctx: &SessionContext,
+    key: &str,
+    segments: &Segments,
+    params: &Params,
+) -> Result<Vec<SegmentStats>, RunError> {
+    let mut by_name: BTreeMap<String, SegmentStats> = segments
+        .list
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                SegmentStats {
+                    name: s.name.clone(),
+                    description: s.description.clone(),
+                    rule: rule_text(s),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    let groups = collect(ctx, &format!("SELECT segment, \"group\", COUNT(*) AS n FROM {MEMBERS} GROUP BY 1, 2"), params).await?;
+    for batch in &groups {
+        for row in 0..batch.num_rows() {
+            let segment = string_at(batch, 0, row);
+            let group = string_at(batch, 1, row);
+            let n = batch.column(2).as_primitive::<Int64Type>().value(row) as u64;
+            if let Some(stats) = by_name.get_mut(&segment) {
+                stats.size += n;
+                stats.groups.insert(group, n);
+            }
+        }
+    }
+    let changes = collect(
+        ctx,
+        &format!(
+            "SELECT segment, change, COUNT(*) AS n FROM ( \
+               SELECT t.segment, 'added' AS change FROM {TODAY} t WHERE NOT EXISTS ( \
+                 SELECT 1 FROM {PREVIOUS} o WHERE o.exited_on IS NULL AND o.segment = t.segment AND o.{key} = t.{key}) \
+               UNION ALL \
+               SELECT o.segment, 'removed' AS change FROM {PREVIOUS} o WHERE o.exited_on IS NULL AND NOT EXISTS ( \
+                 SELECT 1 FROM {TODAY} t WHERE t.segment = o.segment AND t.{key} = o.{key}) \
+             ) GROUP BY 1, 2"
+        ),
+        params,
+    )
+    .await?;
+    for batch in &changes {
+        for row in 0..batch.num_rows() {
+            let segment = string_at(batch, 0, row);
+            let n = batch.column(2).as_primitive::<Int64Type>().value(row) as u64;
+            if let Some(stats) = by_name.get_mut(&segment) {
+                match string_at(batch, 1, row).as_str() {
+                    "added" => stats.added = n,
+                    _ => stats.removed = n,
+                }
+            }
+        }
+    }
+    for stats in by_name.values_mut() {
+        stats.stayed = stats.size - stats.added;
+    }
+    // Keep the pipeline's order of segments.
+    let order: Vec<&str> = segments.list.iter().map(|s| s.name.as_str()).collect();
+    let mut list: Vec<SegmentStats> = by_name.into_values().collect();
+    list.sort_by_key(|s| order.iter().position(|n| *n == s.name));
+    Ok(list)
+}
+fn string_at(batch: &RecordBatch, column: usize, row: usize) -> String {
+    let array = batch.column(column);
+    match array.data_type() {
+        DataType::Utf8View => array.as_string_view().value(row).to_string(),
+        DataType::LargeUtf8 => array.as_string::<i64>().value(row).to_string(),
+        _ => array.as_string::<i32>().value(row).to_string(),
+    }
+}
+
+async fn collect(ctx: &SessionContext, sql: &str, params: &Params) -> Result<Vec<RecordBatch>, RunError> {
+    let df = engine::plan_sql(ctx, sql, params).await?;
+    df.collect()
+        .await
+        .map_err(|e| RunError::Engine(EngineError::execution("segment counts", e)))
+}

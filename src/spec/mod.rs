@@ -1,0 +1,292 @@
+//! The pipeline file as written: plain serde data, no I/O, no validation beyond shape.
+//!
+//! `pipeline::compile` turns a [`PipelineSpec`] into a runnable `Pipeline`, checking names,
+//! files, SQL and the DAG. Every struct denies unknown fields so a typo is an error that lists
+//! the allowed keys, with the line and column serde_yaml reports.
+
+mod locate;
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+pub use locate::locate;
+
+use crate::location::Location;
+
+/// A pipeline file could not be read or does not have the shape of a pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("{path}: cannot read the pipeline file: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{at}: {message}")]
+    Yaml { at: Location, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// The pipeline's name: the folder its runs are published under.
+    pub pipeline: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The entity every audience is keyed by (a column of the profile model).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Typed values bound to `$name` placeholders in every SQL file.
+    #[serde(default)]
+    pub params: IndexMap<String, ParamValue>,
+    #[serde(default)]
+    pub sources: IndexMap<String, SourceSpec>,
+    #[serde(default)]
+    pub models: IndexMap<String, ModelSpec>,
+    #[serde(default)]
+    pub segments: Option<SegmentsSpec>,
+    pub output: OutputSpec,
+}
+
+/// A parameter's value; its YAML type decides its SQL type (`true` → BOOLEAN, `3` → BIGINT,
+/// `2.5` → DOUBLE, `"2026-01-31"` → DATE, any other text → VARCHAR).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ParamValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// A file, a folder, or a glob; a local path (relative to the project) or a URL
+    /// (`file://`, `s3://`, `gs://`, `az://`).
+    pub uri: String,
+    pub format: Format,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Only files with this ending are read from a folder (default: by format).
+    #[serde(default)]
+    pub extension: Option<String>,
+    /// CSV only: field delimiter (default `,`).
+    #[serde(default)]
+    pub delimiter: Option<char>,
+    /// CSV only: whether the first line names the columns (default true).
+    #[serde(default)]
+    pub header: Option<bool>,
+    /// Hive partition folders (`year=2026/month=3`) and the type of each partition column.
+    #[serde(default)]
+    pub partitioned_by: IndexMap<String, ColumnType>,
+    /// The column contract: names that must exist and the type each is read as.
+    #[serde(default)]
+    pub columns: IndexMap<String, ColumnType>,
+    #[serde(default)]
+    pub primary_key: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Parquet,
+    #[serde(alias = "json")]
+    Ndjson,
+}
+
+impl Format {
+    pub fn default_extension(self) -> &'static str {
+        match self {
+            Format::Csv => ".csv",
+            Format::Parquet => ".parquet",
+            Format::Ndjson => ".json",
+        }
+    }
+}
+
+/// The column types a contract or a partition may declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    #[serde(alias = "text", alias = "varchar")]
+    String,
+    #[serde(alias = "integer", alias = "bigint")]
+    Int,
+    #[serde(alias = "float", alias = "decimal")]
+    Double,
+    #[serde(alias = "bool")]
+    Boolean,
+    Date,
+    Timestamp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// The model's query, relative to the project root (e.g. `sql/daily/profile.sql`).
+    pub sql: PathBuf,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Stream the result to Parquet once and read that, instead of re-running the query
+    /// wherever the model is used.
+    #[serde(default)]
+    pub materialize: bool,
+    /// Also publish the model's rows in the run folder under `models/<name>/`.
+    #[serde(default)]
+    pub publish: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// Where runs are published: `<uri>/<pipeline>/runs/run_date=…/`.
+    pub uri: String,
+    /// Columns of the profile model copied into every audience row for activation tools.
+    #[serde(default)]
+    pub columns: Vec<String>,
+}
+
+/// `segments:` — who is in which segment today, and who is held out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentsSpec {
+    /// The profile model conditions are evaluated on: one row per key.
+    pub from: String,
+    /// The global control group: these customers receive nothing, in every segment.
+    #[serde(default)]
+    pub holdout: Option<HoldoutSpec>,
+    pub list: IndexMap<String, SegmentSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldoutSpec {
+    /// Share of customers in the control group, 0 to 100 (two decimals: 10,000 buckets).
+    pub percent: f64,
+    /// Changing the salt reshuffles who is in control; keep it to keep groups stable.
+    pub salt: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentSpec {
+    pub description: String,
+    /// Named SQL conditions over the profile; a customer is a member when all hold.
+    #[serde(default)]
+    pub conditions: IndexMap<String, ConditionSpec>,
+    /// Or: a query returning the members' keys (and optionally a `reason` column).
+    #[serde(default)]
+    pub sql: Option<PathBuf>,
+    /// This segment's own control group.
+    #[serde(default)]
+    pub holdout: Option<HoldoutSpec>,
+    /// An A/B split of the treated members into named variants.
+    #[serde(default)]
+    pub split: Option<SplitSpec>,
+}
+
+/// A condition: a SQL boolean expression, optionally with the sentence shown as its reason.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ConditionSpec {
+    Expr(String),
+    Described { sql: String, reason: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSpec {
+    pub salt: String,
+    /// Variant name → weight; weights are shares of the treated members.
+    pub variants: IndexMap<String, u32>,
+}
+
+/// Parses pipeline YAML, reporting errors as `file:line:column: field.path: message`.
+pub fn parse(file: &Path, text: &str) -> Result<PipelineSpec, SpecError> {
+    serde_yaml::from_str(text).map_err(|err| yaml_error(file, &err))
+}
+
+/// Reads and parses a pipeline file.
+pub fn load(file: &Path) -> Result<(PipelineSpec, String), SpecError> {
+    let text = std::fs::read_to_string(file).map_err(|source| SpecError::Read {
+        path: file.to_owned(),
+        source,
+    })?;
+    Ok((parse(file, &text)?, text))
+}
+
+fn yaml_error(file: &Path, err: &serde_yaml::Error) -> SpecError {
+    let (line, column) = err
+        .location()
+        .map_or((1, 1), |l| (l.line(), l.column()));
+    // serde_yaml appends " at line L column C"; the location prefix already says it.
+    let message = err.to_string();
+    let message = match message.find(" at line ") {
+        Some(cut) => message[..cut].to_string(),
+        None => message,
+    };
+    let message = message.replace('`', "\"");
+    SpecError::Yaml {
+        at: Location::new(file, line, column),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<PipelineSpec, SpecError> {
+        parse(Path::new("pipelines/p.yaml"), text)
+    }
+
+    const MINIMAL: &str = "\
+pipeline: p
+params: { lookback_days: 30, threshold: 2.5, enabled: true, since: \"2026-01-01\", label: x }
+sources:
+  customers: { uri: data/customers.csv, format: csv, primary_key: [customer_id] }
+  events:
+    uri: data/events/
+    format: parquet
+    partitioned_by: { year: int, month: int }
+models:
+  profile: { sql: sql/profile.sql, materialize: true }
+output: { uri: out/ }
+";
+
+    #[test]
+    fn parses_a_minimal_pipeline() {
+        let spec = parse_str(MINIMAL).unwrap();
+        assert_eq!(spec.pipeline, "p");
+        assert_eq!(spec.params["lookback_days"], ParamValue::Int(30));
+        assert_eq!(spec.params["threshold"], ParamValue::Float(2.5));
+        assert_eq!(spec.params["enabled"], ParamValue::Bool(true));
+        assert_eq!(spec.params["since"], ParamValue::Text("2026-01-01".into()));
+        assert_eq!(spec.sources["events"].partitioned_by["month"], ColumnType::Int);
+        assert!(spec.models["profile"].materialize);
+        assert_eq!(
+            spec.sources.keys().collect::<Vec<_>>(),
+            ["customers", "events"]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_name_the_field_the_line_and_the_allowed_keys() {
+        let text = MINIMAL.replace("materialize: true", "materialise: true");
+        let err = parse_str(&text).unwrap_err().to_string();
+        assert!(err.starts_with("pipelines/p.yaml:10:"), "{err}");
+        assert!(err.contains("models.profile: unknown field \"materialise\""), "{err}");
+        assert!(err.contains("expected one of"), "{err}");
+    }
+
+    #[test]
+    fn unknown_formats_are_rejected() {
+        let text = MINIMAL.replace("format: csv", "format: xlsx");
+        let err = parse_str(&text).unwrap_err().to_string();
+        assert!(err.contains("unknown variant \"xlsx\""), "{err}");
+        assert!(err.contains("pipelines/p.yaml:4:"), "{err}");
+    }
+}

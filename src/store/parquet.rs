@@ -1,0 +1,233 @@
+//! Streams record batches into zstd Parquet files through `object_store`, counting rows as they
+//! pass; a table is never held in memory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::parquet::arrow::AsyncArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use futures::StreamExt;
+use object_store::buffered::BufWriter;
+use object_store::local::LocalFileSystem;
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+
+/// Files roll over after this many rows, so no single file grows without bound.
+const ROWS_PER_FILE: u64 = 5_000_000;
+
+/// One Parquet file of a run, as the manifest lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WrittenFile {
+    /// Relative to the run folder, e.g. `audiences/segment=x/part-00000.parquet`.
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ColumnSchema {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub data_type: String,
+    pub nullable: bool,
+}
+
+/// Types every Parquet reader understands: view and dictionary arrays become plain ones.
+fn portable(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+        DataType::Dictionary(_, value) => portable(value),
+        DataType::List(field) | DataType::ListView(field) | DataType::LargeList(field) => {
+            DataType::List(Arc::new(Field::new(
+                field.name(),
+                portable(field.data_type()),
+                field.is_nullable(),
+            )))
+        }
+        other => other.clone(),
+    }
+}
+
+fn portable_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), portable(f.data_type()), f.is_nullable()))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+pub fn describe_schema(schema: &Schema) -> Vec<ColumnSchema> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| ColumnSchema {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+            nullable: f.is_nullable(),
+        })
+        .collect()
+}
+
+/// Writes Parquet files `part-00000.parquet`, `part-00001.parquet`, … into one folder, or one
+/// file when the target ends in `.parquet`.
+pub struct ParquetWriter {
+    dir: PathBuf,
+    single_file: Option<String>,
+    run_root: PathBuf,
+    schema: SchemaRef,
+    store: Arc<LocalFileSystem>,
+    current: Option<(AsyncArrowWriter<BufWriter>, PathBuf, u64)>,
+    files: Vec<WrittenFile>,
+}
+
+impl ParquetWriter {
+    /// `dir` is where the files go; paths in the manifest are relative to `run_root`.
+    pub fn new(target: &Path, run_root: &Path, schema: &Schema) -> Self {
+        let single_file = target
+            .extension()
+            .is_some_and(|e| e == "parquet")
+            .then(|| target.file_name().expect("file name").to_string_lossy().into_owned());
+        let dir = match single_file {
+            Some(_) => target.parent().expect("file has a folder").to_owned(),
+            None => target.to_owned(),
+        };
+        Self {
+            dir,
+            single_file,
+            run_root: run_root.to_owned(),
+            schema: portable_schema(schema),
+            store: Arc::new(LocalFileSystem::new()),
+            current: None,
+            files: Vec::new(),
+        }
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn open(&mut self) -> Result<(), StoreError> {
+        std::fs::create_dir_all(&self.dir).map_err(StoreError::io(&self.dir, "creating folder"))?;
+        let name = match &self.single_file {
+            Some(name) => name.clone(),
+            None => format!("part-{:05}.parquet", self.files.len()),
+        };
+        let path = self.dir.join(name);
+        let location = object_store::path::Path::from_absolute_path(&path).map_err(|e| {
+            StoreError::Parquet {
+                path: path.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+            .set_max_row_group_row_count(Some(128 * 1024))
+            .build();
+        let writer = AsyncArrowWriter::try_new(
+            BufWriter::new(self.store.clone(), location),
+            self.schema.clone(),
+            Some(props),
+        )
+        .map_err(|e| parquet_error(&path, e))?;
+        self.current = Some((writer, path, 0));
+        Ok(())
+    }
+
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if self.single_file.is_none()
+            && self.current.as_ref().is_some_and(|(_, _, rows)| *rows >= ROWS_PER_FILE)
+        {
+            self.close_current().await?;
+        }
+        if self.current.is_none() {
+            self.open()?;
+        }
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(column, field)| {
+                if column.data_type() == field.data_type() {
+                    Ok(column.clone())
+                } else {
+                    cast(column, field.data_type())
+                }
+            })
+            .collect::<Result<Vec<_>, _>>();
+        let (writer, path, rows) = self.current.as_mut().expect("opened above");
+        let columns = columns.map_err(|e| StoreError::Parquet {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| StoreError::Parquet {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        writer.write(&batch).await.map_err(|e| parquet_error(path, e))?;
+        *rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    async fn close_current(&mut self) -> Result<(), StoreError> {
+        if let Some((writer, path, rows)) = self.current.take() {
+            writer.close().await.map_err(|e| parquet_error(&path, e))?;
+            let bytes = std::fs::metadata(&path)
+                .map_err(StoreError::io(&path, "reading size"))?
+                .len();
+            let relative = path
+                .strip_prefix(&self.run_root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            self.files.push(WrittenFile {
+                path: relative,
+                rows,
+                bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Closes the last file; an empty output still gets one file carrying the schema.
+    pub async fn finish(mut self) -> Result<Vec<WrittenFile>, StoreError> {
+        if self.current.is_none() && self.files.is_empty() {
+            self.open()?;
+        }
+        self.close_current().await?;
+        Ok(self.files)
+    }
+}
+
+fn parquet_error(path: &Path, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Parquet {
+        path: path.to_owned(),
+        message: err.to_string(),
+    }
+}
+
+/// Streams every batch of `stream` into Parquet files in `dir`.
+pub async fn write_stream(
+    mut stream: SendableRecordBatchStream,
+    dir: &Path,
+    run_root: &Path,
+) -> Result<(Vec<WrittenFile>, Vec<ColumnSchema>), StoreError> {
+    let mut writer = ParquetWriter::new(dir, run_root, &stream.schema());
+    let schema = describe_schema(writer.schema());
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(StoreError::Query)?;
+        writer.write(&batch).await?;
+    }
+    Ok((writer.finish().await?, schema))
+}

@@ -1,0 +1,112 @@
+//! Broken pipelines: each fails with exit 2 and one message that names the file, the line and
+//! what to do. The messages are pinned as snapshots.
+
+use insta::assert_snapshot;
+
+use crate::support::Project;
+
+const PIPELINE: &str = "pipelines/mini.yaml";
+
+fn validate_error(project: &Project) -> String {
+    project.fails(&["validate", PIPELINE], 2)
+}
+
+#[test]
+fn bad_yaml_names_the_line() {
+    let p = Project::mini();
+    p.edit(PIPELINE, "  orders:\n", "  orders:\n   - [\n");
+    assert_snapshot!(validate_error(&p));
+}
+
+#[test]
+fn unknown_field_lists_the_allowed_ones() {
+    let p = Project::mini();
+    p.edit(PIPELINE, "    format: ndjson", "    fromat: ndjson");
+    assert_snapshot!(validate_error(&p));
+}
+
+#[test]
+fn sql_syntax_error_names_the_sql_file_and_line() {
+    let p = Project::mini();
+    p.edit("sql/mini/spend.sql", "group by customer_id", "group customer_id");
+    assert_snapshot!(validate_error(&p));
+}
+
+#[test]
+fn unknown_table_lists_the_pipeline_tables() {
+    let p = Project::mini();
+    p.edit("sql/mini/profile.sql", "left join spend s", "left join spending s");
+    assert_snapshot!(validate_error(&p));
+}
+
+#[test]
+fn unknown_column_points_into_the_sql() {
+    let p = Project::mini();
+    p.edit("sql/mini/profile.sql", "coalesce(s.orders, 0)", "coalesce(s.order_count, 0)");
+    assert_snapshot!(validate_error(&p));
+}
+
+#[test]
+fn unknown_parameter_lists_the_declared_ones() {
+    let p = Project::mini();
+    p.edit("sql/mini/profile.sql", "$min_spend", "$minimum_spend");
+    assert_snapshot!(validate_error(&p));
+}
+
+#[test]
+fn model_cycle_is_named() {
+    let p = Project::mini();
+    p.edit("sql/mini/active.sql", "from customers", "from customers join profile using (customer_id)");
+    assert_snapshot!(validate_error(&p));
+}
+
+#[test]
+fn missing_source_names_the_path() {
+    let p = Project::mini();
+    std::fs::remove_file(p.path("data/customers.csv")).unwrap();
+    assert_snapshot!(validate_error(&p));
+}
+
+#[test]
+fn contract_mismatch_lists_every_difference() {
+    let p = Project::mini();
+    p.edit(
+        PIPELINE,
+        "columns: { customer_id: int, email: string, signup_date: date }",
+        "columns: { customer_id: int, email: int, signup_date: date, segment: string }",
+    );
+    assert_snapshot!(validate_error(&p));
+}
+
+#[test]
+fn missing_sql_file_points_at_the_model() {
+    let p = Project::mini();
+    std::fs::remove_file(p.path("sql/mini/spend.sql")).unwrap();
+    assert_snapshot!(validate_error(&p));
+}
+
+#[test]
+fn every_problem_is_reported_in_one_pass() {
+    let p = Project::mini();
+    p.edit("sql/mini/spend.sql", "group by customer_id", "group customer_id");
+    p.edit("sql/mini/profile.sql", "$min_spend", "$minimum_spend");
+    let err = validate_error(&p);
+    assert!(err.contains("spend.sql:4:"), "{err}");
+    assert!(err.contains("unknown parameter $minimum_spend"), "{err}");
+}
+
+#[test]
+fn bad_param_override_is_an_argument_error() {
+    let p = Project::mini();
+    let err = p.fails(&["run", PIPELINE, "--date", "2026-11-20", "--param", "min_spend=lots"], 2);
+    assert_snapshot!(err);
+}
+
+#[test]
+fn unparseable_csv_value_fails_the_run_with_exit_1() {
+    let p = Project::mini();
+    p.edit("data/customers.csv", "2,bob@example.com,2026-02-10", "2,bob@example.com,last tuesday");
+    let err = p.fails(&["run", PIPELINE, "--date", "2026-11-20"], 1);
+    assert!(err.contains("model profile") || err.contains("model active"), "{err}");
+    assert!(!p.path("out/mini/runs").exists(), "nothing may be published");
+}

@@ -1,0 +1,138 @@
+//! Publishing: the run folder appears whole or not at all, and a failed or killed run leaves
+//! the previously published run untouched.
+
+use std::time::{Duration, Instant};
+
+use crate::support::Project;
+
+const PIPELINE: &str = "pipelines/mini.yaml";
+
+fn run(p: &Project, date: &str) -> String {
+    p.ok(&["run", PIPELINE, "--date", date])
+}
+
+#[test]
+fn a_run_publishes_its_folder_manifest_and_latest() {
+    let p = Project::mini();
+    let stdout = run(&p, "2026-11-20");
+    assert!(stdout.contains("published mini for 2026-11-20"), "{stdout}");
+
+    let latest = p.json("out/mini/latest.json");
+    assert_eq!(latest["run_date"], "2026-11-20");
+    assert_eq!(latest["manifest"], "runs/run_date=2026-11-20/manifest.json");
+
+    let manifest = p.json("out/mini/runs/run_date=2026-11-20/manifest.json");
+    assert_eq!(manifest["parameters"]["run_date"], "2026-11-20");
+    assert_eq!(manifest["parameters"]["min_spend"], 10.0);
+    let profile = &manifest["outputs"][0];
+    assert_eq!(profile["path"], "models/profile");
+    // Customer 4 signs up on 2026-11-21: not active yet.
+    assert_eq!(profile["rows"], 3);
+    assert_eq!(profile["files"][0]["path"], "models/profile/part-00000.parquet");
+    assert!(p.path("out/mini/runs/run_date=2026-11-20/models/profile/part-00000.parquet").is_file());
+    let inputs: Vec<&str> = manifest["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(inputs, ["customers", "orders"]);
+    assert!(!p.path("out/mini/.staging").read_dir().unwrap().any(|_| true));
+}
+
+#[test]
+fn params_on_the_command_line_are_bound_typed() {
+    let p = Project::mini();
+    p.ok(&["run", PIPELINE, "--date", "2026-11-20", "--param", "min_spend=100"]);
+    let manifest = p.json("out/mini/runs/run_date=2026-11-20/manifest.json");
+    assert_eq!(manifest["parameters"]["min_spend"], 100.0);
+}
+
+#[test]
+fn failure_in_the_last_step_keeps_the_previous_run() {
+    let p = Project::mini();
+    run(&p, "2026-11-20");
+    let before = p.read("out/mini/runs/run_date=2026-11-20/manifest.json");
+
+    // A failed run for a new date publishes nothing and leaves latest.json alone.
+    let err = p
+        .command(&["run", PIPELINE, "--date", "2026-11-21"])
+        .env("SEGFLOW_FAILPOINT", "before-publish")
+        .output()
+        .unwrap();
+    assert_eq!(err.status.code(), Some(1));
+    assert!(!p.path("out/mini/runs/run_date=2026-11-21").exists());
+    assert_eq!(p.json("out/mini/latest.json")["run_date"], "2026-11-20");
+
+    // A failed rerun of the same date leaves the published folder byte for byte.
+    let err = p
+        .command(&["run", PIPELINE, "--date", "2026-11-20"])
+        .env("SEGFLOW_FAILPOINT", "before-publish")
+        .output()
+        .unwrap();
+    assert_eq!(err.status.code(), Some(1));
+    assert_eq!(p.read("out/mini/runs/run_date=2026-11-20/manifest.json"), before);
+    assert!(!p.path("out/mini/.staging").read_dir().unwrap().any(|_| true));
+}
+
+#[test]
+fn killed_run_leaves_the_previous_run_and_the_next_run_recovers() {
+    let p = Project::mini();
+    run(&p, "2026-11-20");
+    let before = p.read("out/mini/runs/run_date=2026-11-20/manifest.json");
+
+    let mut child = p
+        .command(&["run", PIPELINE, "--date", "2026-11-20"])
+        .env("SEGFLOW_FAILPOINT", "before-publish=sleep")
+        .spawn()
+        .unwrap();
+    // Wait until the run has staged everything, manifest included, then kill it.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let staged_manifest = || {
+        std::fs::read_dir(p.path("out/mini/.staging"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.path().join("run/manifest.json").exists())
+    };
+    while !staged_manifest() {
+        assert!(Instant::now() < deadline, "the run never staged its files");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // While it holds the lock, a second run of the same date is refused.
+    let concurrent = p.segflow(&["run", PIPELINE, "--date", "2026-11-20"]);
+    assert_eq!(concurrent.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&concurrent.stderr).contains("in progress"));
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(p.read("out/mini/runs/run_date=2026-11-20/manifest.json"), before);
+
+    // The next run takes over the dead run's lock, cleans its staging and publishes.
+    run(&p, "2026-11-20");
+    assert_ne!(p.read("out/mini/runs/run_date=2026-11-20/manifest.json"), before);
+    assert_eq!(p.path("out/mini/.staging").read_dir().unwrap().count(), 0);
+}
+
+#[test]
+fn rerun_replaces_the_date_with_the_same_rows() {
+    let p = Project::mini();
+    run(&p, "2026-11-20");
+    let file = "out/mini/runs/run_date=2026-11-20/models/profile/part-00000.parquet";
+    let first = std::fs::read(p.path(file)).unwrap();
+    let first_id = p.json("out/mini/latest.json")["run_id"].clone();
+    run(&p, "2026-11-20");
+    assert_ne!(p.json("out/mini/latest.json")["run_id"], first_id);
+    assert_eq!(std::fs::read(p.path(file)).unwrap(), first, "same inputs, same bytes");
+}
+
+#[test]
+fn an_older_date_does_not_move_latest() {
+    let p = Project::mini();
+    run(&p, "2026-11-21");
+    let out = run(&p, "2026-11-20");
+    assert!(out.contains("latest.json unchanged"), "{out}");
+    assert_eq!(p.json("out/mini/latest.json")["run_date"], "2026-11-21");
+    let manifest = p.json("out/mini/runs/run_date=2026-11-21/manifest.json");
+    assert_eq!(manifest["outputs"][0]["rows"], 4);
+}

@@ -1,0 +1,123 @@
+//! Fixture projects in temporary folders, and running the segflow binary on them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+impl Project {
+    /// The small hand-made project under tests/fixtures/mini.
+    pub fn mini() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&repo().join("tests/fixtures/mini"), dir.path());
+        Self { dir }
+    }
+
+    /// The repository's example pipeline and SQL, reading the committed sample data.
+    pub fn sample() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&repo().join("pipelines"), &dir.path().join("pipelines"));
+        copy_dir(&repo().join("sql"), &dir.path().join("sql"));
+        std::os::unix::fs::symlink(repo().join("data"), dir.path().join("data")).unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    pub fn write(&self, relative: &str, content: &str) {
+        let path = self.path(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+
+    pub fn read(&self, relative: &str) -> String {
+        std::fs::read_to_string(self.path(relative))
+            .unwrap_or_else(|e| panic!("reading {relative}: {e}"))
+    }
+
+    /// Replaces `from` with `to` in a project file, checking `from` was there.
+    pub fn edit(&self, relative: &str, from: &str, to: &str) {
+        let text = self.read(relative);
+        assert!(text.contains(from), "{relative} does not contain {from:?}");
+        self.write(relative, &text.replacen(from, to, 1));
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_segflow"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("SEGFLOW_FAILPOINT")
+            .env("SEGFLOW_LOG", "warn");
+        command
+    }
+
+    pub fn segflow(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs segflow and asserts it succeeded, returning stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.segflow(args);
+        assert!(
+            out.status.success(),
+            "segflow {args:?} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs segflow expecting exit `code`; returns stderr with the project folder hidden.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.segflow(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "segflow {args:?}:\n{stderr}");
+        self.hide_paths(&stderr)
+    }
+
+    pub fn hide_paths(&self, text: &str) -> String {
+        let root = self.dir.path().to_string_lossy().into_owned();
+        let canonical = self.dir.path().canonicalize().unwrap().to_string_lossy().into_owned();
+        text.replace(&canonical, "[PROJECT]").replace(&root, "[PROJECT]")
+    }
+
+    pub fn json(&self, relative: &str) -> serde_json::Value {
+        serde_json::from_str(&self.read(relative)).unwrap()
+    }
+}
+
+/// Runs a Python snippet (pyarrow installed by .ci/run) and returns its stdout.
+pub fn python(script: &str) -> String {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "python failed (install the test requirements: pip install -r tests/requirements.txt):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
