@@ -96,7 +96,7 @@ impl Uri {
             }
             None => {
                 let path = Path::new(text);
-                Ok(Uri::Local(if path.is_absolute() {
+                Ok(Uri::Local(if path.is_absolute() || root == Path::new(".") {
                     path.to_owned()
                 } else {
                     root.join(path)
@@ -205,6 +205,15 @@ impl Compiler<'_> {
     fn at(&self, path: &[&str]) -> Location {
         let (line, column) = spec::locate(self.text, path);
         Location::new(self.file, line, column)
+    }
+
+    /// A path from the pipeline, relative to the project root (kept short for messages).
+    fn resolve(&self, path: &Path) -> PathBuf {
+        if self.root == Path::new(".") {
+            path.to_owned()
+        } else {
+            self.root.join(path)
+        }
     }
 
     fn problem(&mut self, path: &[&str], message: impl Into<String>) {
@@ -328,8 +337,9 @@ pub fn compile(spec: &PipelineSpec, file: &Path, text: &str) -> Result<Pipeline,
         }
     }
 
-    // Every table a model reads must be a source or a model.
-    let known: Vec<String> = sources.keys().chain(models.keys()).cloned().collect();
+    // Every table a model reads must be a source or a model (declared ones count even when
+    // their SQL failed, so one broken file is reported once).
+    let known: Vec<String> = spec.sources.keys().chain(spec.models.keys()).cloned().collect();
     for model in models.values() {
         for table in model.reads() {
             if !known.contains(table) {

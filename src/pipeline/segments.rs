@@ -203,16 +203,16 @@ impl Compiler<'_> {
 
     /// Reads and parses a query file named in the pipeline (`what` names the field).
     pub(super) fn read_sql(&mut self, at: Location, file: &Path, params: &Params, what: &str) -> Option<SqlQuery> {
-        let path = self.root.join(file);
+        let path = self.resolve(file);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(err) => {
                 self.problems.push(Diagnostic::new(
                     at,
                     format!(
-                        "{what}: cannot read {}: {err}; create the file or fix the path (relative to {})",
+                        "{what}: cannot read {}: {err}; create the file or fix the path (relative to the project folder{})",
                         path.display(),
-                        self.root.display()
+                        if self.root == Path::new(".") { String::new() } else { format!(" {}", self.root.display()) }
                     ),
                 ));
                 return None;

@@ -228,7 +228,11 @@ fn yaml_error(file: &Path, err: &serde_yaml::Error) -> SpecError {
         Some(cut) => message[..cut].to_string(),
         None => message,
     };
-    let message = message.replace('`', "\"");
+    let mut message = message.replace('`', "\"");
+    const SYNTAX: [&str; 5] = ["found ", "did not find", "while parsing", "while scanning", "mapping values"];
+    if SYNTAX.iter().any(|s| message.starts_with(s)) {
+        message = format!("malformed YAML: {message} (check the indentation, quotes and brackets here or just above)");
+    }
     SpecError::Yaml {
         at: Location::new(file, line, column),
         message,

@@ -14,7 +14,7 @@ fn validate_error(project: &Project) -> String {
 #[test]
 fn bad_yaml_names_the_line() {
     let p = Project::mini();
-    p.edit(PIPELINE, "  orders:\n", "  orders:\n   - [\n");
+    p.edit(PIPELINE, "    format: ndjson", "\tformat: ndjson");
     assert_snapshot!(validate_error(&p));
 }
 
@@ -103,10 +103,25 @@ fn bad_param_override_is_an_argument_error() {
 }
 
 #[test]
-fn unparseable_csv_value_fails_the_run_with_exit_1() {
+fn value_that_breaks_the_contract_in_the_schema_sample_is_exit_2() {
     let p = Project::mini();
     p.edit("data/customers.csv", "2,bob@example.com,2026-02-10", "2,bob@example.com,last tuesday");
+    let err = p.fails(&["run", PIPELINE, "--date", "2026-11-20"], 2);
+    assert!(err.contains("column signup_date: the contract says date, the data has Utf8"), "{err}");
+}
+
+#[test]
+fn value_that_breaks_the_contract_past_the_sample_fails_the_run_with_exit_1() {
+    let p = Project::mini();
+    // Schema inference samples the first lines; a bad date further down is found while reading.
+    let mut csv = String::from("customer_id,email,signup_date,country\n");
+    for id in 1..=1500 {
+        csv += &format!("{id},c{id}@example.com,2026-01-01,GB\n");
+    }
+    csv += "1501,late@example.com,last tuesday,GB\n";
+    p.write("data/customers.csv", &csv);
     let err = p.fails(&["run", PIPELINE, "--date", "2026-11-20"], 1);
-    assert!(err.contains("model profile") || err.contains("model active"), "{err}");
+    assert!(err.contains("model profile"), "{err}");
+    assert!(err.contains("last tuesday"), "{err}");
     assert!(!p.path("out/mini/runs").exists(), "nothing may be published");
 }
