@@ -54,6 +54,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run every date from --from to --to in order, skipping dates already published.
+    Backfill {
+        pipeline: String,
+        #[arg(long)]
+        from: NaiveDate,
+        #[arg(long)]
+        to: NaiveDate,
+        /// Run dates that are already published again.
+        #[arg(long)]
+        rerun: bool,
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        #[arg(long)]
+        memory_limit: Option<String>,
+    },
     /// Check the YAML, the SQL, the DAG and every model's plan against the sources' schemas,
     /// without reading data rows.
     Validate {
@@ -90,6 +105,15 @@ pub fn pipeline_path(arg: &str) -> PathBuf {
     Path::new("pipelines").join(format!("{arg}.yaml"))
 }
 
+fn engine_options(memory_limit: Option<&str>) -> Result<EngineOptions, Error> {
+    Ok(EngineOptions {
+        memory_limit: memory_limit
+            .map(engine::parse_size)
+            .transpose()
+            .map_err(crate::run::RunError::from)?,
+    })
+}
+
 pub async fn execute(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Run {
@@ -103,15 +127,18 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             let options = RunOptions {
                 date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
                 params,
-                engine: EngineOptions {
-                    memory_limit: memory_limit
-                        .as_deref()
-                        .map(engine::parse_size)
-                        .transpose()
-                        .map_err(crate::run::RunError::from)?,
-                },
+                engine: engine_options(memory_limit.as_deref())?,
             };
             let report = run::run(&pipeline, &options).await?;
+            let rebuilt = run::rebuild_following(&pipeline, options.date, &options).await?;
+            if !rebuilt.is_empty() {
+                let dates: Vec<String> = rebuilt.iter().map(ToString::to_string).collect();
+                eprintln!(
+                    "segflow: rebuilt the later runs {} (their changes and history follow from {})",
+                    dates.join(", "),
+                    options.date
+                );
+            }
             if json {
                 println!(
                     "{}",
@@ -120,6 +147,49 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             } else {
                 print!("{}", report.summary());
             }
+        }
+        Command::Backfill {
+            pipeline,
+            from,
+            to,
+            rerun,
+            params,
+            memory_limit,
+        } => {
+            if to < from {
+                return Err(Error::Usage(format!("--to {to} is before --from {from}")));
+            }
+            let pipeline = Pipeline::load(&pipeline_path(&pipeline))?;
+            let options = RunOptions {
+                date: from,
+                params,
+                engine: engine_options(memory_limit.as_deref())?,
+            };
+            let days = (to - from).num_days() as u64 + 1;
+            let bar = indicatif::ProgressBar::new(days).with_style(
+                indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} dates, {elapsed} ({msg})")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("backfill {}", pipeline.name));
+            let report = run::backfill(&pipeline, from, to, rerun, &options, |date, ran| {
+                bar.set_message(format!("{date} {}", if ran { "published" } else { "already published" }));
+                bar.inc(1);
+            })
+            .await;
+            bar.finish_and_clear();
+            let report = report?;
+            println!(
+                "backfilled {} from {from} to {to}: {} published, {} already published{}",
+                pipeline.name,
+                report.published.len(),
+                report.skipped.len(),
+                if report.rebuilt.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} later runs rebuilt", report.rebuilt.len())
+                }
+            );
         }
         Command::Validate { pipeline } => {
             let pipeline = Pipeline::load(&pipeline_path(&pipeline))?;

@@ -1,7 +1,7 @@
 //! The crate's error: every module's error, and the exit code each maps to.
 
 use crate::pipeline::CompileError;
-use crate::run::RunError;
+use crate::run::{BackfillError, RunError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -9,6 +9,10 @@ pub enum Error {
     Compile(#[from] CompileError),
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error(transparent)]
+    Backfill(#[from] BackfillError),
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl Error {
@@ -17,6 +21,8 @@ impl Error {
         match self {
             Error::Compile(_) => 2,
             Error::Run(err) => err.exit_code(),
+            Error::Backfill(err) => err.source.exit_code(),
+            Error::Usage(_) => 2,
         }
     }
 }

@@ -125,7 +125,11 @@ fn group_case(segments: &Segments, key: &str) -> String {
             }
         }
     }
-    case + " ELSE 'treatment' END"
+    if case == "CASE" {
+        "'treatment'".to_string()
+    } else {
+        case + " ELSE 'treatment' END"
+    }
 }
 
 /// Registers the SQL segments' queries and plans every segment against the profile, reading
@@ -268,14 +272,24 @@ pub async fn run_segments(
         outputs.push(files.into_output(&segment.name, OutputKind::Changes, relative));
     }
 
-    // Migration: for each customer in a segment yesterday or today, every (from, to) pair.
+    // Migration: a customer who stayed in a segment counts as (s, s); one who left segments
+    // L and entered E counts once for each pair in L × E, with (none) standing in for an
+    // empty side. Customers in no segment on either day are not counted.
     let none = literal(NO_SEGMENT);
     let migration = format!(
         "WITH before AS ({open}), after AS (SELECT {key}, segment FROM {TODAY}), \
-         keys AS (SELECT {key} FROM before UNION SELECT {key} FROM after), \
-         f AS (SELECT k.{key}, COALESCE(b.segment, {none}) AS from_segment FROM keys k LEFT JOIN before b ON b.{key} = k.{key}), \
-         t AS (SELECT k.{key}, COALESCE(a.segment, {none}) AS to_segment FROM keys k LEFT JOIN after a ON a.{key} = k.{key}) \
-         SELECT from_segment, to_segment, COUNT(*) AS customers FROM f JOIN t ON f.{key} = t.{key} \
+         stayed AS (SELECT b.{key}, b.segment AS from_segment, b.segment AS to_segment FROM before b \
+                    JOIN after a ON a.{key} = b.{key} AND a.segment = b.segment), \
+         left_ AS (SELECT b.{key}, b.segment FROM before b WHERE NOT EXISTS \
+                    (SELECT 1 FROM after a WHERE a.{key} = b.{key} AND a.segment = b.segment)), \
+         entered AS (SELECT a.{key}, a.segment FROM after a WHERE NOT EXISTS \
+                    (SELECT 1 FROM before b WHERE b.{key} = a.{key} AND b.segment = a.segment)), \
+         moves AS ( \
+           SELECT l.{key}, l.segment AS from_segment, e.segment AS to_segment FROM left_ l JOIN entered e ON e.{key} = l.{key} \
+           UNION ALL SELECT l.{key}, l.segment, {none} FROM left_ l WHERE NOT EXISTS (SELECT 1 FROM entered e WHERE e.{key} = l.{key}) \
+           UNION ALL SELECT e.{key}, {none}, e.segment FROM entered e WHERE NOT EXISTS (SELECT 1 FROM left_ l WHERE l.{key} = e.{key})) \
+         SELECT from_segment, to_segment, COUNT(*) AS customers \
+         FROM (SELECT * FROM stayed UNION ALL SELECT * FROM moves) \
          GROUP BY from_segment, to_segment ORDER BY from_segment, to_segment"
     );
     let files = write_query(ctx, "migration", &migration, params, &run_dir.join("migration.parquet"), run_dir).await?;

@@ -4,4 +4,5 @@ mod errors;
 mod publish;
 mod reader;
 mod sample;
+mod segments;
 mod support;

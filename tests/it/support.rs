@@ -32,6 +32,24 @@ impl Project {
         Self { dir }
     }
 
+    /// The multi-day segments project under tests/fixtures/segs.
+    pub fn segs() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&repo().join("tests/fixtures/segs"), dir.path());
+        Self { dir }
+    }
+
+    /// Rows of a query over the published output, run by DuckDB (`{out}` is the pipeline's
+    /// published folder), as JSON lines.
+    pub fn duckdb(&self, pipeline: &str, sql: &str) -> Vec<String> {
+        let out = self.path(&format!("out/{pipeline}"));
+        let sql = sql.replace("{out}", &out.to_string_lossy());
+        let script = format!(
+            "import duckdb, json\nfor row in duckdb.sql({sql:?}).fetchall():\n    print(json.dumps([str(v) if v is not None else None for v in row]))"
+        );
+        python(&script).lines().map(str::to_string).collect()
+    }
+
     /// The repository's example pipeline and SQL, reading the committed sample data.
     pub fn sample() -> Self {
         let dir = tempfile::tempdir().unwrap();
