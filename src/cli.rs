@@ -69,6 +69,21 @@ pub enum Command {
         #[arg(long)]
         memory_limit: Option<String>,
     },
+    /// Why a customer is or is not in each segment on a date.
+    Explain {
+        pipeline: String,
+        /// The customer's key.
+        #[arg(long)]
+        key: String,
+        /// The date to explain (default: today, UTC).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        #[arg(long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        /// Print JSON for tools instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the YAML, the SQL, the DAG and every model's plan against the sources' schemas,
     /// without reading data rows.
     Validate {
@@ -190,6 +205,22 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
                     format!(", {} later runs rebuilt", report.rebuilt.len())
                 }
             );
+        }
+        Command::Explain {
+            pipeline,
+            key,
+            date,
+            params,
+            json,
+        } => {
+            let pipeline = Pipeline::load(&pipeline_path(&pipeline))?;
+            let date = date.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let explanation = crate::explain::explain(&pipeline, &key, date, &params).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&explanation).expect("serializes"));
+            } else {
+                print!("{}", explanation.to_text());
+            }
         }
         Command::Validate { pipeline } => {
             let pipeline = Pipeline::load(&pipeline_path(&pipeline))?;

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod engine;
 pub mod error;
+pub mod explain;
 pub mod functions;
 pub mod generate;
 pub mod location;

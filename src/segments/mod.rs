@@ -51,17 +51,6 @@ fn sql_segment_view(segment: &Segment) -> String {
     format!("__segflow_segment_{}", segment.name)
 }
 
-/// `(name, expression)` rendered for the generated SQL, placeholders typed.
-fn condition_columns(segment: &Segment) -> Vec<(String, String)> {
-    match &segment.rule {
-        Rule::Conditions(conditions) => conditions
-            .iter()
-            .map(|c| (c.name.clone(), c.expr.to_string()))
-            .collect(),
-        Rule::Sql(_) => Vec::new(),
-    }
-}
-
 /// The rule in words, for the manifest and `explain`.
 pub fn rule_text(segment: &Segment) -> Vec<String> {
     match &segment.rule {
@@ -105,7 +94,7 @@ fn bucket_below(holdout: &Holdout, key: &str) -> String {
 }
 
 /// The `group` expression: global holdout, then the segment's holdout, then its split.
-fn group_case(segments: &Segments, key: &str) -> String {
+pub fn group_case(segments: &Segments, key: &str) -> String {
     let mut case = String::from("CASE");
     if let Some(global) = &segments.holdout {
         case += &format!(" WHEN {} THEN 'global_control'", bucket_below(global, key));

@@ -148,3 +148,26 @@ fn failed_day_stops_the_backfill_and_the_next_backfill_resumes_there() {
     assert!(out.contains("3 published, 2 already published"), "{out}");
     assert_eq!(p.read("out/segs/runs/run_date=2026-11-01/manifest.json"), day1);
 }
+
+#[test]
+fn explain_shows_each_condition_with_the_values_behind_it() {
+    let p = Project::segs();
+    p.ok(&["run", PIPELINE, "--date", "2026-11-04"]);
+    let text = p.ok(&["explain", PIPELINE, "--key", "1", "--date", "2026-11-04"]);
+    let text = p.hide_paths(&text);
+    let text = text
+        .lines()
+        .map(|l| if l.contains("published run:") { "  published run: [RUN]" } else { l })
+        .collect::<Vec<_>>()
+        .join("\n");
+    insta::assert_snapshot!(text);
+
+    let json: serde_json::Value =
+        serde_json::from_str(&p.ok(&["explain", PIPELINE, "--key", "2", "--date", "2026-11-04", "--json"])).unwrap();
+    let quiet = &json["segments"][1];
+    assert_eq!(quiet["name"], "quiet");
+    assert_eq!(quiet["member"], true);
+    assert_eq!(quiet["group"], "treatment");
+    assert_eq!(quiet["published_member"], true);
+    assert_eq!(quiet["conditions"][0]["values"][0], serde_json::json!(["spend_today", "0.0"]));
+}
