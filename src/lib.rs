@@ -18,5 +18,6 @@ pub mod run;
 pub mod segments;
 pub mod spec;
 pub mod store;
+pub mod suppressions;
 
 pub use error::Error;

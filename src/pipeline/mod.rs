@@ -18,7 +18,7 @@ use indexmap::IndexMap;
 use crate::location::Location;
 use crate::spec::{self, ColumnType, Format, PipelineSpec};
 pub use params::Params;
-pub use segments::{Condition, Holdout, Rule, Segment, Segments, Split};
+pub use segments::{Condition, Holdout, Rule, Scope, Segment, Segments, Split, Suppression};
 pub use sql::SqlQuery;
 
 /// One problem in a pipeline, at the place to fix it.
@@ -67,6 +67,9 @@ pub struct Pipeline {
     /// Models in the order they run: each after every model it reads.
     pub models: Vec<Model>,
     pub segments: Option<Segments>,
+    pub suppressions: Vec<Suppression>,
+    /// The source listing keys to forget.
+    pub erasure: Option<String>,
     pub output: Uri,
     /// Profile columns copied into audience rows.
     pub activation_columns: Vec<String>,
@@ -397,16 +400,28 @@ pub fn compile(spec: &PipelineSpec, file: &Path, text: &str) -> Result<Pipeline,
         }
     };
 
-    // SQL segments read tables like models do.
-    for segment in segments.iter().flat_map(|s| &s.list) {
-        if let Rule::Sql(query) = &segment.rule {
+    let suppressions = c.suppressions(&spec.suppressions, &params, segments.as_ref());
+    let erasure = spec.erasure.as_ref().map(|e| e.source.clone());
+    if let Some(source) = &erasure
+        && !spec.sources.contains_key(source)
+    {
+        c.problem(&["erasure", "source"], format!("erasure.source: no source named \"{source}\""));
+    }
+
+    // SQL segments and suppressions read tables like models do.
+    let sql_rules = segments
+        .iter()
+        .flat_map(|s| &s.list)
+        .map(|s| (format!("segment {}", s.name), &s.rule))
+        .chain(suppressions.iter().map(|s| (format!("suppression {}", s.name), &s.rule)));
+    for (what, rule) in sql_rules {
+        if let Rule::Sql(query) = rule {
             for table in &query.tables {
                 if !known.contains(table) {
                     c.problems.push(Diagnostic::new(
                         query.locate(table),
                         format!(
-                            "segment {} reads unknown table \"{table}\"; the pipeline's tables are: {}",
-                            segment.name,
+                            "{what} reads unknown table \"{table}\"; the pipeline's tables are: {}",
                             known.join(", ")
                         ),
                     ));
@@ -433,6 +448,8 @@ pub fn compile(spec: &PipelineSpec, file: &Path, text: &str) -> Result<Pipeline,
             .map(|name| models.shift_remove(name).expect("ordered model exists"))
             .collect(),
         segments,
+        suppressions,
+        erasure,
         output: output.expect("checked above"),
         activation_columns: spec.output.columns.clone(),
         output_at,

@@ -28,7 +28,68 @@ pub struct Segment {
     pub rule: Rule,
     pub holdout: Option<Holdout>,
     pub split: Option<Split>,
+    pub channels: Vec<String>,
     pub at: Location,
+}
+
+/// A rule that holds customers back, with its reason and what it holds them back from.
+#[derive(Debug, Clone)]
+pub struct Suppression {
+    pub name: String,
+    pub reason: String,
+    pub rule: Rule,
+    pub scope: Scope,
+    pub at: Location,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scope {
+    Everything,
+    Only {
+        segments: Vec<String>,
+        offers: Vec<String>,
+        channels: Vec<String>,
+    },
+}
+
+impl Scope {
+    pub fn covers_segment(&self, segment: &Segment) -> bool {
+        match self {
+            Scope::Everything => true,
+            Scope::Only { segments, channels, .. } => {
+                segments.contains(&segment.name) || segment.channels.iter().any(|c| channels.contains(c))
+            }
+        }
+    }
+
+    pub fn covers_offer_channel(&self, offer: &str, channel: &str) -> bool {
+        match self {
+            Scope::Everything => true,
+            Scope::Only { offers, channels, .. } => {
+                offers.iter().any(|o| o == offer) || channels.iter().any(|c| c == channel)
+            }
+        }
+    }
+
+    /// The scope in words, for `explain` and the manifest.
+    pub fn describe(&self) -> String {
+        match self {
+            Scope::Everything => "everything".into(),
+            Scope::Only { segments, offers, channels } => {
+                let mut parts = Vec::new();
+                if !segments.is_empty() {
+                    parts.push(format!("segments {}", segments.join(", ")));
+                }
+                if !offers.is_empty() {
+                    parts.push(format!("offers {}", offers.join(", ")));
+                }
+                if !channels.is_empty() {
+                    parts.push(format!("channels {}", channels.join(", ")));
+                }
+                parts.join("; ")
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -125,31 +186,8 @@ impl Compiler<'_> {
         for (name, segment) in &spec.list {
             let path = ["segments", "list", name.as_str()];
             self.check_name_at(&path, name);
-            let rule = match (&segment.sql, segment.conditions.is_empty()) {
-                (Some(_), false) | (None, true) => {
-                    self.problem(
-                        &path,
-                        format!("segments.list.{name}: give either conditions or sql, not both or neither"),
-                    );
-                    continue;
-                }
-                (Some(file), true) => {
-                    let at = self.at(&["segments", "list", name, "sql"]);
-                    match self.read_sql(at, file, params, &format!("segments.list.{name}.sql")) {
-                        Some(query) => Rule::Sql(query),
-                        None => continue,
-                    }
-                }
-                (None, false) => {
-                    let mut conditions = Vec::new();
-                    for (cond, condition) in &segment.conditions {
-                        let at = self.at(&["segments", "list", name, "conditions", cond]);
-                        if let Some(c) = self.condition(at, cond, condition, params) {
-                            conditions.push(c);
-                        }
-                    }
-                    Rule::Conditions(conditions)
-                }
+            let Some(rule) = self.rule(&path, &segment.conditions, segment.sql.as_deref(), params) else {
+                continue;
             };
             let holdout = segment
                 .holdout
@@ -165,6 +203,7 @@ impl Compiler<'_> {
                 rule,
                 holdout,
                 split,
+                channels: segment.channels.clone(),
                 at: self.at(&path),
             });
         }
@@ -173,6 +212,86 @@ impl Compiler<'_> {
             holdout,
             list,
         })
+    }
+
+    /// A rule given as named conditions or a SQL file (segments and suppressions alike).
+    fn rule(
+        &mut self,
+        section: &[&str],
+        conditions: &indexmap::IndexMap<String, ConditionSpec>,
+        sql: Option<&Path>,
+        params: &Params,
+    ) -> Option<Rule> {
+        let field = section.join(".");
+        match (sql, conditions.is_empty()) {
+            (Some(_), false) | (None, true) => {
+                self.problem(section, format!("{field}: give either conditions or sql, not both or neither"));
+                None
+            }
+            (Some(file), true) => {
+                let mut path = section.to_vec();
+                path.push("sql");
+                let at = self.at(&path);
+                self.read_sql(at, file, params, &format!("{field}.sql")).map(Rule::Sql)
+            }
+            (None, false) => {
+                let mut list = Vec::new();
+                for (name, condition) in conditions {
+                    let mut path = section.to_vec();
+                    path.extend(["conditions", name.as_str()]);
+                    let at = self.at(&path);
+                    if let Some(c) = self.condition(at, name, condition, params) {
+                        list.push(c);
+                    }
+                }
+                Some(Rule::Conditions(list))
+            }
+        }
+    }
+
+    pub(super) fn suppressions(
+        &mut self,
+        spec: &indexmap::IndexMap<String, crate::spec::SuppressionSpec>,
+        params: &Params,
+        segments: Option<&Segments>,
+    ) -> Vec<Suppression> {
+        let mut list = Vec::new();
+        for (name, suppression) in spec {
+            let path = ["suppressions", name.as_str()];
+            self.check_name_at(&path, name);
+            if segments.is_none() && !suppression.conditions.is_empty() {
+                self.problem(&path, format!("suppressions.{name}: conditions are evaluated on the profile named by segments.from; declare segments first"));
+            }
+            let Some(rule) = self.rule(&path, &suppression.conditions, suppression.sql.as_deref(), params) else {
+                continue;
+            };
+            let scope = match &suppression.scope {
+                None => Scope::Everything,
+                Some(scope) => {
+                    for segment in &scope.segments {
+                        if !segments.is_some_and(|s| s.list.iter().any(|x| &x.name == segment)) {
+                            self.problem(
+                                &["suppressions", name, "scope", "segments"],
+                                format!("suppressions.{name}.scope: no segment named \"{segment}\""),
+                            );
+                        }
+                    }
+                    Scope::Only {
+                        segments: scope.segments.clone(),
+                        offers: scope.offers.clone(),
+                        channels: scope.channels.clone(),
+                    }
+                }
+            };
+            list.push(Suppression {
+                name: name.clone(),
+                reason: suppression.reason.clone(),
+                rule,
+                scope,
+                at: self.at(&path),
+            });
+        }
+        list
     }
 
     pub(super) fn condition(

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::SourceInput;
 use crate::segments::SegmentStats;
+use crate::suppressions::SuppressionStats;
 use crate::store::{ColumnSchema, WrittenFile};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -25,6 +26,11 @@ pub struct Manifest {
     pub outputs: Vec<Output>,
     #[serde(default)]
     pub segments: Vec<SegmentStats>,
+    #[serde(default)]
+    pub suppressions: Vec<SuppressionStats>,
+    /// Values the identifier functions could not normalize (they became NULL).
+    #[serde(default)]
+    pub invalid_identifiers: InvalidIdentifiers,
     pub steps: Vec<Step>,
 }
 
@@ -47,6 +53,7 @@ pub enum OutputKind {
     Audience,
     Changes,
     Migration,
+    Suppressed,
     State,
 }
 
@@ -56,4 +63,10 @@ pub struct Step {
     pub step: String,
     pub rows: Option<u64>,
     pub elapsed_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct InvalidIdentifiers {
+    pub emails: u64,
+    pub phones: u64,
 }

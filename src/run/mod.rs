@@ -102,17 +102,30 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
     let previous_run = store.previous_run(options.date)?;
     info!(run_id = %run_id, previous_run = ?previous_run, "run started");
 
-    let (ctx, _identifiers) = engine::session(&options.engine)?;
+    let (ctx, identifiers) = engine::session(&options.engine)?;
     let mut steps = Vec::new();
     let clock = Instant::now();
     let inputs = engine::register_sources(&ctx, pipeline).await?;
     steps.push(step("register sources", None, clock));
 
     let mut outputs = Vec::new();
+    let previous_dir = previous_run.map(|date| store.run_dir(date));
+    if let Some(key) = &pipeline.key {
+        crate::suppressions::register_erased(
+            &ctx,
+            pipeline,
+            key,
+            &params,
+            previous_dir.as_deref(),
+            staged.run_dir(),
+            &mut outputs,
+        )
+        .await?;
+    }
     for model in &pipeline.models {
         let clock = Instant::now();
         let span = info_span!("model", model = %model.name);
-        let rows = run_model(&ctx, model, &params, &staged, &mut outputs)
+        let rows = run_model(&ctx, pipeline.key.as_deref(), model, &params, &staged, &mut outputs)
             .instrument(span)
             .await?;
         let step = step(&format!("model {}", model.name), rows, clock);
@@ -121,9 +134,9 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
     }
 
     let mut segment_stats = Vec::new();
+    let mut suppression_stats = Vec::new();
     if let Some(segments) = &pipeline.segments {
         let clock = Instant::now();
-        let previous_state = previous_run.map(|date| store.run_dir(date).join("state/memberships"));
         segment_stats = crate::segments::run_segments(
             &ctx,
             pipeline,
@@ -131,7 +144,7 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
             &params,
             staged.run_dir(),
             staged.work_dir(),
-            previous_state.as_deref(),
+            previous_dir.as_deref(),
             &mut outputs,
         )
         .instrument(info_span!("segments"))
@@ -141,6 +154,8 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
         for s in &segment_stats {
             info!(segment = %s.name, size = s.size, added = s.added, removed = s.removed, "segment");
         }
+        suppression_stats =
+            crate::suppressions::write_suppressed(&ctx, pipeline, &params, staged.run_dir(), &mut outputs).await?;
     }
 
     let manifest = Manifest {
@@ -155,6 +170,11 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
         inputs,
         outputs,
         segments: segment_stats,
+        suppressions: suppression_stats,
+        invalid_identifiers: crate::report::InvalidIdentifiers {
+            emails: identifiers.invalid_emails(),
+            phones: identifiers.invalid_phones(),
+        },
         steps,
     };
     let run_dir = store.run_dir(options.date);
@@ -179,6 +199,7 @@ fn step(name: &str, rows: Option<u64>, clock: Instant) -> Step {
 /// run folder when published, in scratch space otherwise) and read back from there.
 async fn run_model(
     ctx: &SessionContext,
+    key: Option<&str>,
     model: &Model,
     params: &Params,
     staged: &StagedRun,
@@ -189,7 +210,19 @@ async fn run_model(
         return Ok(None);
     }
     let what = format!("model {}", model.name);
-    let df = engine::plan_query(ctx, &what, &model.query, params).await?;
+    let mut df = engine::plan_query(ctx, &what, &model.query, params).await?;
+    if let Some(key) = key.filter(|k| df.schema().field_with_unqualified_name(k).is_ok()) {
+        // Erased customers are dropped from every keyed table segflow writes.
+        let scratch = format!("__segflow_unfiltered_{}", model.name);
+        ctx.register_table(scratch.as_str(), df.into_view())
+            .map_err(|e| EngineError::execution(&what, e))?;
+        df = engine::plan_sql(
+            ctx,
+            &format!("SELECT * FROM {scratch} WHERE {}", crate::suppressions::not_erased(key)),
+            params,
+        )
+        .await?;
+    }
     let relative = format!("models/{}", model.name);
     let base = if model.publish {
         staged.run_dir()

@@ -25,9 +25,13 @@ use crate::pipeline::sql::literal;
 use crate::pipeline::{Holdout, Params, Pipeline, Rule, Segment, Segments};
 use crate::report::{Output, OutputKind};
 use crate::run::{RunError, register_parquet_dir, write_query};
+use crate::suppressions::{self, SUPPRESSIONS};
 
 /// Internal tables; the prefix keeps them apart from the pipeline's own names.
 pub const MEMBERS: &str = "__segflow_members";
+const RAW: &str = "__segflow_raw_members";
+/// Members held back from a segment: `(key, held_back_from, target, suppression, reason, detail)`.
+pub const HELD: &str = "__segflow_held_segments";
 pub const PREVIOUS: &str = "__segflow_previous_memberships";
 const TODAY: &str = "__segflow_today";
 /// The `segment` value for customers in no segment, in migration counts.
@@ -190,8 +194,8 @@ fn locate_segment_error(segment: &Segment, what: &str, err: EngineError) -> Engi
 }
 
 /// Evaluates every segment, assigns groups and writes audiences, changes, migration and the
-/// new membership history into the staged run. `previous_state` is the state folder of the
-/// run this one compares with.
+/// new membership history into the staged run. `previous_run` is the folder of the run this
+/// one compares with.
 pub async fn run_segments(
     ctx: &SessionContext,
     pipeline: &Pipeline,
@@ -199,28 +203,50 @@ pub async fn run_segments(
     params: &Params,
     run_dir: &Path,
     work_dir: &Path,
-    previous_state: Option<&Path>,
+    previous_run: Option<&Path>,
     outputs: &mut Vec<Output>,
 ) -> Result<Vec<SegmentStats>, RunError> {
     let key = pipeline.key.as_deref().expect("compile requires a key with segments");
     plan_segments(ctx, pipeline, segments, params).await?;
 
-    // Today's members with their groups, computed once.
+    // Today's members before suppressions: every segment's rule, erased keys excluded.
     let union: Vec<String> = segments
         .list
         .iter()
         .map(|s| members_query(pipeline, segments, s))
         .collect();
+    let raw_sql = format!(
+        "SELECT * FROM ({}) WHERE {}",
+        union.join(" UNION ALL "),
+        suppressions::not_erased(key)
+    );
+    let raw_dir = work_dir.join("raw_members");
+    write_query(ctx, "segment membership", &raw_sql, params, &raw_dir, work_dir).await?;
+    register_parquet_dir(ctx, RAW, &raw_dir).await?;
+
+    // Held back: a member matched by a suppression whose scope covers the segment.
+    suppressions::evaluate(ctx, pipeline, key, &segments.from, params, work_dir).await?;
+    let held_sql = format!(
+        "SELECT r.{key}, 'segment' AS held_back_from, r.segment AS target, s.suppression, s.reason, s.detail \
+         FROM {RAW} r JOIN {SUPPRESSIONS} s ON s.{key} = r.{key} \
+         JOIN ({scope}) sc ON sc.suppression = s.suppression AND sc.segment = r.segment",
+        scope = suppressions::segment_scope(pipeline),
+    );
+    let held_dir = work_dir.join("held_segments");
+    write_query(ctx, "suppressions", &held_sql, params, &held_dir, work_dir).await?;
+    register_parquet_dir(ctx, HELD, &held_dir).await?;
+
+    // Today's members with their groups.
     let members_sql = format!(
-        "SELECT {key}, segment, reasons, {group} AS \"group\" FROM ({union})",
+        "SELECT {key}, segment, reasons, {group} AS \"group\" FROM {RAW} r \
+         WHERE NOT EXISTS (SELECT 1 FROM {HELD} h WHERE h.{key} = r.{key} AND h.target = r.segment)",
         group = group_case(segments, key),
-        union = union.join(" UNION ALL "),
     );
     let members_dir = work_dir.join("members");
     write_query(ctx, "segment membership", &members_sql, params, &members_dir, work_dir).await?;
     register_parquet_dir(ctx, MEMBERS, &members_dir).await?;
 
-    register_previous(ctx, key, previous_state).await?;
+    register_previous(ctx, key, previous_run.map(|d| d.join("state/memberships")).as_deref()).await?;
 
     // Audiences: members with their group, reasons and activation columns.
     let columns: String = pipeline
@@ -313,6 +339,17 @@ async fn register_previous(
 ) -> Result<(), RunError> {
     if let Some(dir) = previous_state.filter(|d| d.is_dir()) {
         register_parquet_dir(ctx, PREVIOUS, dir).await?;
+        // Erased customers leave history too.
+        let kept = engine::plan_sql(
+            ctx,
+            &format!("SELECT * FROM {PREVIOUS} WHERE {}", suppressions::not_erased(key)),
+            &Params::from_spec(&Default::default()).expect("no parameters"),
+        )
+        .await?;
+        ctx.deregister_table(PREVIOUS)
+            .map_err(|e| EngineError::execution("membership history", e))?;
+        ctx.register_table(PREVIOUS, kept.into_view())
+            .map_err(|e| EngineError::execution("membership history", e))?;
         return Ok(());
     }
     let key_type = ctx

@@ -46,7 +46,49 @@ pub struct PipelineSpec {
     pub models: IndexMap<String, ModelSpec>,
     #[serde(default)]
     pub segments: Option<SegmentsSpec>,
+    /// Rules that hold customers back from segments, offers or channels, each with its reason.
+    #[serde(default)]
+    pub suppressions: IndexMap<String, SuppressionSpec>,
+    /// Customers to forget: removed from every output and from history, for good.
+    #[serde(default)]
+    pub erasure: Option<ErasureSpec>,
     pub output: OutputSpec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressionSpec {
+    /// Why customers are held back, in words a marketer (or the customer) understands.
+    pub reason: String,
+    /// Named SQL conditions over the profile; a customer is suppressed when all hold.
+    #[serde(default)]
+    pub conditions: IndexMap<String, ConditionSpec>,
+    /// Or: a query returning the suppressed keys, optionally with a `detail` column naming
+    /// the data behind it (e.g. the technician visit).
+    #[serde(default)]
+    pub sql: Option<PathBuf>,
+    /// What the rule holds customers back from; everything when omitted.
+    #[serde(default)]
+    pub scope: Option<ScopeSpec>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeSpec {
+    #[serde(default)]
+    pub segments: Vec<String>,
+    #[serde(default)]
+    pub offers: Vec<String>,
+    /// Every segment and offer that goes through one of these channels.
+    #[serde(default)]
+    pub channels: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureSpec {
+    /// A source listing the keys to forget (in a column named like the pipeline's key).
+    pub source: String,
 }
 
 /// A parameter's value; its YAML type decides its SQL type (`true` → BOOLEAN, `3` → BIGINT,
@@ -186,6 +228,10 @@ pub struct SegmentSpec {
     /// An A/B split of the treated members into named variants.
     #[serde(default)]
     pub split: Option<SplitSpec>,
+    /// The channels this audience is activated through (e.g. [email]); channel-scoped
+    /// suppressions such as withdrawn consent apply to it.
+    #[serde(default)]
+    pub channels: Vec<String>,
 }
 
 /// A condition: a SQL boolean expression, optionally with the sentence shown as its reason.

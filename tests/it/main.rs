@@ -5,4 +5,5 @@ mod publish;
 mod reader;
 mod sample;
 mod segments;
+mod stories;
 mod support;

@@ -32,11 +32,16 @@ impl Project {
         Self { dir }
     }
 
+    /// A hand-made project under tests/fixtures (mini, segs, stories, …).
+    pub fn fixture(name: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(&repo().join("tests/fixtures").join(name), dir.path());
+        Self { dir }
+    }
+
     /// The multi-day segments project under tests/fixtures/segs.
     pub fn segs() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        copy_dir(&repo().join("tests/fixtures/segs"), dir.path());
-        Self { dir }
+        Self::fixture("segs")
     }
 
     /// Rows of a query over the published output, run by DuckDB (`{out}` is the pipeline's

@@ -1,0 +1,270 @@
+//! Feedback that holds customers back: suppression rules with their reasons and scopes, and
+//! erasure of customers who asked to be forgotten.
+//!
+//! A suppression is evaluated like a segment (conditions over the profile, or a query returning
+//! keys) and yields `(key, suppression, reason, detail)`. Its end condition lives in its rule:
+//! a "not serviceable here" query joined to the address *as of the run date* stops matching the
+//! day the customer moves, so the customer is eligible again without anyone acting.
+//!
+//! Erasure: the keys of the erasure source are hashed (SHA-256 of the key as text) and kept in
+//! `state/erased` of every run, so no later run brings an erased customer back even once the
+//! list or the CRM no longer holds them, and no erased id is stored in clear.
+
+use std::path::Path;
+
+use datafusion::prelude::SessionContext;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{self, EngineError};
+use crate::pipeline::sql::literal;
+use crate::pipeline::{Params, Pipeline, Rule, Suppression};
+use crate::report::{Output, OutputKind};
+use crate::run::{RunError, register_parquet_dir, write_query};
+
+pub const SUPPRESSIONS: &str = "__segflow_suppressions";
+pub const ERASED: &str = "__segflow_erased";
+
+/// What the manifest records for one suppression rule.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SuppressionStats {
+    pub name: String,
+    pub reason: String,
+    pub scope: String,
+    /// Customers the rule matched today.
+    pub matched: u64,
+    /// (customer, segment or offer) pairs it held back.
+    pub held_back: u64,
+}
+
+fn sql_view(suppression: &Suppression) -> String {
+    format!("__segflow_suppression_{}", suppression.name)
+}
+
+/// One rule's matches as `(key, suppression, reason, detail)`.
+fn matches_query(key: &str, profile: &str, suppression: &Suppression) -> String {
+    let name = literal(&suppression.name);
+    let reason = literal(&suppression.reason);
+    match &suppression.rule {
+        Rule::Conditions(conditions) => {
+            let all: Vec<String> = conditions
+                .iter()
+                .map(|c| format!("COALESCE(({}), false)", c.expr))
+                .collect();
+            let detail: Vec<String> = conditions.iter().map(|c| c.reason.clone()).collect();
+            format!(
+                "SELECT {key}, {name} AS suppression, {reason} AS reason, {detail} AS detail FROM {profile} WHERE {}",
+                all.join(" AND "),
+                detail = literal(&detail.join("; ")),
+            )
+        }
+        Rule::Sql(_) => format!(
+            "SELECT {key}, {name} AS suppression, {reason} AS reason, {detail} AS detail FROM {view}",
+            view = sql_view(suppression),
+            detail = "__segflow_detail",
+        ),
+    }
+}
+
+/// Registers SQL rules as views (adding a `detail` column when the query has none) and plans
+/// every rule, reading no rows.
+pub async fn plan_suppressions(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    key: &str,
+    profile: &str,
+    params: &Params,
+) -> Result<(), EngineError> {
+    for suppression in &pipeline.suppressions {
+        let what = format!("suppression {}", suppression.name);
+        if let Rule::Sql(query) = &suppression.rule {
+            let df = engine::plan_query(ctx, &what, query, params).await?;
+            let schema = df.schema().clone();
+            if schema.field_with_unqualified_name(key).is_err() {
+                return Err(EngineError::Plan {
+                    at: crate::location::Location::file(&query.path),
+                    what,
+                    message: format!("the query must return the key column {key}"),
+                });
+            }
+            let detail = if schema.field_with_unqualified_name("detail").is_ok() {
+                "CAST(detail AS VARCHAR)".to_string()
+            } else {
+                "CAST(NULL AS VARCHAR)".to_string()
+            };
+            let inner = format!("__segflow_suppression_query_{}", suppression.name);
+            ctx.register_table(inner.as_str(), df.into_view())
+                .map_err(|e| EngineError::execution(&what, e))?;
+            let view = engine::plan_sql(
+                ctx,
+                &format!("SELECT DISTINCT {key}, {detail} AS __segflow_detail FROM {inner}"),
+                params,
+            )
+            .await?;
+            ctx.register_table(sql_view(suppression).as_str(), view.into_view())
+                .map_err(|e| EngineError::execution(&what, e))?;
+        }
+        engine::plan_sql(ctx, &matches_query(key, profile, suppression), params)
+            .await
+            .map_err(|e| match e {
+                EngineError::Execution { message, .. } => EngineError::Plan {
+                    at: suppression.at.clone(),
+                    what: what.clone(),
+                    message,
+                },
+                other => other,
+            })?;
+    }
+    Ok(())
+}
+
+/// Evaluates every rule once into `__segflow_suppressions` (scratch space).
+pub async fn evaluate(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    key: &str,
+    profile: &str,
+    params: &Params,
+    work_dir: &Path,
+) -> Result<(), RunError> {
+    plan_suppressions(ctx, pipeline, key, profile, params).await?;
+    let sql = if pipeline.suppressions.is_empty() {
+        format!(
+            "SELECT {key}, CAST(NULL AS VARCHAR) AS suppression, CAST(NULL AS VARCHAR) AS reason, \
+             CAST(NULL AS VARCHAR) AS detail FROM {profile} WHERE false"
+        )
+    } else {
+        let union: Vec<String> = pipeline
+            .suppressions
+            .iter()
+            .map(|s| matches_query(key, profile, s))
+            .collect();
+        format!(
+            "SELECT * FROM ({}) WHERE {}",
+            union.join(" UNION ALL "),
+            not_erased(key)
+        )
+    };
+    let dir = work_dir.join("suppressions");
+    write_query(ctx, "suppressions", &sql, params, &dir, work_dir).await?;
+    register_parquet_dir(ctx, SUPPRESSIONS, &dir).await?;
+    Ok(())
+}
+
+/// `(suppression, segment)` pairs: which rule holds back which segment.
+pub fn segment_scope(pipeline: &Pipeline) -> String {
+    let mut pairs = Vec::new();
+    if let Some(segments) = &pipeline.segments {
+        for suppression in &pipeline.suppressions {
+            for segment in &segments.list {
+                if suppression.scope.covers_segment(segment) {
+                    pairs.push(format!("({}, {})", literal(&suppression.name), literal(&segment.name)));
+                }
+            }
+        }
+    }
+    if pairs.is_empty() {
+        "SELECT CAST(NULL AS VARCHAR) AS suppression, CAST(NULL AS VARCHAR) AS segment WHERE false".into()
+    } else {
+        format!(
+            "SELECT column1 AS suppression, column2 AS segment FROM (VALUES {})",
+            pairs.join(", ")
+        )
+    }
+}
+
+/// A predicate that keeps only keys that were never erased.
+pub fn not_erased(key: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM {ERASED} __e WHERE __e.key_sha256 = encode(sha256(CAST({key} AS VARCHAR)), 'hex'))"
+    )
+}
+
+/// Registers the erased keys: today's erasure list plus every key erased before (from the
+/// previous run's state), and writes them to this run's `state/erased`.
+pub async fn register_erased(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    key: &str,
+    params: &Params,
+    previous_run: Option<&Path>,
+    run_dir: &Path,
+    outputs: &mut Vec<Output>,
+) -> Result<(), RunError> {
+    let mut parts = vec!["SELECT CAST(NULL AS VARCHAR) AS key_sha256 WHERE false".to_string()];
+    if let Some(source) = &pipeline.erasure {
+        parts.push(format!(
+            "SELECT encode(sha256(CAST({key} AS VARCHAR)), 'hex') AS key_sha256 FROM {source} WHERE {key} IS NOT NULL"
+        ));
+    }
+    if let Some(dir) = previous_run.map(|d| d.join("state/erased")).filter(|d| d.is_dir()) {
+        register_parquet_dir(ctx, "__segflow_previously_erased", &dir).await?;
+        parts.push("SELECT CAST(key_sha256 AS VARCHAR) FROM __segflow_previously_erased".into());
+    }
+    let sql = format!(
+        "SELECT DISTINCT key_sha256 FROM ({}) ORDER BY key_sha256",
+        parts.join(" UNION ALL ")
+    );
+    let relative = "state/erased";
+    let written = write_query(ctx, "erasure list", &sql, params, &run_dir.join(relative), run_dir).await?;
+    register_parquet_dir(ctx, ERASED, &run_dir.join(relative)).await?;
+    outputs.push(written.into_output("erased", OutputKind::State, relative.into()));
+    Ok(())
+}
+
+/// Writes `suppressed/`: every (customer, segment or offer) held back, by which rule and why;
+/// returns the per-rule counts for the manifest.
+pub async fn write_suppressed(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    params: &Params,
+    run_dir: &Path,
+    outputs: &mut Vec<Output>,
+) -> Result<Vec<SuppressionStats>, RunError> {
+    let key = pipeline.key.as_deref().expect("suppressions need a key");
+    let held = crate::segments::HELD;
+    let sql = format!(
+        "SELECT {key}, held_back_from || ' ' || target AS held_back_from, suppression, reason, detail \
+         FROM {held} ORDER BY {key}, held_back_from, suppression"
+    );
+    let relative = "suppressed";
+    let written = write_query(ctx, "suppressed", &sql, params, &run_dir.join(relative), run_dir).await?;
+    outputs.push(written.into_output("suppressed", OutputKind::Suppressed, relative.into()));
+
+    let counts = engine::plan_sql(
+        ctx,
+        &format!(
+            "SELECT m.suppression, m.matched, COALESCE(h.held, 0) AS held FROM \
+             (SELECT suppression, COUNT(DISTINCT {key}) AS matched FROM {SUPPRESSIONS} GROUP BY 1) m \
+             LEFT JOIN (SELECT suppression, COUNT(*) AS held FROM {held} GROUP BY 1) h ON h.suppression = m.suppression"
+        ),
+        params,
+    )
+    .await?
+    .collect()
+    .await
+    .map_err(|e| EngineError::execution("suppression counts", e))?;
+    let mut stats: Vec<SuppressionStats> = pipeline
+        .suppressions
+        .iter()
+        .map(|s| SuppressionStats {
+            name: s.name.clone(),
+            reason: s.reason.clone(),
+            scope: s.scope.describe(),
+            ..Default::default()
+        })
+        .collect();
+    for batch in &counts {
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::datatypes::Int64Type;
+        let names = datafusion::arrow::compute::cast(batch.column(0), &datafusion::arrow::datatypes::DataType::Utf8)
+            .map_err(|e| EngineError::execution("suppression counts", e.into()))?;
+        let names = names.as_string::<i32>();
+        for row in 0..batch.num_rows() {
+            if let Some(s) = stats.iter_mut().find(|s| s.name == names.value(row)) {
+                s.matched = batch.column(1).as_primitive::<Int64Type>().value(row) as u64;
+                s.held_back = batch.column(2).as_primitive::<Int64Type>().value(row) as u64;
+            }
+        }
+    }
+    Ok(stats)
+}

@@ -1,0 +1,115 @@
+//! Feedback flows back: the two stories of tests/fixtures/stories across run dates.
+//!
+//! Sam (1) wants satellite TV; on 2026-11-02 a technician finds it impossible at his house,
+//! and on 2026-11-09 he moves. Ivy (2) already has internet. Eve (3) withdrew email consent.
+//! Zed (4) asks to be forgotten. Max (5) has an invalid email and phone.
+
+use crate::support::Project;
+
+const PIPELINE: &str = "pipelines/stories.yaml";
+
+fn run(p: &Project, date: &str) {
+    p.ok(&["run", PIPELINE, "--date", date]);
+}
+
+fn audience(p: &Project, date: &str, segment: &str) -> Vec<String> {
+    p.duckdb(
+        "stories",
+        &format!("select customer_id from read_parquet('{{out}}/runs/run_date={date}/audiences/segment={segment}/*.parquet') order by 1"),
+    )
+    .into_iter()
+    .map(|row| row.trim_matches(['[', ']', '"']).to_string())
+    .collect()
+}
+
+#[test]
+fn not_serviceable_suppresses_satellite_until_the_customer_moves() {
+    let p = Project::fixture("stories");
+    for date in ["2026-11-01", "2026-11-02", "2026-11-08", "2026-11-09"] {
+        run(&p, date);
+    }
+    // Day 1: no feedback yet.
+    assert!(audience(&p, "2026-11-01", "satellite_tv_prospects").contains(&"1".to_string()));
+    // Day 2: the technician's finding holds Sam back from satellite, nowhere else.
+    for date in ["2026-11-02", "2026-11-08"] {
+        assert!(!audience(&p, date, "satellite_tv_prospects").contains(&"1".to_string()), "{date}");
+        assert!(audience(&p, date, "email_newsletter").contains(&"1".to_string()), "{date}");
+    }
+    let suppressed = p.duckdb(
+        "stories",
+        "select held_back_from, suppression, detail from read_parquet('{out}/runs/run_date=2026-11-02/suppressed/*.parquet') where customer_id = 1",
+    );
+    assert_eq!(
+        suppressed,
+        [r#"["segment satellite_tv_prospects", "not_serviceable_here", "technician visit on 2026-11-02 at address 100: not_serviceable"]"#]
+    );
+    // Day 9: Sam lives at a new address; nobody lifted anything, he is eligible again.
+    assert!(audience(&p, "2026-11-09", "satellite_tv_prospects").contains(&"1".to_string()));
+    let manifest = p.json("out/stories/runs/run_date=2026-11-02/manifest.json");
+    let rule = &manifest["suppressions"][0];
+    assert_eq!((rule["name"].as_str(), rule["matched"].as_u64(), rule["held_back"].as_u64()), (Some("not_serviceable_here"), Some(1), Some(1)));
+    let rule = &p.json("out/stories/runs/run_date=2026-11-09/manifest.json")["suppressions"][0];
+    assert_eq!(rule["matched"], 0);
+}
+
+#[test]
+fn customers_are_never_sold_what_they_hold_nor_emailed_without_consent() {
+    let p = Project::fixture("stories");
+    for date in ["2026-11-01", "2026-11-02", "2026-11-09"] {
+        run(&p, date);
+        let internet = audience(&p, date, "internet_acquisition");
+        assert!(!internet.contains(&"2".to_string()) && !internet.contains(&"5".to_string()), "{date}: {internet:?}");
+        assert!(internet.contains(&"1".to_string()), "{date}: {internet:?}");
+        // Every audience activated by email: newsletter and satellite prospects.
+        for segment in ["email_newsletter", "satellite_tv_prospects"] {
+            assert!(!audience(&p, date, segment).contains(&"3".to_string()), "{date} {segment}");
+        }
+    }
+    // Eve still gets the mail audience she consented to.
+    assert!(audience(&p, "2026-11-09", "internet_acquisition").contains(&"3".to_string()));
+}
+
+#[test]
+fn erased_customer_disappears_from_every_file_of_the_next_run_and_stays_gone() {
+    let p = Project::fixture("stories");
+    run(&p, "2026-11-01");
+    let everything = |date: &str| {
+        p.duckdb(
+            "stories",
+            &format!("select count(*) from read_parquet('{{out}}/runs/run_date={date}/**/*.parquet', union_by_name = true) where customer_id = 4"),
+        )
+    };
+    assert_ne!(everything("2026-11-01"), [r#"["0"]"#]);
+
+    p.write("data/erasure_requests.csv", "customer_id\n4\n");
+    run(&p, "2026-11-02");
+    assert_eq!(everything("2026-11-02"), [r#"["0"]"#], "audiences, changes, history: no trace");
+    let erased = p.duckdb("stories", "select key_sha256 from read_parquet('{out}/runs/run_date=2026-11-02/state/erased/*.parquet')");
+    // SHA-256 of "4": the id itself is not kept.
+    assert_eq!(erased, [r#"["4b227777d4dd1fc61c6f884f48641d02b4d121d3fd328cb08b5531fcacdabf8a"]"#]);
+
+    // The request list is emptied later (or the CRM still holds the customer): still gone.
+    p.write("data/erasure_requests.csv", "customer_id\n");
+    run(&p, "2026-11-03");
+    assert_eq!(everything("2026-11-03"), [r#"["0"]"#]);
+}
+
+#[test]
+fn activation_identifiers_are_normalized_hashed_and_bad_values_counted() {
+    let p = Project::fixture("stories");
+    run(&p, "2026-11-01");
+    let rows = p.duckdb(
+        "stories",
+        "select customer_id, email_sha256, phone_e164 from read_parquet('{out}/runs/run_date=2026-11-01/audiences/segment=email_newsletter/*.parquet') where customer_id in (1, 5) order by 1",
+    );
+    assert_eq!(
+        rows,
+        [
+            // sha256("sam@example.com")
+            r#"["1", "cd25a6171969f2a3c6e35c7667e3908ef1bd2424241db04411a0eec454ca6c16", "+447700900001"]"#,
+            r#"["5", null, null]"#,
+        ]
+    );
+    let manifest = p.json("out/stories/runs/run_date=2026-11-01/manifest.json");
+    assert_eq!(manifest["invalid_identifiers"], serde_json::json!({"emails": 1, "phones": 1}));
+}
