@@ -30,12 +30,29 @@ pub struct Explanation {
     /// The run published for that date, if any.
     pub published_run: Option<String>,
     pub segments: Vec<SegmentExplanation>,
+    /// Every suppression rule that matches the customer today, with the data behind it.
+    pub suppressions: Vec<SuppressionExplanation>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SuppressionExplanation {
+    pub name: String,
+    pub reason: String,
+    /// What the rule holds back: everything, or the segments, offers and channels named.
+    pub scope: String,
+    /// The rule's own account of the data that matched (e.g. the technician visit).
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct SegmentExplanation {
     pub name: String,
     pub description: String,
+    /// Whether the segment's rule holds for the customer.
+    pub qualifies: bool,
+    /// Suppressions that hold the customer back from this segment.
+    pub held_back_by: Vec<String>,
+    /// In the audience: the rule holds and no suppression holds the customer back.
     pub member: bool,
     /// The group the key falls in when a member (treatment, control, global_control, variant).
     pub group: Option<String>,
@@ -134,18 +151,35 @@ pub async fn explain(pipeline: &Pipeline, key: &str, date: NaiveDate, params: &[
         found: false,
         published_run,
         segments: Vec::new(),
+        suppressions: Vec::new(),
     };
     let (Some(segments), Some(key_column)) = (&pipeline.segments, pipeline.key.as_deref()) else {
         return Ok(explanation);
     };
     segments::plan_segments(&ctx, pipeline, segments, &params).await?;
     let key_sql = key_literal(&ctx, &segments.from, key_column, key).await?;
+    crate::suppressions::plan_suppressions(&ctx, pipeline, key_column, &segments.from, &params).await?;
+    for suppression in &pipeline.suppressions {
+        let sql = format!(
+            "SELECT detail FROM ({}) WHERE {key_column} = {key_sql}",
+            crate::suppressions::matches_query(key_column, &segments.from, suppression)
+        );
+        if let Some(row) = one_row(&ctx, &sql, &params).await? {
+            let detail = format_value(&row, 0);
+            explanation.suppressions.push(SuppressionExplanation {
+                name: suppression.name.clone(),
+                reason: suppression.reason.clone(),
+                scope: suppression.scope.describe(),
+                detail: (detail != "NULL").then_some(detail),
+            });
+        }
+    }
     let profile = one_row(&ctx, &format!("SELECT {key_column} FROM {} WHERE {key_column} = {key_sql}", segments.from), &params).await?;
     explanation.found = profile.is_some();
 
     for segment in &segments.list {
         let mut conditions = Vec::new();
-        let member = match &segment.rule {
+        let qualifies = match &segment.rule {
             Rule::Conditions(list) => {
                 let mut select = Vec::new();
                 let mut columns = Vec::new();
@@ -201,6 +235,14 @@ pub async fn explain(pipeline: &Pipeline, key: &str, date: NaiveDate, params: &[
             .await?
             .is_some(),
         };
+        let held_back_by: Vec<String> = pipeline
+            .suppressions
+            .iter()
+            .filter(|s| s.scope.covers_segment(segment))
+            .filter(|s| explanation.suppressions.iter().any(|e| e.name == s.name))
+            .map(|s| s.name.clone())
+            .collect();
+        let member = qualifies && held_back_by.is_empty();
         let group = if member {
             group_of(&ctx, segments, segment, &key_sql, &params).await?
         } else {
@@ -214,6 +256,8 @@ pub async fn explain(pipeline: &Pipeline, key: &str, date: NaiveDate, params: &[
         explanation.segments.push(SegmentExplanation {
             name: segment.name.clone(),
             description: segment.description.clone(),
+            qualifies,
+            held_back_by,
             member,
             group,
             published_member,
@@ -277,6 +321,7 @@ impl Explanation {
         for s in &self.segments {
             let verdict = match (&s.group, s.member) {
                 (Some(group), true) => format!("MEMBER, group {group}"),
+                _ if s.qualifies => format!("qualifies but held back by {}", s.held_back_by.join(", ")),
                 _ => "not a member".to_string(),
             };
             let published = match s.published_member {
@@ -293,6 +338,15 @@ impl Explanation {
                 };
                 let values: Vec<String> = c.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                 let _ = writeln!(out, "  {mark} {}: {}    [{}]", c.name, c.sql, values.join(", "));
+            }
+        }
+        if !self.suppressions.is_empty() {
+            let _ = writeln!(out, "\nsuppressions that apply:");
+            for s in &self.suppressions {
+                let _ = writeln!(out, "  {} (holds back from {}): {}", s.name, s.scope, s.reason);
+                if let Some(detail) = &s.detail {
+                    let _ = writeln!(out, "    because: {detail}");
+                }
             }
         }
         out

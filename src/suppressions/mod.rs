@@ -41,7 +41,7 @@ fn sql_view(suppression: &Suppression) -> String {
 }
 
 /// One rule's matches as `(key, suppression, reason, detail)`.
-fn matches_query(key: &str, profile: &str, suppression: &Suppression) -> String {
+pub fn matches_query(key: &str, profile: &str, suppression: &Suppression) -> String {
     let name = literal(&suppression.name);
     let reason = literal(&suppression.reason);
     match &suppression.rule {

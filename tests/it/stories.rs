@@ -113,3 +113,14 @@ fn activation_identifiers_are_normalized_hashed_and_bad_values_counted() {
     let manifest = p.json("out/stories/runs/run_date=2026-11-01/manifest.json");
     assert_eq!(manifest["invalid_identifiers"], serde_json::json!({"emails": 1, "phones": 1}));
 }
+
+#[test]
+fn explain_names_the_suppression_and_the_data_row_behind_it() {
+    let p = Project::fixture("stories");
+    let text = p.ok(&["explain", PIPELINE, "--key", "1", "--date", "2026-11-03"]);
+    insta::assert_snapshot!(text);
+    let json: serde_json::Value =
+        serde_json::from_str(&p.ok(&["explain", PIPELINE, "--key", "1", "--date", "2026-11-09", "--json"])).unwrap();
+    assert_eq!(json["suppressions"], serde_json::json!([]), "the move lifted it");
+    assert_eq!(json["segments"][0]["member"], true);
+}
