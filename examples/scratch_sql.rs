@@ -108,6 +108,14 @@ async fn main() -> datafusion::error::Result<()> {
             let ctx = context("data/sample").await?;
             register_models(&ctx, &args[2], args.get(3).is_none_or(|m| m == "bound"), None).await?;
         }
+        "explain" => {
+            let ctx = context("data/sample").await?;
+            register_models(&ctx, &args[2], true, Some("current_address")).await?;
+            let sql = std::fs::read_to_string(format!("sql/daily_segments/{}.sql", args[3])).unwrap();
+            let df = ctx.sql(&sql).await?.with_param_values(params(&args[2]))?;
+            let batches = df.explain(false, false)?.collect().await?;
+            println!("{}", pretty_format_batches(&batches)?);
+        }
         _ => panic!("unknown mode"),
     }
     Ok(())

@@ -12,6 +12,7 @@ pub mod explain;
 pub mod functions;
 pub mod generate;
 pub mod location;
+pub mod offers;
 pub mod pipeline;
 pub mod report;
 pub mod run;

@@ -4,6 +4,7 @@
 //! it finds in one pass, each with the file, line and column to fix.
 
 pub mod dag;
+pub mod offers;
 pub mod params;
 pub mod render;
 pub mod segments;
@@ -17,6 +18,7 @@ use indexmap::IndexMap;
 
 use crate::location::Location;
 use crate::spec::{self, ColumnType, Format, PipelineSpec};
+pub use offers::{Offer, Offers};
 pub use params::Params;
 pub use segments::{Condition, Holdout, Rule, Scope, Segment, Segments, Split, Suppression};
 pub use sql::SqlQuery;
@@ -68,6 +70,7 @@ pub struct Pipeline {
     pub models: Vec<Model>,
     pub segments: Option<Segments>,
     pub suppressions: Vec<Suppression>,
+    pub offers: Option<Offers>,
     /// The source listing keys to forget.
     pub erasure: Option<String>,
     pub output: Uri,
@@ -377,7 +380,8 @@ pub fn compile(spec: &PipelineSpec, file: &Path, text: &str) -> Result<Pipeline,
         }
     };
 
-    let model_names: Vec<&str> = models.keys().map(String::as_str).collect();
+    let model_names: Vec<String> = models.keys().cloned().collect();
+    let model_names: Vec<&str> = model_names.iter().map(String::as_str).collect();
     let segments = spec
         .segments
         .as_ref()
@@ -391,6 +395,10 @@ pub fn compile(spec: &PipelineSpec, file: &Path, text: &str) -> Result<Pipeline,
         // Every segment reads the profile: compute it once.
         profile.materialize = true;
     }
+    let offers_from = spec.offers.as_ref().and_then(|o| o.from.clone());
+    if let Some(profile) = offers_from.and_then(|from| models.get_mut(&from)) {
+        profile.materialize = true;
+    }
 
     let output = match Uri::resolve(&c.root, &spec.output.uri) {
         Ok(uri) => Some(uri),
@@ -400,7 +408,32 @@ pub fn compile(spec: &PipelineSpec, file: &Path, text: &str) -> Result<Pipeline,
         }
     };
 
-    let suppressions = c.suppressions(&spec.suppressions, &params, segments.as_ref());
+    let has_profile = segments.is_some() || spec.offers.is_some();
+    let suppressions = c.suppressions(&spec.suppressions, &params, segments.as_ref(), has_profile);
+    let suppression_names: Vec<&str> = spec.suppressions.keys().map(String::as_str).collect();
+    let offers = spec.offers.as_ref().and_then(|o| {
+        c.offers(
+            o,
+            &params,
+            spec.segments.as_ref().map(|s| s.from.as_str()),
+            &model_names,
+            &suppression_names,
+        )
+    });
+    if offers.is_some() && spec.key.is_none() {
+        c.problem(&["offers"], "key: name the column every decision is keyed by (e.g. key: customer_id)");
+    }
+    // Suppression scopes may name offers.
+    for (name, suppression) in &spec.suppressions {
+        for offer in suppression.scope.iter().flat_map(|s| &s.offers) {
+            if !offers.as_ref().is_some_and(|o| o.list.iter().any(|x| &x.name == offer)) {
+                c.problem(
+                    &["suppressions", name, "scope", "offers"],
+                    format!("suppressions.{name}.scope: no offer named \"{offer}\""),
+                );
+            }
+        }
+    }
     let erasure = spec.erasure.as_ref().map(|e| e.source.clone());
     if let Some(source) = &erasure
         && !spec.sources.contains_key(source)
@@ -449,6 +482,7 @@ pub fn compile(spec: &PipelineSpec, file: &Path, text: &str) -> Result<Pipeline,
             .collect(),
         segments,
         suppressions,
+        offers,
         erasure,
         output: output.expect("checked above"),
         activation_columns: spec.output.columns.clone(),

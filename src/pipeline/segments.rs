@@ -254,13 +254,14 @@ impl Compiler<'_> {
         spec: &indexmap::IndexMap<String, crate::spec::SuppressionSpec>,
         params: &Params,
         segments: Option<&Segments>,
+        has_profile: bool,
     ) -> Vec<Suppression> {
         let mut list = Vec::new();
         for (name, suppression) in spec {
             let path = ["suppressions", name.as_str()];
             self.check_name_at(&path, name);
-            if segments.is_none() && !suppression.conditions.is_empty() {
-                self.problem(&path, format!("suppressions.{name}: conditions are evaluated on the profile named by segments.from; declare segments first"));
+            if !has_profile {
+                self.problem(&path, format!("suppressions.{name}: suppressions hold customers back from segments or offers; declare segments or offers (their profile is what conditions read)"));
             }
             let Some(rule) = self.rule(&path, &suppression.conditions, suppression.sql.as_deref(), params) else {
                 continue;

@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::SourceInput;
+use crate::offers::OfferStats;
 use crate::segments::SegmentStats;
 use crate::suppressions::SuppressionStats;
 use crate::store::{ColumnSchema, WrittenFile};
@@ -28,6 +29,8 @@ pub struct Manifest {
     pub segments: Vec<SegmentStats>,
     #[serde(default)]
     pub suppressions: Vec<SuppressionStats>,
+    #[serde(default)]
+    pub offers: Vec<OfferStats>,
     /// Values the identifier functions could not normalize (they became NULL).
     #[serde(default)]
     pub invalid_identifiers: InvalidIdentifiers,
@@ -54,6 +57,8 @@ pub enum OutputKind {
     Changes,
     Migration,
     Suppressed,
+    Offers,
+    Decisions,
     State,
 }
 

@@ -84,6 +84,19 @@ pub async fn validate(pipeline: &Pipeline) -> Result<(), RunError> {
     if let Some(segments) = &pipeline.segments {
         crate::segments::plan_segments(&ctx, pipeline, segments, &params).await?;
     }
+    if let (Some(offers), Some(key)) = (&pipeline.offers, pipeline.key.as_deref()) {
+        crate::offers::plan_offers(&ctx, key, offers, &params).await?;
+    }
+    if let (Some(key), Some(profile)) = (
+        pipeline.key.as_deref(),
+        pipeline
+            .segments
+            .as_ref()
+            .map(|s| s.from.as_str())
+            .or(pipeline.offers.as_ref().map(|o| o.from.as_str())),
+    ) {
+        crate::suppressions::plan_suppressions(&ctx, pipeline, key, profile, &params).await?;
+    }
     Ok(())
 }
 
@@ -135,6 +148,15 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
 
     let mut segment_stats = Vec::new();
     let mut suppression_stats = Vec::new();
+    let mut offer_stats = Vec::new();
+    let profile = pipeline
+        .segments
+        .as_ref()
+        .map(|s| s.from.as_str())
+        .or(pipeline.offers.as_ref().map(|o| o.from.as_str()));
+    if let (Some(key), Some(profile)) = (pipeline.key.as_deref(), profile) {
+        crate::suppressions::evaluate(&ctx, pipeline, key, profile, &params, staged.work_dir()).await?;
+    }
     if let Some(segments) = &pipeline.segments {
         let clock = Instant::now();
         segment_stats = crate::segments::run_segments(
@@ -154,6 +176,28 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
         for s in &segment_stats {
             info!(segment = %s.name, size = s.size, added = s.added, removed = s.removed, "segment");
         }
+    }
+    if let Some(offers) = &pipeline.offers {
+        let clock = Instant::now();
+        offer_stats = crate::offers::run_offers(
+            &ctx,
+            pipeline,
+            offers,
+            &params,
+            staged.run_dir(),
+            staged.work_dir(),
+            previous_dir.as_deref(),
+            &mut outputs,
+        )
+        .instrument(info_span!("offers"))
+        .await?;
+        let assigned: u64 = offer_stats.iter().map(|s| s.assigned).sum();
+        steps.push(step("offers", Some(assigned), clock));
+        for s in &offer_stats {
+            info!(offer = %s.name, eligible = s.eligible, assigned = s.assigned, capped = s.capped, "offer");
+        }
+    }
+    if profile.is_some() {
         suppression_stats =
             crate::suppressions::write_suppressed(&ctx, pipeline, &params, staged.run_dir(), &mut outputs).await?;
     }
@@ -171,6 +215,7 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
         outputs,
         segments: segment_stats,
         suppressions: suppression_stats,
+        offers: offer_stats,
         invalid_identifiers: crate::report::InvalidIdentifiers {
             emails: identifiers.invalid_emails(),
             phones: identifiers.invalid_phones(),

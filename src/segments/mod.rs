@@ -225,7 +225,6 @@ pub async fn run_segments(
     register_parquet_dir(ctx, RAW, &raw_dir).await?;
 
     // Held back: a member matched by a suppression whose scope covers the segment.
-    suppressions::evaluate(ctx, pipeline, key, &segments.from, params, work_dir).await?;
     let held_sql = format!(
         "SELECT r.{key}, 'segment' AS held_back_from, r.segment AS target, s.suppression, s.reason, s.detail \
          FROM {RAW} r JOIN {SUPPRESSIONS} s ON s.{key} = r.{key} \

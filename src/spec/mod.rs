@@ -49,6 +49,9 @@ pub struct PipelineSpec {
     /// Rules that hold customers back from segments, offers or channels, each with its reason.
     #[serde(default)]
     pub suppressions: IndexMap<String, SuppressionSpec>,
+    /// Offers with their own eligibility, decided per customer (zero-segment decisioning).
+    #[serde(default)]
+    pub offers: Option<OffersSpec>,
     /// Customers to forget: removed from every output and from history, for good.
     #[serde(default)]
     pub erasure: Option<ErasureSpec>,
@@ -82,6 +85,46 @@ pub struct ScopeSpec {
     /// Every segment and offer that goes through one of these channels.
     #[serde(default)]
     pub channels: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OffersSpec {
+    /// The profile eligibility is evaluated on (default: segments.from).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// How many offers one customer receives at most.
+    #[serde(default = "one")]
+    pub max_per_customer: u32,
+    pub list: IndexMap<String, OfferSpec>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfferSpec {
+    pub description: String,
+    /// Named SQL conditions over the profile; the customer is eligible when all hold.
+    pub eligible: IndexMap<String, ConditionSpec>,
+    /// Breaks ties between equal scores (higher first); the score when none is given.
+    #[serde(default)]
+    pub priority: i64,
+    /// A SQL expression over the profile: how good this offer is for this customer.
+    #[serde(default)]
+    pub score: Option<String>,
+    /// At most this many customers receive the offer today (those it scores highest for).
+    #[serde(default)]
+    pub capacity: Option<u64>,
+    /// The channels the offer may go through.
+    pub channels: Vec<String>,
+    #[serde(default)]
+    pub holdout: Option<HoldoutSpec>,
+    /// Suppression rules that apply to this offer (besides those whose scope names it).
+    #[serde(default)]
+    pub suppressed_by: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

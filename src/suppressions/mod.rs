@@ -221,11 +221,19 @@ pub async fn write_suppressed(
     outputs: &mut Vec<Output>,
 ) -> Result<Vec<SuppressionStats>, RunError> {
     let key = pipeline.key.as_deref().expect("suppressions need a key");
-    let held = crate::segments::HELD;
-    let sql = format!(
-        "SELECT {key}, held_back_from || ' ' || target AS held_back_from, suppression, reason, detail \
-         FROM {held} ORDER BY {key}, held_back_from, suppression"
-    );
+    let mut parts = Vec::new();
+    for (table, present) in [
+        (crate::segments::HELD, pipeline.segments.is_some()),
+        (crate::offers::HELD, pipeline.offers.is_some()),
+    ] {
+        if present {
+            parts.push(format!(
+                "SELECT {key}, held_back_from || ' ' || target AS held_back_from, suppression, reason, detail FROM {table}"
+            ));
+        }
+    }
+    let held = format!("({})", parts.join(" UNION ALL "));
+    let sql = format!("SELECT * FROM {held} ORDER BY {key}, held_back_from, suppression");
     let relative = "suppressed";
     let written = write_query(ctx, "suppressed", &sql, params, &run_dir.join(relative), run_dir).await?;
     outputs.push(written.into_output("suppressed", OutputKind::Suppressed, relative.into()));
