@@ -32,6 +32,23 @@ pub struct Explanation {
     pub segments: Vec<SegmentExplanation>,
     /// Every suppression rule that matches the customer today, with the data behind it.
     pub suppressions: Vec<SuppressionExplanation>,
+    pub offers: Vec<OfferExplanation>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OfferExplanation {
+    pub name: String,
+    pub description: String,
+    /// Every eligibility condition holds.
+    pub eligible: bool,
+    pub conditions: Vec<ConditionExplanation>,
+    pub score: Option<String>,
+    /// Suppressions holding the offer back, with the channels they cover.
+    pub held_back_by: Vec<String>,
+    /// In the published run: assigned, suppressed, capacity (lost to customers it scores
+    /// higher for), outranked (better offers filled max_per_customer), or not eligible.
+    pub published_status: Option<String>,
+    pub published_rank: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -152,17 +169,25 @@ pub async fn explain(pipeline: &Pipeline, key: &str, date: NaiveDate, params: &[
         published_run,
         segments: Vec::new(),
         suppressions: Vec::new(),
+        offers: Vec::new(),
     };
-    let (Some(segments), Some(key_column)) = (&pipeline.segments, pipeline.key.as_deref()) else {
+    let Some(key_column) = pipeline.key.as_deref() else {
         return Ok(explanation);
     };
-    segments::plan_segments(&ctx, pipeline, segments, &params).await?;
-    let key_sql = key_literal(&ctx, &segments.from, key_column, key).await?;
-    crate::suppressions::plan_suppressions(&ctx, pipeline, key_column, &segments.from, &params).await?;
+    let Some(profile_model) = pipeline
+        .segments
+        .as_ref()
+        .map(|s| s.from.clone())
+        .or(pipeline.offers.as_ref().map(|o| o.from.clone()))
+    else {
+        return Ok(explanation);
+    };
+    let key_sql = key_literal(&ctx, &profile_model, key_column, key).await?;
+    crate::suppressions::plan_suppressions(&ctx, pipeline, key_column, &profile_model, &params).await?;
     for suppression in &pipeline.suppressions {
         let sql = format!(
             "SELECT detail FROM ({}) WHERE {key_column} = {key_sql}",
-            crate::suppressions::matches_query(key_column, &segments.from, suppression)
+            crate::suppressions::matches_query(key_column, &profile_model, suppression)
         );
         if let Some(row) = one_row(&ctx, &sql, &params).await? {
             let detail = format_value(&row, 0);
@@ -174,57 +199,22 @@ pub async fn explain(pipeline: &Pipeline, key: &str, date: NaiveDate, params: &[
             });
         }
     }
-    let profile = one_row(&ctx, &format!("SELECT {key_column} FROM {} WHERE {key_column} = {key_sql}", segments.from), &params).await?;
+    let profile = one_row(&ctx, &format!("SELECT {key_column} FROM {profile_model} WHERE {key_column} = {key_sql}"), &params).await?;
     explanation.found = profile.is_some();
+    if let Some(offers) = &pipeline.offers {
+        explanation.offers = explain_offers(&ctx, pipeline, offers, key_column, &key_sql, &params, &explanation, published.then(|| store.run_dir(date))).await?;
+    }
+    let Some(segments) = &pipeline.segments else {
+        return Ok(explanation);
+    };
+    segments::plan_segments(&ctx, pipeline, segments, &params).await?;
 
     for segment in &segments.list {
         let mut conditions = Vec::new();
         let qualifies = match &segment.rule {
             Rule::Conditions(list) => {
-                let mut select = Vec::new();
-                let mut columns = Vec::new();
-                for (i, condition) in list.iter().enumerate() {
-                    select.push(format!("({}) AS __c{i}", condition.expr));
-                    let cols = columns_of(&condition.expr);
-                    for c in &cols {
-                        select.push(format!("{c} AS \"__v{i}_{c}\""));
-                    }
-                    columns.push(cols);
-                }
-                let sql = format!(
-                    "SELECT {} FROM {} WHERE {key_column} = {key_sql}",
-                    if select.is_empty() { "1".to_string() } else { select.join(", ") },
-                    segments.from
-                );
-                let row = one_row(&ctx, &sql, &params).await?;
-                let mut all = row.is_some();
-                let mut index = 0;
-                for (condition, cols) in list.iter().zip(&columns) {
-                    let (holds, values) = match &row {
-                        Some(batch) => {
-                            let holds = batch
-                                .column(index)
-                                .as_any()
-                                .downcast_ref::<datafusion::arrow::array::BooleanArray>()
-                                .and_then(|a| (!a.is_null(0)).then(|| a.value(0)));
-                            let values = cols
-                                .iter()
-                                .enumerate()
-                                .map(|(j, c)| (c.clone(), format_value(batch, index + 1 + j)))
-                                .collect();
-                            (holds, values)
-                        }
-                        None => (None, Vec::new()),
-                    };
-                    index += 1 + cols.len();
-                    all &= holds == Some(true);
-                    conditions.push(ConditionExplanation {
-                        name: condition.name.clone(),
-                        sql: condition.text.clone(),
-                        holds,
-                        values,
-                    });
-                }
+                let (all, explained) = evaluate_conditions(&ctx, &segments.from, list, key_column, &key_sql, &params).await?;
+                conditions = explained;
                 all
             }
             Rule::Sql(_) => one_row(
@@ -265,6 +255,136 @@ pub async fn explain(pipeline: &Pipeline, key: &str, date: NaiveDate, params: &[
         });
     }
     Ok(explanation)
+}
+
+/// Evaluates conditions for one key: whether all hold, and each with its values.
+async fn evaluate_conditions(
+    ctx: &SessionContext,
+    profile: &str,
+    list: &[crate::pipeline::Condition],
+    key_column: &str,
+    key_sql: &str,
+    params: &Params,
+) -> Result<(bool, Vec<ConditionExplanation>), RunError> {
+    let mut select = Vec::new();
+    let mut columns = Vec::new();
+    for (i, condition) in list.iter().enumerate() {
+        select.push(format!("({}) AS __c{i}", condition.expr));
+        let cols = columns_of(&condition.expr);
+        for c in &cols {
+            select.push(format!("{c} AS \"__v{i}_{c}\""));
+        }
+        columns.push(cols);
+    }
+    let sql = format!(
+        "SELECT {} FROM {profile} WHERE {key_column} = {key_sql}",
+        if select.is_empty() { "1".to_string() } else { select.join(", ") },
+    );
+    let row = one_row(ctx, &sql, params).await?;
+    let mut all = row.is_some();
+    let mut index = 0;
+    let mut explained = Vec::new();
+    for (condition, cols) in list.iter().zip(&columns) {
+        let (holds, values) = match &row {
+            Some(batch) => {
+                let holds = batch
+                    .column(index)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::BooleanArray>()
+                    .and_then(|a| (!a.is_null(0)).then(|| a.value(0)));
+                let values = cols
+                    .iter()
+                    .enumerate()
+                    .map(|(j, c)| (c.clone(), format_value(batch, index + 1 + j)))
+                    .collect();
+                (holds, values)
+            }
+            None => (None, Vec::new()),
+        };
+        index += 1 + cols.len();
+        all &= holds == Some(true);
+        explained.push(ConditionExplanation {
+            name: condition.name.clone(),
+            sql: condition.text.clone(),
+            holds,
+            values,
+        });
+    }
+    Ok((all, explained))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn explain_offers(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    offers: &crate::pipeline::Offers,
+    key_column: &str,
+    key_sql: &str,
+    params: &Params,
+    so_far: &Explanation,
+    published_run: Option<std::path::PathBuf>,
+) -> Result<Vec<OfferExplanation>, RunError> {
+    let decisions = match published_run.map(|d| d.join("decisions")).filter(|d| d.is_dir()) {
+        Some(dir) => {
+            crate::run::register_parquet_dir(ctx, "__segflow_published_decisions", &dir).await?;
+            true
+        }
+        None => false,
+    };
+    let mut list = Vec::new();
+    for offer in &offers.list {
+        let (eligible, conditions) =
+            evaluate_conditions(ctx, &offers.from, &offer.eligible, key_column, key_sql, params).await?;
+        let score = one_row(
+            ctx,
+            &format!("SELECT {} FROM {} WHERE {key_column} = {key_sql}", offer.score_sql(), offers.from),
+            params,
+        )
+        .await?
+        .map(|b| format_value(&b, 0));
+        let held_back_by = pipeline
+            .suppressions
+            .iter()
+            .filter(|s| so_far.suppressions.iter().any(|e| e.name == s.name))
+            .filter_map(|s| {
+                let channels: Vec<&str> = offer
+                    .channels
+                    .iter()
+                    .filter(|c| s.scope.covers_offer_channel(&offer.name, c) || offer.suppressed_by.contains(&s.name))
+                    .map(String::as_str)
+                    .collect();
+                (!channels.is_empty()).then(|| format!("{} (on {})", s.name, channels.join(", ")))
+            })
+            .collect();
+        let (published_status, published_rank) = if decisions {
+            let row = one_row(
+                ctx,
+                &format!(
+                    "SELECT status, rank FROM __segflow_published_decisions WHERE {key_column} = {key_sql} AND offer = {}",
+                    literal(&offer.name)
+                ),
+                params,
+            )
+            .await?;
+            match row {
+                Some(b) => (Some(format_value(&b, 0)), Some(format_value(&b, 1)).filter(|r| r != "NULL")),
+                None => (Some("not eligible".to_string()), None),
+            }
+        } else {
+            (None, None)
+        };
+        list.push(OfferExplanation {
+            name: offer.name.clone(),
+            description: offer.description.clone(),
+            eligible,
+            conditions,
+            score,
+            held_back_by,
+            published_status,
+            published_rank,
+        });
+    }
+    Ok(list)
 }
 
 async fn group_of(
@@ -338,6 +458,39 @@ impl Explanation {
                 };
                 let values: Vec<String> = c.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                 let _ = writeln!(out, "  {mark} {}: {}    [{}]", c.name, c.sql, values.join(", "));
+            }
+        }
+        for o in &self.offers {
+            let status = match (o.published_status.as_deref(), &o.published_rank) {
+                (Some(status), Some(rank)) => format!("published: {status}, rank {rank}"),
+                (Some("capacity"), None) => {
+                    "published: lost to capacity, the offer went to customers it scores higher for".to_string()
+                }
+                (Some("outranked"), None) => {
+                    "published: outranked, better offers filled max_per_customer".to_string()
+                }
+                (Some(status), None) => format!("published: {status}"),
+                (None, _) => "no published decision".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "\noffer {} — {}, score {} ({status})\n  {}",
+                o.name,
+                if o.eligible { "eligible" } else { "not eligible" },
+                o.score.as_deref().unwrap_or("-"),
+                o.description
+            );
+            for c in &o.conditions {
+                let mark = match c.holds {
+                    Some(true) => "✓",
+                    Some(false) => "✗",
+                    None => "✗ (NULL)",
+                };
+                let values: Vec<String> = c.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                let _ = writeln!(out, "  {mark} {}: {}    [{}]", c.name, c.sql, values.join(", "));
+            }
+            if !o.held_back_by.is_empty() {
+                let _ = writeln!(out, "  held back by {}", o.held_back_by.join(", "));
             }
         }
         if !self.suppressions.is_empty() {

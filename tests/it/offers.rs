@@ -117,3 +117,20 @@ fn decisions_are_deterministic_and_changes_are_tracked() {
         ]
     );
 }
+
+#[test]
+fn explain_shows_eligibility_score_suppression_and_capacity() {
+    let p = Project::fixture("offers");
+    p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
+    let text = p.ok(&["explain", PIPELINE, "--key", "3", "--date", "2026-11-01"]);
+    assert!(text.contains("offer fiber_upgrade — eligible, score 70.0 (published: lost to capacity"), "{text}");
+    assert!(text.contains("offer loyalty_reward — eligible, score 20.0 (published: assigned, rank 1)"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&p.ok(&["explain", PIPELINE, "--key", "7", "--date", "2026-11-01", "--json"])).unwrap();
+    let loyalty = &json["offers"][1];
+    assert_eq!(loyalty["name"], "loyalty_reward");
+    assert_eq!(loyalty["eligible"], true);
+    assert_eq!(loyalty["held_back_by"], serde_json::json!(["email_consent_withdrawn (on email)"]));
+    assert_eq!(loyalty["published_status"], "suppressed");
+    assert_eq!(json["offers"][0]["conditions"][0]["values"], serde_json::json!([["fiber_available", "false"]]));
+}
