@@ -190,13 +190,22 @@ pub async fn register_erased(
     run_dir: &Path,
     outputs: &mut Vec<Output>,
 ) -> Result<(), RunError> {
-    let mut parts = vec!["SELECT CAST(NULL AS VARCHAR) AS key_sha256 WHERE false".to_string()];
+    let none = "SELECT CAST(NULL AS VARCHAR) AS key_sha256 WHERE false";
+    let previous = previous_run.map(|d| d.join("state/erased")).filter(|d| d.is_dir());
+    if pipeline.erasure.is_none() && previous.is_none() {
+        // Nothing was ever erased: an empty list, and nothing to carry in state.
+        let empty = engine::plan_sql(ctx, none, params).await?;
+        ctx.register_table(ERASED, empty.into_view())
+            .map_err(|e| EngineError::execution("erasure list", e))?;
+        return Ok(());
+    }
+    let mut parts = vec![none.to_string()];
     if let Some(source) = &pipeline.erasure {
         parts.push(format!(
             "SELECT encode(sha256(CAST({key} AS VARCHAR)), 'hex') AS key_sha256 FROM {source} WHERE {key} IS NOT NULL"
         ));
     }
-    if let Some(dir) = previous_run.map(|d| d.join("state/erased")).filter(|d| d.is_dir()) {
+    if let Some(dir) = previous {
         register_parquet_dir(ctx, "__segflow_previously_erased", &dir).await?;
         parts.push("SELECT CAST(key_sha256 AS VARCHAR) FROM __segflow_previously_erased".into());
     }
