@@ -50,9 +50,12 @@ pub enum Command {
         /// Memory DataFusion may use before spilling to disk, e.g. 4GiB.
         #[arg(long)]
         memory_limit: Option<String>,
-        /// Print the run's manifest as JSON on stdout.
+        /// Print the run's manifest as JSON on stdout (also when blocked).
         #[arg(long)]
         json: bool,
+        /// Publish even if an `error` check or circuit breaker fails; recorded in the manifest.
+        #[arg(long)]
+        force: bool,
     },
     /// Run every date from --from to --to in order, skipping dates already published.
     Backfill {
@@ -68,6 +71,9 @@ pub enum Command {
         params: Vec<String>,
         #[arg(long)]
         memory_limit: Option<String>,
+        /// Publish even if an `error` check or circuit breaker fails.
+        #[arg(long)]
+        force: bool,
     },
     /// Why a customer is or is not in each segment on a date.
     Explain {
@@ -137,14 +143,24 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             params,
             memory_limit,
             json,
+            force,
         } => {
             let pipeline = Pipeline::load(&pipeline_path(&pipeline))?;
             let options = RunOptions {
                 date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
                 params,
                 engine: engine_options(memory_limit.as_deref())?,
+                force,
             };
-            let report = run::run(&pipeline, &options).await?;
+            let report = match run::run(&pipeline, &options).await {
+                Ok(report) => report,
+                Err(err) => {
+                    if let (true, run::RunError::Blocked { report, .. }) = (json, &err) {
+                        println!("{}", serde_json::to_string_pretty(report).expect("report serializes"));
+                    }
+                    return Err(err.into());
+                }
+            };
             let rebuilt = run::rebuild_following(&pipeline, options.date, &options).await?;
             if !rebuilt.is_empty() {
                 let dates: Vec<String> = rebuilt.iter().map(ToString::to_string).collect();
@@ -170,6 +186,7 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             rerun,
             params,
             memory_limit,
+            force,
         } => {
             if to < from {
                 return Err(Error::Usage(format!("--to {to} is before --from {from}")));
@@ -179,6 +196,7 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
                 date: from,
                 params,
                 engine: engine_options(memory_limit.as_deref())?,
+                force,
             };
             let days = (to - from).num_days() as u64 + 1;
             let bar = indicatif::ProgressBar::new(days).with_style(

@@ -5,6 +5,7 @@
 //! DAG, parameters) → [`engine`] (DataFusion session, sources, models) → [`run`] (one date,
 //! end to end) → [`store`] (staged, then published atomically) with a [`report::Manifest`].
 
+pub mod checks;
 pub mod cli;
 pub mod engine;
 pub mod error;

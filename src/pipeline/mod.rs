@@ -3,6 +3,7 @@
 //! `compile` never touches data. It reads the pipeline's SQL files and collects *every* problem
 //! it finds in one pass, each with the file, line and column to fix.
 
+pub mod checks;
 pub mod dag;
 pub mod offers;
 pub mod params;
@@ -18,6 +19,7 @@ use indexmap::IndexMap;
 
 use crate::location::Location;
 use crate::spec::{self, ColumnType, Format, PipelineSpec};
+pub use checks::{Breaker, Check, CheckKind, Target};
 pub use offers::{Offer, Offers};
 pub use params::Params;
 pub use segments::{Condition, Holdout, Rule, Scope, Segment, Segments, Split, Suppression};
@@ -71,6 +73,7 @@ pub struct Pipeline {
     pub segments: Option<Segments>,
     pub suppressions: Vec<Suppression>,
     pub offers: Option<Offers>,
+    pub checks: Vec<Check>,
     /// The source listing keys to forget.
     pub erasure: Option<String>,
     pub output: Uri,
@@ -463,6 +466,9 @@ pub fn compile(spec: &PipelineSpec, file: &Path, text: &str) -> Result<Pipeline,
         }
     }
     let output_at = c.at(&["output", "columns"]);
+    let segment_names: Vec<&str> = segments.iter().flat_map(|s| &s.list).map(|s| s.name.as_str()).collect();
+    let offer_names: Vec<&str> = offers.iter().flat_map(|o| &o.list).map(|o| o.name.as_str()).collect();
+    let checks = c.checks(&spec.checks, &params, &spec.sources, &known, &segment_names, &offer_names);
 
     if !c.problems.is_empty() {
         return Err(CompileError::Invalid(c.problems));
@@ -483,6 +489,7 @@ pub fn compile(spec: &PipelineSpec, file: &Path, text: &str) -> Result<Pipeline,
         segments,
         suppressions,
         offers,
+        checks,
         erasure,
         output: output.expect("checked above"),
         activation_columns: spec.output.columns.clone(),

@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::SourceInput;
+use crate::checks::CheckResult;
 use crate::offers::OfferStats;
 use crate::segments::SegmentStats;
 use crate::suppressions::SuppressionStats;
@@ -15,6 +16,10 @@ use crate::store::{ColumnSchema, WrittenFile};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub pipeline: String,
+    pub status: RunStatus,
+    /// Published although an `error` check failed (`--force`).
+    #[serde(default)]
+    pub forced: bool,
     pub run_date: NaiveDate,
     pub run_id: String,
     pub segflow_version: String,
@@ -31,6 +36,8 @@ pub struct Manifest {
     pub suppressions: Vec<SuppressionStats>,
     #[serde(default)]
     pub offers: Vec<OfferStats>,
+    #[serde(default)]
+    pub checks: Vec<CheckResult>,
     /// Values the identifier functions could not normalize (they became NULL).
     #[serde(default)]
     pub invalid_identifiers: InvalidIdentifiers,
@@ -74,4 +81,12 @@ pub struct Step {
 pub struct InvalidIdentifiers {
     pub emails: u64,
     pub phones: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Published,
+    /// Stopped by a quality gate or circuit breaker: nothing was published.
+    Blocked,
 }

@@ -14,7 +14,7 @@ use tracing::{info, info_span, Instrument};
 use crate::engine::{self, EngineError, EngineOptions};
 use crate::pipeline::params::ParamError;
 use crate::pipeline::{Model, Params, Pipeline};
-use crate::report::{Manifest, Output, OutputKind, Step};
+use crate::report::{Manifest, Output, OutputKind, RunStatus, Step};
 use crate::store::{PipelineStore, StagedRun, StoreError, write_stream};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,17 @@ pub enum RunError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(
+        "blocked: nothing was published for {}; the previous published run stays in place{}\n{}",
+        .report.run_date,
+        .kept.as_ref().map(|p| format!(" (report and failing rows: {})", p.display())).unwrap_or_default(),
+        .failures.join("\n")
+    )]
+    Blocked {
+        failures: Vec<String>,
+        report: Box<Manifest>,
+        kept: Option<PathBuf>,
+    },
     #[error("{what}: {source}")]
     Step {
         what: String,
@@ -37,6 +48,7 @@ impl RunError {
     /// 2 when the pipeline or the arguments must change, 1 for failures while running.
     pub fn exit_code(&self) -> i32 {
         match self {
+            RunError::Blocked { .. } => 3,
             RunError::Params(_) => 2,
             RunError::Engine(e) if e.is_invalid_pipeline() => 2,
             RunError::Store(StoreError::RemoteOutput(_)) => 2,
@@ -50,6 +62,8 @@ pub struct RunOptions {
     pub date: NaiveDate,
     pub params: Vec<String>,
     pub engine: EngineOptions,
+    /// Publish even when an `error` check fails (recorded in the manifest).
+    pub force: bool,
 }
 
 /// What a finished run published.
@@ -87,6 +101,7 @@ pub async fn validate(pipeline: &Pipeline) -> Result<(), RunError> {
     if let (Some(offers), Some(key)) = (&pipeline.offers, pipeline.key.as_deref()) {
         crate::offers::plan_offers(&ctx, key, offers, &params).await?;
     }
+    crate::checks::plan_checks(&ctx, pipeline, &params).await?;
     if let (Some(key), Some(profile)) = (
         pipeline.key.as_deref(),
         pipeline
@@ -118,7 +133,39 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
     let (ctx, identifiers) = engine::session(&options.engine)?;
     let mut steps = Vec::new();
     let clock = Instant::now();
-    let inputs = engine::register_sources(&ctx, pipeline).await?;
+    let mut manifest = Manifest {
+        pipeline: pipeline.name.clone(),
+        status: RunStatus::Published,
+        forced: false,
+        run_date: options.date,
+        run_id,
+        segflow_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at,
+        finished_at: String::new(),
+        previous_run,
+        parameters: params.to_json(),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        segments: Vec::new(),
+        suppressions: Vec::new(),
+        offers: Vec::new(),
+        checks: Vec::new(),
+        invalid_identifiers: Default::default(),
+        steps: Vec::new(),
+    };
+    let inputs = match engine::register_sources(&ctx, pipeline).await {
+        Ok(inputs) => inputs,
+        // Data that breaks its contract is a broken upstream: block, like a failed gate.
+        Err(err @ EngineError::Contract { .. }) => {
+            manifest.status = RunStatus::Blocked;
+            return Err(RunError::Blocked {
+                failures: vec![err.to_string()],
+                report: Box::new(manifest),
+                kept: None,
+            });
+        }
+        Err(err) => return Err(err.into()),
+    };
     steps.push(step("register sources", None, clock));
 
     let mut outputs = Vec::new();
@@ -144,6 +191,18 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
         let step = step(&format!("model {}", model.name), rows, clock);
         info!(model = %model.name, rows = ?rows, elapsed_ms = step.elapsed_ms, "model done");
         steps.push(step);
+    }
+
+    let clock = Instant::now();
+    let mut checks = crate::checks::run_table_checks(&ctx, pipeline, &params, staged.run_dir())
+        .instrument(info_span!("checks"))
+        .await?;
+    steps.push(step("checks", None, clock));
+    if !options.force && checks.iter().any(|c| c.blocks()) {
+        manifest.inputs = inputs;
+        manifest.checks = checks;
+        manifest.steps = steps;
+        return Err(block(staged, manifest));
     }
 
     let mut segment_stats = Vec::new();
@@ -202,26 +261,31 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
             crate::suppressions::write_suppressed(&ctx, pipeline, &params, staged.run_dir(), &mut outputs).await?;
     }
 
-    let manifest = Manifest {
-        pipeline: pipeline.name.clone(),
-        run_date: options.date,
-        run_id,
-        segflow_version: env!("CARGO_PKG_VERSION").to_string(),
-        started_at,
-        finished_at: now(),
-        previous_run,
-        parameters: params.to_json(),
-        inputs,
-        outputs,
-        segments: segment_stats,
-        suppressions: suppression_stats,
-        offers: offer_stats,
-        invalid_identifiers: crate::report::InvalidIdentifiers {
-            emails: identifiers.invalid_emails(),
-            phones: identifiers.invalid_phones(),
-        },
-        steps,
+    manifest.finished_at = now();
+    manifest.inputs = inputs;
+    manifest.outputs = outputs;
+    manifest.segments = segment_stats;
+    manifest.suppressions = suppression_stats;
+    manifest.offers = offer_stats;
+    manifest.invalid_identifiers = crate::report::InvalidIdentifiers {
+        emails: identifiers.invalid_emails(),
+        phones: identifiers.invalid_phones(),
     };
+    let previous = match previous_run {
+        Some(date) => Some(store.read_manifest::<Manifest>(date)?),
+        None => None,
+    };
+    checks.extend(crate::checks::run_breakers(pipeline, &manifest, previous.as_ref()));
+    let blocking = checks.iter().any(|c| c.blocks());
+    manifest.checks = checks;
+    manifest.steps = steps;
+    if blocking {
+        if !options.force {
+            return Err(block(staged, manifest));
+        }
+        manifest.forced = true;
+        tracing::warn!("publishing despite failed checks (--force)");
+    }
     let run_dir = store.run_dir(options.date);
     let is_latest = staged.publish(&manifest)?;
     info!(run_dir = %run_dir.display(), is_latest, "run published");
@@ -230,6 +294,19 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
         run_dir,
         is_latest,
     })
+}
+
+/// Stops a run at a failed gate: keeps its report and failing rows aside, publishes nothing.
+fn block(staged: StagedRun, mut manifest: Manifest) -> RunError {
+    manifest.status = RunStatus::Blocked;
+    manifest.finished_at = now();
+    let failures: Vec<String> = manifest.checks.iter().filter(|c| c.blocks()).map(|c| c.line()).collect();
+    let kept = staged.keep_blocked(&manifest).ok();
+    RunError::Blocked {
+        failures,
+        report: Box::new(manifest),
+        kept,
+    }
 }
 
 fn step(name: &str, rows: Option<u64>, clock: Instant) -> Step {
@@ -391,6 +468,9 @@ impl RunReport {
         );
         for output in &m.outputs {
             let _ = writeln!(out, "  {:<40} {:>10} rows", output.path, output.rows);
+        }
+        for check in m.checks.iter().filter(|c| c.status == crate::checks::Status::Failed) {
+            let _ = writeln!(out, "  {}: {}", if check.blocks() { "FORCED past" } else { "warning" }, check.line());
         }
         let total: u64 = m.steps.iter().map(|s| s.elapsed_ms).sum();
         let _ = writeln!(out, "  run {} took {:.1}s", m.run_id, total as f64 / 1000.0);

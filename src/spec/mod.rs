@@ -55,6 +55,9 @@ pub struct PipelineSpec {
     /// Customers to forget: removed from every output and from history, for good.
     #[serde(default)]
     pub erasure: Option<ErasureSpec>,
+    /// Data-quality gates and circuit breakers; an `error` failure blocks publishing.
+    #[serde(default)]
+    pub checks: Vec<CheckSpec>,
     pub output: OutputSpec,
 }
 
@@ -125,6 +128,105 @@ pub struct OfferSpec {
     /// Suppression rules that apply to this offer (besides those whose scope names it).
     #[serde(default)]
     pub suppressed_by: Vec<String>,
+}
+
+/// One check: what it looks at (exactly one of source, model, audience, offer) and what it
+/// asserts (exactly one kind).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    /// A name for reports (default: derived from the target and kind).
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    /// A segment's audience, or "*" for every segment.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// An offer's assignments, or "*" for every offer.
+    #[serde(default)]
+    pub offer: Option<String>,
+    #[serde(default)]
+    pub severity: Severity,
+
+    /// The source's declared primary key is unique and not null.
+    #[serde(default)]
+    pub primary_key: bool,
+    /// The source's column contract (names and types) holds.
+    #[serde(default)]
+    pub contract: bool,
+    #[serde(default)]
+    pub not_null: Vec<String>,
+    #[serde(default)]
+    pub unique: Vec<String>,
+    #[serde(default)]
+    pub accepted_values: Option<AcceptedValuesSpec>,
+    #[serde(default)]
+    pub relationships: Option<RelationshipSpec>,
+    #[serde(default)]
+    pub row_count: Option<RangeSpec>,
+    #[serde(default)]
+    pub freshness: Option<FreshnessSpec>,
+    /// A query returning the failing rows.
+    #[serde(default)]
+    pub sql: Option<PathBuf>,
+    /// Row checks fail only when more than this share of rows fail (default 0).
+    #[serde(default)]
+    pub max_failed_percent: Option<f64>,
+
+    /// Circuit breakers on audiences and offers, against the previous published run.
+    #[serde(default)]
+    pub max_removed_percent: Option<f64>,
+    #[serde(default)]
+    pub max_added_percent: Option<f64>,
+    #[serde(default)]
+    pub min_size: Option<u64>,
+    #[serde(default)]
+    pub max_size: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warn,
+    #[default]
+    Error,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptedValuesSpec {
+    pub column: String,
+    pub values: Vec<ParamValue>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelationshipSpec {
+    pub column: String,
+    /// The table every value must exist in, and its column.
+    pub to: String,
+    pub field: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeSpec {
+    #[serde(default)]
+    pub min: Option<u64>,
+    #[serde(default)]
+    pub max: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreshnessSpec {
+    /// A date or timestamp column: its newest value must be recent.
+    pub column: String,
+    /// How many days before the run date the newest value may be.
+    pub max_age_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

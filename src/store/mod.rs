@@ -217,6 +217,26 @@ impl StagedRun {
         &self.store
     }
 
+    /// Keeps the report and failing-row samples of a blocked run in `blocked/run_date=D/` (the
+    /// run itself is not published) for inspection, replacing an older blocked report.
+    pub fn keep_blocked<M: Serialize>(self, report: &M) -> Result<PathBuf, StoreError> {
+        let keep = self.dir.join("blocked");
+        std::fs::create_dir_all(&keep).map_err(StoreError::io(&keep, "creating folder"))?;
+        let checks = self.run_dir.join("checks");
+        if checks.is_dir() {
+            std::fs::rename(&checks, keep.join("checks")).map_err(StoreError::io(&checks, "keeping check samples"))?;
+        }
+        write_json_atomic(&keep.join("report.json"), report)?;
+        let target = self.store.root.join("blocked").join(format!("run_date={}", self.date));
+        let parent = target.parent().expect("has a parent");
+        std::fs::create_dir_all(parent).map_err(StoreError::io(parent, "creating blocked/"))?;
+        if target.exists() {
+            std::fs::remove_dir_all(&target).map_err(StoreError::io(&target, "replacing the blocked report"))?;
+        }
+        std::fs::rename(&keep, &target).map_err(StoreError::io(&target, "keeping the blocked report"))?;
+        Ok(target)
+    }
+
     /// Writes `manifest.json` (last of the run's files) and publishes the run atomically.
     /// Returns true when `latest.json` now points at this run.
     pub fn publish<M: Serialize>(self, manifest: &M) -> Result<bool, StoreError> {

@@ -1,0 +1,107 @@
+//! Quality gates and circuit breakers on tests/fixtures/gates: a broken upstream is stopped
+//! with exit 3 before it reaches activation tools, and yesterday's run stays published.
+
+use crate::support::Project;
+
+const PIPELINE: &str = "pipelines/gates.yaml";
+
+/// Publishes 2026-11-01 and returns its manifest text, which must not change when later runs
+/// are blocked.
+fn publish_day_one(p: &Project) -> String {
+    p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
+    p.read("out/gates/latest.json")
+}
+
+fn assert_blocked(p: &Project, latest: &str, date: &str) -> String {
+    let err = p.fails(&["run", PIPELINE, "--date", date], 3);
+    assert_eq!(p.read("out/gates/latest.json"), latest, "latest.json moved");
+    assert!(!p.path(&format!("out/gates/runs/run_date={date}")).exists(), "{date} was published");
+    assert!(err.contains("blocked: nothing was published for"), "{err}");
+    err
+}
+
+#[test]
+fn empty_upstream_file_blocks_the_run() {
+    let p = Project::fixture("gates");
+    let latest = publish_day_one(&p);
+    p.write("data/purchases.csv", "customer_id,day,amount\n");
+    let err = assert_blocked(&p, &latest, "2026-11-02");
+    assert!(err.contains("check purchases_row_count (source purchases, row_count): 0 rows, expected at least 1 rows"), "{err}");
+    let report = p.json("out/gates/blocked/run_date=2026-11-02/report.json");
+    assert_eq!(report["status"], "blocked");
+}
+
+#[test]
+fn contract_change_blocks_the_run() {
+    let p = Project::fixture("gates");
+    let latest = publish_day_one(&p);
+    p.write("data/purchases.csv", "customer_id,day,amount\n1,2026-11-02,lots\n");
+    let err = assert_blocked(&p, &latest, "2026-11-02");
+    assert!(err.contains("column amount: the contract says double, the data has Utf8"), "{err}");
+}
+
+#[test]
+fn duplicate_customer_ids_block_and_are_sampled() {
+    let p = Project::fixture("gates");
+    let latest = publish_day_one(&p);
+    p.edit("data/customers.csv", "6,Flo,mail,true\n", "6,Flo,mail,true\n6,Flora,mail,true\n");
+    let err = assert_blocked(&p, &latest, "2026-11-02");
+    insta::assert_snapshot!(err.lines().filter(|l| l.starts_with("check")).collect::<Vec<_>>().join("\n"));
+    let sample = p.duckdb(
+        "gates",
+        "select customer_id, first_name from read_parquet('{out}/blocked/run_date=2026-11-02/checks/customers_primary_key/*.parquet') order by 2",
+    );
+    assert_eq!(sample, [r#"["6", "Flo"]"#, r#"["6", "Flora"]"#]);
+
+    // --force publishes anyway and says so.
+    p.ok(&["run", PIPELINE, "--date", "2026-11-02", "--force"]);
+    let manifest = p.json("out/gates/runs/run_date=2026-11-02/manifest.json");
+    assert_eq!(manifest["forced"], true);
+    let failed: Vec<&str> = manifest["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "failed")
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["customers_primary_key", "profile_unique"]);
+    assert_eq!(p.json("out/gates/latest.json")["run_date"], "2026-11-02");
+}
+
+#[test]
+fn warnings_publish_and_are_recorded() {
+    let p = Project::fixture("gates");
+    p.edit("data/customers.csv", "4,Di,push,false", "4,Di,fax,false");
+    let out = p.ok(&["run", PIPELINE, "--date", "2026-11-10"]);
+    assert!(out.contains("warning: check profile_accepted_values"), "{out}");
+    assert!(out.contains("warning: check purchases_freshness"), "{out}");
+    let manifest = p.json("out/gates/runs/run_date=2026-11-10/manifest.json");
+    assert_eq!(manifest["forced"], false);
+    let check = manifest["checks"].as_array().unwrap().iter().find(|c| c["name"] == "profile_accepted_values").unwrap();
+    assert_eq!((check["status"].as_str(), check["failing"].as_u64(), check["total"].as_u64()), (Some("failed"), Some(1), Some(6)));
+    assert_eq!(check["sample"], "checks/profile_accepted_values");
+    assert!(p.path("out/gates/runs/run_date=2026-11-10/checks/profile_accepted_values/part-00000.parquet").is_file());
+}
+
+#[test]
+fn circuit_breaker_stops_an_audience_that_shrinks_too_much() {
+    let p = Project::fixture("gates");
+    p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
+    let latest = p.read("out/gates/latest.json");
+    // Everybody buys something on 2026-11-02: the quiet audience would lose 4 of 4.
+    let mut purchases = p.read("data/purchases.csv");
+    for id in [2, 4, 5, 6] {
+        purchases += &format!("{id},2026-11-02,1\n");
+    }
+    p.write("data/purchases.csv", &purchases);
+    let err = assert_blocked(&p, &latest, "2026-11-02");
+    assert!(err.contains("check quiet_circuit_breaker (audience quiet, circuit_breaker): 4 of 4 customers removed since the previous run (100.0%, limit 50%)"), "{err}");
+    let report: serde_json::Value = serde_json::from_str(&p.read("out/gates/blocked/run_date=2026-11-02/report.json")).unwrap();
+    assert_eq!(report["segments"][1]["removed"], 4);
+
+    // The --json report on stdout says the same.
+    let out = p.segflow(&["run", PIPELINE, "--date", "2026-11-02", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["status"], "blocked");
+}
