@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::engine::{self, EngineOptions};
 use crate::error::Error;
+use crate::generate::{self, GenerateOptions};
 use crate::pipeline::Pipeline;
 use crate::pipeline::render::{PlanFormat, render};
 use crate::run::{self, RunOptions};
@@ -261,8 +262,21 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             start,
             out,
         } => {
-            let _ = (customers, days, seed, start, out);
-            unimplemented!("generator pending");
+            let summary = generate::generate(&GenerateOptions {
+                customers,
+                days,
+                seed,
+                start,
+                out: out.clone(),
+            })?;
+            println!(
+                "wrote {} customers, {} address changes, {} holdings and {} interactions to {}",
+                summary.customers,
+                summary.address_changes,
+                summary.holdings,
+                summary.interactions,
+                out.display()
+            );
         }
     }
     Ok(())

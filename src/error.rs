@@ -1,5 +1,6 @@
 //! The crate's error: every module's error, and the exit code each maps to.
 
+use crate::generate::GenerateError;
 use crate::pipeline::CompileError;
 use crate::run::{BackfillError, RunError};
 
@@ -13,6 +14,8 @@ pub enum Error {
     Backfill(#[from] BackfillError),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
 }
 
 impl Error {
@@ -23,6 +26,7 @@ impl Error {
             Error::Run(err) => err.exit_code(),
             Error::Backfill(err) => err.source.exit_code(),
             Error::Usage(_) => 2,
+            Error::Generate(_) => 1,
         }
     }
 }

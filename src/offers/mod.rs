@@ -168,7 +168,7 @@ pub async fn run_offers(
         "SELECT e.{key}, 'offer' AS held_back_from, e.offer || ' via ' || oc.channel AS target, \
                 e.offer, oc.channel, s.suppression, s.reason, s.detail \
          FROM {ELIGIBLE} e JOIN ({offer_channels}) oc ON oc.offer = e.offer \
-         JOIN {SUPPRESSIONS} s ON s.{key} = e.{key} \
+         JOIN {SUPPRESSIONS} s ON s.{key} = e.{key} AND (s.offer IS NULL OR s.offer = e.offer) \
          JOIN ({scope}) sc ON sc.suppression = s.suppression AND sc.offer = e.offer AND sc.channel = oc.channel"
     );
     materialize(ctx, "offer suppressions", &held, params, &scratch("held_offers"), work_dir, HELD).await?;

@@ -85,9 +85,9 @@ fn members_query(pipeline: &Pipeline, segments: &Segments, segment: &Segment) ->
             )
         }
         Rule::Sql(_) => format!(
-            "SELECT DISTINCT {key}, {segment} AS segment, {reason} AS reasons FROM {view}",
+            "SELECT {key}, {segment} AS segment, COALESCE(__segflow_reason, {description}) AS reasons FROM {view}",
             segment = literal(&segment.name),
-            reason = literal(&segment.description),
+            description = literal(&segment.description),
             view = sql_segment_view(segment),
         ),
     }
@@ -145,7 +145,25 @@ pub async fn plan_segments(
                     message: format!("the query must return the key column {key}"),
                 });
             }
-            ctx.register_table(sql_segment_view(segment).as_str(), df.into_view())
+            // The query's own `reason` column, when it has one, explains each member.
+            let reason = if df.schema().field_with_unqualified_name("reason").is_ok() {
+                "CAST(reason AS VARCHAR)"
+            } else {
+                "CAST(NULL AS VARCHAR)"
+            };
+            let inner = format!("{}_query", sql_segment_view(segment));
+            ctx.register_table(inner.as_str(), df.into_view())
+                .map_err(|e| EngineError::execution(&what, e))?;
+            // One row per member (the first reason in key order when a query repeats keys).
+            let view = engine::plan_sql(
+                ctx,
+                &format!(
+                    "SELECT {key}, MIN({reason}) AS __segflow_reason FROM {inner} WHERE {key} IS NOT NULL GROUP BY {key}"
+                ),
+                params,
+            )
+            .await?;
+            ctx.register_table(sql_segment_view(segment).as_str(), view.into_view())
                 .map_err(|e| EngineError::execution(&what, e))?;
         }
         let sql = members_query(pipeline, segments, segment);
@@ -227,7 +245,7 @@ pub async fn run_segments(
     // Held back: a member matched by a suppression whose scope covers the segment.
     let held_sql = format!(
         "SELECT r.{key}, 'segment' AS held_back_from, r.segment AS target, s.suppression, s.reason, s.detail \
-         FROM {RAW} r JOIN {SUPPRESSIONS} s ON s.{key} = r.{key} \
+         FROM {RAW} r JOIN {SUPPRESSIONS} s ON s.{key} = r.{key} AND s.offer IS NULL \
          JOIN ({scope}) sc ON sc.suppression = s.suppression AND sc.segment = r.segment",
         scope = suppressions::segment_scope(pipeline),
     );

@@ -6,6 +6,9 @@
 //! a "not serviceable here" query joined to the address *as of the run date* stops matching the
 //! day the customer moves, so the customer is eligible again without anyone acting.
 //!
+//! A SQL rule may also return an `offer` column: the customer is then held back from that
+//! offer only (within the rule's scope), e.g. "stop repeating an offer nobody answers".
+//!
 //! Erasure: the keys of the erasure source are hashed (SHA-256 of the key as text) and kept in
 //! `state/erased` of every run, so no later run brings an erased customer back even once the
 //! list or the CRM no longer holds them, and no erased id is stored in clear.
@@ -52,15 +55,16 @@ pub fn matches_query(key: &str, profile: &str, suppression: &Suppression) -> Str
                 .collect();
             let detail: Vec<String> = conditions.iter().map(|c| c.reason.clone()).collect();
             format!(
-                "SELECT {key}, {name} AS suppression, {reason} AS reason, {detail} AS detail FROM {profile} WHERE {}",
+                "SELECT {key}, {name} AS suppression, {reason} AS reason, {detail} AS detail, \
+                 CAST(NULL AS VARCHAR) AS offer FROM {profile} WHERE {}",
                 all.join(" AND "),
                 detail = literal(&detail.join("; ")),
             )
         }
         Rule::Sql(_) => format!(
-            "SELECT {key}, {name} AS suppression, {reason} AS reason, {detail} AS detail FROM {view}",
+            "SELECT {key}, {name} AS suppression, {reason} AS reason, __segflow_detail AS detail, \
+             __segflow_offer AS offer FROM {view}",
             view = sql_view(suppression),
-            detail = "__segflow_detail",
         ),
     }
 }
@@ -91,12 +95,20 @@ pub async fn plan_suppressions(
             } else {
                 "CAST(NULL AS VARCHAR)".to_string()
             };
+            let offer = if schema.field_with_unqualified_name("offer").is_ok() {
+                "CAST(offer AS VARCHAR)"
+            } else {
+                "CAST(NULL AS VARCHAR)"
+            };
             let inner = format!("__segflow_suppression_query_{}", suppression.name);
             ctx.register_table(inner.as_str(), df.into_view())
                 .map_err(|e| EngineError::execution(&what, e))?;
             let view = engine::plan_sql(
                 ctx,
-                &format!("SELECT DISTINCT {key}, {detail} AS __segflow_detail FROM {inner}"),
+                &format!(
+                    "SELECT {key}, {offer} AS __segflow_offer, MIN({detail}) AS __segflow_detail FROM {inner} \
+                     WHERE {key} IS NOT NULL GROUP BY {key}, {offer}"
+                ),
                 params,
             )
             .await?;
@@ -130,7 +142,7 @@ pub async fn evaluate(
     let sql = if pipeline.suppressions.is_empty() {
         format!(
             "SELECT {key}, CAST(NULL AS VARCHAR) AS suppression, CAST(NULL AS VARCHAR) AS reason, \
-             CAST(NULL AS VARCHAR) AS detail FROM {profile} WHERE false"
+             CAST(NULL AS VARCHAR) AS detail, CAST(NULL AS VARCHAR) AS offer FROM {profile} WHERE false"
         )
     } else {
         let union: Vec<String> = pipeline

@@ -103,10 +103,12 @@ fn bad_param_override_is_an_argument_error() {
 }
 
 #[test]
-fn value_that_breaks_the_contract_in_the_schema_sample_is_exit_2() {
+fn value_that_breaks_the_contract_is_invalid_in_validate_and_blocks_a_run() {
     let p = Project::mini();
     p.edit("data/customers.csv", "2,bob@example.com,2026-02-10", "2,bob@example.com,last tuesday");
-    let err = p.fails(&["run", PIPELINE, "--date", "2026-11-20"], 2);
+    let err = p.fails(&["validate", PIPELINE], 2);
+    assert!(err.contains("column signup_date: the contract says date, the data has Utf8"), "{err}");
+    let err = p.fails(&["run", PIPELINE, "--date", "2026-11-20"], 3);
     assert!(err.contains("column signup_date: the contract says date, the data has Utf8"), "{err}");
 }
 
