@@ -36,6 +36,10 @@ SELECT
     c.last_name,
     c.email,
     c.phone,
+    -- Activation identifiers: normalized and hashed the way ad platforms expect.
+    sha256_email(c.email) AS email_sha256,
+    normalize_phone(c.phone, c.country) AS phone_e164,
+    sha256_phone_e164(c.phone, c.country) AS phone_sha256,
     c.country,
     c.region,
     c.preferred_channel,

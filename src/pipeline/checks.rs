@@ -248,7 +248,8 @@ impl Compiler<'_> {
             let name = spec.name.clone().unwrap_or_else(|| {
                 let target_name = match &target {
                     Target::Source(n) | Target::Model(n) => n.clone(),
-                    Target::Audience(n) | Target::Offer(n) => n.clone().unwrap_or_else(|| "all".into()),
+                    Target::Audience(n) => n.clone().unwrap_or_else(|| "audiences".into()),
+                    Target::Offer(n) => n.clone().unwrap_or_else(|| "offers".into()),
                 };
                 format!("{target_name}_{}", kind.label())
             });

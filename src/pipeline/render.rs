@@ -28,6 +28,18 @@ fn edges(pipeline: &Pipeline) -> Vec<(String, &'static str, Vec<String>)> {
         };
         nodes.push((model.name.clone(), kind, model.reads().iter().cloned().collect()));
     }
+    if let Some(segments) = &pipeline.segments {
+        for s in &segments.list {
+            let mut reads = vec![segments.from.clone()];
+            if let super::Rule::Sql(q) = &s.rule {
+                reads = q.tables.iter().cloned().collect();
+            }
+            nodes.push((format!("segment_{}", s.name), "segment", reads));
+        }
+    }
+    if let Some(offers) = &pipeline.offers {
+        nodes.push(("offers".to_string(), "offers", vec![offers.from.clone()]));
+    }
     nodes
 }
 
@@ -70,6 +82,45 @@ pub fn render(pipeline: &Pipeline, format: PlanFormat) -> String {
                     value.to_json().to_string()
                 };
                 let _ = writeln!(out, "  ${name:<23} {shown}");
+            }
+            if let Some(segments) = &pipeline.segments {
+                let _ = writeln!(out, "\nsegments, from {}:", segments.from);
+                if let Some(h) = &segments.holdout {
+                    let _ = writeln!(out, "  global control: {:.2}% (salt {:?})", f64::from(h.below) / 100.0, h.salt);
+                }
+                for s in &segments.list {
+                    let rule = match &s.rule {
+                        super::Rule::Conditions(c) => c.iter().map(|c| c.text.clone()).collect::<Vec<_>>().join(" AND "),
+                        super::Rule::Sql(q) => format!("keys from {}", q.path.display()),
+                    };
+                    let _ = writeln!(out, "  {:<26} {rule}", s.name);
+                }
+            }
+            if !pipeline.suppressions.is_empty() {
+                let _ = writeln!(out, "\nsuppressions:");
+                for s in &pipeline.suppressions {
+                    let _ = writeln!(out, "  {:<26} holds back {}", s.name, s.scope.describe());
+                }
+            }
+            if let Some(offers) = &pipeline.offers {
+                let _ = writeln!(out, "\noffers, from {} (at most {} per customer):", offers.from, offers.max_per_customer);
+                for o in &offers.list {
+                    let capacity = o.capacity.map(|c| format!(", capacity {c}")).unwrap_or_default();
+                    let _ = writeln!(
+                        out,
+                        "  {:<26} score {}, priority {}{capacity}, via {}",
+                        o.name,
+                        o.score_text.clone().unwrap_or_else(|| o.priority.to_string()),
+                        o.priority,
+                        o.channels.join(", ")
+                    );
+                }
+            }
+            if !pipeline.checks.is_empty() {
+                let _ = writeln!(out, "\nchecks:");
+                for c in &pipeline.checks {
+                    let _ = writeln!(out, "  {:<34} {} on {} ({:?})", c.name, c.kind.label(), c.target.describe(), c.severity);
+                }
             }
             let _ = writeln!(
                 out,

@@ -2,7 +2,7 @@
 
 use insta::assert_snapshot;
 
-use crate::support::Project;
+use crate::support::{Project, python};
 
 #[test]
 fn sample_pipeline_validates() {
@@ -22,6 +22,44 @@ fn sample_pipeline_plan_as_text_dot_and_mermaid() {
     assert!(mermaid.contains("current_address --> customer_profile"), "{mermaid}");
 }
 
+/// Backfills three days of the sample and checks, with Python's hashlib, that every audience
+/// row's group follows the documented bucket formula, and that no customer's group changes.
+#[test]
+fn sample_control_groups_follow_the_documented_formula_and_stay_put() {
+    let p = Project::sample();
+    p.ok(&["backfill", "daily_segments", "--from", "2026-11-20", "--to", "2026-11-22"]);
+    let out = p.path("out/daily_segments/runs");
+    let script = format!(
+        r#"
+import duckdb, hashlib, json
+def bucket(salt, key):
+    return int.from_bytes(hashlib.sha256(f"{{salt}}:{{key}}".encode()).digest()[:8], "big") % 10000
+rows = duckdb.sql("select customer_id, segment, \"group\", run_date from read_parquet('{out}/*/audiences/*/*.parquet', hive_partitioning=true)").fetchall()
+assert len(rows) > 3000, len(rows)
+groups = {{}}
+for key, segment, group, day in rows:
+    if bucket("daily-2026", key) < 500:
+        expected = "global_control"
+    elif segment == "lapsing_high_value" and bucket("lapsing-2026", key) < 1000:
+        expected = "control"
+    elif segment == "champions":
+        expected = "early_access" if bucket("champions-ab-2026", key) < 5000 else "double_points"
+    else:
+        expected = "treatment"
+    assert group == expected, (key, segment, group, expected)
+    groups.setdefault((key, segment), set()).add(group)
+assert all(len(g) == 1 for g in groups.values())
+members = {{k for k, _, _, _ in rows}}
+share = sum(1 for k in members if bucket("daily-2026", k) < 500) / len(members)
+print(json.dumps({{"members": len(members), "global_control_share": share}}))
+"#,
+        out = out.display()
+    );
+    let result: serde_json::Value = serde_json::from_str(python(&script).trim()).unwrap();
+    let share = result["global_control_share"].as_f64().unwrap();
+    assert!((share - 0.05).abs() < 0.02, "global control share {share}");
+}
+
 #[test]
 fn sample_pipeline_runs_and_publishes_every_customer() {
     let p = Project::sample();
@@ -33,13 +71,17 @@ fn sample_pipeline_runs_and_publishes_every_customer() {
         .iter()
         .find(|o| o["name"] == "customer_profile")
         .unwrap();
-    // Every customer who had signed up by the run date has one profile row.
+    // Every customer who had signed up by the run date has one profile row, erased ones aside.
     let customers = std::fs::read_to_string(p.path("data/sample/crm/customers.csv")).unwrap();
+    let erased = ["17", "2048"];
     let signed_up = customers
         .lines()
         .skip(1)
+        .filter(|l| !erased.contains(&l.split(',').next().unwrap()))
         .filter(|l| l.split(',').nth(5).is_some_and(|d| d <= "2026-11-20"))
         .count() as u64;
     assert!(signed_up > 1000);
     assert_eq!(profile["rows"].as_u64().unwrap(), signed_up);
+    assert!(manifest["segments"].as_array().unwrap().iter().all(|s| s["size"].as_u64().unwrap() > 0));
+    assert!(manifest["offers"].as_array().unwrap().iter().all(|o| o["assigned"].as_u64().unwrap() > 0));
 }
