@@ -157,6 +157,19 @@ pub async fn plan_checks(ctx: &SessionContext, pipeline: &Pipeline, params: &Par
             ctx.register_table(format!("__segflow_check_{}", check.name).as_str(), df.into_view())
                 .map_err(|e| EngineError::execution(&what, e))?;
         }
+        if let CheckKind::Freshness { column, .. } = &check.kind {
+            let df = engine::plan_sql(ctx, &format!("SELECT {column} FROM {table}"), params)
+                .await
+                .map_err(locate)?;
+            let data_type = df.schema().field(0).data_type().clone();
+            if !matches!(data_type, DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)) {
+                return Err(EngineError::Plan {
+                    at: check.at.clone(),
+                    what,
+                    message: format!("freshness needs a date or timestamp column; {column} is {data_type}"),
+                });
+            }
+        }
         let sql = match &check.kind {
             CheckKind::Freshness { column, .. } => format!("SELECT CAST(MAX({column}) AS DATE) FROM {table}"),
             _ => failing_rows(check, table).unwrap_or_else(|| format!("SELECT COUNT(*) FROM {table}")),

@@ -64,7 +64,7 @@ impl EngineError {
     pub fn execution(what: impl Into<String>, err: DataFusionError) -> Self {
         EngineError::Execution {
             what: what.into(),
-            message: err.strip_backtrace(),
+            message: clean_message(&err),
         }
     }
 }
@@ -158,11 +158,7 @@ pub async fn register_view(
 /// Points a planning error at the SQL: DataFusion's span when it has one, else the first
 /// quoted name in the message found in the file.
 fn plan_error(what: &str, query: &SqlQuery, err: &DataFusionError) -> EngineError {
-    let message = err.strip_backtrace();
-    let message = message
-        .trim_start_matches("Error during planning: ")
-        .trim_start_matches("Schema error: ")
-        .to_string();
+    let message = clean_message(err);
     let at = err
         .diagnostic()
         .and_then(|d| d.span)
@@ -185,6 +181,14 @@ fn plan_error(what: &str, query: &SqlQuery, err: &DataFusionError) -> EngineErro
         what: what.to_string(),
         message,
     }
+}
+
+/// DataFusion's message without its category prefix and backtrace.
+fn clean_message(err: &DataFusionError) -> String {
+    let message = err.strip_backtrace();
+    ["Error during planning: ", "Schema error: ", "External error: ", "Execution error: "]
+        .iter()
+        .fold(message, |m, prefix| m.trim_start_matches(prefix).to_string())
 }
 
 fn quoted_names(message: &str) -> impl Iterator<Item = &str> {

@@ -104,6 +104,8 @@ pub async fn plan_offers(
     params: &Params,
 ) -> Result<(), EngineError> {
     for offer in &offers.list {
+        let what = format!("offer {}", offer.name);
+        crate::segments::check_conditions(ctx, &offers.from, &offer.eligible, &what, params).await?;
         engine::plan_sql(ctx, &eligible_query(key, &offers.from, offer), params)
             .await
             .map_err(|e| match e {

@@ -166,6 +166,9 @@ pub async fn plan_segments(
             ctx.register_table(sql_segment_view(segment).as_str(), view.into_view())
                 .map_err(|e| EngineError::execution(&what, e))?;
         }
+        if let Rule::Conditions(conditions) = &segment.rule {
+            check_conditions(ctx, &segments.from, conditions, &what, params).await?;
+        }
         let sql = members_query(pipeline, segments, segment);
         engine::plan_sql(ctx, &sql, params)
             .await
@@ -183,6 +186,41 @@ pub async fn plan_segments(
                 },
                 other => other,
             })?;
+    }
+    Ok(())
+}
+
+/// Plans each condition alone over the profile: its columns must exist and it must be true or
+/// false, so a typo or a non-boolean expression is reported at the condition's line.
+pub async fn check_conditions(
+    ctx: &SessionContext,
+    profile: &str,
+    conditions: &[crate::pipeline::Condition],
+    what: &str,
+    params: &Params,
+) -> Result<(), EngineError> {
+    for condition in conditions {
+        let df = engine::plan_sql(ctx, &format!("SELECT ({}) AS c FROM {profile}", condition.expr), params)
+            .await
+            .map_err(|e| match e {
+                EngineError::Execution { message, .. } => EngineError::Plan {
+                    at: condition.at.clone(),
+                    what: format!("{what}, condition {}", condition.name),
+                    message,
+                },
+                other => other,
+            })?;
+        let data_type = df.schema().field(0).data_type().clone();
+        if !matches!(data_type, DataType::Boolean | DataType::Null) {
+            return Err(EngineError::Plan {
+                at: condition.at.clone(),
+                what: format!("{what}, condition {}", condition.name),
+                message: format!(
+                    "`{}` is {data_type}, not true/false; write a comparison such as `{} > 0`",
+                    condition.text, condition.text
+                ),
+            });
+        }
     }
     Ok(())
 }

@@ -80,6 +80,9 @@ pub async fn plan_suppressions(
 ) -> Result<(), EngineError> {
     for suppression in &pipeline.suppressions {
         let what = format!("suppression {}", suppression.name);
+        if let Rule::Conditions(conditions) = &suppression.rule {
+            crate::segments::check_conditions(ctx, profile, conditions, &what, params).await?;
+        }
         if let Rule::Sql(query) = &suppression.rule {
             let df = engine::plan_query(ctx, &what, query, params).await?;
             let schema = df.schema().clone();

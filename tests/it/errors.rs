@@ -127,3 +127,24 @@ fn value_that_breaks_the_contract_past_the_sample_fails_the_run_with_exit_1() {
     assert!(err.contains("last tuesday"), "{err}");
     assert!(!p.path("out/mini/runs").exists(), "nothing may be published");
 }
+
+#[test]
+fn condition_on_an_unknown_column_points_at_the_condition() {
+    let p = Project::fixture("segs");
+    p.edit("pipelines/segs.yaml", "spend_today > 100", "spend_todya > 100");
+    assert_snapshot!(p.fails(&["validate", "pipelines/segs.yaml"], 2));
+}
+
+#[test]
+fn condition_that_is_not_true_or_false_is_rejected() {
+    let p = Project::fixture("segs");
+    p.edit("pipelines/segs.yaml", "spent_over_100_today: spend_today > 100", "spent_over_100_today: spend_today");
+    assert_snapshot!(p.fails(&["validate", "pipelines/segs.yaml"], 2));
+}
+
+#[test]
+fn freshness_on_a_column_that_is_not_a_date_is_rejected() {
+    let p = Project::fixture("gates");
+    p.edit("pipelines/gates.yaml", "freshness: { column: day,", "freshness: { column: amount,");
+    assert_snapshot!(p.fails(&["validate", "pipelines/gates.yaml"], 2));
+}
