@@ -93,9 +93,7 @@ pub enum Command {
     },
     /// Check the YAML, the SQL, the DAG and every model's plan against the sources' schemas,
     /// without reading data rows.
-    Validate {
-        pipeline: String,
-    },
+    Validate { pipeline: String },
     /// Show the DAG and what a run would do.
     Plan {
         pipeline: String,
@@ -157,7 +155,10 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
                 Ok(report) => report,
                 Err(err) => {
                     if let (true, run::RunError::Blocked { report, .. }) = (json, &err) {
-                        println!("{}", serde_json::to_string_pretty(report).expect("report serializes"));
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(report).expect("report serializes")
+                        );
                     }
                     return Err(err.into());
                 }
@@ -201,13 +202,22 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             };
             let days = (to - from).num_days() as u64 + 1;
             let bar = indicatif::ProgressBar::new(days).with_style(
-                indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} dates, {elapsed} ({msg})")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                indicatif::ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} dates, {elapsed} ({msg})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             );
             bar.set_prefix(format!("backfill {}", pipeline.name));
             let report = run::backfill(&pipeline, from, to, rerun, &options, |date, ran| {
-                bar.set_message(format!("{date} {}", if ran { "published" } else { "already published" }));
+                bar.set_message(format!(
+                    "{date} {}",
+                    if ran {
+                        "published"
+                    } else {
+                        "already published"
+                    }
+                ));
                 bar.inc(1);
             })
             .await;
@@ -236,7 +246,10 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             let date = date.unwrap_or_else(|| chrono::Utc::now().date_naive());
             let explanation = crate::explain::explain(&pipeline, &key, date, &params).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&explanation).expect("serializes"));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&explanation).expect("serializes")
+                );
             } else {
                 print!("{}", explanation.to_text());
             }

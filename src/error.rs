@@ -9,13 +9,25 @@ pub enum Error {
     #[error(transparent)]
     Compile(#[from] CompileError),
     #[error(transparent)]
-    Run(#[from] RunError),
+    Run(Box<RunError>),
     #[error(transparent)]
-    Backfill(#[from] BackfillError),
+    Backfill(Box<BackfillError>),
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
     Generate(#[from] GenerateError),
+}
+
+impl From<RunError> for Error {
+    fn from(err: RunError) -> Self {
+        Error::Run(Box::new(err))
+    }
+}
+
+impl From<BackfillError> for Error {
+    fn from(err: BackfillError) -> Self {
+        Error::Backfill(Box::new(err))
+    }
 }
 
 impl Error {

@@ -50,7 +50,10 @@ pub fn find_identifier(text: &str, word: &str) -> Option<usize> {
     while let Some(found) = lower[from..].find(&word) {
         let start = from + found;
         let end = start + word.len();
-        let before_ok = lower[..start].chars().next_back().is_none_or(|c| !is_ident(c));
+        let before_ok = lower[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !is_ident(c));
         let after_ok = lower[end..].chars().next().is_none_or(|c| !is_ident(c));
         if before_ok && after_ok {
             return Some(start);

@@ -13,7 +13,11 @@ fn init_logging(cli: &Cli) {
         .with_target(false);
     match cli.log_format {
         LogFormat::Text => builder.compact().init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
     }
 }
 

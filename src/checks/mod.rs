@@ -57,7 +57,10 @@ impl CheckResult {
 
     /// One line for the terminal.
     pub fn line(&self) -> String {
-        format!("check {} ({}, {}): {}", self.name, self.target, self.kind, self.message)
+        format!(
+            "check {} ({}, {}): {}",
+            self.name, self.target, self.kind, self.message
+        )
     }
 }
 
@@ -110,7 +113,10 @@ fn failing_rows(check: &Check, table: &str) -> Option<String> {
     Some(match &check.kind {
         CheckKind::NotNull(cols) => format!(
             "SELECT * FROM {table} WHERE {}",
-            cols.iter().map(|c| format!("{c} IS NULL")).collect::<Vec<_>>().join(" OR ")
+            cols.iter()
+                .map(|c| format!("{c} IS NULL"))
+                .collect::<Vec<_>>()
+                .join(" OR ")
         ),
         CheckKind::Unique(cols) => format!(
             "SELECT t.* FROM {table} t JOIN ({}) d ON {}",
@@ -122,7 +128,10 @@ fn failing_rows(check: &Check, table: &str) -> Option<String> {
             duplicates(cols),
             join_on(cols),
             cols[0],
-            cols.iter().map(|c| format!("t.{c} IS NULL")).collect::<Vec<_>>().join(" OR ")
+            cols.iter()
+                .map(|c| format!("t.{c} IS NULL"))
+                .collect::<Vec<_>>()
+                .join(" OR ")
         ),
         CheckKind::AcceptedValues { column, values } => format!(
             "SELECT * FROM {table} WHERE {column} IS NOT NULL AND {column} NOT IN ({})",
@@ -138,7 +147,11 @@ fn failing_rows(check: &Check, table: &str) -> Option<String> {
 }
 
 /// Plans every source and model check (reading no rows), for `validate` and before a run.
-pub async fn plan_checks(ctx: &SessionContext, pipeline: &Pipeline, params: &Params) -> Result<(), EngineError> {
+pub async fn plan_checks(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    params: &Params,
+) -> Result<(), EngineError> {
     for check in &pipeline.checks {
         let Some(table) = check.target.table() else {
             continue;
@@ -154,25 +167,36 @@ pub async fn plan_checks(ctx: &SessionContext, pipeline: &Pipeline, params: &Par
         };
         if let CheckKind::Sql(query) = &check.kind {
             let df = engine::plan_query(ctx, &what, query, params).await?;
-            ctx.register_table(format!("__segflow_check_{}", check.name).as_str(), df.into_view())
-                .map_err(|e| EngineError::execution(&what, e))?;
+            ctx.register_table(
+                format!("__segflow_check_{}", check.name).as_str(),
+                df.into_view(),
+            )
+            .map_err(|e| EngineError::execution(&what, e))?;
         }
         if let CheckKind::Freshness { column, .. } = &check.kind {
             let df = engine::plan_sql(ctx, &format!("SELECT {column} FROM {table}"), params)
                 .await
                 .map_err(locate)?;
             let data_type = df.schema().field(0).data_type().clone();
-            if !matches!(data_type, DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)) {
+            if !matches!(
+                data_type,
+                DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)
+            ) {
                 return Err(EngineError::Plan {
                     at: check.at.clone(),
                     what,
-                    message: format!("freshness needs a date or timestamp column; {column} is {data_type}"),
+                    message: format!(
+                        "freshness needs a date or timestamp column; {column} is {data_type}"
+                    ),
                 });
             }
         }
         let sql = match &check.kind {
-            CheckKind::Freshness { column, .. } => format!("SELECT CAST(MAX({column}) AS DATE) FROM {table}"),
-            _ => failing_rows(check, table).unwrap_or_else(|| format!("SELECT COUNT(*) FROM {table}")),
+            CheckKind::Freshness { column, .. } => {
+                format!("SELECT CAST(MAX({column}) AS DATE) FROM {table}")
+            }
+            _ => failing_rows(check, table)
+                .unwrap_or_else(|| format!("SELECT COUNT(*) FROM {table}")),
         };
         engine::plan_sql(ctx, &sql, params).await.map_err(locate)?;
     }
@@ -213,7 +237,9 @@ pub async fn run_table_checks(
                 result.message = "the data matches the contract".into();
             }
             CheckKind::RowCount { min, max } => {
-                let rows = count(&collect(ctx, &what, &format!("SELECT COUNT(*) FROM {table}"), params).await?);
+                let rows = count(
+                    &collect(ctx, &what, &format!("SELECT COUNT(*) FROM {table}"), params).await?,
+                );
                 result.total = Some(rows);
                 result.threshold = match (min, max) {
                     (Some(a), Some(b)) => format!("between {a} and {b} rows"),
@@ -225,42 +251,72 @@ pub async fn run_table_checks(
                 result.status = if ok { Status::Passed } else { Status::Failed };
                 result.message = format!("{rows} rows, expected {}", result.threshold);
             }
-            CheckKind::Freshness { column, max_age_days } => {
+            CheckKind::Freshness {
+                column,
+                max_age_days,
+            } => {
                 let run_date = params.run_date();
                 let sql = format!(
                     "SELECT CAST(MAX({column}) AS DATE) FROM {table} WHERE CAST({column} AS DATE) <= $run_date"
                 );
                 let batches = collect(ctx, &what, &sql, params).await?;
-                let newest: Option<NaiveDate> = batches.first().filter(|b| b.num_rows() > 0).and_then(|b| {
-                    let array = b.column(0);
-                    (array.data_type() == &DataType::Date32 && !array.is_null(0)).then(|| {
-                        let days = array.as_primitive::<Date32Type>().value(0);
-                        NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Duration::days(days.into())
-                    })
-                });
-                result.threshold = format!("newest {column} at most {max_age_days} days before {run_date}");
+                let newest: Option<NaiveDate> =
+                    batches.first().filter(|b| b.num_rows() > 0).and_then(|b| {
+                        let array = b.column(0);
+                        (array.data_type() == &DataType::Date32 && !array.is_null(0)).then(|| {
+                            let days = array.as_primitive::<Date32Type>().value(0);
+                            NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
+                                + chrono::Duration::days(days.into())
+                        })
+                    });
+                result.threshold =
+                    format!("newest {column} at most {max_age_days} days before {run_date}");
                 match newest {
                     Some(newest) => {
                         let age = (run_date - newest).num_days();
                         result.failing = Some(age.max(0) as u64);
-                        result.status = if age <= i64::from(*max_age_days) { Status::Passed } else { Status::Failed };
-                        result.message = format!("newest {column} is {newest}, {age} days before the run date (limit {max_age_days})");
+                        result.status = if age <= i64::from(*max_age_days) {
+                            Status::Passed
+                        } else {
+                            Status::Failed
+                        };
+                        result.message = format!(
+                            "newest {column} is {newest}, {age} days before the run date (limit {max_age_days})"
+                        );
                     }
                     None => {
                         result.status = Status::Failed;
-                        result.message = format!("no {column} on or before {run_date}: the table is empty");
+                        result.message =
+                            format!("no {column} on or before {run_date}: the table is empty");
                     }
                 }
             }
             _ => {
                 let failing_sql = failing_rows(check, table).expect("row check");
-                let failing = count(&collect(ctx, &what, &format!("SELECT COUNT(*) FROM ({failing_sql})"), params).await?);
+                let failing = count(
+                    &collect(
+                        ctx,
+                        &what,
+                        &format!("SELECT COUNT(*) FROM ({failing_sql})"),
+                        params,
+                    )
+                    .await?,
+                );
                 let total = if matches!(check.kind, CheckKind::Sql(_)) {
                     None
                 } else {
-                    Some(count(&collect(ctx, &what, &format!("SELECT COUNT(*) FROM {table}"), params).await?))
+                    Some(count(
+                        &collect(ctx, &what, &format!("SELECT COUNT(*) FROM {table}"), params)
+                            .await?,
+                    ))
                 };
-                let percent = total.map(|t| if t == 0 { 0.0 } else { failing as f64 * 100.0 / t as f64 });
+                let percent = total.map(|t| {
+                    if t == 0 {
+                        0.0
+                    } else {
+                        failing as f64 * 100.0 / t as f64
+                    }
+                });
                 result.failing = Some(failing);
                 result.total = total;
                 result.failing_percent = percent;
@@ -275,7 +331,10 @@ pub async fn run_table_checks(
                 };
                 result.status = if over { Status::Failed } else { Status::Passed };
                 result.message = match (total, percent) {
-                    (Some(total), Some(p)) => format!("{failing} of {total} rows fail ({p:.2}%), allowed: {}", result.threshold),
+                    (Some(total), Some(p)) => format!(
+                        "{failing} of {total} rows fail ({p:.2}%), allowed: {}",
+                        result.threshold
+                    ),
                     _ => format!("{failing} rows returned, allowed: {}", result.threshold),
                 };
                 if failing > 0 {
@@ -302,7 +361,11 @@ pub async fn run_table_checks(
 }
 
 /// Circuit breakers on audiences and offers, against the previous published run.
-pub fn run_breakers(pipeline: &Pipeline, manifest: &Manifest, previous: Option<&Manifest>) -> Vec<CheckResult> {
+pub fn run_breakers(
+    pipeline: &Pipeline,
+    manifest: &Manifest,
+    previous: Option<&Manifest>,
+) -> Vec<CheckResult> {
     let mut results = Vec::new();
     for check in &pipeline.checks {
         let CheckKind::Breaker(breaker) = &check.kind else {
@@ -315,8 +378,16 @@ pub fn run_breakers(pipeline: &Pipeline, manifest: &Manifest, previous: Option<&
                 .iter()
                 .filter(|s| only.as_ref().is_none_or(|o| *o == s.name))
                 .map(|s| {
-                    let before = previous.and_then(|p| p.segments.iter().find(|x| x.name == s.name)).map(|x| x.size);
-                    (format!("audience {}", s.name), s.size, before, s.added, s.removed)
+                    let before = previous
+                        .and_then(|p| p.segments.iter().find(|x| x.name == s.name))
+                        .map(|x| x.size);
+                    (
+                        format!("audience {}", s.name),
+                        s.size,
+                        before,
+                        s.added,
+                        s.removed,
+                    )
                 })
                 .collect(),
             Target::Offer(only) => manifest
@@ -324,13 +395,21 @@ pub fn run_breakers(pipeline: &Pipeline, manifest: &Manifest, previous: Option<&
                 .iter()
                 .filter(|o| only.as_ref().is_none_or(|x| *x == o.name))
                 .map(|o| {
-                    let before = previous.and_then(|p| p.offers.iter().find(|x| x.name == o.name)).map(|x| x.assigned);
+                    let before = previous
+                        .and_then(|p| p.offers.iter().find(|x| x.name == o.name))
+                        .map(|x| x.assigned);
                     let (added, removed) = match before {
                         Some(b) if o.assigned >= b => (o.assigned - b, 0),
                         Some(b) => (0, b - o.assigned),
                         None => (0, 0),
                     };
-                    (format!("offer {}", o.name), o.assigned, before, added, removed)
+                    (
+                        format!("offer {}", o.name),
+                        o.assigned,
+                        before,
+                        added,
+                        removed,
+                    )
                 })
                 .collect(),
             _ => continue,
@@ -338,7 +417,11 @@ pub fn run_breakers(pipeline: &Pipeline, manifest: &Manifest, previous: Option<&
         for (target, size, before, added, removed) in measured {
             let problems = breaker_problems(breaker, size, before, added, removed);
             let name = if matches!(check.target, Target::Audience(None) | Target::Offer(None)) {
-                format!("{}_{}", check.name, target.rsplit(' ').next().unwrap_or_default())
+                format!(
+                    "{}_{}",
+                    check.name,
+                    target.rsplit(' ').next().unwrap_or_default()
+                )
             } else {
                 check.name.clone()
             };
@@ -347,7 +430,11 @@ pub fn run_breakers(pipeline: &Pipeline, manifest: &Manifest, previous: Option<&
                 target: target.clone(),
                 kind: check.kind.label().to_string(),
                 severity: check.severity,
-                status: if problems.is_empty() { Status::Passed } else { Status::Failed },
+                status: if problems.is_empty() {
+                    Status::Passed
+                } else {
+                    Status::Failed
+                },
                 failing: None,
                 total: Some(size),
                 failing_percent: None,
@@ -381,7 +468,13 @@ fn describe_breaker(b: &Breaker) -> String {
     parts.join(", ")
 }
 
-fn breaker_problems(b: &Breaker, size: u64, before: Option<u64>, added: u64, removed: u64) -> Vec<String> {
+fn breaker_problems(
+    b: &Breaker,
+    size: u64,
+    before: Option<u64>,
+    added: u64,
+    removed: u64,
+) -> Vec<String> {
     let mut problems = Vec::new();
     if let Some(before) = before.filter(|b| *b > 0) {
         let removed_percent = removed as f64 * 100.0 / before as f64;
@@ -420,8 +513,14 @@ mod tests {
         };
         assert!(breaker_problems(&b, 100, Some(100), 10, 10).is_empty());
         let p = breaker_problems(&b, 50, Some(100), 0, 50);
-        assert_eq!(p, ["50 of 100 customers removed since the previous run (50.0%, limit 40%)"]);
+        assert_eq!(
+            p,
+            ["50 of 100 customers removed since the previous run (50.0%, limit 40%)"]
+        );
         // The first run has nothing to compare with; sizes still apply.
-        assert_eq!(breaker_problems(&b, 5, None, 5, 0), ["5 customers, fewer than the minimum 10"]);
+        assert_eq!(
+            breaker_problems(&b, 5, None, 5, 0),
+            ["5 customers, fewer than the minimum 10"]
+        );
     }
 }

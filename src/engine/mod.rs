@@ -58,7 +58,10 @@ pub enum EngineError {
 impl EngineError {
     /// True when the pipeline (not the data or the machine) must change: exit code 2.
     pub fn is_invalid_pipeline(&self) -> bool {
-        !matches!(self, EngineError::Execution { .. } | EngineError::SourceUnreadable { .. })
+        !matches!(
+            self,
+            EngineError::Execution { .. } | EngineError::SourceUnreadable { .. }
+        )
     }
 
     pub fn execution(what: impl Into<String>, err: DataFusionError) -> Self {
@@ -102,7 +105,8 @@ pub fn session(options: &EngineOptions) -> Result<(SessionContext, IdentifierSta
         .with_information_schema(false)
         .with_create_default_catalog_and_schema(true);
     config.options_mut().sql_parser.collect_spans = true;
-    let mut runtime = RuntimeEnvBuilder::new().with_disk_manager_builder(DiskManagerBuilder::default());
+    let mut runtime =
+        RuntimeEnvBuilder::new().with_disk_manager_builder(DiskManagerBuilder::default());
     if let Some(limit) = options.memory_limit {
         runtime = runtime.with_memory_limit(limit, 1.0);
     }
@@ -132,7 +136,11 @@ pub async fn plan_query(
 }
 
 /// Plans SQL that segflow generated (from the pipeline's rules) with the run's parameters.
-pub async fn plan_sql(ctx: &SessionContext, sql: &str, params: &Params) -> Result<DataFrame, EngineError> {
+pub async fn plan_sql(
+    ctx: &SessionContext,
+    sql: &str,
+    params: &Params,
+) -> Result<DataFrame, EngineError> {
     let state = ctx.state();
     let plan = state
         .create_logical_plan(sql)
@@ -170,11 +178,13 @@ fn plan_error(what: &str, query: &SqlQuery, err: &DataFusionError) -> EngineErro
                 span.start.column as usize,
             )
         })
-        .or_else(|| quoted_names(&message).find_map(|name| {
-            let bare = name.rsplit('.').next().unwrap_or(name);
-            crate::location::find_identifier(&query.text, bare)
-                .map(|offset| Location::at_offset(&query.path, &query.text, offset))
-        }))
+        .or_else(|| {
+            quoted_names(&message).find_map(|name| {
+                let bare = name.rsplit('.').next().unwrap_or(name);
+                crate::location::find_identifier(&query.text, bare)
+                    .map(|offset| Location::at_offset(&query.path, &query.text, offset))
+            })
+        })
         .unwrap_or_else(|| Location::file(&query.path));
     EngineError::Plan {
         at,
@@ -186,19 +196,25 @@ fn plan_error(what: &str, query: &SqlQuery, err: &DataFusionError) -> EngineErro
 /// DataFusion's message without its category prefix and backtrace.
 fn clean_message(err: &DataFusionError) -> String {
     let message = err.strip_backtrace();
-    ["Error during planning: ", "Schema error: ", "External error: ", "Execution error: "]
-        .iter()
-        .fold(message, |m, prefix| m.trim_start_matches(prefix).to_string())
+    [
+        "Error during planning: ",
+        "Schema error: ",
+        "External error: ",
+        "Execution error: ",
+    ]
+    .iter()
+    .fold(message, |m, prefix| {
+        m.trim_start_matches(prefix).to_string()
+    })
 }
 
 fn quoted_names(message: &str) -> impl Iterator<Item = &str> {
-    message
-        .split(['\'', '"', '`'])
-        .skip(1)
-        .step_by(2)
-        .chain(message.split("named ").skip(1).filter_map(|rest| {
-            rest.split(['.', ' ', ',']).next().filter(|s| !s.is_empty())
-        }))
+    message.split(['\'', '"', '`']).skip(1).step_by(2).chain(
+        message
+            .split("named ")
+            .skip(1)
+            .filter_map(|rest| rest.split(['.', ' ', ',']).next().filter(|s| !s.is_empty())),
+    )
 }
 
 /// The shared handle type for object stores.

@@ -8,7 +8,9 @@ use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::csv::CsvFormat;
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
@@ -116,7 +118,10 @@ pub async fn register_sources(
     Ok(inputs)
 }
 
-async fn register_source(ctx: &SessionContext, source: &Source) -> Result<SourceInput, EngineError> {
+async fn register_source(
+    ctx: &SessionContext,
+    source: &Source,
+) -> Result<SourceInput, EngineError> {
     let url = source_table_url(source)?;
     let options = listing_options(source);
     let state = ctx.state();
@@ -142,15 +147,17 @@ async fn register_source(ctx: &SessionContext, source: &Source) -> Result<Source
         .infer_schema(&state, &url)
         .await
         .map_err(|e| unreadable(source, e.strip_backtrace()))?;
-    let schema = apply_contract(source, &inferred).map_err(|differences| EngineError::Contract {
-        at: source.at.clone(),
-        name: source.name.clone(),
-        differences,
-    })?;
+    let schema =
+        apply_contract(source, &inferred).map_err(|differences| EngineError::Contract {
+            at: source.at.clone(),
+            name: source.name.clone(),
+            differences,
+        })?;
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);
-    let table = ListingTable::try_new(config).map_err(|e| unreadable(source, e.strip_backtrace()))?;
+    let table =
+        ListingTable::try_new(config).map_err(|e| unreadable(source, e.strip_backtrace()))?;
     ctx.register_table(source.name.as_str(), Arc::new(table))
         .map_err(|e| unreadable(source, e.strip_backtrace()))?;
     Ok(SourceInput {
@@ -169,7 +176,11 @@ fn apply_contract(source: &Source, inferred: &SchemaRef) -> Result<SchemaRef, Ve
     let partition_names: Vec<&str> = source.partitions.iter().map(|(n, _)| n.as_str()).collect();
     for name in source.contract.keys() {
         if inferred.field_with_name(name).is_err() && !partition_names.contains(&name.as_str()) {
-            let have: Vec<&str> = inferred.fields().iter().map(|f| f.name().as_str()).collect();
+            let have: Vec<&str> = inferred
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
             differences.push(format!(
                 "column {name} is missing (the data has: {})",
                 have.join(", ")
@@ -244,7 +255,13 @@ mod tests {
             reads_as(Format::Csv, &DataType::Int64, ColumnType::Double),
             Some(DataType::Float64)
         );
-        assert_eq!(reads_as(Format::Csv, &DataType::Utf8, ColumnType::Int), None);
-        assert_eq!(reads_as(Format::Parquet, &DataType::Int64, ColumnType::String), None);
+        assert_eq!(
+            reads_as(Format::Csv, &DataType::Utf8, ColumnType::Int),
+            None
+        );
+        assert_eq!(
+            reads_as(Format::Parquet, &DataType::Int64, ColumnType::String),
+            None
+        );
     }
 }

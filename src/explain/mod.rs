@@ -94,7 +94,9 @@ pub fn columns_of(expr: &SqlExpr) -> Vec<String> {
     let _ = visit_expressions(expr, |e| {
         let name = match e {
             SqlExpr::Identifier(ident) => Some(ident.value.to_ascii_lowercase()),
-            SqlExpr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_ascii_lowercase()),
+            SqlExpr::CompoundIdentifier(parts) => {
+                parts.last().map(|p| p.value.to_ascii_lowercase())
+            }
             _ => None,
         };
         if let Some(name) = name
@@ -117,7 +119,11 @@ fn format_value(batch: &RecordBatch, column: usize) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-async fn one_row(ctx: &SessionContext, sql: &str, params: &Params) -> Result<Option<RecordBatch>, RunError> {
+async fn one_row(
+    ctx: &SessionContext,
+    sql: &str,
+    params: &Params,
+) -> Result<Option<RecordBatch>, RunError> {
     let batches = engine::plan_sql(ctx, sql, params)
         .await?
         .limit(0, Some(1))
@@ -130,8 +136,16 @@ async fn one_row(ctx: &SessionContext, sql: &str, params: &Params) -> Result<Opt
 
 /// The key as a SQL literal of the key column's type (a number stays a number so filters
 /// push down to the sources).
-async fn key_literal(ctx: &SessionContext, table: &str, key_column: &str, key: &str) -> Result<String, RunError> {
-    let df = ctx.table(table).await.map_err(|e| EngineError::execution("explain", e))?;
+async fn key_literal(
+    ctx: &SessionContext,
+    table: &str,
+    key_column: &str,
+    key: &str,
+) -> Result<String, RunError> {
+    let df = ctx
+        .table(table)
+        .await
+        .map_err(|e| EngineError::execution("explain", e))?;
     let numeric = df
         .schema()
         .field_with_unqualified_name(key_column)
@@ -144,7 +158,12 @@ async fn key_literal(ctx: &SessionContext, table: &str, key_column: &str, key: &
     })
 }
 
-pub async fn explain(pipeline: &Pipeline, key: &str, date: NaiveDate, params: &[String]) -> Result<Explanation, RunError> {
+pub async fn explain(
+    pipeline: &Pipeline,
+    key: &str,
+    date: NaiveDate,
+    params: &[String],
+) -> Result<Explanation, RunError> {
     let params = pipeline.params.bind(date, params)?;
     let (ctx, _) = engine::session(&EngineOptions::default())?;
     engine::register_sources(&ctx, pipeline).await?;
@@ -183,7 +202,8 @@ pub async fn explain(pipeline: &Pipeline, key: &str, date: NaiveDate, params: &[
         return Ok(explanation);
     };
     let key_sql = key_literal(&ctx, &profile_model, key_column, key).await?;
-    crate::suppressions::plan_suppressions(&ctx, pipeline, key_column, &profile_model, &params).await?;
+    crate::suppressions::plan_suppressions(&ctx, pipeline, key_column, &profile_model, &params)
+        .await?;
     for suppression in &pipeline.suppressions {
         let sql = format!(
             "SELECT detail FROM ({}) WHERE {key_column} = {key_sql}",
@@ -199,10 +219,25 @@ pub async fn explain(pipeline: &Pipeline, key: &str, date: NaiveDate, params: &[
             });
         }
     }
-    let profile = one_row(&ctx, &format!("SELECT {key_column} FROM {profile_model} WHERE {key_column} = {key_sql}"), &params).await?;
+    let profile = one_row(
+        &ctx,
+        &format!("SELECT {key_column} FROM {profile_model} WHERE {key_column} = {key_sql}"),
+        &params,
+    )
+    .await?;
     explanation.found = profile.is_some();
     if let Some(offers) = &pipeline.offers {
-        explanation.offers = explain_offers(&ctx, pipeline, offers, key_column, &key_sql, &params, &explanation, published.then(|| store.run_dir(date))).await?;
+        explanation.offers = explain_offers(
+            &ctx,
+            pipeline,
+            offers,
+            key_column,
+            &key_sql,
+            &params,
+            &explanation,
+            published.then(|| store.run_dir(date)),
+        )
+        .await?;
     }
     let Some(segments) = &pipeline.segments else {
         return Ok(explanation);
@@ -213,13 +248,18 @@ pub async fn explain(pipeline: &Pipeline, key: &str, date: NaiveDate, params: &[
         let mut conditions = Vec::new();
         let qualifies = match &segment.rule {
             Rule::Conditions(list) => {
-                let (all, explained) = evaluate_conditions(&ctx, &segments.from, list, key_column, &key_sql, &params).await?;
+                let (all, explained) =
+                    evaluate_conditions(&ctx, &segments.from, list, key_column, &key_sql, &params)
+                        .await?;
                 conditions = explained;
                 all
             }
             Rule::Sql(_) => one_row(
                 &ctx,
-                &format!("SELECT 1 FROM __segflow_segment_{} WHERE {key_column} = {key_sql}", segment.name),
+                &format!(
+                    "SELECT 1 FROM __segflow_segment_{} WHERE {key_column} = {key_sql}",
+                    segment.name
+                ),
                 &params,
             )
             .await?
@@ -239,7 +279,10 @@ pub async fn explain(pipeline: &Pipeline, key: &str, date: NaiveDate, params: &[
             None
         };
         let published_member = if published {
-            Some(published_member(&store, date, segment, key_column, &key_sql, &ctx, &params).await?)
+            Some(
+                published_member(&store, date, segment, key_column, &key_sql, &ctx, &params)
+                    .await?,
+            )
         } else {
             None
         };
@@ -278,7 +321,11 @@ async fn evaluate_conditions(
     }
     let sql = format!(
         "SELECT {} FROM {profile} WHERE {key_column} = {key_sql}",
-        if select.is_empty() { "1".to_string() } else { select.join(", ") },
+        if select.is_empty() {
+            "1".to_string()
+        } else {
+            select.join(", ")
+        },
     );
     let row = one_row(ctx, &sql, params).await?;
     let mut all = row.is_some();
@@ -324,7 +371,10 @@ async fn explain_offers(
     so_far: &Explanation,
     published_run: Option<std::path::PathBuf>,
 ) -> Result<Vec<OfferExplanation>, RunError> {
-    let decisions = match published_run.map(|d| d.join("decisions")).filter(|d| d.is_dir()) {
+    let decisions = match published_run
+        .map(|d| d.join("decisions"))
+        .filter(|d| d.is_dir())
+    {
         Some(dir) => {
             crate::run::register_parquet_dir(ctx, "__segflow_published_decisions", &dir).await?;
             true
@@ -333,11 +383,22 @@ async fn explain_offers(
     };
     let mut list = Vec::new();
     for offer in &offers.list {
-        let (eligible, conditions) =
-            evaluate_conditions(ctx, &offers.from, &offer.eligible, key_column, key_sql, params).await?;
+        let (eligible, conditions) = evaluate_conditions(
+            ctx,
+            &offers.from,
+            &offer.eligible,
+            key_column,
+            key_sql,
+            params,
+        )
+        .await?;
         let score = one_row(
             ctx,
-            &format!("SELECT {} FROM {} WHERE {key_column} = {key_sql}", offer.score_sql(), offers.from),
+            &format!(
+                "SELECT {} FROM {} WHERE {key_column} = {key_sql}",
+                offer.score_sql(),
+                offers.from
+            ),
             params,
         )
         .await?
@@ -350,7 +411,10 @@ async fn explain_offers(
                 let channels: Vec<&str> = offer
                     .channels
                     .iter()
-                    .filter(|c| s.scope.covers_offer_channel(&offer.name, c) || offer.suppressed_by.contains(&s.name))
+                    .filter(|c| {
+                        s.scope.covers_offer_channel(&offer.name, c)
+                            || offer.suppressed_by.contains(&s.name)
+                    })
                     .map(String::as_str)
                     .collect();
                 (!channels.is_empty()).then(|| format!("{} (on {})", s.name, channels.join(", ")))
@@ -367,7 +431,10 @@ async fn explain_offers(
             )
             .await?;
             match row {
-                Some(b) => (Some(format_value(&b, 0)), Some(format_value(&b, 1)).filter(|r| r != "NULL")),
+                Some(b) => (
+                    Some(format_value(&b, 0)),
+                    Some(format_value(&b, 1)).filter(|r| r != "NULL"),
+                ),
                 None => (Some("not eligible".to_string()), None),
             }
         } else {
@@ -399,7 +466,9 @@ async fn group_of(
         segments::group_case(segments, "__key"),
         literal(&segment.name)
     );
-    Ok(one_row(ctx, &sql, params).await?.map(|b| format_value(&b, 0)))
+    Ok(one_row(ctx, &sql, params)
+        .await?
+        .map(|b| format_value(&b, 0)))
 }
 
 async fn published_member(
@@ -411,37 +480,54 @@ async fn published_member(
     ctx: &SessionContext,
     params: &Params,
 ) -> Result<bool, RunError> {
-    let dir = store.run_dir(date).join(format!("audiences/segment={}", segment.name));
+    let dir = store
+        .run_dir(date)
+        .join(format!("audiences/segment={}", segment.name));
     if !dir.is_dir() {
         return Ok(false);
     }
     let table = format!("__segflow_published_{}", segment.name);
     crate::run::register_parquet_dir(ctx, &table, &dir).await?;
-    Ok(one_row(ctx, &format!("SELECT 1 FROM {table} WHERE {key_column} = {key_sql}"), params)
-        .await?
-        .is_some())
+    Ok(one_row(
+        ctx,
+        &format!("SELECT 1 FROM {table} WHERE {key_column} = {key_sql}"),
+        params,
+    )
+    .await?
+    .is_some())
 }
 
 impl Explanation {
     /// The explanation in words.
     pub fn to_text(&self) -> String {
         use std::fmt::Write;
-        let mut out = format!("customer {} on {} ({})\n", self.key, self.run_date, self.pipeline);
+        let mut out = format!(
+            "customer {} on {} ({})\n",
+            self.key, self.run_date, self.pipeline
+        );
         if !self.found {
-            let _ = writeln!(out, "  not found in the profile on this date: in no segment");
+            let _ = writeln!(
+                out,
+                "  not found in the profile on this date: in no segment"
+            );
         }
         match &self.published_run {
             Some(run) => {
                 let _ = writeln!(out, "  published run: {run}");
             }
             None => {
-                let _ = writeln!(out, "  no run is published for this date; showing what a run would decide");
+                let _ = writeln!(
+                    out,
+                    "  no run is published for this date; showing what a run would decide"
+                );
             }
         }
         for s in &self.segments {
             let verdict = match (&s.group, s.member) {
                 (Some(group), true) => format!("MEMBER, group {group}"),
-                _ if s.qualifies => format!("qualifies but held back by {}", s.held_back_by.join(", ")),
+                _ if s.qualifies => {
+                    format!("qualifies but held back by {}", s.held_back_by.join(", "))
+                }
                 _ => "not a member".to_string(),
             };
             let published = match s.published_member {
@@ -449,22 +535,34 @@ impl Explanation {
                 Some(false) => ", not in the published audience",
                 None => "",
             };
-            let _ = writeln!(out, "\nsegment {} — {}{}\n  {}", s.name, verdict, published, s.description);
+            let _ = writeln!(
+                out,
+                "\nsegment {} — {}{}\n  {}",
+                s.name, verdict, published, s.description
+            );
             for c in &s.conditions {
                 let mark = match c.holds {
                     Some(true) => "✓",
                     Some(false) => "✗",
                     None => "✗ (NULL)",
                 };
-                let values: Vec<String> = c.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-                let _ = writeln!(out, "  {mark} {}: {}    [{}]", c.name, c.sql, values.join(", "));
+                let values: Vec<String> =
+                    c.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                let _ = writeln!(
+                    out,
+                    "  {mark} {}: {}    [{}]",
+                    c.name,
+                    c.sql,
+                    values.join(", ")
+                );
             }
         }
         for o in &self.offers {
             let status = match (o.published_status.as_deref(), &o.published_rank) {
                 (Some(status), Some(rank)) => format!("published: {status}, rank {rank}"),
                 (Some("capacity"), None) => {
-                    "published: lost to capacity, the offer went to customers it scores higher for".to_string()
+                    "published: lost to capacity, the offer went to customers it scores higher for"
+                        .to_string()
                 }
                 (Some("outranked"), None) => {
                     "published: outranked, better offers filled max_per_customer".to_string()
@@ -476,7 +574,11 @@ impl Explanation {
                 out,
                 "\noffer {} — {}, score {} ({status})\n  {}",
                 o.name,
-                if o.eligible { "eligible" } else { "not eligible" },
+                if o.eligible {
+                    "eligible"
+                } else {
+                    "not eligible"
+                },
                 o.score.as_deref().unwrap_or("-"),
                 o.description
             );
@@ -486,8 +588,15 @@ impl Explanation {
                     Some(false) => "✗",
                     None => "✗ (NULL)",
                 };
-                let values: Vec<String> = c.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-                let _ = writeln!(out, "  {mark} {}: {}    [{}]", c.name, c.sql, values.join(", "));
+                let values: Vec<String> =
+                    c.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                let _ = writeln!(
+                    out,
+                    "  {mark} {}: {}    [{}]",
+                    c.name,
+                    c.sql,
+                    values.join(", ")
+                );
             }
             if !o.held_back_by.is_empty() {
                 let _ = writeln!(out, "  held back by {}", o.held_back_by.join(", "));
@@ -496,7 +605,11 @@ impl Explanation {
         if !self.suppressions.is_empty() {
             let _ = writeln!(out, "\nsuppressions that apply:");
             for s in &self.suppressions {
-                let _ = writeln!(out, "  {} (holds back from {}): {}", s.name, s.scope, s.reason);
+                let _ = writeln!(
+                    out,
+                    "  {} (holds back from {}): {}",
+                    s.name, s.scope, s.reason
+                );
                 if let Some(detail) = &s.detail {
                     let _ = writeln!(out, "    because: {detail}");
                 }

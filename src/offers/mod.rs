@@ -30,7 +30,7 @@ use crate::engine::{self, EngineError};
 use crate::pipeline::sql::literal;
 use crate::pipeline::{Holdout, Offer, Offers, Params, Pipeline};
 use crate::report::{Output, OutputKind};
-use crate::run::{RunError, register_parquet_dir, write_query};
+use crate::run::{RunError, RunPaths, register_parquet_dir, write_query};
 use crate::suppressions::{self, SUPPRESSIONS};
 
 const ELIGIBLE: &str = "__segflow_offer_eligible";
@@ -59,7 +59,11 @@ pub struct OfferStats {
 }
 
 fn bucket_below(holdout: &Holdout, key: &str) -> String {
-    format!("segflow_bucket({}, {key}) < {}", literal(&holdout.salt), holdout.below)
+    format!(
+        "segflow_bucket({}, {key}) < {}",
+        literal(&holdout.salt),
+        holdout.below
+    )
 }
 
 fn eligible_query(key: &str, profile: &str, offer: &Offer) -> String {
@@ -76,7 +80,11 @@ fn eligible_query(key: &str, profile: &str, offer: &Offer) -> String {
         score = offer.score_sql(),
         priority = offer.priority,
         reasons = literal(&reasons.join("; ")),
-        all = if all.is_empty() { "true".into() } else { all.join(" AND ") },
+        all = if all.is_empty() {
+            "true".into()
+        } else {
+            all.join(" AND ")
+        },
     )
 }
 
@@ -93,7 +101,11 @@ fn values(rows: Vec<String>, columns: &[&str]) -> String {
         .enumerate()
         .map(|(i, c)| format!("column{} AS {c}", i + 1))
         .collect();
-    format!("SELECT {} FROM (VALUES {})", named.join(", "), rows.join(", "))
+    format!(
+        "SELECT {} FROM (VALUES {})",
+        named.join(", "),
+        rows.join(", ")
+    )
 }
 
 /// Plans every offer's eligibility and score, reading no rows (`validate`).
@@ -105,7 +117,8 @@ pub async fn plan_offers(
 ) -> Result<(), EngineError> {
     for offer in &offers.list {
         let what = format!("offer {}", offer.name);
-        crate::segments::check_conditions(ctx, &offers.from, &offer.eligible, &what, params).await?;
+        crate::segments::check_conditions(ctx, &offers.from, &offer.eligible, &what, params)
+            .await?;
         engine::plan_sql(ctx, &eligible_query(key, &offers.from, offer), params)
             .await
             .map_err(|e| match e {
@@ -122,32 +135,58 @@ pub async fn plan_offers(
 
 /// Decides every customer's offers and writes `offers/`, `offer_changes/` and
 /// `decisions/` into the staged run.
-#[allow(clippy::too_many_arguments)]
 pub async fn run_offers(
     ctx: &SessionContext,
     pipeline: &Pipeline,
     offers: &Offers,
     params: &Params,
-    run_dir: &Path,
-    work_dir: &Path,
-    previous_run: Option<&Path>,
+    paths: RunPaths<'_>,
     outputs: &mut Vec<Output>,
 ) -> Result<Vec<OfferStats>, RunError> {
-    let key = pipeline.key.as_deref().expect("compile requires a key with offers");
+    let key = pipeline
+        .key
+        .as_deref()
+        .expect("compile requires a key with offers");
+    let RunPaths {
+        run_dir,
+        work_dir,
+        previous_run,
+    } = paths;
     plan_offers(ctx, key, offers, params).await?;
     let scratch = |name: &str| work_dir.join(name);
 
     // 1. Eligible.
-    let union: Vec<String> = offers.list.iter().map(|o| eligible_query(key, &offers.from, o)).collect();
-    let sql = format!("SELECT * FROM ({}) WHERE {}", union.join(" UNION ALL "), suppressions::not_erased(key));
-    materialize(ctx, "offer eligibility", &sql, params, &scratch("eligible"), work_dir, ELIGIBLE).await?;
+    let union: Vec<String> = offers
+        .list
+        .iter()
+        .map(|o| eligible_query(key, &offers.from, o))
+        .collect();
+    let sql = format!(
+        "SELECT * FROM ({}) WHERE {}",
+        union.join(" UNION ALL "),
+        suppressions::not_erased(key)
+    );
+    materialize(
+        ctx,
+        "offer eligibility",
+        &sql,
+        params,
+        &scratch("eligible"),
+        work_dir,
+        ELIGIBLE,
+    )
+    .await?;
 
     // 2. Channels held back by suppressions; what is left is available.
     let offer_channels = values(
         offers
             .list
             .iter()
-            .flat_map(|o| o.channels.iter().map(move |c| format!("({}, {})", literal(&o.name), literal(c))))
+            .flat_map(|o| {
+                o.channels
+                    .iter()
+                    .map(move |c| format!("({}, {})", literal(&o.name), literal(c)))
+            })
             .collect(),
         &["offer", "channel"],
     );
@@ -159,8 +198,18 @@ pub async fn run_offers(
                 offers.list.iter().flat_map(move |o| {
                     o.channels
                         .iter()
-                        .filter(move |c| s.scope.covers_offer_channel(&o.name, c) || o.suppressed_by.contains(&s.name))
-                        .map(move |c| format!("({}, {}, {})", literal(&s.name), literal(&o.name), literal(c)))
+                        .filter(move |c| {
+                            s.scope.covers_offer_channel(&o.name, c)
+                                || o.suppressed_by.contains(&s.name)
+                        })
+                        .map(move |c| {
+                            format!(
+                                "({}, {}, {})",
+                                literal(&s.name),
+                                literal(&o.name),
+                                literal(c)
+                            )
+                        })
                 })
             })
             .collect(),
@@ -173,12 +222,30 @@ pub async fn run_offers(
          JOIN {SUPPRESSIONS} s ON s.{key} = e.{key} AND (s.offer IS NULL OR s.offer = e.offer) \
          JOIN ({scope}) sc ON sc.suppression = s.suppression AND sc.offer = e.offer AND sc.channel = oc.channel"
     );
-    materialize(ctx, "offer suppressions", &held, params, &scratch("held_offers"), work_dir, HELD).await?;
+    materialize(
+        ctx,
+        "offer suppressions",
+        &held,
+        params,
+        &scratch("held_offers"),
+        work_dir,
+        HELD,
+    )
+    .await?;
     let available = format!(
         "SELECT e.{key}, e.offer, oc.channel FROM {ELIGIBLE} e JOIN ({offer_channels}) oc ON oc.offer = e.offer \
          WHERE NOT EXISTS (SELECT 1 FROM {HELD} h WHERE h.{key} = e.{key} AND h.offer = e.offer AND h.channel = oc.channel)"
     );
-    materialize(ctx, "offer channels", &available, params, &scratch("available"), work_dir, AVAILABLE).await?;
+    materialize(
+        ctx,
+        "offer channels",
+        &available,
+        params,
+        &scratch("available"),
+        work_dir,
+        AVAILABLE,
+    )
+    .await?;
 
     // 3. Candidates in each customer's order of preference.
     let candidates = format!(
@@ -187,14 +254,26 @@ pub async fn run_offers(
                 segflow_bucket(e.offer, e.{key}) AS tie_break \
          FROM {ELIGIBLE} e WHERE EXISTS (SELECT 1 FROM {AVAILABLE} a WHERE a.{key} = e.{key} AND a.offer = e.offer)"
     );
-    materialize(ctx, "offer candidates", &candidates, params, &scratch("candidates"), work_dir, CANDIDATES).await?;
+    materialize(
+        ctx,
+        "offer candidates",
+        &candidates,
+        params,
+        &scratch("candidates"),
+        work_dir,
+        CANDIDATES,
+    )
+    .await?;
 
     // Deferred acceptance over capacity, one set-based round at a time.
     let capacity = {
         let limited: Vec<String> = offers
             .list
             .iter()
-            .filter_map(|o| o.capacity.map(|c| format!("WHEN {} THEN {c}", literal(&o.name))))
+            .filter_map(|o| {
+                o.capacity
+                    .map(|c| format!("WHEN {} THEN {c}", literal(&o.name)))
+            })
             .collect();
         if limited.is_empty() {
             "CAST(NULL AS BIGINT)".to_string()
@@ -205,7 +284,16 @@ pub async fn run_offers(
     let max = offers.max_per_customer;
     let mut refused_table = "__segflow_refused_0".to_string();
     let empty = format!("SELECT {key}, offer FROM {CANDIDATES} WHERE false");
-    materialize(ctx, "offer decision", &empty, params, &scratch("refused_0"), work_dir, &refused_table).await?;
+    materialize(
+        ctx,
+        "offer decision",
+        &empty,
+        params,
+        &scratch("refused_0"),
+        work_dir,
+        &refused_table,
+    )
+    .await?;
     let proposals = |refused: &str| {
         format!(
             "SELECT * FROM ( \
@@ -229,8 +317,16 @@ pub async fn run_offers(
              SELECT {key}, offer FROM ({}) WHERE capacity IS NOT NULL AND position > capacity",
             ranked(&refused_table)
         );
-        let written =
-            materialize(ctx, "offer decision", &sql, params, &scratch(&format!("refused_{round}")), work_dir, &next).await?;
+        let written = materialize(
+            ctx,
+            "offer decision",
+            &sql,
+            params,
+            &scratch(&format!("refused_{round}")),
+            work_dir,
+            &next,
+        )
+        .await?;
         let before = ctx
             .table(refused_table.as_str())
             .await
@@ -255,12 +351,24 @@ pub async fn run_offers(
          FROM ({}) WHERE capacity IS NULL OR position <= capacity",
         ranked(&refused_table)
     );
-    materialize(ctx, "offer decision", &assigned, params, &scratch("assigned"), work_dir, ASSIGNED).await?;
+    materialize(
+        ctx,
+        "offer decision",
+        &assigned,
+        params,
+        &scratch("assigned"),
+        work_dir,
+        ASSIGNED,
+    )
+    .await?;
 
     // 4. Groups, and one row per channel the offer may still use.
     let mut group = String::from("CASE");
     if let Some(global) = pipeline.segments.as_ref().and_then(|s| s.holdout.as_ref()) {
-        group += &format!(" WHEN {} THEN 'global_control'", bucket_below(global, &format!("a.{key}")));
+        group += &format!(
+            " WHEN {} THEN 'global_control'",
+            bucket_below(global, &format!("a.{key}"))
+        );
     }
     for offer in &offers.list {
         if let Some(holdout) = &offer.holdout {
@@ -271,13 +379,25 @@ pub async fn run_offers(
             );
         }
     }
-    let group = if group == "CASE" { "'treatment'".to_string() } else { group + " ELSE 'treatment' END" };
+    let group = if group == "CASE" {
+        "'treatment'".to_string()
+    } else {
+        group + " ELSE 'treatment' END"
+    };
     let sql = format!(
         "SELECT a.{key}, a.rank, a.offer, a.score, c.channel, {group} AS \"group\", a.reasons \
          FROM {ASSIGNED} a JOIN {AVAILABLE} c ON c.{key} = a.{key} AND c.offer = a.offer \
          ORDER BY a.{key}, a.rank, c.channel"
     );
-    let written = write_query(ctx, "offers", &sql, params, &run_dir.join("offers"), run_dir).await?;
+    let written = write_query(
+        ctx,
+        "offers",
+        &sql,
+        params,
+        &run_dir.join("offers"),
+        run_dir,
+    )
+    .await?;
     outputs.push(written.into_output("offers", OutputKind::Offers, "offers".into()));
 
     // Every eligible (customer, offer) and what became of it, for audits and `explain`.
@@ -298,7 +418,9 @@ pub async fn run_offers(
     register_parquet_dir(ctx, DECISIONS, &run_dir.join("decisions")).await?;
 
     // Changes since the previous run, by rank: new, dropped, swapped.
-    let previous = previous_run.map(|d| d.join("offers")).filter(|d| d.is_dir());
+    let previous = previous_run
+        .map(|d| d.join("offers"))
+        .filter(|d| d.is_dir());
     let before = match &previous {
         Some(dir) => {
             register_parquet_dir(ctx, "__segflow_previous_offers", dir).await?;
@@ -316,7 +438,15 @@ pub async fn run_offers(
          FROM (SELECT {key}, rank, offer FROM {ASSIGNED}) t FULL OUTER JOIN ({before}) y ON y.{key} = t.{key} AND y.rank = t.rank \
          WHERE t.offer IS DISTINCT FROM y.offer ORDER BY 1, 2"
     );
-    let written = write_query(ctx, "offer changes", &changes, params, &run_dir.join("offer_changes"), run_dir).await?;
+    let written = write_query(
+        ctx,
+        "offer changes",
+        &changes,
+        params,
+        &run_dir.join("offer_changes"),
+        run_dir,
+    )
+    .await?;
     outputs.push(written.into_output("offer_changes", OutputKind::Changes, "offer_changes".into()));
 
     stats(ctx, key, offers, params).await
@@ -347,7 +477,12 @@ async fn materialize(
     Ok(written.rows())
 }
 
-async fn stats(ctx: &SessionContext, key: &str, offers: &Offers, params: &Params) -> Result<Vec<OfferStats>, RunError> {
+async fn stats(
+    ctx: &SessionContext,
+    key: &str,
+    offers: &Offers,
+    params: &Params,
+) -> Result<Vec<OfferStats>, RunError> {
     let batches = engine::plan_sql(
         ctx,
         &format!(
@@ -374,10 +509,15 @@ async fn stats(ctx: &SessionContext, key: &str, offers: &Offers, params: &Params
         })
         .collect();
     for batch in &batches {
-        let names = datafusion::arrow::compute::cast(batch.column(0), &datafusion::arrow::datatypes::DataType::Utf8)
-            .map_err(|e| EngineError::execution("offer counts", e.into()))?;
+        let names = datafusion::arrow::compute::cast(
+            batch.column(0),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .map_err(|e| EngineError::execution("offer counts", e.into()))?;
         let names = names.as_string::<i32>();
-        let count = |column: usize, row: usize| batch.column(column).as_primitive::<Int64Type>().value(row) as u64;
+        let count = |column: usize, row: usize| {
+            batch.column(column).as_primitive::<Int64Type>().value(row) as u64
+        };
         for row in 0..batch.num_rows() {
             if let Some(s) = list.iter_mut().find(|s| s.name == names.value(row)) {
                 s.eligible = count(1, row);

@@ -56,10 +56,23 @@ pub enum CheckKind {
     NotNull(Vec<String>),
     Unique(Vec<String>),
     /// Values of the column, as SQL literals.
-    AcceptedValues { column: String, values: Vec<String> },
-    Relationships { column: String, to: String, field: String },
-    RowCount { min: Option<u64>, max: Option<u64> },
-    Freshness { column: String, max_age_days: u32 },
+    AcceptedValues {
+        column: String,
+        values: Vec<String>,
+    },
+    Relationships {
+        column: String,
+        to: String,
+        field: String,
+    },
+    RowCount {
+        min: Option<u64>,
+        max: Option<u64>,
+    },
+    Freshness {
+        column: String,
+        max_age_days: u32,
+    },
     Sql(SqlQuery),
     Breaker(Breaker),
 }
@@ -104,7 +117,9 @@ impl Compiler<'_> {
         // A declared primary key is always checked.
         for (name, source) in sources {
             if !source.primary_key.is_empty()
-                && !specs.iter().any(|c| c.source.as_deref() == Some(name) && c.primary_key)
+                && !specs
+                    .iter()
+                    .any(|c| c.source.as_deref() == Some(name) && c.primary_key)
             {
                 checks.push(Check {
                     name: format!("{name}_primary_key"),
@@ -123,14 +138,21 @@ impl Compiler<'_> {
             let targets: Vec<Target> = [
                 spec.source.clone().map(Target::Source),
                 spec.model.clone().map(Target::Model),
-                spec.audience.clone().map(|a| Target::Audience((a != "*").then_some(a))),
-                spec.offer.clone().map(|o| Target::Offer((o != "*").then_some(o))),
+                spec.audience
+                    .clone()
+                    .map(|a| Target::Audience((a != "*").then_some(a))),
+                spec.offer
+                    .clone()
+                    .map(|o| Target::Offer((o != "*").then_some(o))),
             ]
             .into_iter()
             .flatten()
             .collect();
             let [target] = targets.as_slice() else {
-                self.problem(&path, format!("checks[{i}]: name exactly one of source, model, audience or offer"));
+                self.problem(
+                    &path,
+                    format!("checks[{i}]: name exactly one of source, model, audience or offer"),
+                );
                 continue;
             };
             let known = match target {
@@ -142,7 +164,10 @@ impl Compiler<'_> {
                 Target::Offer(None) => !offers.is_empty(),
             };
             if !known {
-                self.problem(&path, format!("checks[{i}]: the pipeline has no {}", target.describe()));
+                self.problem(
+                    &path,
+                    format!("checks[{i}]: the pipeline has no {}", target.describe()),
+                );
                 continue;
             }
             let breaker = Breaker {
@@ -157,7 +182,10 @@ impl Compiler<'_> {
                     Target::Source(name) if !sources[name].primary_key.is_empty() => {
                         kinds.push(CheckKind::PrimaryKey(sources[name].primary_key.clone()))
                     }
-                    _ => self.problem(&path, format!("checks[{i}].primary_key: the source declares no primary_key")),
+                    _ => self.problem(
+                        &path,
+                        format!("checks[{i}].primary_key: the source declares no primary_key"),
+                    ),
                 }
             }
             if spec.contract {
@@ -187,7 +215,13 @@ impl Compiler<'_> {
             }
             if let Some(r) = &spec.relationships {
                 if !tables.contains(&r.to) {
-                    self.problem(&path, format!("checks[{i}].relationships.to: no source or model named \"{}\"", r.to));
+                    self.problem(
+                        &path,
+                        format!(
+                            "checks[{i}].relationships.to: no source or model named \"{}\"",
+                            r.to
+                        ),
+                    );
                 }
                 kinds.push(CheckKind::Relationships {
                     column: r.column.clone(),
@@ -196,7 +230,10 @@ impl Compiler<'_> {
                 });
             }
             if let Some(r) = &spec.row_count {
-                kinds.push(CheckKind::RowCount { min: r.min, max: r.max });
+                kinds.push(CheckKind::RowCount {
+                    min: r.min,
+                    max: r.max,
+                });
             }
             if let Some(f) = &spec.freshness {
                 kinds.push(CheckKind::Freshness {
@@ -206,7 +243,9 @@ impl Compiler<'_> {
             }
             if let Some(file) = &spec.sql {
                 let sql_at = self.at(&["checks", &index, "sql"]);
-                if let Some(query) = self.read_sql(sql_at, file, params, &format!("checks[{i}].sql")) {
+                if let Some(query) =
+                    self.read_sql(sql_at, file, params, &format!("checks[{i}].sql"))
+                {
                     kinds.push(CheckKind::Sql(query));
                 }
             }
@@ -221,17 +260,26 @@ impl Compiler<'_> {
                     continue;
                 }
                 _ => {
-                    self.problem(&path, format!("checks[{i}]: one check per entry; split this one into several"));
+                    self.problem(
+                        &path,
+                        format!("checks[{i}]: one check per entry; split this one into several"),
+                    );
                     continue;
                 }
             };
             match (&kind, row_check) {
                 (CheckKind::Breaker(_), true) => {
-                    self.problem(&path, format!("checks[{i}]: circuit breakers apply to an audience or an offer"));
+                    self.problem(
+                        &path,
+                        format!("checks[{i}]: circuit breakers apply to an audience or an offer"),
+                    );
                     continue;
                 }
                 (CheckKind::Contract, _) if !matches!(target, Target::Source(_)) => {
-                    self.problem(&path, format!("checks[{i}].contract: contracts belong to sources"));
+                    self.problem(
+                        &path,
+                        format!("checks[{i}].contract: contracts belong to sources"),
+                    );
                     continue;
                 }
                 (CheckKind::Breaker(_), false) => {}
@@ -243,7 +291,10 @@ impl Compiler<'_> {
             }
             let percent = spec.max_failed_percent.unwrap_or(0.0);
             if !(0.0..=100.0).contains(&percent) {
-                self.problem(&path, format!("checks[{i}].max_failed_percent: use a share between 0 and 100"));
+                self.problem(
+                    &path,
+                    format!("checks[{i}].max_failed_percent: use a share between 0 and 100"),
+                );
             }
             let name = spec.name.clone().unwrap_or_else(|| {
                 let target_name = match &target {
@@ -257,7 +308,12 @@ impl Compiler<'_> {
                 self.problem(&path, format!("checks[{i}].name: \"{name}\" must use lower-case letters, digits and _ (it names a folder of failing rows)"));
             }
             if checks.iter().any(|c: &Check| c.name == name) {
-                self.problem(&path, format!("checks[{i}]: another check is named \"{name}\"; give this one a `name:`"));
+                self.problem(
+                    &path,
+                    format!(
+                        "checks[{i}]: another check is named \"{name}\"; give this one a `name:`"
+                    ),
+                );
             }
             checks.push(Check {
                 name,

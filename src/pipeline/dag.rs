@@ -7,7 +7,9 @@ use indexmap::IndexMap;
 /// Orders `deps` (node → the nodes it reads) topologically, keeping declaration order where
 /// the graph allows it so plans read like the pipeline file. On a cycle, returns its nodes in
 /// order, first node repeated at the end (`a → b → a`).
-pub fn topological_order(deps: &IndexMap<String, BTreeSet<String>>) -> Result<Vec<String>, Vec<String>> {
+pub fn topological_order(
+    deps: &IndexMap<String, BTreeSet<String>>,
+) -> Result<Vec<String>, Vec<String>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
@@ -67,8 +69,15 @@ mod tests {
 
     #[test]
     fn dependencies_come_first() {
-        let g = graph(&[("profile", &["features", "address", "customers"]), ("features", &["events"]), ("address", &[])]);
-        assert_eq!(topological_order(&g).unwrap(), ["address", "features", "profile"]);
+        let g = graph(&[
+            ("profile", &["features", "address", "customers"]),
+            ("features", &["events"]),
+            ("address", &[]),
+        ]);
+        assert_eq!(
+            topological_order(&g).unwrap(),
+            ["address", "features", "profile"]
+        );
     }
 
     #[test]

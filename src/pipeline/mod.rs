@@ -105,11 +105,13 @@ impl Uri {
             }
             None => {
                 let path = Path::new(text);
-                Ok(Uri::Local(if path.is_absolute() || root == Path::new(".") {
-                    path.to_owned()
-                } else {
-                    root.join(path)
-                }))
+                Ok(Uri::Local(
+                    if path.is_absolute() || root == Path::new(".") {
+                        path.to_owned()
+                    } else {
+                        root.join(path)
+                    },
+                ))
             }
         }
     }
@@ -198,7 +200,9 @@ pub fn project_root(file: &Path) -> PathBuf {
 /// Names that become SQL identifiers and folder names: lower-case letters, digits, `_`.
 pub fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && name.len() <= 63
 }
@@ -274,7 +278,10 @@ pub fn compile(spec: &PipelineSpec, file: &Path, text: &str) -> Result<Pipeline,
         let uri = match Uri::resolve(&c.root, &source.uri) {
             Ok(uri) => uri,
             Err(message) => {
-                c.problem(&["sources", name, "uri"], format!("sources.{name}.uri: {message}"));
+                c.problem(
+                    &["sources", name, "uri"],
+                    format!("sources.{name}.uri: {message}"),
+                );
                 continue;
             }
         };
@@ -313,7 +320,11 @@ pub fn compile(spec: &PipelineSpec, file: &Path, text: &str) -> Result<Pipeline,
                     .unwrap_or_else(|| source.format.default_extension().to_string()),
                 delimiter: delimiter as u8,
                 header: source.header.unwrap_or(true),
-                partitions: source.partitioned_by.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                partitions: source
+                    .partitioned_by
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect(),
                 contract: source.columns.clone(),
                 primary_key: source.primary_key.clone(),
                 at,
@@ -331,7 +342,12 @@ pub fn compile(spec: &PipelineSpec, file: &Path, text: &str) -> Result<Pipeline,
             );
         }
         let at = c.at(&["models", name, "sql"]);
-        if let Some(query) = c.read_sql(at.clone(), &model.sql, &params, &format!("models.{name}.sql")) {
+        if let Some(query) = c.read_sql(
+            at.clone(),
+            &model.sql,
+            &params,
+            &format!("models.{name}.sql"),
+        ) {
             models.insert(
                 name.clone(),
                 Model {
@@ -348,7 +364,12 @@ pub fn compile(spec: &PipelineSpec, file: &Path, text: &str) -> Result<Pipeline,
 
     // Every table a model reads must be a source or a model (declared ones count even when
     // their SQL failed, so one broken file is reported once).
-    let known: Vec<String> = spec.sources.keys().chain(spec.models.keys()).cloned().collect();
+    let known: Vec<String> = spec
+        .sources
+        .keys()
+        .chain(spec.models.keys())
+        .cloned()
+        .collect();
     for model in models.values() {
         for table in model.reads() {
             if !known.contains(table) {
@@ -390,7 +411,10 @@ pub fn compile(spec: &PipelineSpec, file: &Path, text: &str) -> Result<Pipeline,
         .as_ref()
         .and_then(|s| c.segments(s, &params, &model_names));
     if segments.is_some() && spec.key.is_none() {
-        c.problem(&["segments"], "key: name the column every audience is keyed by (e.g. key: customer_id)");
+        c.problem(
+            &["segments"],
+            "key: name the column every audience is keyed by (e.g. key: customer_id)",
+        );
     }
     if let Some(segments) = &segments
         && let Some(profile) = models.get_mut(&segments.from)
@@ -424,12 +448,18 @@ pub fn compile(spec: &PipelineSpec, file: &Path, text: &str) -> Result<Pipeline,
         )
     });
     if offers.is_some() && spec.key.is_none() {
-        c.problem(&["offers"], "key: name the column every decision is keyed by (e.g. key: customer_id)");
+        c.problem(
+            &["offers"],
+            "key: name the column every decision is keyed by (e.g. key: customer_id)",
+        );
     }
     // Suppression scopes may name offers.
     for (name, suppression) in &spec.suppressions {
         for offer in suppression.scope.iter().flat_map(|s| &s.offers) {
-            if !offers.as_ref().is_some_and(|o| o.list.iter().any(|x| &x.name == offer)) {
+            if !offers
+                .as_ref()
+                .is_some_and(|o| o.list.iter().any(|x| &x.name == offer))
+            {
                 c.problem(
                     &["suppressions", name, "scope", "offers"],
                     format!("suppressions.{name}.scope: no offer named \"{offer}\""),
@@ -441,7 +471,10 @@ pub fn compile(spec: &PipelineSpec, file: &Path, text: &str) -> Result<Pipeline,
     if let Some(source) = &erasure
         && !spec.sources.contains_key(source)
     {
-        c.problem(&["erasure", "source"], format!("erasure.source: no source named \"{source}\""));
+        c.problem(
+            &["erasure", "source"],
+            format!("erasure.source: no source named \"{source}\""),
+        );
     }
 
     // SQL segments and suppressions read tables like models do.
@@ -449,7 +482,11 @@ pub fn compile(spec: &PipelineSpec, file: &Path, text: &str) -> Result<Pipeline,
         .iter()
         .flat_map(|s| &s.list)
         .map(|s| (format!("segment {}", s.name), &s.rule))
-        .chain(suppressions.iter().map(|s| (format!("suppression {}", s.name), &s.rule)));
+        .chain(
+            suppressions
+                .iter()
+                .map(|s| (format!("suppression {}", s.name), &s.rule)),
+        );
     for (what, rule) in sql_rules {
         if let Rule::Sql(query) = rule {
             for table in &query.tables {
@@ -466,9 +503,24 @@ pub fn compile(spec: &PipelineSpec, file: &Path, text: &str) -> Result<Pipeline,
         }
     }
     let output_at = c.at(&["output", "columns"]);
-    let segment_names: Vec<&str> = segments.iter().flat_map(|s| &s.list).map(|s| s.name.as_str()).collect();
-    let offer_names: Vec<&str> = offers.iter().flat_map(|o| &o.list).map(|o| o.name.as_str()).collect();
-    let checks = c.checks(&spec.checks, &params, &spec.sources, &known, &segment_names, &offer_names);
+    let segment_names: Vec<&str> = segments
+        .iter()
+        .flat_map(|s| &s.list)
+        .map(|s| s.name.as_str())
+        .collect();
+    let offer_names: Vec<&str> = offers
+        .iter()
+        .flat_map(|o| &o.list)
+        .map(|o| o.name.as_str())
+        .collect();
+    let checks = c.checks(
+        &spec.checks,
+        &params,
+        &spec.sources,
+        &known,
+        &segment_names,
+        &offer_names,
+    );
 
     if !c.problems.is_empty() {
         return Err(CompileError::Invalid(c.problems));
@@ -504,8 +556,14 @@ mod tests {
     #[test]
     fn project_root_is_the_parent_of_pipelines() {
         assert_eq!(project_root(Path::new("pipelines/a.yaml")), Path::new("."));
-        assert_eq!(project_root(Path::new("/p/pipelines/a.yaml")), Path::new("/p"));
-        assert_eq!(project_root(Path::new("/p/other/a.yaml")), Path::new("/p/other"));
+        assert_eq!(
+            project_root(Path::new("/p/pipelines/a.yaml")),
+            Path::new("/p")
+        );
+        assert_eq!(
+            project_root(Path::new("/p/other/a.yaml")),
+            Path::new("/p/other")
+        );
         assert_eq!(project_root(Path::new("a.yaml")), Path::new("."));
     }
 

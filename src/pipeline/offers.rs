@@ -53,27 +53,47 @@ impl Compiler<'_> {
         let from = match (spec.from.as_deref(), default_from) {
             (Some(from), _) | (None, Some(from)) => from.to_string(),
             (None, None) => {
-                self.problem(&["offers"], "offers.from: name the profile model offers are decided on");
+                self.problem(
+                    &["offers"],
+                    "offers.from: name the profile model offers are decided on",
+                );
                 return None;
             }
         };
         if !known_models.contains(&from.as_str()) {
-            self.problem(&["offers", "from"], format!("offers.from: \"{from}\" is not a model of this pipeline"));
+            self.problem(
+                &["offers", "from"],
+                format!("offers.from: \"{from}\" is not a model of this pipeline"),
+            );
         }
         if spec.max_per_customer == 0 {
-            self.problem(&["offers", "max_per_customer"], "offers.max_per_customer: give at least 1");
+            self.problem(
+                &["offers", "max_per_customer"],
+                "offers.max_per_customer: give at least 1",
+            );
         }
         let mut list = Vec::new();
         for (name, offer) in &spec.list {
             let path = ["offers", "list", name.as_str()];
             if !super::is_valid_name(name) {
-                self.problem(&path, format!("offers.list.{name}: names may use lower-case letters, digits and _"));
+                self.problem(
+                    &path,
+                    format!("offers.list.{name}: names may use lower-case letters, digits and _"),
+                );
             }
             if offer.channels.is_empty() {
-                self.problem(&path, format!("offers.list.{name}.channels: name at least one channel (e.g. [email])"));
+                self.problem(
+                    &path,
+                    format!(
+                        "offers.list.{name}.channels: name at least one channel (e.g. [email])"
+                    ),
+                );
             }
             if offer.eligible.is_empty() {
-                self.problem(&path, format!("offers.list.{name}.eligible: give at least one condition"));
+                self.problem(
+                    &path,
+                    format!("offers.list.{name}.eligible: give at least one condition"),
+                );
             }
             let mut eligible = Vec::new();
             for (cond, condition) in &offer.eligible {
@@ -91,7 +111,9 @@ impl Compiler<'_> {
                 if !suppressions.contains(&rule.as_str()) {
                     self.problem(
                         &["offers", "list", name, "suppressed_by"],
-                        format!("offers.list.{name}.suppressed_by: no suppression named \"{rule}\""),
+                        format!(
+                            "offers.list.{name}.suppressed_by: no suppression named \"{rule}\""
+                        ),
                     );
                 }
             }

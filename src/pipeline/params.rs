@@ -221,13 +221,22 @@ mod tests {
     #[test]
     fn overrides_are_checked() {
         let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-        let err = params().bind(date, &["days=7; drop table x".into()]).unwrap_err();
+        let err = params()
+            .bind(date, &["days=7; drop table x".into()])
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "--param days=7; drop table x: expected a whole number"
         );
         let err = params().bind(date, &["dayz=7".into()]).unwrap_err();
-        assert!(err.to_string().contains("$run_date, $days, $since"), "{err}");
-        assert!(params().bind(date, &["run_date=2026-01-01".into()]).is_err());
+        assert!(
+            err.to_string().contains("$run_date, $days, $since"),
+            "{err}"
+        );
+        assert!(
+            params()
+                .bind(date, &["run_date=2026-01-01".into()])
+                .is_err()
+        );
     }
 }

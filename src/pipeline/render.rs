@@ -26,7 +26,11 @@ fn edges(pipeline: &Pipeline) -> Vec<(String, &'static str, Vec<String>)> {
         } else {
             "view"
         };
-        nodes.push((model.name.clone(), kind, model.reads().iter().cloned().collect()));
+        nodes.push((
+            model.name.clone(),
+            kind,
+            model.reads().iter().cloned().collect(),
+        ));
     }
     if let Some(segments) = &pipeline.segments {
         for s in &segments.list {
@@ -47,15 +51,18 @@ pub fn render(pipeline: &Pipeline, format: PlanFormat) -> String {
     let mut out = String::new();
     match format {
         PlanFormat::Text => {
-            let _ = writeln!(out, "pipeline {} ({})", pipeline.name, pipeline.file.display());
+            let _ = writeln!(
+                out,
+                "pipeline {} ({})",
+                pipeline.name,
+                pipeline.file.display()
+            );
             let _ = writeln!(out, "\nsources:");
             for source in pipeline.sources.values() {
                 let _ = writeln!(
                     out,
                     "  {:<24} {:?} {}",
-                    source.name,
-                    source.format,
-                    source.uri_text
+                    source.name, source.format, source.uri_text
                 );
             }
             let _ = writeln!(out, "\nmodels, in run order:");
@@ -86,11 +93,20 @@ pub fn render(pipeline: &Pipeline, format: PlanFormat) -> String {
             if let Some(segments) = &pipeline.segments {
                 let _ = writeln!(out, "\nsegments, from {}:", segments.from);
                 if let Some(h) = &segments.holdout {
-                    let _ = writeln!(out, "  global control: {:.2}% (salt {:?})", f64::from(h.below) / 100.0, h.salt);
+                    let _ = writeln!(
+                        out,
+                        "  global control: {:.2}% (salt {:?})",
+                        f64::from(h.below) / 100.0,
+                        h.salt
+                    );
                 }
                 for s in &segments.list {
                     let rule = match &s.rule {
-                        super::Rule::Conditions(c) => c.iter().map(|c| c.text.clone()).collect::<Vec<_>>().join(" AND "),
+                        super::Rule::Conditions(c) => c
+                            .iter()
+                            .map(|c| c.text.clone())
+                            .collect::<Vec<_>>()
+                            .join(" AND "),
                         super::Rule::Sql(q) => format!("keys from {}", q.path.display()),
                     };
                     let _ = writeln!(out, "  {:<26} {rule}", s.name);
@@ -103,14 +119,23 @@ pub fn render(pipeline: &Pipeline, format: PlanFormat) -> String {
                 }
             }
             if let Some(offers) = &pipeline.offers {
-                let _ = writeln!(out, "\noffers, from {} (at most {} per customer):", offers.from, offers.max_per_customer);
+                let _ = writeln!(
+                    out,
+                    "\noffers, from {} (at most {} per customer):",
+                    offers.from, offers.max_per_customer
+                );
                 for o in &offers.list {
-                    let capacity = o.capacity.map(|c| format!(", capacity {c}")).unwrap_or_default();
+                    let capacity = o
+                        .capacity
+                        .map(|c| format!(", capacity {c}"))
+                        .unwrap_or_default();
                     let _ = writeln!(
                         out,
                         "  {:<26} score {}, priority {}{capacity}, via {}",
                         o.name,
-                        o.score_text.clone().unwrap_or_else(|| o.priority.to_string()),
+                        o.score_text
+                            .clone()
+                            .unwrap_or_else(|| o.priority.to_string()),
                         o.priority,
                         o.channels.join(", ")
                     );
@@ -119,7 +144,14 @@ pub fn render(pipeline: &Pipeline, format: PlanFormat) -> String {
             if !pipeline.checks.is_empty() {
                 let _ = writeln!(out, "\nchecks:");
                 for c in &pipeline.checks {
-                    let _ = writeln!(out, "  {:<34} {} on {} ({:?})", c.name, c.kind.label(), c.target.describe(), c.severity);
+                    let _ = writeln!(
+                        out,
+                        "  {:<34} {} on {} ({:?})",
+                        c.name,
+                        c.kind.label(),
+                        c.target.describe(),
+                        c.severity
+                    );
                 }
             }
             let _ = writeln!(

@@ -56,8 +56,11 @@ impl Scope {
     pub fn covers_segment(&self, segment: &Segment) -> bool {
         match self {
             Scope::Everything => true,
-            Scope::Only { segments, channels, .. } => {
-                segments.contains(&segment.name) || segment.channels.iter().any(|c| channels.contains(c))
+            Scope::Only {
+                segments, channels, ..
+            } => {
+                segments.contains(&segment.name)
+                    || segment.channels.iter().any(|c| channels.contains(c))
             }
         }
     }
@@ -65,9 +68,9 @@ impl Scope {
     pub fn covers_offer_channel(&self, offer: &str, channel: &str) -> bool {
         match self {
             Scope::Everything => true,
-            Scope::Only { offers, channels, .. } => {
-                offers.iter().any(|o| o == offer) || channels.iter().any(|c| c == channel)
-            }
+            Scope::Only {
+                offers, channels, ..
+            } => offers.iter().any(|o| o == offer) || channels.iter().any(|c| c == channel),
         }
     }
 
@@ -75,7 +78,11 @@ impl Scope {
     pub fn describe(&self) -> String {
         match self {
             Scope::Everything => "everything".into(),
-            Scope::Only { segments, offers, channels } => {
+            Scope::Only {
+                segments,
+                offers,
+                channels,
+            } => {
                 let mut parts = Vec::new();
                 if !segments.is_empty() {
                     parts.push(format!("segments {}", segments.join(", ")));
@@ -97,7 +104,7 @@ pub enum Rule {
     /// All conditions must hold (NULL counts as not holding).
     Conditions(Vec<Condition>),
     /// A query returning member keys, optionally with a `reason` column.
-    Sql(SqlQuery),
+    Sql(Box<SqlQuery>),
 }
 
 #[derive(Debug, Clone)]
@@ -141,13 +148,18 @@ impl Compiler<'_> {
     fn split(&mut self, path: &[&str], spec: &SplitSpec) -> Option<Split> {
         let total: u32 = spec.variants.values().sum();
         if total == 0 || spec.variants.len() < 2 {
-            self.problem(path, "split.variants: name at least two variants with positive weights");
+            self.problem(
+                path,
+                "split.variants: name at least two variants with positive weights",
+            );
             return None;
         }
         let mut cumulative = 0;
         let mut variants = Vec::new();
         for (name, weight) in &spec.variants {
-            if !is_valid_name(name) || matches!(name.as_str(), "treatment" | "control" | "global_control") {
+            if !is_valid_name(name)
+                || matches!(name.as_str(), "treatment" | "control" | "global_control")
+            {
                 self.problem(
                     path,
                     format!("split.variants.{name}: variant names are lower-case identifiers other than treatment/control"),
@@ -186,7 +198,8 @@ impl Compiler<'_> {
         for (name, segment) in &spec.list {
             let path = ["segments", "list", name.as_str()];
             self.check_name_at(&path, name);
-            let Some(rule) = self.rule(&path, &segment.conditions, segment.sql.as_deref(), params) else {
+            let Some(rule) = self.rule(&path, &segment.conditions, segment.sql.as_deref(), params)
+            else {
                 continue;
             };
             let holdout = segment
@@ -225,14 +238,18 @@ impl Compiler<'_> {
         let field = section.join(".");
         match (sql, conditions.is_empty()) {
             (Some(_), false) | (None, true) => {
-                self.problem(section, format!("{field}: give either conditions or sql, not both or neither"));
+                self.problem(
+                    section,
+                    format!("{field}: give either conditions or sql, not both or neither"),
+                );
                 None
             }
             (Some(file), true) => {
                 let mut path = section.to_vec();
                 path.push("sql");
                 let at = self.at(&path);
-                self.read_sql(at, file, params, &format!("{field}.sql")).map(Rule::Sql)
+                self.read_sql(at, file, params, &format!("{field}.sql"))
+                    .map(|q| Rule::Sql(Box::new(q)))
             }
             (None, false) => {
                 let mut list = Vec::new();
@@ -263,7 +280,12 @@ impl Compiler<'_> {
             if !has_profile {
                 self.problem(&path, format!("suppressions.{name}: suppressions hold customers back from segments or offers; declare segments or offers (their profile is what conditions read)"));
             }
-            let Some(rule) = self.rule(&path, &suppression.conditions, suppression.sql.as_deref(), params) else {
+            let Some(rule) = self.rule(
+                &path,
+                &suppression.conditions,
+                suppression.sql.as_deref(),
+                params,
+            ) else {
                 continue;
             };
             let scope = match &suppression.scope {
@@ -273,7 +295,9 @@ impl Compiler<'_> {
                         if !segments.is_some_and(|s| s.list.iter().any(|x| &x.name == segment)) {
                             self.problem(
                                 &["suppressions", name, "scope", "segments"],
-                                format!("suppressions.{name}.scope: no segment named \"{segment}\""),
+                                format!(
+                                    "suppressions.{name}.scope: no segment named \"{segment}\""
+                                ),
                             );
                         }
                     }
@@ -315,14 +339,21 @@ impl Compiler<'_> {
                 at,
             }),
             Err(message) => {
-                self.problems.push(Diagnostic::new(at, format!("condition {name}: {message}")));
+                self.problems
+                    .push(Diagnostic::new(at, format!("condition {name}: {message}")));
                 None
             }
         }
     }
 
     /// Reads and parses a query file named in the pipeline (`what` names the field).
-    pub(super) fn read_sql(&mut self, at: Location, file: &Path, params: &Params, what: &str) -> Option<SqlQuery> {
+    pub(super) fn read_sql(
+        &mut self,
+        at: Location,
+        file: &Path,
+        params: &Params,
+        what: &str,
+    ) -> Option<SqlQuery> {
         let path = self.resolve(file);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
@@ -364,7 +395,10 @@ fn parse_condition(at: &Location, text: &str, params: &Params) -> Result<SqlExpr
     let query = sql::parse_query(&at.file, &wrapped, params).map_err(|problems| {
         problems
             .into_iter()
-            .map(|p| p.message.replace("SQL syntax error: ", "not a SQL expression: "))
+            .map(|p| {
+                p.message
+                    .replace("SQL syntax error: ", "not a SQL expression: ")
+            })
             .collect::<Vec<_>>()
             .join("; ")
     })?;
@@ -376,7 +410,10 @@ fn parse_condition(at: &Location, text: &str, params: &Params) -> Result<SqlExpr
         .parse_into_expr()
         .map_err(|e| format!("not a single SQL expression: {}", e.strip_backtrace()))?;
     if !query.tables.is_empty() {
-        return Err("a condition reads the profile's columns only; use a SQL segment to read other tables".into());
+        return Err(
+            "a condition reads the profile's columns only; use a SQL segment to read other tables"
+                .into(),
+        );
     }
     sql::select_expression(&query).ok_or_else(|| "expected one expression".to_string())
 }

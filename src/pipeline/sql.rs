@@ -250,8 +250,16 @@ mod tests {
     #[test]
     fn syntax_errors_carry_line_and_column() {
         let err = parse("select a,\nfrom t wher x").unwrap_err();
-        assert!(err[0].at.to_string().starts_with("sql/m.sql:2:"), "{}", err[0]);
-        assert!(err[0].message.starts_with("SQL syntax error:"), "{}", err[0]);
+        assert!(
+            err[0].at.to_string().starts_with("sql/m.sql:2:"),
+            "{}",
+            err[0]
+        );
+        assert!(
+            err[0].message.starts_with("SQL syntax error:"),
+            "{}",
+            err[0]
+        );
     }
 
     #[test]

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::SourceInput;
 use crate::checks::CheckResult;
+use crate::engine::SourceInput;
 use crate::offers::OfferStats;
 use crate::segments::SegmentStats;
-use crate::suppressions::SuppressionStats;
 use crate::store::{ColumnSchema, WrittenFile};
+use crate::suppressions::SuppressionStats;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {

@@ -7,9 +7,11 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::prelude::SessionContext;
-use tracing::{info, info_span, Instrument};
+use tracing::{Instrument, info, info_span};
 
 use crate::engine::{self, EngineError, EngineOptions};
 use crate::pipeline::params::ParamError;
@@ -185,9 +187,16 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
     for model in &pipeline.models {
         let clock = Instant::now();
         let span = info_span!("model", model = %model.name);
-        let rows = run_model(&ctx, pipeline.key.as_deref(), model, &params, &staged, &mut outputs)
-            .instrument(span)
-            .await?;
+        let rows = run_model(
+            &ctx,
+            pipeline.key.as_deref(),
+            model,
+            &params,
+            &staged,
+            &mut outputs,
+        )
+        .instrument(span)
+        .await?;
         let step = step(&format!("model {}", model.name), rows, clock);
         info!(model = %model.name, rows = ?rows, elapsed_ms = step.elapsed_ms, "model done");
         steps.push(step);
@@ -205,6 +214,11 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
         return Err(block(staged, manifest));
     }
 
+    let paths = RunPaths {
+        run_dir: staged.run_dir(),
+        work_dir: staged.work_dir(),
+        previous_run: previous_dir.as_deref(),
+    };
     let mut segment_stats = Vec::new();
     let mut suppression_stats = Vec::new();
     let mut offer_stats = Vec::new();
@@ -214,22 +228,15 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
         .map(|s| s.from.as_str())
         .or(pipeline.offers.as_ref().map(|o| o.from.as_str()));
     if let (Some(key), Some(profile)) = (pipeline.key.as_deref(), profile) {
-        crate::suppressions::evaluate(&ctx, pipeline, key, profile, &params, staged.work_dir()).await?;
+        crate::suppressions::evaluate(&ctx, pipeline, key, profile, &params, staged.work_dir())
+            .await?;
     }
     if let Some(segments) = &pipeline.segments {
         let clock = Instant::now();
-        segment_stats = crate::segments::run_segments(
-            &ctx,
-            pipeline,
-            segments,
-            &params,
-            staged.run_dir(),
-            staged.work_dir(),
-            previous_dir.as_deref(),
-            &mut outputs,
-        )
-        .instrument(info_span!("segments"))
-        .await?;
+        segment_stats =
+            crate::segments::run_segments(&ctx, pipeline, segments, &params, paths, &mut outputs)
+                .instrument(info_span!("segments"))
+                .await?;
         let members: u64 = segment_stats.iter().map(|s| s.size).sum();
         steps.push(step("segments", Some(members), clock));
         for s in &segment_stats {
@@ -238,18 +245,10 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
     }
     if let Some(offers) = &pipeline.offers {
         let clock = Instant::now();
-        offer_stats = crate::offers::run_offers(
-            &ctx,
-            pipeline,
-            offers,
-            &params,
-            staged.run_dir(),
-            staged.work_dir(),
-            previous_dir.as_deref(),
-            &mut outputs,
-        )
-        .instrument(info_span!("offers"))
-        .await?;
+        offer_stats =
+            crate::offers::run_offers(&ctx, pipeline, offers, &params, paths, &mut outputs)
+                .instrument(info_span!("offers"))
+                .await?;
         let assigned: u64 = offer_stats.iter().map(|s| s.assigned).sum();
         steps.push(step("offers", Some(assigned), clock));
         for s in &offer_stats {
@@ -257,8 +256,14 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
         }
     }
     if profile.is_some() {
-        suppression_stats =
-            crate::suppressions::write_suppressed(&ctx, pipeline, &params, staged.run_dir(), &mut outputs).await?;
+        suppression_stats = crate::suppressions::write_suppressed(
+            &ctx,
+            pipeline,
+            &params,
+            staged.run_dir(),
+            &mut outputs,
+        )
+        .await?;
     }
 
     manifest.finished_at = now();
@@ -275,7 +280,11 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
         Some(date) => Some(store.read_manifest::<Manifest>(date)?),
         None => None,
     };
-    checks.extend(crate::checks::run_breakers(pipeline, &manifest, previous.as_ref()));
+    checks.extend(crate::checks::run_breakers(
+        pipeline,
+        &manifest,
+        previous.as_ref(),
+    ));
     let blocking = checks.iter().any(|c| c.blocks());
     manifest.checks = checks;
     manifest.steps = steps;
@@ -300,7 +309,12 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
 fn block(staged: StagedRun, mut manifest: Manifest) -> RunError {
     manifest.status = RunStatus::Blocked;
     manifest.finished_at = now();
-    let failures: Vec<String> = manifest.checks.iter().filter(|c| c.blocks()).map(|c| c.line()).collect();
+    let failures: Vec<String> = manifest
+        .checks
+        .iter()
+        .filter(|c| c.blocks())
+        .map(|c| c.line())
+        .collect();
     let kept = staged.keep_blocked(&manifest).ok();
     RunError::Blocked {
         failures,
@@ -340,7 +354,10 @@ async fn run_model(
             .map_err(|e| EngineError::execution(&what, e))?;
         df = engine::plan_sql(
             ctx,
-            &format!("SELECT * FROM {scratch} WHERE {}", crate::suppressions::not_erased(key)),
+            &format!(
+                "SELECT * FROM {scratch} WHERE {}",
+                crate::suppressions::not_erased(key)
+            ),
             params,
         )
         .await?;
@@ -384,6 +401,15 @@ fn step_error(what: &str, source: StoreError) -> RunError {
     }
 }
 
+/// Where one run writes: the staged run folder (published), scratch space, and the folder of
+/// the previous published run it compares with.
+#[derive(Debug, Clone, Copy)]
+pub struct RunPaths<'a> {
+    pub run_dir: &'a Path,
+    pub work_dir: &'a Path,
+    pub previous_run: Option<&'a Path>,
+}
+
 /// Files written for one output, before they are named in the manifest.
 pub struct Written {
     pub files: Vec<crate::store::WrittenFile>,
@@ -417,13 +443,15 @@ pub async fn write_query(
     target: &Path,
     run_root: &Path,
 ) -> Result<Written, RunError> {
-    let df = engine::plan_sql(ctx, sql, params).await.map_err(|e| match e {
-        EngineError::Execution { message, .. } => EngineError::Execution {
-            what: what.to_string(),
-            message,
-        },
-        other => other,
-    })?;
+    let df = engine::plan_sql(ctx, sql, params)
+        .await
+        .map_err(|e| match e {
+            EngineError::Execution { message, .. } => EngineError::Execution {
+                what: what.to_string(),
+                message,
+            },
+            other => other,
+        })?;
     let stream = df
         .execute_stream()
         .await
@@ -435,10 +463,15 @@ pub async fn write_query(
 }
 
 /// Registers a folder of Parquet files segflow wrote as a table.
-pub async fn register_parquet_dir(ctx: &SessionContext, name: &str, dir: &Path) -> Result<(), EngineError> {
+pub async fn register_parquet_dir(
+    ctx: &SessionContext,
+    name: &str,
+    dir: &Path,
+) -> Result<(), EngineError> {
     let url = ListingTableUrl::parse(format!("{}/", dir.display()))
         .map_err(|e| EngineError::execution(format!("reading back {name}"), e))?;
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let schema = options
         .infer_schema(&ctx.state(), &url)
         .await
@@ -446,7 +479,8 @@ pub async fn register_parquet_dir(ctx: &SessionContext, name: &str, dir: &Path) 
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);
-    let table = ListingTable::try_new(config).map_err(|e| EngineError::execution(format!("reading back {name}"), e))?;
+    let table = ListingTable::try_new(config)
+        .map_err(|e| EngineError::execution(format!("reading back {name}"), e))?;
     ctx.deregister_table(name)
         .map_err(|e| EngineError::execution(format!("reading back {name}"), e))?;
     ctx.register_table(name, Arc::new(table))
@@ -464,13 +498,30 @@ impl RunReport {
             m.pipeline,
             m.run_date,
             self.run_dir.display(),
-            if self.is_latest { "" } else { " (an older date: latest.json unchanged)" }
+            if self.is_latest {
+                ""
+            } else {
+                " (an older date: latest.json unchanged)"
+            }
         );
         for output in &m.outputs {
             let _ = writeln!(out, "  {:<40} {:>10} rows", output.path, output.rows);
         }
-        for check in m.checks.iter().filter(|c| c.status == crate::checks::Status::Failed) {
-            let _ = writeln!(out, "  {}: {}", if check.blocks() { "FORCED past" } else { "warning" }, check.line());
+        for check in m
+            .checks
+            .iter()
+            .filter(|c| c.status == crate::checks::Status::Failed)
+        {
+            let _ = writeln!(
+                out,
+                "  {}: {}",
+                if check.blocks() {
+                    "FORCED past"
+                } else {
+                    "warning"
+                },
+                check.line()
+            );
         }
         let total: u64 = m.steps.iter().map(|s| s.elapsed_ms).sum();
         let _ = writeln!(out, "  run {} took {:.1}s", m.run_id, total as f64 / 1000.0);
@@ -480,7 +531,9 @@ impl RunReport {
 
 /// Why a backfill stopped, with what it had published before.
 #[derive(Debug, thiserror::Error)]
-#[error("backfill stopped at {date} ({published} of {total} dates published, {skipped} already were); rerun the same command to resume from {date}: {source}")]
+#[error(
+    "backfill stopped at {date} ({published} of {total} dates published, {skipped} already were); rerun the same command to resume from {date}: {source}"
+)]
 pub struct BackfillError {
     pub date: NaiveDate,
     pub published: usize,
@@ -558,10 +611,21 @@ pub async fn rebuild_following(
         return Ok(Vec::new());
     }
     let store = PipelineStore::new(&pipeline.output, &pipeline.name)?;
-    let later: Vec<NaiveDate> = store.published_dates()?.into_iter().filter(|d| *d > date).collect();
+    let later: Vec<NaiveDate> = store
+        .published_dates()?
+        .into_iter()
+        .filter(|d| *d > date)
+        .collect();
     for later_date in &later {
         info!(rebuilding = %later_date, after = %date, "rebuilding a later run");
-        run(pipeline, &RunOptions { date: *later_date, ..options.clone() }).await?;
+        run(
+            pipeline,
+            &RunOptions {
+                date: *later_date,
+                ..options.clone()
+            },
+        )
+        .await?;
     }
     Ok(later)
 }

@@ -24,7 +24,7 @@ use crate::location::find_identifier;
 use crate::pipeline::sql::literal;
 use crate::pipeline::{Holdout, Params, Pipeline, Rule, Segment, Segments};
 use crate::report::{Output, OutputKind};
-use crate::run::{RunError, register_parquet_dir, write_query};
+use crate::run::{RunError, RunPaths, register_parquet_dir, write_query};
 use crate::suppressions::{self, SUPPRESSIONS};
 
 /// Internal tables; the prefix keeps them apart from the pipeline's own names.
@@ -68,7 +68,10 @@ pub fn rule_text(segment: &Segment) -> Vec<String> {
 
 /// One segment's members as `(key, segment, reasons)`.
 fn members_query(pipeline: &Pipeline, segments: &Segments, segment: &Segment) -> String {
-    let key = pipeline.key.as_deref().expect("compile requires a key with segments");
+    let key = pipeline
+        .key
+        .as_deref()
+        .expect("compile requires a key with segments");
     match &segment.rule {
         Rule::Conditions(conditions) => {
             let reasons: Vec<&str> = conditions.iter().map(|c| c.reason.as_str()).collect();
@@ -81,7 +84,11 @@ fn members_query(pipeline: &Pipeline, segments: &Segments, segment: &Segment) ->
                 segment = literal(&segment.name),
                 reasons = literal(&reasons.join("; ")),
                 from = segments.from,
-                all = if all_hold.is_empty() { "true".to_string() } else { all_hold.join(" AND ") },
+                all = if all_hold.is_empty() {
+                    "true".to_string()
+                } else {
+                    all_hold.join(" AND ")
+                },
             )
         }
         Rule::Sql(_) => format!(
@@ -94,7 +101,11 @@ fn members_query(pipeline: &Pipeline, segments: &Segments, segment: &Segment) ->
 }
 
 fn bucket_below(holdout: &Holdout, key: &str) -> String {
-    format!("segflow_bucket({}, {key}) < {}", literal(&holdout.salt), holdout.below)
+    format!(
+        "segflow_bucket({}, {key}) < {}",
+        literal(&holdout.salt),
+        holdout.below
+    )
 }
 
 /// The `group` expression: global holdout, then the segment's holdout, then its split.
@@ -106,7 +117,10 @@ pub fn group_case(segments: &Segments, key: &str) -> String {
     for segment in &segments.list {
         let is = format!("segment = {}", literal(&segment.name));
         if let Some(holdout) = &segment.holdout {
-            case += &format!(" WHEN {is} AND {} THEN 'control'", bucket_below(holdout, key));
+            case += &format!(
+                " WHEN {is} AND {} THEN 'control'",
+                bucket_below(holdout, key)
+            );
         }
         if let Some(split) = &segment.split {
             for (variant, upper) in &split.variants {
@@ -133,7 +147,10 @@ pub async fn plan_segments(
     segments: &Segments,
     params: &Params,
 ) -> Result<(), EngineError> {
-    let key = pipeline.key.as_deref().expect("compile requires a key with segments");
+    let key = pipeline
+        .key
+        .as_deref()
+        .expect("compile requires a key with segments");
     for segment in &segments.list {
         let what = format!("segment {}", segment.name);
         if let Rule::Sql(query) = &segment.rule {
@@ -175,14 +192,21 @@ pub async fn plan_segments(
             .map_err(|err| locate_segment_error(segment, &what, err))?;
     }
     if !pipeline.activation_columns.is_empty() {
-        let sql = format!("SELECT {key}, {} FROM {}", pipeline.activation_columns.join(", "), segments.from);
+        let sql = format!(
+            "SELECT {key}, {} FROM {}",
+            pipeline.activation_columns.join(", "),
+            segments.from
+        );
         engine::plan_sql(ctx, &sql, params)
             .await
             .map_err(|err| match err {
                 EngineError::Execution { message, .. } => EngineError::Plan {
                     at: pipeline.output_at.clone(),
                     what: "output.columns".into(),
-                    message: format!("{message} (columns must exist in the profile model {})", segments.from),
+                    message: format!(
+                        "{message} (columns must exist in the profile model {})",
+                        segments.from
+                    ),
                 },
                 other => other,
             })?;
@@ -200,16 +224,20 @@ pub async fn check_conditions(
     params: &Params,
 ) -> Result<(), EngineError> {
     for condition in conditions {
-        let df = engine::plan_sql(ctx, &format!("SELECT ({}) AS c FROM {profile}", condition.expr), params)
-            .await
-            .map_err(|e| match e {
-                EngineError::Execution { message, .. } => EngineError::Plan {
-                    at: condition.at.clone(),
-                    what: format!("{what}, condition {}", condition.name),
-                    message,
-                },
-                other => other,
-            })?;
+        let df = engine::plan_sql(
+            ctx,
+            &format!("SELECT ({}) AS c FROM {profile}", condition.expr),
+            params,
+        )
+        .await
+        .map_err(|e| match e {
+            EngineError::Execution { message, .. } => EngineError::Plan {
+                at: condition.at.clone(),
+                what: format!("{what}, condition {}", condition.name),
+                message,
+            },
+            other => other,
+        })?;
         let data_type = df.schema().field(0).data_type().clone();
         if !matches!(data_type, DataType::Boolean | DataType::Null) {
             return Err(EngineError::Plan {
@@ -257,12 +285,18 @@ pub async fn run_segments(
     pipeline: &Pipeline,
     segments: &Segments,
     params: &Params,
-    run_dir: &Path,
-    work_dir: &Path,
-    previous_run: Option<&Path>,
+    paths: RunPaths<'_>,
     outputs: &mut Vec<Output>,
 ) -> Result<Vec<SegmentStats>, RunError> {
-    let key = pipeline.key.as_deref().expect("compile requires a key with segments");
+    let key = pipeline
+        .key
+        .as_deref()
+        .expect("compile requires a key with segments");
+    let RunPaths {
+        run_dir,
+        work_dir,
+        previous_run,
+    } = paths;
     plan_segments(ctx, pipeline, segments, params).await?;
 
     // Today's members before suppressions: every segment's rule, erased keys excluded.
@@ -277,7 +311,15 @@ pub async fn run_segments(
         suppressions::not_erased(key)
     );
     let raw_dir = work_dir.join("raw_members");
-    write_query(ctx, "segment membership", &raw_sql, params, &raw_dir, work_dir).await?;
+    write_query(
+        ctx,
+        "segment membership",
+        &raw_sql,
+        params,
+        &raw_dir,
+        work_dir,
+    )
+    .await?;
     register_parquet_dir(ctx, RAW, &raw_dir).await?;
 
     // Held back: a member matched by a suppression whose scope covers the segment.
@@ -298,10 +340,23 @@ pub async fn run_segments(
         group = group_case(segments, key),
     );
     let members_dir = work_dir.join("members");
-    write_query(ctx, "segment membership", &members_sql, params, &members_dir, work_dir).await?;
+    write_query(
+        ctx,
+        "segment membership",
+        &members_sql,
+        params,
+        &members_dir,
+        work_dir,
+    )
+    .await?;
     register_parquet_dir(ctx, MEMBERS, &members_dir).await?;
 
-    register_previous(ctx, key, previous_run.map(|d| d.join("state/memberships")).as_deref()).await?;
+    register_previous(
+        ctx,
+        key,
+        previous_run.map(|d| d.join("state/memberships")).as_deref(),
+    )
+    .await?;
 
     // Audiences: members with their group, reasons and activation columns.
     let columns: String = pipeline
@@ -318,14 +373,25 @@ pub async fn run_segments(
             name = literal(&segment.name),
         );
         let relative = format!("audiences/segment={}", segment.name);
-        let files = write_query(ctx, &format!("audience {}", segment.name), &sql, params, &run_dir.join(&relative), run_dir).await?;
+        let files = write_query(
+            ctx,
+            &format!("audience {}", segment.name),
+            &sql,
+            params,
+            &run_dir.join(&relative),
+            run_dir,
+        )
+        .await?;
         outputs.push(files.into_output(&segment.name, OutputKind::Audience, relative));
     }
 
     // Changes since the previous run: who was added, who was removed.
     let today = format!("SELECT DISTINCT {key}, segment FROM {MEMBERS}");
-    ctx.register_table(TODAY, engine::plan_sql(ctx, &today, params).await?.into_view())
-        .map_err(|e| EngineError::execution("segment membership", e))?;
+    ctx.register_table(
+        TODAY,
+        engine::plan_sql(ctx, &today, params).await?.into_view(),
+    )
+    .map_err(|e| EngineError::execution("segment membership", e))?;
     let open = format!("SELECT {key}, segment FROM {PREVIOUS} WHERE exited_on IS NULL");
     for segment in &segments.list {
         let name = literal(&segment.name);
@@ -338,7 +404,15 @@ pub async fn run_segments(
              ORDER BY change, {key}"
         );
         let relative = format!("changes/segment={}", segment.name);
-        let files = write_query(ctx, &format!("changes {}", segment.name), &sql, params, &run_dir.join(&relative), run_dir).await?;
+        let files = write_query(
+            ctx,
+            &format!("changes {}", segment.name),
+            &sql,
+            params,
+            &run_dir.join(&relative),
+            run_dir,
+        )
+        .await?;
         outputs.push(files.into_output(&segment.name, OutputKind::Changes, relative));
     }
 
@@ -362,8 +436,20 @@ pub async fn run_segments(
          FROM (SELECT * FROM stayed UNION ALL SELECT * FROM moves) \
          GROUP BY from_segment, to_segment ORDER BY from_segment, to_segment"
     );
-    let files = write_query(ctx, "migration", &migration, params, &run_dir.join("migration.parquet"), run_dir).await?;
-    outputs.push(files.into_output("migration", OutputKind::Migration, "migration.parquet".into()));
+    let files = write_query(
+        ctx,
+        "migration",
+        &migration,
+        params,
+        &run_dir.join("migration.parquet"),
+        run_dir,
+    )
+    .await?;
+    outputs.push(files.into_output(
+        "migration",
+        OutputKind::Migration,
+        "migration.parquet".into(),
+    ));
 
     // History: closed spells carried over, open spells closed when the customer left, new
     // spells for customers who entered.
@@ -379,8 +465,19 @@ pub async fn run_segments(
           WHERE NOT EXISTS (SELECT 1 FROM {PREVIOUS} o WHERE o.exited_on IS NULL AND o.{key} = t.{key} AND o.segment = t.segment) \
          ORDER BY segment, {key}, entered_on"
     );
-    let history = history.replace("$run_date", &format!("CAST({} AS DATE)", literal(&params.run_date().to_string())));
-    let files = write_query(ctx, "membership history", &history, params, &run_dir.join("state/memberships"), run_dir).await?;
+    let history = history.replace(
+        "$run_date",
+        &format!("CAST({} AS DATE)", literal(&params.run_date().to_string())),
+    );
+    let files = write_query(
+        ctx,
+        "membership history",
+        &history,
+        params,
+        &run_dir.join("state/memberships"),
+        run_dir,
+    )
+    .await?;
     outputs.push(files.into_output("memberships", OutputKind::State, "state/memberships".into()));
 
     stats(ctx, key, segments, params).await
@@ -397,7 +494,10 @@ async fn register_previous(
         // Erased customers leave history too.
         let kept = engine::plan_sql(
             ctx,
-            &format!("SELECT * FROM {PREVIOUS} WHERE {}", suppressions::not_erased(key)),
+            &format!(
+                "SELECT * FROM {PREVIOUS} WHERE {}",
+                suppressions::not_erased(key)
+            ),
             &Params::from_spec(&Default::default()).expect("no parameters"),
         )
         .await?;
@@ -450,7 +550,12 @@ async fn stats(
             )
         })
         .collect();
-    let groups = collect(ctx, &format!("SELECT segment, \"group\", COUNT(*) AS n FROM {MEMBERS} GROUP BY 1, 2"), params).await?;
+    let groups = collect(
+        ctx,
+        &format!("SELECT segment, \"group\", COUNT(*) AS n FROM {MEMBERS} GROUP BY 1, 2"),
+        params,
+    )
+    .await?;
     for batch in &groups {
         for row in 0..batch.num_rows() {
             let segment = string_at(batch, 0, row);
@@ -506,7 +611,11 @@ fn string_at(batch: &RecordBatch, column: usize, row: usize) -> String {
     }
 }
 
-async fn collect(ctx: &SessionContext, sql: &str, params: &Params) -> Result<Vec<RecordBatch>, RunError> {
+async fn collect(
+    ctx: &SessionContext,
+    sql: &str,
+    params: &Params,
+) -> Result<Vec<RecordBatch>, RunError> {
     let df = engine::plan_sql(ctx, sql, params).await?;
     df.collect()
         .await

@@ -410,9 +410,7 @@ pub fn load(file: &Path) -> Result<(PipelineSpec, String), SpecError> {
 }
 
 fn yaml_error(file: &Path, err: &serde_yaml::Error) -> SpecError {
-    let (line, column) = err
-        .location()
-        .map_or((1, 1), |l| (l.line(), l.column()));
+    let (line, column) = err.location().map_or((1, 1), |l| (l.line(), l.column()));
     // serde_yaml appends " at line L column C"; the location prefix already says it.
     let message = err.to_string();
     let message = match message.find(" at line ") {
@@ -420,9 +418,17 @@ fn yaml_error(file: &Path, err: &serde_yaml::Error) -> SpecError {
         None => message,
     };
     let mut message = message.replace('`', "\"");
-    const SYNTAX: [&str; 5] = ["found ", "did not find", "while parsing", "while scanning", "mapping values"];
+    const SYNTAX: [&str; 5] = [
+        "found ",
+        "did not find",
+        "while parsing",
+        "while scanning",
+        "mapping values",
+    ];
     if SYNTAX.iter().any(|s| message.starts_with(s)) {
-        message = format!("malformed YAML: {message} (check the indentation, quotes and brackets here or just above)");
+        message = format!(
+            "malformed YAML: {message} (check the indentation, quotes and brackets here or just above)"
+        );
     }
     SpecError::Yaml {
         at: Location::new(file, line, column),
@@ -460,7 +466,10 @@ output: { uri: out/ }
         assert_eq!(spec.params["threshold"], ParamValue::Float(2.5));
         assert_eq!(spec.params["enabled"], ParamValue::Bool(true));
         assert_eq!(spec.params["since"], ParamValue::Text("2026-01-01".into()));
-        assert_eq!(spec.sources["events"].partitioned_by["month"], ColumnType::Int);
+        assert_eq!(
+            spec.sources["events"].partitioned_by["month"],
+            ColumnType::Int
+        );
         assert!(spec.models["profile"].materialize);
         assert_eq!(
             spec.sources.keys().collect::<Vec<_>>(),
@@ -473,7 +482,10 @@ output: { uri: out/ }
         let text = MINIMAL.replace("materialize: true", "materialise: true");
         let err = parse_str(&text).unwrap_err().to_string();
         assert!(err.starts_with("pipelines/p.yaml:10:"), "{err}");
-        assert!(err.contains("models.profile: unknown field \"materialise\""), "{err}");
+        assert!(
+            err.contains("models.profile: unknown field \"materialise\""),
+            "{err}"
+        );
         assert!(err.contains("expected one of"), "{err}");
     }
 

@@ -46,7 +46,11 @@ impl RunLock {
             started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
         for _attempt in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(mut file) => {
                     let text = serde_json::to_string(&info).expect("lock info serializes");
                     file.write_all(text.as_bytes())
@@ -76,9 +80,9 @@ impl RunLock {
                 Err(err) => return Err(StoreError::io(&path, "creating the run lock")(err)),
             }
         }
-        Err(StoreError::io(&path, "creating the run lock")(std::io::Error::other(
-            "the lock was taken concurrently",
-        )))
+        Err(StoreError::io(&path, "creating the run lock")(
+            std::io::Error::other("the lock was taken concurrently"),
+        ))
     }
 }
 

@@ -60,7 +60,10 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub fn io(path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> StoreError + use<> {
+    pub fn io(
+        path: &Path,
+        action: &'static str,
+    ) -> impl FnOnce(std::io::Error) -> StoreError + use<> {
         let path = path.to_owned();
         move |source| StoreError::Io {
             path,
@@ -136,10 +139,17 @@ impl PipelineStore {
 
     /// The latest published run strictly before `date`: what a run of `date` compares with.
     pub fn previous_run(&self, date: NaiveDate) -> Result<Option<NaiveDate>, StoreError> {
-        Ok(self.published_dates()?.into_iter().rev().find(|d| *d < date))
+        Ok(self
+            .published_dates()?
+            .into_iter()
+            .rev()
+            .find(|d| *d < date))
     }
 
-    pub fn read_manifest<T: serde::de::DeserializeOwned>(&self, date: NaiveDate) -> Result<T, StoreError> {
+    pub fn read_manifest<T: serde::de::DeserializeOwned>(
+        &self,
+        date: NaiveDate,
+    ) -> Result<T, StoreError> {
         read_json(&self.manifest_path(date))
     }
 
@@ -224,16 +234,23 @@ impl StagedRun {
         std::fs::create_dir_all(&keep).map_err(StoreError::io(&keep, "creating folder"))?;
         let checks = self.run_dir.join("checks");
         if checks.is_dir() {
-            std::fs::rename(&checks, keep.join("checks")).map_err(StoreError::io(&checks, "keeping check samples"))?;
+            std::fs::rename(&checks, keep.join("checks"))
+                .map_err(StoreError::io(&checks, "keeping check samples"))?;
         }
         write_json_atomic(&keep.join("report.json"), report)?;
-        let target = self.store.root.join("blocked").join(format!("run_date={}", self.date));
+        let target = self
+            .store
+            .root
+            .join("blocked")
+            .join(format!("run_date={}", self.date));
         let parent = target.parent().expect("has a parent");
         std::fs::create_dir_all(parent).map_err(StoreError::io(parent, "creating blocked/"))?;
         if target.exists() {
-            std::fs::remove_dir_all(&target).map_err(StoreError::io(&target, "replacing the blocked report"))?;
+            std::fs::remove_dir_all(&target)
+                .map_err(StoreError::io(&target, "replacing the blocked report"))?;
         }
-        std::fs::rename(&keep, &target).map_err(StoreError::io(&target, "keeping the blocked report"))?;
+        std::fs::rename(&keep, &target)
+            .map_err(StoreError::io(&target, "keeping the blocked report"))?;
         Ok(target)
     }
 
@@ -300,7 +317,9 @@ fn exchange(staged: &Path, target: &Path) -> Result<(), StoreError> {
         let err = std::io::Error::last_os_error();
         // Filesystems without RENAME_EXCHANGE fall through to the two-step swap.
         if err.raw_os_error() != Some(libc::EINVAL) && err.raw_os_error() != Some(libc::ENOSYS) {
-            return Err(StoreError::io(target, "swapping in the new run folder")(err));
+            return Err(StoreError::io(target, "swapping in the new run folder")(
+                err,
+            ));
         }
     }
     // Two renames: for a moment the date has no folder, but never a partial one.

@@ -92,10 +92,13 @@ pub struct ParquetWriter {
 impl ParquetWriter {
     /// `dir` is where the files go; paths in the manifest are relative to `run_root`.
     pub fn new(target: &Path, run_root: &Path, schema: &Schema) -> Self {
-        let single_file = target
-            .extension()
-            .is_some_and(|e| e == "parquet")
-            .then(|| target.file_name().expect("file name").to_string_lossy().into_owned());
+        let single_file = target.extension().is_some_and(|e| e == "parquet").then(|| {
+            target
+                .file_name()
+                .expect("file name")
+                .to_string_lossy()
+                .into_owned()
+        });
         let dir = match single_file {
             Some(_) => target.parent().expect("file has a folder").to_owned(),
             None => target.to_owned(),
@@ -129,7 +132,9 @@ impl ParquetWriter {
             }
         })?;
         let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(3).expect("valid level"),
+            ))
             .set_max_row_group_row_count(Some(128 * 1024))
             .build();
         let writer = AsyncArrowWriter::try_new(
@@ -147,7 +152,10 @@ impl ParquetWriter {
             return Ok(());
         }
         if self.single_file.is_none()
-            && self.current.as_ref().is_some_and(|(_, _, rows)| *rows >= ROWS_PER_FILE)
+            && self
+                .current
+                .as_ref()
+                .is_some_and(|(_, _, rows)| *rows >= ROWS_PER_FILE)
         {
             self.close_current().await?;
         }
@@ -171,11 +179,16 @@ impl ParquetWriter {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| StoreError::Parquet {
-            path: path.clone(),
-            message: e.to_string(),
+        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| {
+            StoreError::Parquet {
+                path: path.clone(),
+                message: e.to_string(),
+            }
         })?;
-        writer.write(&batch).await.map_err(|e| parquet_error(path, e))?;
+        writer
+            .write(&batch)
+            .await
+            .map_err(|e| parquet_error(path, e))?;
         *rows += batch.num_rows() as u64;
         Ok(())
     }

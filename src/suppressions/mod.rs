@@ -172,13 +172,18 @@ pub fn segment_scope(pipeline: &Pipeline) -> String {
         for suppression in &pipeline.suppressions {
             for segment in &segments.list {
                 if suppression.scope.covers_segment(segment) {
-                    pairs.push(format!("({}, {})", literal(&suppression.name), literal(&segment.name)));
+                    pairs.push(format!(
+                        "({}, {})",
+                        literal(&suppression.name),
+                        literal(&segment.name)
+                    ));
                 }
             }
         }
     }
     if pairs.is_empty() {
-        "SELECT CAST(NULL AS VARCHAR) AS suppression, CAST(NULL AS VARCHAR) AS segment WHERE false".into()
+        "SELECT CAST(NULL AS VARCHAR) AS suppression, CAST(NULL AS VARCHAR) AS segment WHERE false"
+            .into()
     } else {
         format!(
             "SELECT column1 AS suppression, column2 AS segment FROM (VALUES {})",
@@ -206,7 +211,9 @@ pub async fn register_erased(
     outputs: &mut Vec<Output>,
 ) -> Result<(), RunError> {
     let none = "SELECT CAST(NULL AS VARCHAR) AS key_sha256 WHERE false";
-    let previous = previous_run.map(|d| d.join("state/erased")).filter(|d| d.is_dir());
+    let previous = previous_run
+        .map(|d| d.join("state/erased"))
+        .filter(|d| d.is_dir());
     if pipeline.erasure.is_none() && previous.is_none() {
         // Nothing was ever erased: an empty list, and nothing to carry in state.
         let empty = engine::plan_sql(ctx, none, params).await?;
@@ -229,7 +236,15 @@ pub async fn register_erased(
         parts.join(" UNION ALL ")
     );
     let relative = "state/erased";
-    let written = write_query(ctx, "erasure list", &sql, params, &run_dir.join(relative), run_dir).await?;
+    let written = write_query(
+        ctx,
+        "erasure list",
+        &sql,
+        params,
+        &run_dir.join(relative),
+        run_dir,
+    )
+    .await?;
     register_parquet_dir(ctx, ERASED, &run_dir.join(relative)).await?;
     outputs.push(written.into_output("erased", OutputKind::State, relative.into()));
     Ok(())
@@ -259,7 +274,15 @@ pub async fn write_suppressed(
     let held = format!("({})", parts.join(" UNION ALL "));
     let sql = format!("SELECT * FROM {held} ORDER BY {key}, held_back_from, suppression");
     let relative = "suppressed";
-    let written = write_query(ctx, "suppressed", &sql, params, &run_dir.join(relative), run_dir).await?;
+    let written = write_query(
+        ctx,
+        "suppressed",
+        &sql,
+        params,
+        &run_dir.join(relative),
+        run_dir,
+    )
+    .await?;
     outputs.push(written.into_output("suppressed", OutputKind::Suppressed, relative.into()));
 
     let counts = engine::plan_sql(
@@ -288,8 +311,11 @@ pub async fn write_suppressed(
     for batch in &counts {
         use datafusion::arrow::array::AsArray;
         use datafusion::arrow::datatypes::Int64Type;
-        let names = datafusion::arrow::compute::cast(batch.column(0), &datafusion::arrow::datatypes::DataType::Utf8)
-            .map_err(|e| EngineError::execution("suppression counts", e.into()))?;
+        let names = datafusion::arrow::compute::cast(
+            batch.column(0),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .map_err(|e| EngineError::execution("suppression counts", e.into()))?;
         let names = names.as_string::<i32>();
         for row in 0..batch.num_rows() {
             if let Some(s) = stats.iter_mut().find(|s| s.name == names.value(row)) {

@@ -28,21 +28,33 @@ fn unknown_field_lists_the_allowed_ones() {
 #[test]
 fn sql_syntax_error_names_the_sql_file_and_line() {
     let p = Project::mini();
-    p.edit("sql/mini/spend.sql", "group by customer_id", "group customer_id");
+    p.edit(
+        "sql/mini/spend.sql",
+        "group by customer_id",
+        "group customer_id",
+    );
     assert_snapshot!(validate_error(&p));
 }
 
 #[test]
 fn unknown_table_lists_the_pipeline_tables() {
     let p = Project::mini();
-    p.edit("sql/mini/profile.sql", "left join spend s", "left join spending s");
+    p.edit(
+        "sql/mini/profile.sql",
+        "left join spend s",
+        "left join spending s",
+    );
     assert_snapshot!(validate_error(&p));
 }
 
 #[test]
 fn unknown_column_points_into_the_sql() {
     let p = Project::mini();
-    p.edit("sql/mini/profile.sql", "coalesce(s.orders, 0)", "coalesce(s.order_count, 0)");
+    p.edit(
+        "sql/mini/profile.sql",
+        "coalesce(s.orders, 0)",
+        "coalesce(s.order_count, 0)",
+    );
     assert_snapshot!(validate_error(&p));
 }
 
@@ -56,7 +68,11 @@ fn unknown_parameter_lists_the_declared_ones() {
 #[test]
 fn model_cycle_is_named() {
     let p = Project::mini();
-    p.edit("sql/mini/active.sql", "from customers", "from customers join profile using (customer_id)");
+    p.edit(
+        "sql/mini/active.sql",
+        "from customers",
+        "from customers join profile using (customer_id)",
+    );
     assert_snapshot!(validate_error(&p));
 }
 
@@ -88,7 +104,11 @@ fn missing_sql_file_points_at_the_model() {
 #[test]
 fn every_problem_is_reported_in_one_pass() {
     let p = Project::mini();
-    p.edit("sql/mini/spend.sql", "group by customer_id", "group customer_id");
+    p.edit(
+        "sql/mini/spend.sql",
+        "group by customer_id",
+        "group customer_id",
+    );
     p.edit("sql/mini/profile.sql", "$min_spend", "$minimum_spend");
     let err = validate_error(&p);
     assert!(err.contains("spend.sql:4:"), "{err}");
@@ -98,18 +118,38 @@ fn every_problem_is_reported_in_one_pass() {
 #[test]
 fn bad_param_override_is_an_argument_error() {
     let p = Project::mini();
-    let err = p.fails(&["run", PIPELINE, "--date", "2026-11-20", "--param", "min_spend=lots"], 2);
+    let err = p.fails(
+        &[
+            "run",
+            PIPELINE,
+            "--date",
+            "2026-11-20",
+            "--param",
+            "min_spend=lots",
+        ],
+        2,
+    );
     assert_snapshot!(err);
 }
 
 #[test]
 fn value_that_breaks_the_contract_is_invalid_in_validate_and_blocks_a_run() {
     let p = Project::mini();
-    p.edit("data/customers.csv", "2,bob@example.com,2026-02-10", "2,bob@example.com,last tuesday");
+    p.edit(
+        "data/customers.csv",
+        "2,bob@example.com,2026-02-10",
+        "2,bob@example.com,last tuesday",
+    );
     let err = p.fails(&["validate", PIPELINE], 2);
-    assert!(err.contains("column signup_date: the contract says date, the data has Utf8"), "{err}");
+    assert!(
+        err.contains("column signup_date: the contract says date, the data has Utf8"),
+        "{err}"
+    );
     let err = p.fails(&["run", PIPELINE, "--date", "2026-11-20"], 3);
-    assert!(err.contains("column signup_date: the contract says date, the data has Utf8"), "{err}");
+    assert!(
+        err.contains("column signup_date: the contract says date, the data has Utf8"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -125,26 +165,41 @@ fn value_that_breaks_the_contract_past_the_sample_fails_the_run_with_exit_1() {
     let err = p.fails(&["run", PIPELINE, "--date", "2026-11-20"], 1);
     assert!(err.contains("model profile"), "{err}");
     assert!(err.contains("last tuesday"), "{err}");
-    assert!(!p.path("out/mini/runs").exists(), "nothing may be published");
+    assert!(
+        !p.path("out/mini/runs").exists(),
+        "nothing may be published"
+    );
 }
 
 #[test]
 fn condition_on_an_unknown_column_points_at_the_condition() {
     let p = Project::fixture("segs");
-    p.edit("pipelines/segs.yaml", "spend_today > 100", "spend_todya > 100");
+    p.edit(
+        "pipelines/segs.yaml",
+        "spend_today > 100",
+        "spend_todya > 100",
+    );
     assert_snapshot!(p.fails(&["validate", "pipelines/segs.yaml"], 2));
 }
 
 #[test]
 fn condition_that_is_not_true_or_false_is_rejected() {
     let p = Project::fixture("segs");
-    p.edit("pipelines/segs.yaml", "spent_over_100_today: spend_today > 100", "spent_over_100_today: spend_today");
+    p.edit(
+        "pipelines/segs.yaml",
+        "spent_over_100_today: spend_today > 100",
+        "spent_over_100_today: spend_today",
+    );
     assert_snapshot!(p.fails(&["validate", "pipelines/segs.yaml"], 2));
 }
 
 #[test]
 fn freshness_on_a_column_that_is_not_a_date_is_rejected() {
     let p = Project::fixture("gates");
-    p.edit("pipelines/gates.yaml", "freshness: { column: day,", "freshness: { column: amount,");
+    p.edit(
+        "pipelines/gates.yaml",
+        "freshness: { column: day,",
+        "freshness: { column: amount,",
+    );
     assert_snapshot!(p.fails(&["validate", "pipelines/gates.yaml"], 2));
 }

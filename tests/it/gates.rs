@@ -15,7 +15,10 @@ fn publish_day_one(p: &Project) -> String {
 fn assert_blocked(p: &Project, latest: &str, date: &str) -> String {
     let err = p.fails(&["run", PIPELINE, "--date", date], 3);
     assert_eq!(p.read("out/gates/latest.json"), latest, "latest.json moved");
-    assert!(!p.path(&format!("out/gates/runs/run_date={date}")).exists(), "{date} was published");
+    assert!(
+        !p.path(&format!("out/gates/runs/run_date={date}")).exists(),
+        "{date} was published"
+    );
     assert!(err.contains("blocked: nothing was published for"), "{err}");
     err
 }
@@ -35,18 +38,33 @@ fn empty_upstream_file_blocks_the_run() {
 fn contract_change_blocks_the_run() {
     let p = Project::fixture("gates");
     let latest = publish_day_one(&p);
-    p.write("data/purchases.csv", "customer_id,day,amount\n1,2026-11-02,lots\n");
+    p.write(
+        "data/purchases.csv",
+        "customer_id,day,amount\n1,2026-11-02,lots\n",
+    );
     let err = assert_blocked(&p, &latest, "2026-11-02");
-    assert!(err.contains("column amount: the contract says double, the data has Utf8"), "{err}");
+    assert!(
+        err.contains("column amount: the contract says double, the data has Utf8"),
+        "{err}"
+    );
 }
 
 #[test]
 fn duplicate_customer_ids_block_and_are_sampled() {
     let p = Project::fixture("gates");
     let latest = publish_day_one(&p);
-    p.edit("data/customers.csv", "6,Flo,mail,true\n", "6,Flo,mail,true\n6,Flora,mail,true\n");
+    p.edit(
+        "data/customers.csv",
+        "6,Flo,mail,true\n",
+        "6,Flo,mail,true\n6,Flora,mail,true\n",
+    );
     let err = assert_blocked(&p, &latest, "2026-11-02");
-    insta::assert_snapshot!(err.lines().filter(|l| l.starts_with("check")).collect::<Vec<_>>().join("\n"));
+    insta::assert_snapshot!(
+        err.lines()
+            .filter(|l| l.starts_with("check"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let sample = p.duckdb(
         "gates",
         "select customer_id, first_name from read_parquet('{out}/blocked/run_date=2026-11-02/checks/customers_primary_key/*.parquet') order by 2",
@@ -73,14 +91,34 @@ fn warnings_publish_and_are_recorded() {
     let p = Project::fixture("gates");
     p.edit("data/customers.csv", "4,Di,push,false", "4,Di,fax,false");
     let out = p.ok(&["run", PIPELINE, "--date", "2026-11-10"]);
-    assert!(out.contains("warning: check profile_accepted_values"), "{out}");
+    assert!(
+        out.contains("warning: check profile_accepted_values"),
+        "{out}"
+    );
     assert!(out.contains("warning: check purchases_freshness"), "{out}");
     let manifest = p.json("out/gates/runs/run_date=2026-11-10/manifest.json");
     assert_eq!(manifest["forced"], false);
-    let check = manifest["checks"].as_array().unwrap().iter().find(|c| c["name"] == "profile_accepted_values").unwrap();
-    assert_eq!((check["status"].as_str(), check["failing"].as_u64(), check["total"].as_u64()), (Some("failed"), Some(1), Some(6)));
+    let check = manifest["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "profile_accepted_values")
+        .unwrap();
+    assert_eq!(
+        (
+            check["status"].as_str(),
+            check["failing"].as_u64(),
+            check["total"].as_u64()
+        ),
+        (Some("failed"), Some(1), Some(6))
+    );
     assert_eq!(check["sample"], "checks/profile_accepted_values");
-    assert!(p.path("out/gates/runs/run_date=2026-11-10/checks/profile_accepted_values/part-00000.parquet").is_file());
+    assert!(
+        p.path(
+            "out/gates/runs/run_date=2026-11-10/checks/profile_accepted_values/part-00000.parquet"
+        )
+        .is_file()
+    );
 }
 
 #[test]
@@ -96,7 +134,8 @@ fn circuit_breaker_stops_an_audience_that_shrinks_too_much() {
     p.write("data/purchases.csv", &purchases);
     let err = assert_blocked(&p, &latest, "2026-11-02");
     assert!(err.contains("check quiet_circuit_breaker (audience quiet, circuit_breaker): 4 of 4 customers removed since the previous run (100.0%, limit 50%)"), "{err}");
-    let report: serde_json::Value = serde_json::from_str(&p.read("out/gates/blocked/run_date=2026-11-02/report.json")).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&p.read("out/gates/blocked/run_date=2026-11-02/report.json")).unwrap();
     assert_eq!(report["segments"][1]["removed"], 4);
 
     // The --json report on stdout says the same.

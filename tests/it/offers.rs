@@ -102,7 +102,10 @@ fn decisions_are_deterministic_and_changes_are_tracked() {
     // Next day customer 3 has spent more and overtakes customer 2 for fibre's capacity.
     p.edit("data/customers.csv", "3,700,", "3,950,");
     p.ok(&["run", PIPELINE, "--date", "2026-11-02"]);
-    assert_eq!(decided(&p, "2026-11-02")[1], r#"["2", "1:loyalty_reward 2:mobile_plan"]"#);
+    assert_eq!(
+        decided(&p, "2026-11-02")[1],
+        r#"["2", "1:loyalty_reward 2:mobile_plan"]"#
+    );
     let changes = p.duckdb(
         "offers",
         "select customer_id, rank, change, offer, previous_offer from read_parquet('{out}/runs/run_date=2026-11-02/offer_changes/*.parquet') order by 1, 2",
@@ -123,14 +126,34 @@ fn explain_shows_eligibility_score_suppression_and_capacity() {
     let p = Project::fixture("offers");
     p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
     let text = p.ok(&["explain", PIPELINE, "--key", "3", "--date", "2026-11-01"]);
-    assert!(text.contains("offer fiber_upgrade — eligible, score 70.0 (published: lost to capacity"), "{text}");
-    assert!(text.contains("offer loyalty_reward — eligible, score 20.0 (published: assigned, rank 1)"), "{text}");
-    let json: serde_json::Value =
-        serde_json::from_str(&p.ok(&["explain", PIPELINE, "--key", "7", "--date", "2026-11-01", "--json"])).unwrap();
+    assert!(
+        text.contains("offer fiber_upgrade — eligible, score 70.0 (published: lost to capacity"),
+        "{text}"
+    );
+    assert!(
+        text.contains("offer loyalty_reward — eligible, score 20.0 (published: assigned, rank 1)"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&p.ok(&[
+        "explain",
+        PIPELINE,
+        "--key",
+        "7",
+        "--date",
+        "2026-11-01",
+        "--json",
+    ]))
+    .unwrap();
     let loyalty = &json["offers"][1];
     assert_eq!(loyalty["name"], "loyalty_reward");
     assert_eq!(loyalty["eligible"], true);
-    assert_eq!(loyalty["held_back_by"], serde_json::json!(["email_consent_withdrawn (on email)"]));
+    assert_eq!(
+        loyalty["held_back_by"],
+        serde_json::json!(["email_consent_withdrawn (on email)"])
+    );
     assert_eq!(loyalty["published_status"], "suppressed");
-    assert_eq!(json["offers"][0]["conditions"][0]["values"], serde_json::json!([["fiber_available", "false"]]));
+    assert_eq!(
+        json["offers"][0]["conditions"][0]["values"],
+        serde_json::json!([["fiber_available", "false"]])
+    );
 }

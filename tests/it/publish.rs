@@ -28,8 +28,14 @@ fn a_run_publishes_its_folder_manifest_and_latest() {
     assert_eq!(profile["path"], "models/profile");
     // Customer 4 signs up on 2026-11-21: not active yet.
     assert_eq!(profile["rows"], 3);
-    assert_eq!(profile["files"][0]["path"], "models/profile/part-00000.parquet");
-    assert!(p.path("out/mini/runs/run_date=2026-11-20/models/profile/part-00000.parquet").is_file());
+    assert_eq!(
+        profile["files"][0]["path"],
+        "models/profile/part-00000.parquet"
+    );
+    assert!(
+        p.path("out/mini/runs/run_date=2026-11-20/models/profile/part-00000.parquet")
+            .is_file()
+    );
     let inputs: Vec<&str> = manifest["inputs"]
         .as_array()
         .unwrap()
@@ -37,13 +43,25 @@ fn a_run_publishes_its_folder_manifest_and_latest() {
         .map(|i| i["name"].as_str().unwrap())
         .collect();
     assert_eq!(inputs, ["customers", "orders"]);
-    assert!(!p.path("out/mini/.staging").read_dir().unwrap().any(|_| true));
+    assert!(
+        !p.path("out/mini/.staging")
+            .read_dir()
+            .unwrap()
+            .any(|_| true)
+    );
 }
 
 #[test]
 fn params_on_the_command_line_are_bound_typed() {
     let p = Project::mini();
-    p.ok(&["run", PIPELINE, "--date", "2026-11-20", "--param", "min_spend=100"]);
+    p.ok(&[
+        "run",
+        PIPELINE,
+        "--date",
+        "2026-11-20",
+        "--param",
+        "min_spend=100",
+    ]);
     let manifest = p.json("out/mini/runs/run_date=2026-11-20/manifest.json");
     assert_eq!(manifest["parameters"]["min_spend"], 100.0);
 }
@@ -71,8 +89,16 @@ fn failure_in_the_last_step_keeps_the_previous_run() {
         .output()
         .unwrap();
     assert_eq!(err.status.code(), Some(1));
-    assert_eq!(p.read("out/mini/runs/run_date=2026-11-20/manifest.json"), before);
-    assert!(!p.path("out/mini/.staging").read_dir().unwrap().any(|_| true));
+    assert_eq!(
+        p.read("out/mini/runs/run_date=2026-11-20/manifest.json"),
+        before
+    );
+    assert!(
+        !p.path("out/mini/.staging")
+            .read_dir()
+            .unwrap()
+            .any(|_| true)
+    );
 }
 
 #[test]
@@ -106,11 +132,17 @@ fn killed_run_leaves_the_previous_run_and_the_next_run_recovers() {
 
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(p.read("out/mini/runs/run_date=2026-11-20/manifest.json"), before);
+    assert_eq!(
+        p.read("out/mini/runs/run_date=2026-11-20/manifest.json"),
+        before
+    );
 
     // The next run takes over the dead run's lock, cleans its staging and publishes.
     run(&p, "2026-11-20");
-    assert_ne!(p.read("out/mini/runs/run_date=2026-11-20/manifest.json"), before);
+    assert_ne!(
+        p.read("out/mini/runs/run_date=2026-11-20/manifest.json"),
+        before
+    );
     assert_eq!(p.path("out/mini/.staging").read_dir().unwrap().count(), 0);
 }
 
@@ -123,7 +155,11 @@ fn rerun_replaces_the_date_with_the_same_rows() {
     let first_id = p.json("out/mini/latest.json")["run_id"].clone();
     run(&p, "2026-11-20");
     assert_ne!(p.json("out/mini/latest.json")["run_id"], first_id);
-    assert_eq!(std::fs::read(p.path(file)).unwrap(), first, "same inputs, same bytes");
+    assert_eq!(
+        std::fs::read(p.path(file)).unwrap(),
+        first,
+        "same inputs, same bytes"
+    );
 }
 
 #[test]

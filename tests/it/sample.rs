@@ -17,9 +17,15 @@ fn sample_pipeline_plan_as_text_dot_and_mermaid() {
     assert_snapshot!("plan_text", p.ok(&["plan", "daily_segments"]));
     let dot = p.ok(&["plan", "daily_segments", "--format", "dot"]);
     assert!(dot.starts_with("digraph \"daily_segments\""), "{dot}");
-    assert!(dot.contains("\"customer_features\" -> \"customer_profile\";"), "{dot}");
+    assert!(
+        dot.contains("\"customer_features\" -> \"customer_profile\";"),
+        "{dot}"
+    );
     let mermaid = p.ok(&["plan", "daily_segments", "--format", "mermaid"]);
-    assert!(mermaid.contains("current_address --> customer_profile"), "{mermaid}");
+    assert!(
+        mermaid.contains("current_address --> customer_profile"),
+        "{mermaid}"
+    );
 }
 
 /// Backfills three days of the sample and checks, with Python's hashlib, that every audience
@@ -27,7 +33,14 @@ fn sample_pipeline_plan_as_text_dot_and_mermaid() {
 #[test]
 fn sample_control_groups_follow_the_documented_formula_and_stay_put() {
     let p = Project::sample();
-    p.ok(&["backfill", "daily_segments", "--from", "2026-11-20", "--to", "2026-11-22"]);
+    p.ok(&[
+        "backfill",
+        "daily_segments",
+        "--from",
+        "2026-11-20",
+        "--to",
+        "2026-11-22",
+    ]);
     let out = p.path("out/daily_segments/runs");
     let script = format!(
         r#"
@@ -82,6 +95,18 @@ fn sample_pipeline_runs_and_publishes_every_customer() {
         .count() as u64;
     assert!(signed_up > 1000);
     assert_eq!(profile["rows"].as_u64().unwrap(), signed_up);
-    assert!(manifest["segments"].as_array().unwrap().iter().all(|s| s["size"].as_u64().unwrap() > 0));
-    assert!(manifest["offers"].as_array().unwrap().iter().all(|o| o["assigned"].as_u64().unwrap() > 0));
+    assert!(
+        manifest["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["size"].as_u64().unwrap() > 0)
+    );
+    assert!(
+        manifest["offers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["assigned"].as_u64().unwrap() > 0)
+    );
 }

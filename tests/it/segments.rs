@@ -21,7 +21,10 @@ fn customer_enters_stays_leaves_and_reenters() {
 
     // Customer 1 spends over 100 on days 1, 2, 4 and 5: two spells of big_spenders.
     assert_eq!(
-        rows(&p, "select customer_id, entered_on, exited_on from read_parquet('{out}/runs/run_date=2026-11-05/state/memberships/*.parquet') where segment = 'big_spenders' order by 1, 2"),
+        rows(
+            &p,
+            "select customer_id, entered_on, exited_on from read_parquet('{out}/runs/run_date=2026-11-05/state/memberships/*.parquet') where segment = 'big_spenders' order by 1, 2"
+        ),
         [
             r#"["1", "2026-11-01", "2026-11-03"]"#,
             r#"["1", "2026-11-04", null]"#,
@@ -31,17 +34,28 @@ fn customer_enters_stays_leaves_and_reenters() {
 
     // What changed each day in big_spenders.
     let changes = |date: &str| {
-        rows(&p, &format!("select change, customer_id from read_parquet('{{out}}/runs/run_date={date}/changes/segment=big_spenders/*.parquet') order by 1, 2"))
+        rows(
+            &p,
+            &format!(
+                "select change, customer_id from read_parquet('{{out}}/runs/run_date={date}/changes/segment=big_spenders/*.parquet') order by 1, 2"
+            ),
+        )
     };
     assert_eq!(changes("2026-11-01"), [r#"["added", "1"]"#]);
     assert_eq!(changes("2026-11-02"), [r#"["added", "2"]"#]);
-    assert_eq!(changes("2026-11-03"), [r#"["removed", "1"]"#, r#"["removed", "2"]"#]);
+    assert_eq!(
+        changes("2026-11-03"),
+        [r#"["removed", "1"]"#, r#"["removed", "2"]"#]
+    );
     assert_eq!(changes("2026-11-04"), [r#"["added", "1"]"#]);
     assert!(changes("2026-11-05").is_empty());
 
     // On day 3 both big spenders bought nothing: they moved to quiet.
     assert_eq!(
-        rows(&p, "select from_segment, to_segment, customers from read_parquet('{out}/runs/run_date=2026-11-03/migration.parquet') order by 1, 2"),
+        rows(
+            &p,
+            "select from_segment, to_segment, customers from read_parquet('{out}/runs/run_date=2026-11-03/migration.parquet') order by 1, 2"
+        ),
         [
             r#"["big_spenders", "quiet", "2"]"#,
             r#"["quiet", "quiet", "3"]"#,
@@ -50,16 +64,35 @@ fn customer_enters_stays_leaves_and_reenters() {
     );
     // On the first day everyone comes from no segment.
     assert_eq!(
-        rows(&p, "select from_segment, sum(customers) from read_parquet('{out}/runs/run_date=2026-11-01/migration.parquet') group by 1"),
+        rows(
+            &p,
+            "select from_segment, sum(customers) from read_parquet('{out}/runs/run_date=2026-11-01/migration.parquet') group by 1"
+        ),
         [r#"["(none)", "7"]"#]
     );
 
     let manifest = p.json("out/segs/runs/run_date=2026-11-04/manifest.json");
     let big = &manifest["segments"][0];
     assert_eq!(big["name"], "big_spenders");
-    assert_eq!((big["size"].as_u64(), big["added"].as_u64(), big["removed"].as_u64(), big["stayed"].as_u64()), (Some(1), Some(1), Some(0), Some(0)));
+    assert_eq!(
+        (
+            big["size"].as_u64(),
+            big["added"].as_u64(),
+            big["removed"].as_u64(),
+            big["stayed"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0), Some(0))
+    );
     let quiet = &manifest["segments"][1];
-    assert_eq!((quiet["size"].as_u64(), quiet["added"].as_u64(), quiet["removed"].as_u64(), quiet["stayed"].as_u64()), (Some(4), Some(0), Some(1), Some(4)));
+    assert_eq!(
+        (
+            quiet["size"].as_u64(),
+            quiet["added"].as_u64(),
+            quiet["removed"].as_u64(),
+            quiet["stayed"].as_u64()
+        ),
+        (Some(4), Some(0), Some(1), Some(4))
+    );
     assert_eq!(manifest["previous_run"], "2026-11-03");
 }
 
@@ -68,12 +101,21 @@ fn audiences_carry_group_reasons_and_activation_columns() {
     let p = Project::segs();
     p.ok(&["run", PIPELINE, "--date", "2026-11-04"]);
     assert_eq!(
-        rows(&p, "select * from read_parquet('{out}/runs/run_date=2026-11-04/audiences/segment=big_spenders/*.parquet', hive_partitioning=false)"),
+        rows(
+            &p,
+            "select * from read_parquet('{out}/runs/run_date=2026-11-04/audiences/segment=big_spenders/*.parquet', hive_partitioning=false)"
+        ),
         [r#"["1", "treatment", "spent_over_100_today: spend_today > 100", "Ada", "email"]"#]
     );
     assert_eq!(
-        rows(&p, "select customer_id, reasons from read_parquet('{out}/runs/run_date=2026-11-04/audiences/segment=vip/*.parquet')"),
-        [r#"["5", "Hand-picked VIP accounts"]"#, r#"["6", "Hand-picked VIP accounts"]"#]
+        rows(
+            &p,
+            "select customer_id, reasons from read_parquet('{out}/runs/run_date=2026-11-04/audiences/segment=vip/*.parquet')"
+        ),
+        [
+            r#"["5", "Hand-picked VIP accounts"]"#,
+            r#"["6", "Hand-picked VIP accounts"]"#
+        ]
     );
 }
 
@@ -102,7 +144,15 @@ fn backfill_equals_single_runs_and_reruns_are_identical() {
     assert_eq!(published_rows(&b), expected);
 
     // Rerunning everything gives the same rows.
-    a.ok(&["backfill", PIPELINE, "--from", "2026-11-01", "--to", "2026-11-04", "--rerun"]);
+    a.ok(&[
+        "backfill",
+        PIPELINE,
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-04",
+        "--rerun",
+    ]);
     assert_eq!(published_rows(&a), expected);
 }
 
@@ -114,7 +164,10 @@ fn rerunning_an_old_date_rebuilds_the_runs_after_it() {
     let out = p.segflow(&["run", PIPELINE, "--date", "2026-11-02"]);
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("rebuilt the later runs 2026-11-03, 2026-11-04, 2026-11-05"), "{stderr}");
+    assert!(
+        stderr.contains("rebuilt the later runs 2026-11-03, 2026-11-04, 2026-11-05"),
+        "{stderr}"
+    );
     assert_eq!(published_rows(&p), expected);
 
     // Running a date out of order (a gap filled later) gives the history of running in order.
@@ -132,21 +185,45 @@ fn failed_day_stops_the_backfill_and_the_next_backfill_resumes_there() {
     let p = Project::segs();
     // A profile that cannot be computed on 2026-11-03 (division by zero).
     let profile = "sql/segs/profile.sql";
-    p.edit(profile, "select\n", "select\n    1 / (case when $run_date = date '2026-11-03' then 0 else 1 end) as guard,\n");
-    let out = p.segflow(&["backfill", PIPELINE, "--from", "2026-11-01", "--to", "2026-11-05"]);
+    p.edit(
+        profile,
+        "select\n",
+        "select\n    1 / (case when $run_date = date '2026-11-03' then 0 else 1 end) as guard,\n",
+    );
+    let out = p.segflow(&[
+        "backfill",
+        PIPELINE,
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-05",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("backfill stopped at 2026-11-03 (2 of 5 dates published"), "{stderr}");
+    assert!(
+        stderr.contains("backfill stopped at 2026-11-03 (2 of 5 dates published"),
+        "{stderr}"
+    );
     assert!(stderr.to_lowercase().contains("divide by zero"), "{stderr}");
-    let published: Vec<_> = std::fs::read_dir(p.path("out/segs/runs")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let published: Vec<_> = std::fs::read_dir(p.path("out/segs/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert_eq!(published.len(), 2, "{published:?}");
     let day1 = p.read("out/segs/runs/run_date=2026-11-01/manifest.json");
 
     // Fix the SQL and resume: published dates are not redone.
-    p.edit(profile, "when $run_date = date '2026-11-03' then 0", "when false then 0");
+    p.edit(
+        profile,
+        "when $run_date = date '2026-11-03' then 0",
+        "when false then 0",
+    );
     let out = backfill(&p, "2026-11-01", "2026-11-05");
     assert!(out.contains("3 published, 2 already published"), "{out}");
-    assert_eq!(p.read("out/segs/runs/run_date=2026-11-01/manifest.json"), day1);
+    assert_eq!(
+        p.read("out/segs/runs/run_date=2026-11-01/manifest.json"),
+        day1
+    );
 }
 
 #[test]
@@ -157,17 +234,34 @@ fn explain_shows_each_condition_with_the_values_behind_it() {
     let text = p.hide_paths(&text);
     let text = text
         .lines()
-        .map(|l| if l.contains("published run:") { "  published run: [RUN]" } else { l })
+        .map(|l| {
+            if l.contains("published run:") {
+                "  published run: [RUN]"
+            } else {
+                l
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     insta::assert_snapshot!(text);
 
-    let json: serde_json::Value =
-        serde_json::from_str(&p.ok(&["explain", PIPELINE, "--key", "2", "--date", "2026-11-04", "--json"])).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&p.ok(&[
+        "explain",
+        PIPELINE,
+        "--key",
+        "2",
+        "--date",
+        "2026-11-04",
+        "--json",
+    ]))
+    .unwrap();
     let quiet = &json["segments"][1];
     assert_eq!(quiet["name"], "quiet");
     assert_eq!(quiet["member"], true);
     assert_eq!(quiet["group"], "treatment");
     assert_eq!(quiet["published_member"], true);
-    assert_eq!(quiet["conditions"][0]["values"][0], serde_json::json!(["spend_today", "0.0"]));
+    assert_eq!(
+        quiet["conditions"][0]["values"][0],
+        serde_json::json!(["spend_today", "0.0"])
+    );
 }

@@ -32,8 +32,14 @@ fn not_serviceable_suppresses_satellite_until_the_customer_moves() {
     assert!(audience(&p, "2026-11-01", "satellite_tv_prospects").contains(&"1".to_string()));
     // Day 2: the technician's finding holds Sam back from satellite, nowhere else.
     for date in ["2026-11-02", "2026-11-08"] {
-        assert!(!audience(&p, date, "satellite_tv_prospects").contains(&"1".to_string()), "{date}");
-        assert!(audience(&p, date, "email_newsletter").contains(&"1".to_string()), "{date}");
+        assert!(
+            !audience(&p, date, "satellite_tv_prospects").contains(&"1".to_string()),
+            "{date}"
+        );
+        assert!(
+            audience(&p, date, "email_newsletter").contains(&"1".to_string()),
+            "{date}"
+        );
     }
     let suppressed = p.duckdb(
         "stories",
@@ -41,13 +47,22 @@ fn not_serviceable_suppresses_satellite_until_the_customer_moves() {
     );
     assert_eq!(
         suppressed,
-        [r#"["segment satellite_tv_prospects", "not_serviceable_here", "technician visit on 2026-11-02 at address 100: not_serviceable"]"#]
+        [
+            r#"["segment satellite_tv_prospects", "not_serviceable_here", "technician visit on 2026-11-02 at address 100: not_serviceable"]"#
+        ]
     );
     // Day 9: Sam lives at a new address; nobody lifted anything, he is eligible again.
     assert!(audience(&p, "2026-11-09", "satellite_tv_prospects").contains(&"1".to_string()));
     let manifest = p.json("out/stories/runs/run_date=2026-11-02/manifest.json");
     let rule = &manifest["suppressions"][0];
-    assert_eq!((rule["name"].as_str(), rule["matched"].as_u64(), rule["held_back"].as_u64()), (Some("not_serviceable_here"), Some(1), Some(1)));
+    assert_eq!(
+        (
+            rule["name"].as_str(),
+            rule["matched"].as_u64(),
+            rule["held_back"].as_u64()
+        ),
+        (Some("not_serviceable_here"), Some(1), Some(1))
+    );
     let rule = &p.json("out/stories/runs/run_date=2026-11-09/manifest.json")["suppressions"][0];
     assert_eq!(rule["matched"], 0);
 }
@@ -58,11 +73,17 @@ fn customers_are_never_sold_what_they_hold_nor_emailed_without_consent() {
     for date in ["2026-11-01", "2026-11-02", "2026-11-09"] {
         run(&p, date);
         let internet = audience(&p, date, "internet_acquisition");
-        assert!(!internet.contains(&"2".to_string()) && !internet.contains(&"5".to_string()), "{date}: {internet:?}");
+        assert!(
+            !internet.contains(&"2".to_string()) && !internet.contains(&"5".to_string()),
+            "{date}: {internet:?}"
+        );
         assert!(internet.contains(&"1".to_string()), "{date}: {internet:?}");
         // Every audience activated by email: newsletter and satellite prospects.
         for segment in ["email_newsletter", "satellite_tv_prospects"] {
-            assert!(!audience(&p, date, segment).contains(&"3".to_string()), "{date} {segment}");
+            assert!(
+                !audience(&p, date, segment).contains(&"3".to_string()),
+                "{date} {segment}"
+            );
         }
     }
     // Eve still gets the mail audience she consented to.
@@ -83,10 +104,17 @@ fn erased_customer_disappears_from_every_file_of_the_next_run_and_stays_gone() {
 
     p.write("data/erasure_requests.csv", "customer_id\n4\n");
     run(&p, "2026-11-02");
-    assert_eq!(everything("2026-11-02"), [r#"["0"]"#], "audiences, changes, history: no trace");
+    assert_eq!(
+        everything("2026-11-02"),
+        [r#"["0"]"#],
+        "audiences, changes, history: no trace"
+    );
     let erased = p.duckdb("stories", "select key_sha256 from read_parquet('{out}/runs/run_date=2026-11-02/state/erased/*.parquet')");
     // SHA-256 of "4": the id itself is not kept.
-    assert_eq!(erased, [r#"["4b227777d4dd1fc61c6f884f48641d02b4d121d3fd328cb08b5531fcacdabf8a"]"#]);
+    assert_eq!(
+        erased,
+        [r#"["4b227777d4dd1fc61c6f884f48641d02b4d121d3fd328cb08b5531fcacdabf8a"]"#]
+    );
 
     // The request list is emptied later (or the CRM still holds the customer): still gone.
     p.write("data/erasure_requests.csv", "customer_id\n");
@@ -111,7 +139,10 @@ fn activation_identifiers_are_normalized_hashed_and_bad_values_counted() {
         ]
     );
     let manifest = p.json("out/stories/runs/run_date=2026-11-01/manifest.json");
-    assert_eq!(manifest["invalid_identifiers"], serde_json::json!({"emails": 1, "phones": 1}));
+    assert_eq!(
+        manifest["invalid_identifiers"],
+        serde_json::json!({"emails": 1, "phones": 1})
+    );
 }
 
 #[test]
@@ -119,8 +150,20 @@ fn explain_names_the_suppression_and_the_data_row_behind_it() {
     let p = Project::fixture("stories");
     let text = p.ok(&["explain", PIPELINE, "--key", "1", "--date", "2026-11-03"]);
     insta::assert_snapshot!(text);
-    let json: serde_json::Value =
-        serde_json::from_str(&p.ok(&["explain", PIPELINE, "--key", "1", "--date", "2026-11-09", "--json"])).unwrap();
-    assert_eq!(json["suppressions"], serde_json::json!([]), "the move lifted it");
+    let json: serde_json::Value = serde_json::from_str(&p.ok(&[
+        "explain",
+        PIPELINE,
+        "--key",
+        "1",
+        "--date",
+        "2026-11-09",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        json["suppressions"],
+        serde_json::json!([]),
+        "the move lifted it"
+    );
     assert_eq!(json["segments"][0]["member"], true);
 }

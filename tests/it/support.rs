@@ -122,8 +122,15 @@ impl Project {
 
     pub fn hide_paths(&self, text: &str) -> String {
         let root = self.dir.path().to_string_lossy().into_owned();
-        let canonical = self.dir.path().canonicalize().unwrap().to_string_lossy().into_owned();
-        text.replace(&canonical, "[PROJECT]").replace(&root, "[PROJECT]")
+        let canonical = self
+            .dir
+            .path()
+            .canonicalize()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        text.replace(&canonical, "[PROJECT]")
+            .replace(&root, "[PROJECT]")
     }
 
     pub fn json(&self, relative: &str) -> serde_json::Value {
