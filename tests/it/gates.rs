@@ -144,3 +144,19 @@ fn circuit_breaker_stops_an_audience_that_shrinks_too_much() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["status"], "blocked");
 }
+
+#[test]
+fn percentage_thresholds_tolerate_a_share_of_failing_rows() {
+    let p = Project::fixture("gates");
+    p.edit("data/customers.csv", "4,Di,push,false", "4,Di,fax,false");
+    // One customer of six (16.7%) has an unknown channel.
+    p.edit(
+        PIPELINE,
+        "accepted_values: { column: preferred_channel, values: [email, sms, push, mail] }, severity: warn",
+        "accepted_values: { column: preferred_channel, values: [email, sms, push, mail] }, max_failed_percent: 20",
+    );
+    p.ok(&["run", PIPELINE, "--date", "2026-11-10"]);
+    p.edit(PIPELINE, "max_failed_percent: 20", "max_failed_percent: 10");
+    let err = p.fails(&["run", PIPELINE, "--date", "2026-11-11"], 3);
+    assert!(err.contains("1 of 6 rows fail (16.67%), allowed: at most 10% of rows failing"), "{err}");
+}
