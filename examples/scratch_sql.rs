@@ -25,12 +25,17 @@ const MODELS: &[&str] = &[
 async fn context(data: &str) -> datafusion::error::Result<SessionContext> {
     let ctx = SessionContext::new();
     for t in ["customers", "address_changes", "holdings"] {
-        ctx.register_csv(t, &format!("{data}/crm/{t}.csv"), CsvReadOptions::new()).await?;
+        ctx.register_csv(t, &format!("{data}/crm/{t}.csv"), CsvReadOptions::new())
+            .await?;
     }
     let opts = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
-        .with_table_partition_cols(vec![("year".into(), DataType::Int32), ("month".into(), DataType::Int32)]);
-    ctx.register_listing_table("interactions", format!("{data}/events/"), opts, None, None).await?;
+        .with_table_partition_cols(vec![
+            ("year".into(), DataType::Int32),
+            ("month".into(), DataType::Int32),
+        ]);
+    ctx.register_listing_table("interactions", format!("{data}/events/"), opts, None, None)
+        .await?;
     Ok(ctx)
 }
 
@@ -38,9 +43,18 @@ fn params(date: &str) -> ParamValues {
     let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
     let days = (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32;
     ParamValues::Map(HashMap::from([
-        ("run_date".to_string(), ScalarValue::Date32(Some(days)).into()),
-        ("lookback_days".to_string(), ScalarValue::Int64(Some(365)).into()),
-        ("high_value_threshold".to_string(), ScalarValue::Float64(Some(500.0)).into()),
+        (
+            "run_date".to_string(),
+            ScalarValue::Date32(Some(days)).into(),
+        ),
+        (
+            "lookback_days".to_string(),
+            ScalarValue::Int64(Some(365)).into(),
+        ),
+        (
+            "high_value_threshold".to_string(),
+            ScalarValue::Float64(Some(500.0)).into(),
+        ),
     ]))
 }
 
@@ -50,10 +64,17 @@ fn textual(sql: &str, date: &str) -> String {
         .replace("$high_value_threshold", "CAST(500.0 AS DOUBLE)")
 }
 
-async fn register_models(ctx: &SessionContext, date: &str, bound: bool, upto: Option<&str>) -> datafusion::error::Result<()> {
+async fn register_models(
+    ctx: &SessionContext,
+    date: &str,
+    bound: bool,
+    upto: Option<&str>,
+) -> datafusion::error::Result<()> {
     for m in MODELS {
         let path = format!("sql/daily_segments/{m}.sql");
-        let Ok(sql) = std::fs::read_to_string(&path) else { continue };
+        let Ok(sql) = std::fs::read_to_string(&path) else {
+            continue;
+        };
         let t = Instant::now();
         let df = if bound {
             ctx.sql(&sql).await?.with_param_values(params(date))?
@@ -63,10 +84,15 @@ async fn register_models(ctx: &SessionContext, date: &str, bound: bool, upto: Op
         let batches = df.collect().await?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         let schema = batches.first().map(|b| b.schema());
-        let mem = datafusion::datasource::MemTable::try_new(schema.unwrap_or_else(|| Arc::new(datafusion::arrow::datatypes::Schema::empty())), vec![batches])?;
+        let mem = datafusion::datasource::MemTable::try_new(
+            schema.unwrap_or_else(|| Arc::new(datafusion::arrow::datatypes::Schema::empty())),
+            vec![batches],
+        )?;
         ctx.register_table(*m, Arc::new(mem))?;
         eprintln!("{m}: {rows} rows in {:?}", t.elapsed());
-        if upto == Some(*m) { break; }
+        if upto == Some(*m) {
+            break;
+        }
     }
     Ok(())
 }
@@ -88,7 +114,11 @@ async fn main() -> datafusion::error::Result<()> {
             .unwrap();
             let secs = t.elapsed().as_secs_f64();
             println!("{s:?}");
-            println!("{secs:.2}s, {:.0} interactions/s, {:.0} customers/s", s.interactions as f64 / secs, s.customers as f64 / secs);
+            println!(
+                "{secs:.2}s, {:.0} interactions/s, {:.0} customers/s",
+                s.interactions as f64 / secs,
+                s.customers as f64 / secs
+            );
         }
         // query DATE "SQL" : run ad-hoc SQL after registering models (textual params)
         "query" => {
@@ -106,12 +136,19 @@ async fn main() -> datafusion::error::Result<()> {
         // models DATE bound|textual
         "models" => {
             let ctx = context("data/sample").await?;
-            register_models(&ctx, &args[2], args.get(3).is_none_or(|m| m == "bound"), None).await?;
+            register_models(
+                &ctx,
+                &args[2],
+                args.get(3).is_none_or(|m| m == "bound"),
+                None,
+            )
+            .await?;
         }
         "explain" => {
             let ctx = context("data/sample").await?;
             register_models(&ctx, &args[2], true, Some("current_address")).await?;
-            let sql = std::fs::read_to_string(format!("sql/daily_segments/{}.sql", args[3])).unwrap();
+            let sql =
+                std::fs::read_to_string(format!("sql/daily_segments/{}.sql", args[3])).unwrap();
             let df = ctx.sql(&sql).await?.with_param_values(params(&args[2]))?;
             let batches = df.explain(false, false)?.collect().await?;
             println!("{}", pretty_format_batches(&batches)?);

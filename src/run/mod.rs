@@ -607,7 +607,9 @@ pub async fn rebuild_following(
     date: NaiveDate,
     options: &RunOptions,
 ) -> Result<Vec<NaiveDate>, RunError> {
-    if pipeline.segments.is_none() {
+    // Only pipelines that carry state from run to run (memberships, offers, erasures) depend
+    // on the run before.
+    if pipeline.segments.is_none() && pipeline.offers.is_none() && pipeline.erasure.is_none() {
         return Ok(Vec::new());
     }
     let store = PipelineStore::new(&pipeline.output, &pipeline.name)?;
