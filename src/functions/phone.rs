@@ -1,0 +1,528 @@
+//! `normalize_phone`, `sha256_phone_e164` and `sha256_phone_digits`.
+
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::StringBuilder;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
+
+use super::IdentifierStats;
+use super::args::{
+    DOC_SECTION, Sha256Hex, StrArg, check_arity, coerce_string_arg, finish, output_rows, take_args,
+};
+
+/// What a national number starts with that is dialled only inside the country and is not part
+/// of the E.164 number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trunk {
+    /// No trunk prefix: a leading 0 is part of the number (Italy) or never written.
+    None,
+    /// A single leading `0` (most of Europe, Australia, New Zealand).
+    Zero,
+    /// North American Numbering Plan: an optional leading `1` before the ten-digit number.
+    NanpOne,
+}
+
+/// A country national numbers can be read for: ISO 3166-1 alpha-2 code, calling code, trunk.
+struct Country {
+    iso: &'static str,
+    calling_code: &'static str,
+    trunk: Trunk,
+}
+
+const fn country(iso: &'static str, calling_code: &'static str, trunk: Trunk) -> Country {
+    Country {
+        iso,
+        calling_code,
+        trunk,
+    }
+}
+
+/// Countries whose national numbers `normalize_phone` can complete. Italy, Spain and Portugal
+/// have no trunk prefix: an Italian landline keeps its leading 0 in E.164 (`06…` → `+3906…`).
+const COUNTRIES: &[Country] = &[
+    country("GB", "44", Trunk::Zero),
+    // Not an ISO code, but reserved for the United Kingdom and common in CRM data.
+    country("UK", "44", Trunk::Zero),
+    country("IE", "353", Trunk::Zero),
+    country("FR", "33", Trunk::Zero),
+    country("DE", "49", Trunk::Zero),
+    country("ES", "34", Trunk::None),
+    country("NL", "31", Trunk::Zero),
+    country("IT", "39", Trunk::None),
+    country("BE", "32", Trunk::Zero),
+    country("PT", "351", Trunk::None),
+    country("LU", "352", Trunk::None),
+    country("AT", "43", Trunk::Zero),
+    country("CH", "41", Trunk::Zero),
+    country("DK", "45", Trunk::None),
+    country("SE", "46", Trunk::Zero),
+    country("NO", "47", Trunk::None),
+    country("FI", "358", Trunk::Zero),
+    country("PL", "48", Trunk::None),
+    country("AU", "61", Trunk::Zero),
+    country("NZ", "64", Trunk::Zero),
+    country("US", "1", Trunk::NanpOne),
+    country("CA", "1", Trunk::NanpOne),
+];
+
+fn country_by_iso(iso: &str) -> Option<&'static Country> {
+    let iso = iso.trim();
+    COUNTRIES.iter().find(|c| c.iso.eq_ignore_ascii_case(iso))
+}
+
+/// The international calling code (without `+`) of an ISO 3166-1 alpha-2 country code that
+/// `normalize_phone` accepts as `default_country`, e.g. `"GB"` → `"44"`.
+pub fn calling_code(default_country: &str) -> Option<&'static str> {
+    country_by_iso(default_country).map(|c| c.calling_code)
+}
+
+/// Normalizes a phone number to E.164 (`+447700900123`), or returns `None` when it cannot be
+/// read as one.
+///
+/// Spaces, dashes, dots and parentheses are removed. A number written with `+` or `00` is
+/// international; a `(0)` after the country code, or a trunk 0 written there by mistake
+/// (`+44 07700…`) for a country whose trunk prefix is 0, is dropped. Any other number is
+/// national: its trunk prefix (a single leading 0, or the optional 1 in the US and Canada) is
+/// dropped and the calling code of `default_country` (ISO 3166-1 alpha-2, case-insensitive) is
+/// put in front; an unsupported `default_country` gives `None`. The result must have 8 to 15
+/// digits, not start with 0, and numbers under country code 1 must have ten digits after it
+/// with an area code starting 2–9. Letters or any other characters give `None`.
+pub fn normalize_phone_str(phone: &str, default_country: &str) -> Option<String> {
+    let mut e164 = String::with_capacity(16);
+    normalize_phone_into(phone, default_country, &mut e164).then_some(e164)
+}
+
+/// Hex SHA-256 of the E.164 number with its `+` (Google Ads Customer Match).
+pub fn sha256_phone_e164_str(phone: &str, default_country: &str) -> Option<String> {
+    normalize_phone_str(phone, default_country)
+        .map(|e| Sha256Hex::of(e.as_bytes()).as_str().to_owned())
+}
+
+/// Hex SHA-256 of the E.164 digits without the `+` (Meta Custom Audiences).
+pub fn sha256_phone_digits_str(phone: &str, default_country: &str) -> Option<String> {
+    normalize_phone_str(phone, default_country)
+        .map(|e| Sha256Hex::of(digits_without_plus(&e)).as_str().to_owned())
+}
+
+/// The digits of a normalized E.164 number, which always starts with `+`.
+fn digits_without_plus(e164: &str) -> &[u8] {
+    &e164.as_bytes()[1..]
+}
+
+/// [`normalize_phone_str`] writing into a reused buffer; returns whether the number was valid.
+fn normalize_phone_into(phone: &str, default_country: &str, out: &mut String) -> bool {
+    out.clear();
+    out.push('+');
+    let mut plus = false;
+    let mut rest = phone.trim();
+    while let Some(c) = rest.chars().next() {
+        // "(0)" marks a trunk 0 that is not dialled from abroad: "+44 (0)20 7946 0000".
+        if rest.starts_with("(0)") && (plus || out[1..].starts_with("00")) {
+            rest = &rest[3..];
+            continue;
+        }
+        match c {
+            '0'..='9' => out.push(c),
+            '+' if !plus && out.len() == 1 => plus = true,
+            '-' | '.' | '(' | ')' => {}
+            c if c.is_whitespace() => {}
+            _ => return false,
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+
+    let international = plus || out[1..].starts_with("00");
+    if international {
+        if !plus {
+            out.replace_range(1..3, "");
+        }
+        let misplaced_trunk = COUNTRIES.iter().find(|c| {
+            c.trunk == Trunk::Zero
+                && out[1..].starts_with(c.calling_code)
+                && out[1 + c.calling_code.len()..].starts_with('0')
+        });
+        if let Some(country) = misplaced_trunk {
+            out.remove(1 + country.calling_code.len());
+        }
+    } else {
+        let Some(country) = country_by_iso(default_country) else {
+            return false;
+        };
+        match country.trunk {
+            Trunk::Zero if out[1..].starts_with('0') => {
+                out.remove(1);
+            }
+            Trunk::NanpOne if out.len() == 1 + 11 && out[1..].starts_with('1') => {
+                out.remove(1);
+            }
+            _ => {}
+        }
+        out.insert_str(1, country.calling_code);
+    }
+    is_plausible_e164(&out[1..])
+}
+
+/// E.164 allows at most 15 digits; fewer than 8 is a fragment in every country segflow serves.
+fn is_plausible_e164(digits: &str) -> bool {
+    let bytes = digits.as_bytes();
+    if !(8..=15).contains(&bytes.len()) || bytes[0] == b'0' {
+        return false;
+    }
+    // Country code 1 is the North American Numbering Plan: exactly ten digits follow, and an
+    // area code never starts with 0 or 1.
+    bytes[0] != b'1' || (bytes.len() == 11 && bytes[1] >= b'2')
+}
+
+/// What a phone function returns for a valid number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum PhoneOutput {
+    /// `normalize_phone`: the E.164 string, `+447700900123`.
+    E164,
+    /// `sha256_phone_e164`: hex SHA-256 of `+447700900123` (Google Ads Customer Match).
+    Sha256E164,
+    /// `sha256_phone_digits`: hex SHA-256 of `447700900123` (Meta Custom Audiences).
+    Sha256Digits,
+}
+
+impl PhoneOutput {
+    fn name(self) -> &'static str {
+        match self {
+            PhoneOutput::E164 => "normalize_phone",
+            PhoneOutput::Sha256E164 => "sha256_phone_e164",
+            PhoneOutput::Sha256Digits => "sha256_phone_digits",
+        }
+    }
+}
+
+/// `normalize_phone`, `sha256_phone_e164` and `sha256_phone_digits`, all
+/// `(phone, default_country)`.
+#[derive(Debug)]
+pub(crate) struct PhoneUdf {
+    output: PhoneOutput,
+    signature: Signature,
+    stats: IdentifierStats,
+}
+
+impl PhoneUdf {
+    pub(crate) fn new(output: PhoneOutput, stats: IdentifierStats) -> Self {
+        Self {
+            output,
+            signature: Signature::user_defined(Volatility::Immutable),
+            stats,
+        }
+    }
+}
+
+// Two instances are the same function only if they also feed the same counters.
+impl PartialEq for PhoneUdf {
+    fn eq(&self, other: &Self) -> bool {
+        self.output == other.output && self.stats.same_counters(&other.stats)
+    }
+}
+
+impl Eq for PhoneUdf {}
+
+impl Hash for PhoneUdf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.output.hash(state);
+        self.stats.hash_counters(state);
+    }
+}
+
+impl ScalarUDFImpl for PhoneUdf {
+    fn name(&self) -> &str {
+        self.output.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let name = self.name();
+        check_arity(name, arg_types, &["phone", "default_country"])?;
+        Ok(vec![
+            coerce_string_arg(
+                name,
+                "phone",
+                &arg_types[0],
+                "; a phone number stored as an integer has lost its leading 0 or +, \
+                 read the column as a string (VARCHAR) instead",
+            )?,
+            coerce_string_arg(
+                name,
+                "default_country",
+                &arg_types[1],
+                "; pass an ISO 3166-1 alpha-2 code such as 'GB'",
+            )?,
+        ])
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn is_strict(&self) -> bool {
+        true
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let (rows, all_scalar) = output_rows(&args.args, args.number_rows);
+        let [phone, default_country] = take_args::<2>(self.name(), args.args)?;
+        let phone = StrArg::new(self.name(), &phone)?;
+        let default_country = StrArg::new(self.name(), &default_country)?;
+
+        let bytes_per_row = match self.output {
+            PhoneOutput::E164 => 13,
+            PhoneOutput::Sha256E164 | PhoneOutput::Sha256Digits => 64,
+        };
+        let mut result = StringBuilder::with_capacity(rows, rows * bytes_per_row);
+        let mut e164 = String::new();
+        let mut invalid = 0u64;
+        for row in 0..rows {
+            let (Some(raw), Some(country)) = (phone.get(row), default_country.get(row)) else {
+                result.append_null();
+                continue;
+            };
+            if !normalize_phone_into(raw, country, &mut e164) {
+                invalid += 1;
+                result.append_null();
+                continue;
+            }
+            match self.output {
+                PhoneOutput::E164 => result.append_value(&e164),
+                PhoneOutput::Sha256E164 => {
+                    result.append_value(Sha256Hex::of(e164.as_bytes()).as_str())
+                }
+                PhoneOutput::Sha256Digits => {
+                    result.append_value(Sha256Hex::of(digits_without_plus(&e164)).as_str())
+                }
+            }
+        }
+        self.stats.add_invalid_phones(invalid);
+        finish(Arc::new(result.finish()), all_scalar)
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        fn doc(name: &str, description: &str, related: [&str; 2]) -> Documentation {
+            Documentation::builder(
+                DOC_SECTION,
+                description.to_owned(),
+                format!("{name}(phone, default_country)"),
+            )
+            .with_sql_example(format!("SELECT {name}('07700 900123', 'GB');"))
+            .with_argument("phone", "The phone number, a string column or literal.")
+            .with_argument(
+                "default_country",
+                "ISO 3166-1 alpha-2 code (column or literal) used to read numbers written \
+                 without + or 00, e.g. 'GB', 'FR', 'US'.",
+            )
+            .with_related_udf(related[0])
+            .with_related_udf(related[1])
+            .build()
+        }
+        static E164: LazyLock<Documentation> = LazyLock::new(|| {
+            doc(
+                "normalize_phone",
+                "The phone number in E.164 form, e.g. +447700900123. National numbers are read \
+                 with the calling code of default_country. NULL when the value cannot be read \
+                 as a phone number; such values are counted.",
+                ["sha256_phone_e164", "sha256_phone_digits"],
+            )
+        });
+        static SHA256_E164: LazyLock<Documentation> = LazyLock::new(|| {
+            doc(
+                "sha256_phone_e164",
+                "Lower-case hex SHA-256 of normalize_phone(phone, default_country), including \
+                 the leading + (the form Google Ads Customer Match expects).",
+                ["normalize_phone", "sha256_phone_digits"],
+            )
+        });
+        static SHA256_DIGITS: LazyLock<Documentation> = LazyLock::new(|| {
+            doc(
+                "sha256_phone_digits",
+                "Lower-case hex SHA-256 of the digits of normalize_phone(phone, \
+                 default_country), without the leading + (the form Meta Custom Audiences \
+                 expects).",
+                ["normalize_phone", "sha256_phone_e164"],
+            )
+        });
+        Some(match self.output {
+            PhoneOutput::E164 => &E164,
+            PhoneOutput::Sha256E164 => &SHA256_E164,
+            PhoneOutput::Sha256Digits => &SHA256_DIGITS,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(phone: &str, country: &str) -> Option<String> {
+        normalize_phone_str(phone, country)
+    }
+
+    #[test]
+    fn national_numbers_drop_the_trunk_zero_and_take_the_default_country() {
+        let cases = [
+            ("07700 900123", "GB", "+447700900123"),
+            ("(020) 7946-0000", "gb", "+442079460000"),
+            ("087 123 4567", "IE", "+353871234567"),
+            ("06.12.34.56.78", "FR", "+33612345678"),
+            ("030 1234567", "DE", "+49301234567"),
+            ("06-12345678", "NL", "+31612345678"),
+            ("0470 12 34 56", "BE", "+32470123456"),
+            ("0664 1234567", "AT", "+436641234567"),
+        ];
+        for (phone, country, expected) in cases {
+            assert_eq!(
+                norm(phone, country).as_deref(),
+                Some(expected),
+                "{phone} in {country}"
+            );
+        }
+    }
+
+    #[test]
+    fn countries_without_a_trunk_prefix_keep_a_leading_zero() {
+        // Italian landlines keep their 0 after +39; mobiles start with 3.
+        assert_eq!(norm("06 1234 5678", "IT").as_deref(), Some("+390612345678"));
+        assert_eq!(norm("312 345 6789", "IT").as_deref(), Some("+393123456789"));
+        assert_eq!(norm("612 345 678", "ES").as_deref(), Some("+34612345678"));
+        assert_eq!(norm("912 345 678", "PT").as_deref(), Some("+351912345678"));
+    }
+
+    #[test]
+    fn north_american_numbers_take_an_optional_leading_one() {
+        for phone in [
+            "(415) 555-2671",
+            "415.555.2671",
+            "1 415 555 2671",
+            "1-415-555-2671",
+        ] {
+            assert_eq!(
+                norm(phone, "US").as_deref(),
+                Some("+14155552671"),
+                "{phone}"
+            );
+        }
+        assert_eq!(norm("416 555 0123", "CA").as_deref(), Some("+14165550123"));
+        // Seven-digit local numbers and area codes starting 0 or 1 are not dialable.
+        assert_eq!(norm("555 2671", "US"), None);
+        assert_eq!(norm("115 555 2671", "US"), None);
+        assert_eq!(norm("+1 415 555 267", "GB"), None);
+    }
+
+    #[test]
+    fn international_numbers_ignore_the_default_country() {
+        for phone in [
+            "+44 7700 900123",
+            "0044 7700 900123",
+            "+44 (0) 7700 900123",
+            "0044 (0)7700 900123",
+            "+44 07700 900123",
+            "  +44-7700-900-123  ",
+        ] {
+            assert_eq!(
+                norm(phone, "FR").as_deref(),
+                Some("+447700900123"),
+                "{phone}"
+            );
+            assert_eq!(
+                norm(phone, "XX").as_deref(),
+                Some("+447700900123"),
+                "{phone}"
+            );
+        }
+        // Italy's leading 0 is part of the number, so it survives after +39.
+        assert_eq!(
+            norm("+39 06 1234 5678", "GB").as_deref(),
+            Some("+390612345678")
+        );
+        assert_eq!(
+            norm("+1 415 555 2671", "GB").as_deref(),
+            Some("+14155552671")
+        );
+    }
+
+    #[test]
+    fn unknown_default_country_invalidates_national_numbers_only() {
+        assert_eq!(norm("07700 900123", "XX"), None);
+        assert_eq!(norm("07700 900123", ""), None);
+        assert_eq!(
+            norm("07700 900123", " uk ").as_deref(),
+            Some("+447700900123")
+        );
+    }
+
+    #[test]
+    fn rejects_garbage_and_impossible_lengths() {
+        for bad in [
+            "",
+            "   ",
+            "n/a",
+            "07700 900123 ext 4",
+            "07700/900123",
+            "+44 7700 9001234567890",
+            "+44 123",
+            "12",
+            "+",
+            "00",
+            "+0 7700 900123",
+            "44+7700900123",
+            "++447700900123",
+            "+44 ７７００ 900123",
+        ] {
+            assert_eq!(norm(bad, "GB"), None, "{bad:?} should be invalid");
+        }
+    }
+
+    #[test]
+    fn at_most_fifteen_digits() {
+        assert_eq!(norm("+123456789012345", "GB"), None); // country code 1 needs 11 digits
+        assert_eq!(
+            norm("+493012345678901", "GB").as_deref(),
+            Some("+493012345678901")
+        );
+        assert_eq!(norm("+4930123456789012", "GB"), None);
+        assert_eq!(norm("+4930123", "GB"), None);
+        assert_eq!(norm("+49301234", "GB").as_deref(), Some("+49301234"));
+    }
+
+    #[test]
+    fn calling_codes() {
+        assert_eq!(calling_code("gb"), Some("44"));
+        assert_eq!(calling_code("PT"), Some("351"));
+        assert_eq!(calling_code("CA"), Some("1"));
+        assert_eq!(calling_code("XX"), None);
+    }
+
+    // Expected hashes computed independently with Python:
+    // python3 -c 'import hashlib; print(hashlib.sha256(b"+447700900123").hexdigest())'
+    #[test]
+    fn hashes_pin_each_platform_form() {
+        assert_eq!(
+            sha256_phone_e164_str("07700 900123", "GB").as_deref(),
+            Some("a8acc3a90a7b4e4dc65e93db9240ed26523050ef754d63b75b5161de76781436")
+        );
+        assert_eq!(
+            sha256_phone_digits_str("07700 900123", "GB").as_deref(),
+            Some("033134b911b137918338415ee3d20a064b24773d36a3b02e8b99fdd3fcd6b4cd")
+        );
+        assert_eq!(
+            sha256_phone_e164_str("(415) 555-2671", "US").as_deref(),
+            Some("cb6880e416769253645cb9c6b8989154bf66a56a77fc14c81fb1019663cbb928")
+        );
+        assert_eq!(
+            sha256_phone_digits_str("(415) 555-2671", "US").as_deref(),
+            Some("758fbf68945f21c416814c539ab578876c8d98fb69e6da692def92cd52417fe0")
+        );
+        assert_eq!(sha256_phone_e164_str("garbage", "GB"), None);
+    }
+}
