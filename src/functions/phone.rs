@@ -129,7 +129,8 @@ fn normalize_phone_into(phone: &str, default_country: &str, out: &mut String) ->
         match c {
             '0'..='9' => out.push(c),
             '+' if !plus && out.len() == 1 => plus = true,
-            '-' | '.' | '(' | ')' => {}
+            // Separators people write: dashes, dots, parentheses, and the German slash.
+            '-' | '.' | '(' | ')' | '/' => {}
             c if c.is_whitespace() => {}
             _ => return false,
         }
@@ -379,6 +380,7 @@ mod tests {
             ("06-12345678", "NL", "+31612345678"),
             ("0470 12 34 56", "BE", "+32470123456"),
             ("0664 1234567", "AT", "+436641234567"),
+            ("0171 / 4252 8338", "DE", "+4917142528338"),
         ];
         for (phone, country, expected) in cases {
             assert_eq!(
