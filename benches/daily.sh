@@ -14,7 +14,7 @@ work=${BENCH_DIR:-$(mktemp -d /tmp/segflow-bench.XXXXXX)}
 date=2026-11-20
 
 cargo build --release --quiet
-bin=$PWD/target/release/segflow
+bin=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/segflow
 [ -x /usr/bin/time ] || { echo "install GNU time (apt-get install time) for peak memory" >&2; exit 2; }
 
 mkdir -p "$work"

@@ -42,6 +42,9 @@ pub struct Manifest {
     #[serde(default)]
     pub invalid_identifiers: InvalidIdentifiers,
     pub steps: Vec<Step>,
+    /// Set when a later run rewrote this one to remove customers erased since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erasure_applied_by: Option<String>,
 }
 
 /// One published table of the run: a folder of Parquet files.

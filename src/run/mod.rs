@@ -1,6 +1,8 @@
 //! One run of a pipeline for one date: sources registered, models run in order, outputs
 //! streamed into the staging folder, the manifest written, the run published atomically.
 
+mod scrub;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -81,7 +83,7 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     format!(
         "{}-{:08x}",
         chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
@@ -154,6 +156,7 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
         checks: Vec::new(),
         invalid_identifiers: Default::default(),
         steps: Vec::new(),
+        erasure_applied_by: None,
     };
     let inputs = match engine::register_sources(&ctx, pipeline).await {
         Ok(inputs) => inputs,
@@ -295,9 +298,24 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
         manifest.forced = true;
         tracing::warn!("publishing despite failed checks (--force)");
     }
+    let erased_rows = |m: &Manifest| {
+        m.outputs
+            .iter()
+            .find(|o| o.name == "erased")
+            .map_or(0, |o| o.rows)
+    };
+    let newly_erased = erased_rows(&manifest) > previous.as_ref().map_or(0, erased_rows);
     let run_dir = store.run_dir(options.date);
     let is_latest = staged.publish(&manifest)?;
     info!(run_dir = %run_dir.display(), is_latest, "run published");
+    if newly_erased {
+        let scrubbed =
+            scrub::scrub_earlier_runs(&ctx, pipeline, &store, options.date, &params).await?;
+        if !scrubbed.is_empty() {
+            let dates: Vec<String> = scrubbed.iter().map(ToString::to_string).collect();
+            info!(dates = %dates.join(", "), "erased customers removed from earlier runs");
+        }
+    }
     Ok(RunReport {
         manifest,
         run_dir,

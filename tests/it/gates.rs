@@ -158,5 +158,8 @@ fn percentage_thresholds_tolerate_a_share_of_failing_rows() {
     p.ok(&["run", PIPELINE, "--date", "2026-11-10"]);
     p.edit(PIPELINE, "max_failed_percent: 20", "max_failed_percent: 10");
     let err = p.fails(&["run", PIPELINE, "--date", "2026-11-11"], 3);
-    assert!(err.contains("1 of 6 rows fail (16.67%), allowed: at most 10% of rows failing"), "{err}");
+    assert!(
+        err.contains("1 of 6 rows fail (16.67%), allowed: at most 10% of rows failing"),
+        "{err}"
+    );
 }

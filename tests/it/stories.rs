@@ -91,7 +91,7 @@ fn customers_are_never_sold_what_they_hold_nor_emailed_without_consent() {
 }
 
 #[test]
-fn erased_customer_disappears_from_every_file_of_the_next_run_and_stays_gone() {
+fn erased_customer_disappears_from_every_published_file_and_stays_gone() {
     let p = Project::fixture("stories");
     run(&p, "2026-11-01");
     let everything = |date: &str| {
@@ -115,6 +115,19 @@ fn erased_customer_disappears_from_every_file_of_the_next_run_and_stays_gone() {
         erased,
         [r#"["4b227777d4dd1fc61c6f884f48641d02b4d121d3fd328cb08b5531fcacdabf8a"]"#]
     );
+
+    // Runs published before the request are rewritten without the customer too.
+    assert_eq!(
+        everything("2026-11-01"),
+        [r#"["0"]"#],
+        "the earlier run still holds the customer"
+    );
+    assert_eq!(
+        p.json("out/stories/runs/run_date=2026-11-01/manifest.json")["erasure_applied_by"],
+        "run of 2026-11-02"
+    );
+    let kept = p.duckdb("stories", "select count(*) from read_parquet('{out}/runs/run_date=2026-11-01/audiences/segment=email_newsletter/*.parquet')");
+    assert_eq!(kept, [r#"["3"]"#], "everyone else stays");
 
     // The request list is emptied later (or the CRM still holds the customer): still gone.
     p.write("data/erasure_requests.csv", "customer_id\n");

@@ -1,0 +1,196 @@
+//! Erasure reaches back: when a run erases new customers, every earlier published run that
+//! still holds them is rewritten without them and swapped in atomically, like a rerun.
+//!
+//! Each earlier run folder is copied into staging (files hard-linked: published Parquet is never
+//! modified in place), every Parquet table in it that has the key column is rewritten without
+//! the erased keys, the manifest's counts are updated, and the folder is exchanged with the
+//! published one. A reader sees the run before or after the scrub, never a mix.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::SessionContext;
+use tracing::{info, warn};
+
+use super::{RunError, Written, new_run_id, write_query};
+use crate::engine::EngineError;
+use crate::pipeline::{Params, Pipeline};
+use crate::report::Manifest;
+use crate::store::{PipelineStore, StoreError};
+use crate::suppressions::{ERASED, not_erased};
+
+/// Folders (and single files) of Parquet under `root`, relative to it.
+fn parquet_tables(root: &Path) -> Vec<PathBuf> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut has_parts = false;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                if path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
+                {
+                    has_parts = true;
+                } else {
+                    out.push(path.strip_prefix(root).expect("below root").to_owned());
+                }
+            }
+        }
+        if has_parts {
+            out.push(dir.strip_prefix(root).expect("below root").to_owned());
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            link_tree(&entry.path(), &target)?;
+        } else if std::fs::hard_link(entry.path(), &target).is_err() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+async fn register(ctx: &SessionContext, name: &str, path: &Path) -> Result<(), EngineError> {
+    let text = if path.is_dir() {
+        format!("{}/", path.display())
+    } else {
+        path.display().to_string()
+    };
+    let what = || format!("reading {}", path.display());
+    let url = ListingTableUrl::parse(text).map_err(|e| EngineError::execution(what(), e))?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let schema = options
+        .infer_schema(&ctx.state(), &url)
+        .await
+        .map_err(|e| EngineError::execution(what(), e))?;
+    let table = ListingTable::try_new(
+        ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(schema),
+    )
+    .map_err(|e| EngineError::execution(what(), e))?;
+    let _ = ctx.deregister_table(name);
+    ctx.register_table(name, Arc::new(table))
+        .map_err(|e| EngineError::execution(what(), e))?;
+    Ok(())
+}
+
+async fn count(ctx: &SessionContext, sql: &str, params: &Params) -> Result<usize, RunError> {
+    Ok(crate::engine::plan_sql(ctx, sql, params)
+        .await?
+        .count()
+        .await
+        .map_err(|e| EngineError::execution("erasure", e))?)
+}
+
+/// Rewrites every published run other than `current` that still holds an erased key; returns
+/// the dates rewritten. The erased list is read from the published run of `current`.
+pub async fn scrub_earlier_runs(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    store: &PipelineStore,
+    current: NaiveDate,
+    params: &Params,
+) -> Result<Vec<NaiveDate>, RunError> {
+    let key = pipeline.key.as_deref().expect("erasure needs a key");
+    let erased = store.run_dir(current).join("state/erased");
+    if !erased.is_dir() {
+        return Ok(Vec::new());
+    }
+    register(ctx, ERASED, &erased).await?;
+    let mut scrubbed = Vec::new();
+    for date in store
+        .published_dates()?
+        .into_iter()
+        .filter(|d| *d != current)
+    {
+        let published = store.run_dir(date);
+        // Which tables of that run hold an erased key?
+        let mut dirty = Vec::new();
+        for (i, table) in parquet_tables(&published).into_iter().enumerate() {
+            let name = format!("__segflow_scrub_{i}");
+            register(ctx, &name, &published.join(&table)).await?;
+            let has_key = ctx
+                .table(name.as_str())
+                .await
+                .map_err(|e| EngineError::execution("erasure", e))?
+                .schema()
+                .field_with_unqualified_name(key)
+                .is_ok();
+            if has_key
+                && count(
+                    ctx,
+                    &format!("SELECT 1 FROM {name} WHERE NOT ({})", not_erased(key)),
+                    params,
+                )
+                .await?
+                    > 0
+            {
+                dirty.push((name, table));
+            }
+        }
+        if dirty.is_empty() {
+            continue;
+        }
+        let staged = match store.begin(date, &format!("{}-erasure", new_run_id())) {
+            Ok(staged) => staged,
+            Err(err @ StoreError::Locked { .. }) => {
+                warn!(%date, "not scrubbed now, a run of that date is in progress: {err}");
+                continue;
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let run_dir = staged.run_dir().to_owned();
+        link_tree(&published, &run_dir)
+            .map_err(StoreError::io(&run_dir, "copying the run to scrub it"))?;
+        let mut manifest: Manifest = store.read_manifest(date)?;
+        for (name, table) in &dirty {
+            let target = run_dir.join(table);
+            if target.is_dir() {
+                std::fs::remove_dir_all(&target).map_err(StoreError::io(&target, "replacing"))?;
+            } else {
+                std::fs::remove_file(&target).map_err(StoreError::io(&target, "replacing"))?;
+            }
+            let Written { files, .. } = write_query(
+                ctx,
+                "erasure",
+                &format!("SELECT * FROM {name} WHERE {}", not_erased(key)),
+                params,
+                &target,
+                &run_dir,
+            )
+            .await?;
+            let relative = table.to_string_lossy();
+            if let Some(output) = manifest.outputs.iter_mut().find(|o| o.path == relative) {
+                output.rows = files.iter().map(|f| f.rows).sum();
+                output.files = files;
+            }
+        }
+        manifest.erasure_applied_by = Some(format!("run of {current}"));
+        staged.publish(&manifest)?;
+        info!(%date, tables = dirty.len(), "erased customers removed from an earlier run");
+        scrubbed.push(date);
+    }
+    Ok(scrubbed)
+}
