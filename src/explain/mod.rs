@@ -497,6 +497,28 @@ async fn published_member(
     .is_some())
 }
 
+impl ConditionExplanation {
+    /// `  ✓ name: sql    [column = value, …]`
+    fn line(&self) -> String {
+        let mark = match self.holds {
+            Some(true) => "✓",
+            Some(false) => "✗",
+            None => "✗ (NULL)",
+        };
+        let values: Vec<String> = self
+            .values
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        format!(
+            "  {mark} {}: {}    [{}]\n",
+            self.name,
+            self.sql,
+            values.join(", ")
+        )
+    }
+}
+
 impl Explanation {
     /// The explanation in words.
     pub fn to_text(&self) -> String {
@@ -541,20 +563,7 @@ impl Explanation {
                 s.name, verdict, published, s.description
             );
             for c in &s.conditions {
-                let mark = match c.holds {
-                    Some(true) => "✓",
-                    Some(false) => "✗",
-                    None => "✗ (NULL)",
-                };
-                let values: Vec<String> =
-                    c.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-                let _ = writeln!(
-                    out,
-                    "  {mark} {}: {}    [{}]",
-                    c.name,
-                    c.sql,
-                    values.join(", ")
-                );
+                out += &c.line();
             }
         }
         for o in &self.offers {
@@ -583,20 +592,7 @@ impl Explanation {
                 o.description
             );
             for c in &o.conditions {
-                let mark = match c.holds {
-                    Some(true) => "✓",
-                    Some(false) => "✗",
-                    None => "✗ (NULL)",
-                };
-                let values: Vec<String> =
-                    c.values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-                let _ = writeln!(
-                    out,
-                    "  {mark} {}: {}    [{}]",
-                    c.name,
-                    c.sql,
-                    values.join(", ")
-                );
+                out += &c.line();
             }
             if !o.held_back_by.is_empty() {
                 let _ = writeln!(out, "  held back by {}", o.held_back_by.join(", "));
