@@ -94,6 +94,14 @@ pub enum Command {
     /// Check the YAML, the SQL, the DAG and every model's plan against the sources' schemas,
     /// without reading data rows.
     Validate { pipeline: String },
+    /// Run the pipeline's SQL unit tests (pipelines/<name>.tests.yaml, tests/<name>/*.yaml):
+    /// given rows in, expected rows out, in memory.
+    Test {
+        pipeline: String,
+        /// Only run tests whose name contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+    },
     /// Show the DAG and what a run would do.
     Plan {
         pipeline: String,
@@ -263,6 +271,14 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
                 pipeline.sources.len(),
                 pipeline.models.len()
             );
+        }
+        Command::Test { pipeline, filter } => {
+            let pipeline = Pipeline::load(&pipeline_path(&pipeline))?;
+            let report = crate::unit_tests::run_tests(&pipeline, filter.as_deref()).await?;
+            print!("{}", report.to_text());
+            if report.failed() > 0 {
+                return Err(Error::TestsFailed(report.failed()));
+            }
         }
         Command::Plan { pipeline, format } => {
             let pipeline = Pipeline::load(&pipeline_path(&pipeline))?;

@@ -3,6 +3,7 @@
 use crate::generate::GenerateError;
 use crate::pipeline::CompileError;
 use crate::run::{BackfillError, RunError};
+use crate::unit_tests::UnitTestError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -16,6 +17,10 @@ pub enum Error {
     Usage(String),
     #[error(transparent)]
     Generate(#[from] GenerateError),
+    #[error(transparent)]
+    UnitTest(#[from] UnitTestError),
+    #[error("{0} SQL unit test(s) failed")]
+    TestsFailed(usize),
 }
 
 impl From<RunError> for Error {
@@ -39,6 +44,8 @@ impl Error {
             Error::Backfill(err) => err.source.exit_code(),
             Error::Usage(_) => 2,
             Error::Generate(_) => 1,
+            Error::UnitTest(err) => err.exit_code(),
+            Error::TestsFailed(_) => 1,
         }
     }
 }

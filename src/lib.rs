@@ -23,3 +23,4 @@ pub mod store;
 pub mod suppressions;
 
 pub use error::Error;
+pub mod unit_tests;

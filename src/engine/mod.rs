@@ -151,6 +151,57 @@ pub async fn plan_sql(
         .map_err(|e| EngineError::execution("generated SQL", e))
 }
 
+/// One row of a small aggregate: its text columns (labels) and its integer columns (counts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountRow {
+    pub labels: Vec<String>,
+    pub counts: Vec<u64>,
+}
+
+/// Runs a small aggregate (GROUP BY over a few labels) and returns its rows. Only for results
+/// of a few rows per segment or offer: the tables themselves are never collected.
+pub async fn count_rows(
+    ctx: &SessionContext,
+    what: &str,
+    sql: &str,
+    params: &Params,
+) -> Result<Vec<CountRow>, EngineError> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::{DataType, Int64Type};
+    let batches = plan_sql(ctx, sql, params)
+        .await?
+        .collect()
+        .await
+        .map_err(|e| EngineError::execution(what, e))?;
+    let mut rows = Vec::new();
+    for batch in &batches {
+        let mut labels = Vec::new();
+        let mut counts = Vec::new();
+        for column in batch.columns() {
+            let failed = |e| EngineError::execution(what, DataFusionError::from(e));
+            if column.data_type().is_integer() {
+                counts.push(cast(column, &DataType::Int64).map_err(failed)?);
+            } else {
+                labels.push(cast(column, &DataType::Utf8).map_err(failed)?);
+            }
+        }
+        for row in 0..batch.num_rows() {
+            rows.push(CountRow {
+                labels: labels
+                    .iter()
+                    .map(|a| a.as_string::<i32>().value(row).to_string())
+                    .collect(),
+                counts: counts
+                    .iter()
+                    .map(|a| a.as_primitive::<Int64Type>().value(row).max(0) as u64)
+                    .collect(),
+            });
+        }
+    }
+    Ok(rows)
+}
+
 /// Plans a model and registers it as a view under its name.
 pub async fn register_view(
     ctx: &SessionContext,

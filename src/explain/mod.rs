@@ -265,14 +265,32 @@ pub async fn explain(
             .await?
             .is_some(),
         };
-        let held_back_by: Vec<String> = pipeline
-            .suppressions
-            .iter()
-            .filter(|s| s.scope.covers_segment(segment))
-            .filter(|s| explanation.suppressions.iter().any(|e| e.name == s.name))
-            .map(|s| s.name.clone())
-            .collect();
-        let member = qualifies && held_back_by.is_empty();
+        // Which matching rules hold the customer back, on which of the segment's channels.
+        let mut held_back_by = Vec::new();
+        let mut whole = false;
+        let mut held_channels: Vec<&str> = Vec::new();
+        for s in &pipeline.suppressions {
+            if !explanation.suppressions.iter().any(|e| e.name == s.name) {
+                continue;
+            }
+            match s.scope.segment_channels(segment) {
+                None => {
+                    whole = true;
+                    held_back_by.push(s.name.clone());
+                }
+                Some(channels) if !channels.is_empty() => {
+                    held_back_by.push(format!("{} (on {})", s.name, channels.join(", ")));
+                    held_channels.extend(channels);
+                }
+                Some(_) => {}
+            }
+        }
+        let every_channel_held = !segment.channels.is_empty()
+            && segment
+                .channels
+                .iter()
+                .all(|c| held_channels.contains(&c.as_str()));
+        let member = qualifies && !whole && !every_channel_held;
         let group = if member {
             group_of(&ctx, segments, segment, &key_sql, &params).await?
         } else {
@@ -463,7 +481,7 @@ async fn group_of(
 ) -> Result<Option<String>, RunError> {
     let sql = format!(
         "SELECT {} FROM (SELECT {key_sql} AS __key, {} AS segment)",
-        segments::group_case(segments, "__key"),
+        segments::group_case(segments, "__key", "segment"),
         literal(&segment.name)
     );
     Ok(one_row(ctx, &sql, params)

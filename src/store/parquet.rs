@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::{BatchCoalescer, cast};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::parquet::arrow::AsyncArrowWriter;
@@ -147,6 +147,28 @@ impl ParquetWriter {
         Ok(())
     }
 
+    /// The batch with this writer's portable column types.
+    pub fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
+        let failed = |e: datafusion::arrow::error::ArrowError| StoreError::Parquet {
+            path: self.dir.clone(),
+            message: e.to_string(),
+        };
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(column, field)| {
+                if column.data_type() == field.data_type() {
+                    Ok(column.clone())
+                } else {
+                    cast(column, field.data_type())
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(failed)?;
+        RecordBatch::try_new(self.schema.clone(), columns).map_err(failed)
+    }
+
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
         if batch.num_rows() == 0 {
             return Ok(());
@@ -162,29 +184,8 @@ impl ParquetWriter {
         if self.current.is_none() {
             self.open()?;
         }
-        let columns = batch
-            .columns()
-            .iter()
-            .zip(self.schema.fields())
-            .map(|(column, field)| {
-                if column.data_type() == field.data_type() {
-                    Ok(column.clone())
-                } else {
-                    cast(column, field.data_type())
-                }
-            })
-            .collect::<Result<Vec<_>, _>>();
+        let batch = self.conform(batch)?;
         let (writer, path, rows) = self.current.as_mut().expect("opened above");
-        let columns = columns.map_err(|e| StoreError::Parquet {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| {
-            StoreError::Parquet {
-                path: path.clone(),
-                message: e.to_string(),
-            }
-        })?;
         writer
             .write(&batch)
             .await
@@ -230,6 +231,11 @@ fn parquet_error(path: &Path, err: impl std::fmt::Display) -> StoreError {
     }
 }
 
+/// Rows per batch handed to the Parquet writer. Page and row-group boundaries follow batch
+/// boundaries, so re-chunking to a fixed size makes the same rows give the same bytes however
+/// DataFusion happened to split them.
+const WRITE_BATCH_ROWS: usize = 8192;
+
 /// Streams every batch of `stream` into Parquet files in `dir`.
 pub async fn write_stream(
     mut stream: SendableRecordBatchStream,
@@ -238,9 +244,23 @@ pub async fn write_stream(
 ) -> Result<(Vec<WrittenFile>, Vec<ColumnSchema>), StoreError> {
     let mut writer = ParquetWriter::new(dir, run_root, &stream.schema());
     let schema = describe_schema(writer.schema());
+    let mut chunks = BatchCoalescer::new(writer.schema().clone(), WRITE_BATCH_ROWS);
+    let coalesce_error = |e: datafusion::arrow::error::ArrowError| StoreError::Parquet {
+        path: dir.to_owned(),
+        message: e.to_string(),
+    };
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(StoreError::Query)?;
-        writer.write(&batch).await?;
+        chunks
+            .push_batch(writer.conform(&batch)?)
+            .map_err(coalesce_error)?;
+        while let Some(chunk) = chunks.next_completed_batch() {
+            writer.write(&chunk).await?;
+        }
+    }
+    chunks.finish_buffered_batch().map_err(coalesce_error)?;
+    while let Some(chunk) = chunks.next_completed_batch() {
+        writer.write(&chunk).await?;
     }
     Ok((writer.finish().await?, schema))
 }

@@ -165,31 +165,71 @@ pub async fn evaluate(
     Ok(())
 }
 
-/// `(suppression, segment)` pairs: which rule holds back which segment.
+/// `(suppression, segment, channel)`: which rule holds back which segment, on which of its
+/// channels (`*`: the whole segment).
 pub fn segment_scope(pipeline: &Pipeline) -> String {
-    let mut pairs = Vec::new();
+    let mut rows = Vec::new();
     if let Some(segments) = &pipeline.segments {
         for suppression in &pipeline.suppressions {
             for segment in &segments.list {
-                if suppression.scope.covers_segment(segment) {
-                    pairs.push(format!(
-                        "({}, {})",
+                let channels = suppression
+                    .scope
+                    .segment_channels(segment)
+                    .unwrap_or_else(|| vec!["*"]);
+                for channel in channels {
+                    rows.push(format!(
+                        "({}, {}, {})",
                         literal(&suppression.name),
-                        literal(&segment.name)
+                        literal(&segment.name),
+                        literal(channel)
                     ));
                 }
             }
         }
     }
-    if pairs.is_empty() {
-        "SELECT CAST(NULL AS VARCHAR) AS suppression, CAST(NULL AS VARCHAR) AS segment WHERE false"
-            .into()
-    } else {
-        format!(
-            "SELECT column1 AS suppression, column2 AS segment FROM (VALUES {})",
-            pairs.join(", ")
-        )
+    values(rows, &["suppression", "segment", "channel"])
+}
+
+/// `(segment, channel)` for every channel a segment is activated through; `''` for a segment
+/// that names none.
+pub fn segment_channels(pipeline: &Pipeline) -> String {
+    let rows = pipeline
+        .segments
+        .iter()
+        .flat_map(|s| &s.list)
+        .flat_map(|segment| {
+            let channels = if segment.channels.is_empty() {
+                vec![String::new()]
+            } else {
+                segment.channels.clone()
+            };
+            channels
+                .into_iter()
+                .map(move |c| format!("({}, {})", literal(&segment.name), literal(&c)))
+        })
+        .collect();
+    values(rows, &["segment", "channel"])
+}
+
+/// A table of string rows as SQL (`VALUES`), or an empty table with those columns.
+pub fn values(rows: Vec<String>, columns: &[&str]) -> String {
+    if rows.is_empty() {
+        let nulls: Vec<String> = columns
+            .iter()
+            .map(|c| format!("CAST(NULL AS VARCHAR) AS {c}"))
+            .collect();
+        return format!("SELECT {} WHERE false", nulls.join(", "));
     }
+    let named: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("column{} AS {c}", i + 1))
+        .collect();
+    format!(
+        "SELECT {} FROM (VALUES {})",
+        named.join(", "),
+        rows.join(", ")
+    )
 }
 
 /// A predicate that keeps only keys that were never erased.
@@ -285,8 +325,9 @@ pub async fn write_suppressed(
     .await?;
     outputs.push(written.into_output("suppressed", OutputKind::Suppressed, relative.into()));
 
-    let counts = engine::plan_sql(
+    let counts = engine::count_rows(
         ctx,
+        "suppression counts",
         &format!(
             "SELECT m.suppression, m.matched, COALESCE(h.held, 0) AS held FROM \
              (SELECT suppression, COUNT(DISTINCT {key}) AS matched FROM {SUPPRESSIONS} GROUP BY 1) m \
@@ -294,10 +335,7 @@ pub async fn write_suppressed(
         ),
         params,
     )
-    .await?
-    .collect()
-    .await
-    .map_err(|e| EngineError::execution("suppression counts", e))?;
+    .await?;
     let mut stats: Vec<SuppressionStats> = pipeline
         .suppressions
         .iter()
@@ -308,20 +346,12 @@ pub async fn write_suppressed(
             ..Default::default()
         })
         .collect();
-    for batch in &counts {
-        use datafusion::arrow::array::AsArray;
-        use datafusion::arrow::datatypes::Int64Type;
-        let names = datafusion::arrow::compute::cast(
-            batch.column(0),
-            &datafusion::arrow::datatypes::DataType::Utf8,
-        )
-        .map_err(|e| EngineError::execution("suppression counts", e.into()))?;
-        let names = names.as_string::<i32>();
-        for row in 0..batch.num_rows() {
-            if let Some(s) = stats.iter_mut().find(|s| s.name == names.value(row)) {
-                s.matched = batch.column(1).as_primitive::<Int64Type>().value(row) as u64;
-                s.held_back = batch.column(2).as_primitive::<Int64Type>().value(row) as u64;
-            }
+    for row in counts {
+        if let (Some(s), &[matched, held_back]) = (
+            stats.iter_mut().find(|s| s.name == row.labels[0]),
+            &row.counts[..],
+        ) {
+            (s.matched, s.held_back) = (matched, held_back);
         }
     }
     Ok(stats)

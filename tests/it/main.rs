@@ -9,3 +9,4 @@ mod sample;
 mod segments;
 mod stories;
 mod support;
+mod unit_tests;

@@ -110,3 +110,10 @@ fn sample_pipeline_runs_and_publishes_every_customer() {
             .all(|o| o["assigned"].as_u64().unwrap() > 0)
     );
 }
+
+#[test]
+fn sample_pipeline_sql_unit_tests_pass() {
+    let p = Project::sample();
+    let out = p.ok(&["test", "daily_segments"]);
+    assert!(out.trim_end().ends_with("5 passed, 0 failed"), "{out}");
+}

@@ -105,7 +105,7 @@ fn audiences_carry_group_reasons_and_activation_columns() {
             &p,
             "select * from read_parquet('{out}/runs/run_date=2026-11-04/audiences/segment=big_spenders/*.parquet', hive_partitioning=false)"
         ),
-        [r#"["1", "treatment", "spent_over_100_today: spend_today > 100", "Ada", "email"]"#]
+        [r#"["1", "treatment", "spent_over_100_today: spend_today > 100", null, "Ada", "email"]"#]
     );
     assert_eq!(
         rows(

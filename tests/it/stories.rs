@@ -86,6 +86,12 @@ fn customers_are_never_sold_what_they_hold_nor_emailed_without_consent() {
             );
         }
     }
+    // A segment with several channels keeps Eve, reachable by post only.
+    let channels = p.duckdb(
+        "stories",
+        "select customer_id, channels from read_parquet('{out}/runs/run_date=2026-11-09/audiences/segment=winter_promo/*.parquet') where customer_id in (1, 3) order by 1",
+    );
+    assert_eq!(channels, [r#"["1", "email,mail"]"#, r#"["3", "mail"]"#]);
     // Eve still gets the mail audience she consented to.
     assert!(audience(&p, "2026-11-09", "internet_acquisition").contains(&"3".to_string()));
 }

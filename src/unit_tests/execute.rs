@@ -1,0 +1,319 @@
+//! One test, run in memory: a fresh session holding the given rows, the models the expectation
+//! needs, then the same steps as `segflow run` for segments, suppressions and offers, writing
+//! into a scratch folder that is removed afterwards.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+
+use super::compare;
+use super::prepare::{PreparedTest, Tables, Target};
+use super::rows;
+use crate::engine::{self, EngineError, EngineOptions};
+use crate::pipeline::sql::literal;
+use crate::pipeline::{Model, Params, Pipeline, Rule};
+use crate::run::{RunError, RunPaths, register_parquet_dir};
+use crate::suppressions;
+
+/// The table a test's output folder is read back as.
+const OUTPUT: &str = "__segflow_test_output";
+
+/// Runs one test; `None` when it passed, else the diff or the error.
+pub async fn run_test(pipeline: &Pipeline, tables: &Tables, test: &PreparedTest) -> Option<String> {
+    if let Some(blocked) = &test.blocked {
+        return Some(blocked.clone());
+    }
+    let what = test.target.describe();
+    let workspace = match Workspace::new() {
+        Ok(workspace) => workspace,
+        Err(err) => {
+            return Some(format!(
+                "cannot create a scratch folder for the test: {err}"
+            ));
+        }
+    };
+    let (schema, batches) = match actual(pipeline, tables, test, &workspace).await {
+        Ok(result) => result,
+        Err(err) => return Some(format!("{what} could not run: {err}")),
+    };
+    let columns: Vec<String> = test
+        .columns
+        .clone()
+        .unwrap_or_else(|| schema.fields().iter().map(|f| f.name().clone()).collect());
+    let mut indices = Vec::new();
+    for column in &columns {
+        match schema.index_of(column) {
+            Ok(i) => indices.push(i),
+            Err(_) => {
+                let have: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                return Some(format!(
+                    "{what} has no column \"{column}\"; its columns are: {}",
+                    have.join(", ")
+                ));
+            }
+        }
+    }
+    let actual = match rows::actual_cells(&batches, &indices) {
+        Ok(cells) => cells,
+        Err(err) => return Some(format!("{what}: cannot display the rows: {err}")),
+    };
+    let diff = compare::compare(&test.expected, &actual);
+    (!diff.matches()).then(|| format!("{what}: {}\n{}", diff.summary(), diff.render(&columns)))
+}
+
+/// A scratch folder for the files segments, suppressions and offers write; removed on drop.
+struct Workspace {
+    dir: PathBuf,
+}
+
+impl Workspace {
+    fn new() -> std::io::Result<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "segflow-test-{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(dir.join("run"))?;
+        std::fs::create_dir_all(dir.join("work"))?;
+        Ok(Self { dir })
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+
+    fn work_dir(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn register_rows(
+    ctx: &SessionContext,
+    name: &str,
+    schema: &SchemaRef,
+    batch: Option<&RecordBatch>,
+) -> Result<(), RunError> {
+    let batch = batch
+        .cloned()
+        .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
+    let table = MemTable::try_new(schema.clone(), vec![vec![batch]])
+        .map_err(|e| EngineError::execution(format!("given rows of {name}"), e))?;
+    ctx.register_table(name, Arc::new(table))
+        .map_err(|e| EngineError::execution(format!("given rows of {name}"), e))?;
+    Ok(())
+}
+
+/// The models the expectation reads, directly or through other models, stopping at models
+/// replaced by given rows.
+fn needed_models(pipeline: &Pipeline, test: &PreparedTest) -> BTreeSet<String> {
+    let mut needed = BTreeSet::new();
+    match &test.target {
+        Target::Model(name) => {
+            needed.insert(name.clone());
+        }
+        Target::Segment(_) | Target::Suppression(_) | Target::Offers(_) => {
+            // Suppressions and segments are planned together on the profile, as in a run.
+            let sql_rules = pipeline
+                .segments
+                .iter()
+                .flat_map(|s| s.list.iter().map(|s| &s.rule))
+                .chain(pipeline.suppressions.iter().map(|s| &s.rule));
+            for rule in sql_rules {
+                if let Rule::Sql(query) = rule {
+                    needed.extend(query.tables.iter().cloned());
+                }
+            }
+            needed.extend(pipeline.segments.iter().map(|s| s.from.clone()));
+            needed.extend(pipeline.offers.iter().map(|o| o.from.clone()));
+        }
+    }
+    // Models are in run order: walking back, each needed model adds what it reads.
+    for model in pipeline.models.iter().rev() {
+        if needed.contains(&model.name) && !test.given.contains_key(&model.name) {
+            needed.extend(model.reads().iter().cloned());
+        }
+    }
+    needed
+}
+
+/// Plans a model as a view. Like a run, a materialized model that has the key column leaves
+/// out erased customers.
+async fn register_model(
+    ctx: &SessionContext,
+    key: Option<&str>,
+    model: &Model,
+    params: &Params,
+) -> Result<(), EngineError> {
+    let what = format!("model {}", model.name);
+    let df = engine::plan_query(ctx, &what, &model.query, params).await?;
+    let key =
+        key.filter(|k| model.materialize && df.schema().field_with_unqualified_name(k).is_ok());
+    let df = match key {
+        None => df,
+        Some(key) => {
+            let scratch = format!("__segflow_unfiltered_{}", model.name);
+            ctx.register_table(scratch.as_str(), df.into_view())
+                .map_err(|e| EngineError::execution(&what, e))?;
+            engine::plan_sql(
+                ctx,
+                &format!(
+                    "SELECT * FROM {scratch} WHERE {}",
+                    suppressions::not_erased(key)
+                ),
+                params,
+            )
+            .await?
+        }
+    };
+    ctx.register_table(model.name.as_str(), df.into_view())
+        .map_err(|e| EngineError::execution(&what, e))?;
+    Ok(())
+}
+
+async fn collect(
+    ctx: &SessionContext,
+    what: &str,
+    sql: &str,
+    params: &Params,
+) -> Result<(SchemaRef, Vec<RecordBatch>), RunError> {
+    let df = engine::plan_sql(ctx, sql, params).await?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let batches = df
+        .collect()
+        .await
+        .map_err(|e| EngineError::execution(what, e))?;
+    Ok((schema, batches))
+}
+
+async fn read_back(
+    ctx: &SessionContext,
+    what: &str,
+    dir: &Path,
+    filter: &str,
+    params: &Params,
+) -> Result<(SchemaRef, Vec<RecordBatch>), RunError> {
+    register_parquet_dir(ctx, OUTPUT, dir).await?;
+    collect(
+        ctx,
+        what,
+        &format!("SELECT * FROM {OUTPUT} {filter}"),
+        params,
+    )
+    .await
+}
+
+/// The rows of the test's target, computed the way `segflow run` computes them.
+async fn actual(
+    pipeline: &Pipeline,
+    tables: &Tables,
+    test: &PreparedTest,
+    workspace: &Workspace,
+) -> Result<(SchemaRef, Vec<RecordBatch>), RunError> {
+    let (ctx, _) = engine::session(&EngineOptions::default())?;
+    // A handful of rows: one partition plans and runs fastest.
+    ctx.sql("SET datafusion.execution.target_partitions = 1")
+        .await
+        .map_err(|e| EngineError::execution("test session", e))?;
+    let params = &test.params;
+    let (run_dir, work_dir) = (workspace.run_dir(), workspace.work_dir());
+
+    for (name, schema) in &tables.sources {
+        register_rows(&ctx, name, schema, test.given.get(name))?;
+    }
+    let key = pipeline.key.as_deref();
+    let mut outputs = Vec::new();
+    if let Some(key) = key {
+        suppressions::register_erased(&ctx, pipeline, key, params, None, &run_dir, &mut outputs)
+            .await?;
+    }
+    let needed = needed_models(pipeline, test);
+    for model in pipeline.models.iter().filter(|m| needed.contains(&m.name)) {
+        match test.given.get(&model.name) {
+            Some(batch) => {
+                let schema = batch.schema();
+                register_rows(&ctx, &model.name, &schema, Some(batch))?;
+            }
+            None => register_model(&ctx, key, model, params).await?,
+        }
+    }
+
+    let what = test.target.describe();
+    if let Target::Model(name) = &test.target {
+        return collect(&ctx, &what, &format!("SELECT * FROM {name}"), params).await;
+    }
+    let key = key.expect("compile requires a key with segments, suppressions and offers");
+    let profile = pipeline
+        .segments
+        .as_ref()
+        .map(|s| s.from.as_str())
+        .or(pipeline.offers.as_ref().map(|o| o.from.as_str()))
+        .expect("compile requires a profile with suppressions");
+    suppressions::evaluate(&ctx, pipeline, key, profile, params, &work_dir).await?;
+    match &test.target {
+        Target::Model(_) => unreachable!("returned above"),
+        Target::Suppression(name) => {
+            let sql = format!(
+                "SELECT * FROM {} WHERE suppression = {}",
+                suppressions::SUPPRESSIONS,
+                literal(name)
+            );
+            collect(&ctx, &what, &sql, params).await
+        }
+        Target::Segment(name) => {
+            let segments = pipeline.segments.as_ref().expect("checked when prepared");
+            crate::segments::run_segments(
+                &ctx,
+                pipeline,
+                segments,
+                params,
+                RunPaths {
+                    run_dir: &run_dir,
+                    work_dir: &work_dir,
+                    previous_run: None,
+                },
+                &mut outputs,
+            )
+            .await?;
+            read_back(
+                &ctx,
+                &what,
+                &run_dir.join(format!("audiences/segment={name}")),
+                "",
+                params,
+            )
+            .await
+        }
+        Target::Offers(offer) => {
+            let offers = pipeline.offers.as_ref().expect("checked when prepared");
+            crate::offers::run_offers(
+                &ctx,
+                pipeline,
+                offers,
+                params,
+                RunPaths {
+                    run_dir: &run_dir,
+                    work_dir: &work_dir,
+                    previous_run: None,
+                },
+                &mut outputs,
+            )
+            .await?;
+            let filter = offer
+                .as_ref()
+                .map(|o| format!("WHERE offer = {}", literal(o)))
+                .unwrap_or_default();
+            read_back(&ctx, &what, &run_dir.join("offers"), &filter, params).await
+        }
+    }
+}
