@@ -265,11 +265,22 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
         Command::Validate { pipeline } => {
             let pipeline = Pipeline::load(&pipeline_path(&pipeline))?;
             run::validate(&pipeline).await?;
+            // Test files are part of the pipeline: check them too, when there are any.
+            let tests = if crate::unit_tests::test_files(&pipeline).is_empty() {
+                0
+            } else {
+                crate::unit_tests::check_tests(&pipeline).await?
+            };
             println!(
-                "{}: ok ({} sources, {} models)",
+                "{}: ok ({} sources, {} models, {} segments, {} suppressions, {} offers, {} checks, {} SQL tests)",
                 pipeline.file.display(),
                 pipeline.sources.len(),
-                pipeline.models.len()
+                pipeline.models.len(),
+                pipeline.segments.as_ref().map_or(0, |s| s.list.len()),
+                pipeline.suppressions.len(),
+                pipeline.offers.as_ref().map_or(0, |o| o.list.len()),
+                pipeline.checks.len(),
+                tests
             );
         }
         Command::Test { pipeline, filter } => {
