@@ -4,8 +4,6 @@
 
 mod sources;
 
-use std::sync::Arc;
-
 use datafusion::common::DataFusionError;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
@@ -267,9 +265,6 @@ fn quoted_names(message: &str) -> impl Iterator<Item = &str> {
             .filter_map(|rest| rest.split(['.', ' ', ',']).next().filter(|s| !s.is_empty())),
     )
 }
-
-/// The shared handle type for object stores.
-pub type Store = Arc<dyn object_store::ObjectStore>;
 
 #[cfg(test)]
 mod tests {
