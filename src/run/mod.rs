@@ -201,7 +201,12 @@ async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunRepor
         .instrument(span)
         .await?;
         let step = step(&format!("model {}", model.name), rows, clock);
-        info!(model = %model.name, rows = ?rows, elapsed_ms = step.elapsed_ms, "model done");
+        match rows {
+            Some(rows) => {
+                info!(model = %model.name, rows, elapsed_ms = step.elapsed_ms, "model done")
+            }
+            None => info!(model = %model.name, "model planned as a view"),
+        }
         steps.push(step);
     }
 

@@ -172,3 +172,34 @@ fn an_older_date_does_not_move_latest() {
     let manifest = p.json("out/mini/runs/run_date=2026-11-21/manifest.json");
     assert_eq!(manifest["outputs"][0]["rows"], 4);
 }
+
+#[test]
+fn json_logs_carry_the_pipeline_run_date_and_steps() {
+    let p = Project::mini();
+    let out = p
+        .command(&[
+            "--log-format",
+            "json",
+            "run",
+            PIPELINE,
+            "--date",
+            "2026-11-20",
+        ])
+        .env("SEGFLOW_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stderr)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let model = lines
+        .iter()
+        .find(|l| l["message"] == "model done" && l["model"] == "profile")
+        .expect("a log line per model");
+    assert_eq!(model["span"]["pipeline"], "mini");
+    assert_eq!(model["span"]["run_date"], "2026-11-20");
+    assert_eq!(model["rows"], 3);
+    assert!(lines.iter().any(|l| l["message"] == "run published"));
+}
