@@ -1,7 +1,16 @@
 -- One row per customer who had joined by the run date: who they are, where they live now, how
 -- they behave and what they hold. Everything segments, suppressions and offers decide on.
-WITH held AS (
+WITH held_products AS (
     -- A product is held on the run date if it started on or before it and had not ended by then.
+    -- One row per product held, so the count below needs no COUNT(DISTINCT), whose per-group hash
+    -- sets cost kilobytes per customer.
+    SELECT DISTINCT customer_id, product
+    FROM holdings
+    WHERE CAST(started_on AS DATE) <= $run_date
+      AND (ended_on IS NULL OR CAST(ended_on AS DATE) > $run_date)
+),
+
+held AS (
     SELECT
         customer_id,
         BOOL_OR(product IN ('internet_dsl', 'internet_fiber')) AS owns_internet,
@@ -11,10 +20,8 @@ WITH held AS (
         BOOL_OR(product = 'mobile') AS owns_mobile,
         BOOL_OR(product = 'satellite_tv') AS owns_satellite_tv,
         BOOL_OR(product = 'tv_streaming') AS owns_tv_streaming,
-        COUNT(DISTINCT product) AS products_held
-    FROM holdings
-    WHERE CAST(started_on AS DATE) <= $run_date
-      AND (ended_on IS NULL OR CAST(ended_on AS DATE) > $run_date)
+        COUNT(*) AS products_held
+    FROM held_products
     GROUP BY customer_id
 ),
 

@@ -6,7 +6,8 @@
 //! crm/customers.csv            one row per customer (the CRM as of the end of the window)
 //! crm/address_changes.csv      every address a customer has lived at, with serviceability
 //! crm/holdings.csv             products held, with start and end dates
-//! events/year=YYYY/month=M/part-00000.parquet   interactions, one file per calendar month
+//! events/year=YYYY/month=M/part-00000.parquet   interactions, one folder per calendar month
+//!                                               (part-00001… once a month passes 4M rows)
 //! ```
 //!
 //! The same options always produce byte-identical files: each customer is simulated from its own
@@ -110,6 +111,13 @@ const PROGRESS_EVERY: u64 = 100_000;
 
 /// Writes the data set described by `opts` and says what it wrote.
 pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary, GenerateError> {
+    generate_in_files_of(opts, sink::ROWS_PER_FILE)
+}
+
+fn generate_in_files_of(
+    opts: &GenerateOptions,
+    rows_per_file: usize,
+) -> Result<GenerateSummary, GenerateError> {
     if opts.customers == 0 {
         return Err(GenerateError::NoCustomers);
     }
@@ -141,7 +149,7 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary, GenerateError
     remove_stale_months(&opts.out)?;
 
     let mut crm = CrmWriter::create(&crm_dir)?;
-    let mut events = EventWriter::new(opts.out.clone(), &window);
+    let mut events = EventWriter::new(opts.out.clone(), &window, rows_per_file);
     let mut summary = GenerateSummary {
         customers: opts.customers,
         address_changes: 0,
