@@ -193,12 +193,16 @@ pub async fn run_offers(
             .collect(),
         &["suppression", "offer", "channel"],
     );
+    // Each match spread over the (offer, channel) pairs its rule covers first, then joined to
+    // the eligible offers on (key, offer): two equi-joins, whatever the number of rules.
     let held = format!(
-        "SELECT e.{key}, 'offer' AS held_back_from, e.offer || ' via ' || oc.channel AS target, \
-                e.offer, oc.channel, s.suppression, s.reason, s.detail \
-         FROM {ELIGIBLE} e JOIN ({offer_channels}) oc ON oc.offer = e.offer \
-         JOIN {SUPPRESSIONS} s ON s.{key} = e.{key} AND (s.offer IS NULL OR s.offer = e.offer) \
-         JOIN ({scope}) sc ON sc.suppression = s.suppression AND sc.offer = e.offer AND sc.channel = oc.channel"
+        "WITH covered AS ( \
+           SELECT s.{key}, sc.offer, sc.channel, s.suppression, s.reason, s.detail \
+           FROM {SUPPRESSIONS} s JOIN ({scope}) sc ON sc.suppression = s.suppression \
+           WHERE s.offer IS NULL OR s.offer = sc.offer) \
+         SELECT e.{key}, 'offer' AS held_back_from, e.offer || ' via ' || h.channel AS target, \
+                e.offer, h.channel, h.suppression, h.reason, h.detail \
+         FROM {ELIGIBLE} e JOIN covered h ON h.{key} = e.{key} AND h.offer = e.offer"
     );
     materialize(
         ctx,

@@ -482,6 +482,7 @@ pub async fn write_query(
             },
             other => other,
         })?;
+    let clock = Instant::now();
     let stream = df
         .execute_stream()
         .await
@@ -489,7 +490,15 @@ pub async fn write_query(
     let (files, schema) = write_stream(stream, target, run_root)
         .await
         .map_err(|source| step_error(what, source))?;
-    Ok(Written { files, schema })
+    let written = Written { files, schema };
+    tracing::debug!(
+        what,
+        target = %target.strip_prefix(run_root).unwrap_or(target).display(),
+        rows = written.rows(),
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "written"
+    );
+    Ok(written)
 }
 
 /// Registers a folder of Parquet files segflow wrote as a table.
