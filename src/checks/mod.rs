@@ -96,6 +96,28 @@ fn rename(err: EngineError, what: &str) -> RunError {
     })
 }
 
+/// Row counts of the checked tables, each counted once however many checks read it.
+#[derive(Default)]
+struct Totals(std::collections::HashMap<String, u64>);
+
+impl Totals {
+    async fn rows(
+        &mut self,
+        ctx: &SessionContext,
+        what: &str,
+        table: &str,
+        params: &Params,
+    ) -> Result<u64, RunError> {
+        if let Some(rows) = self.0.get(table) {
+            return Ok(*rows);
+        }
+        let rows =
+            count(&collect(ctx, what, &format!("SELECT COUNT(*) FROM {table}"), params).await?);
+        self.0.insert(table.to_string(), rows);
+        Ok(rows)
+    }
+}
+
 /// The query returning a row check's failing rows.
 fn failing_rows(check: &Check, table: &str) -> Option<String> {
     let join_on = |cols: &[String]| {
@@ -212,6 +234,7 @@ pub async fn run_table_checks(
 ) -> Result<Vec<CheckResult>, RunError> {
     plan_checks(ctx, pipeline, params).await?;
     let mut results = Vec::new();
+    let mut totals = Totals::default();
     for check in &pipeline.checks {
         let Some(table) = check.target.table() else {
             continue;
@@ -237,9 +260,7 @@ pub async fn run_table_checks(
                 result.message = "the data matches the contract".into();
             }
             CheckKind::RowCount { min, max } => {
-                let rows = count(
-                    &collect(ctx, &what, &format!("SELECT COUNT(*) FROM {table}"), params).await?,
-                );
+                let rows = totals.rows(ctx, &what, table, params).await?;
                 result.total = Some(rows);
                 result.threshold = match (min, max) {
                     (Some(a), Some(b)) => format!("between {a} and {b} rows"),
@@ -305,10 +326,7 @@ pub async fn run_table_checks(
                 let total = if matches!(check.kind, CheckKind::Sql(_)) {
                     None
                 } else {
-                    Some(count(
-                        &collect(ctx, &what, &format!("SELECT COUNT(*) FROM {table}"), params)
-                            .await?,
-                    ))
+                    Some(totals.rows(ctx, &what, table, params).await?)
                 };
                 let percent = total.map(|t| {
                     if t == 0 {

@@ -291,6 +291,7 @@ pub async fn run_offers(
             proposals(refused)
         )
     };
+    let mut refused_rows = 0;
     let mut settled = false;
     for round in 1..=MAX_ROUNDS {
         let next = format!("__segflow_refused_{round}");
@@ -309,14 +310,9 @@ pub async fn run_offers(
             &next,
         )
         .await?;
-        let before = ctx
-            .table(refused_table.as_str())
-            .await
-            .map_err(|e| EngineError::execution("offer decision", e))?
-            .count()
-            .await
-            .map_err(|e| EngineError::execution("offer decision", e))? as u64;
         refused_table = next;
+        // Refusals only accumulate: no new row means nobody was refused this round.
+        let before = std::mem::replace(&mut refused_rows, written);
         if written == before {
             settled = true;
             break;
@@ -395,7 +391,15 @@ pub async fn run_offers(
          LEFT JOIN (SELECT DISTINCT {key}, offer FROM {refused_table}) r ON r.{key} = e.{key} AND r.offer = e.offer \
          ORDER BY e.{key}, e.offer"
     );
-    let written = materialize_output(ctx, &decisions, params, run_dir, "decisions").await?;
+    let written = write_query(
+        ctx,
+        "decisions",
+        &decisions,
+        params,
+        &run_dir.join("decisions"),
+        run_dir,
+    )
+    .await?;
     outputs.push(written.into_output("decisions", OutputKind::Decisions, "decisions".into()));
     register_parquet_dir(ctx, DECISIONS, &run_dir.join("decisions")).await?;
 
@@ -432,16 +436,6 @@ pub async fn run_offers(
     outputs.push(written.into_output("offer_changes", OutputKind::Changes, "offer_changes".into()));
 
     stats(ctx, key, offers, params).await
-}
-
-async fn materialize_output(
-    ctx: &SessionContext,
-    sql: &str,
-    params: &Params,
-    run_dir: &Path,
-    relative: &str,
-) -> Result<crate::run::Written, RunError> {
-    write_query(ctx, relative, sql, params, &run_dir.join(relative), run_dir).await
 }
 
 /// Streams `sql` into scratch Parquet and registers it as `table`; returns its row count.

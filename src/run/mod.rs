@@ -501,13 +501,19 @@ pub async fn write_query(
     Ok(written)
 }
 
-/// Registers a folder of Parquet files segflow wrote as a table.
+/// Registers Parquet segflow wrote (a folder of files, or one `.parquet` file) as a table,
+/// replacing any table of that name.
 pub async fn register_parquet_dir(
     ctx: &SessionContext,
     name: &str,
     dir: &Path,
 ) -> Result<(), EngineError> {
-    let url = ListingTableUrl::parse(format!("{}/", dir.display()))
+    let location = if dir.is_file() {
+        dir.display().to_string()
+    } else {
+        format!("{}/", dir.display())
+    };
+    let url = ListingTableUrl::parse(location)
         .map_err(|e| EngineError::execution(format!("reading back {name}"), e))?;
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");

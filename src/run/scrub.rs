@@ -7,17 +7,12 @@
 //! published one. A reader sees the run before or after the scrub, never a mix.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use chrono::NaiveDate;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use datafusion::prelude::SessionContext;
 use tracing::{info, warn};
 
-use super::{RunError, Written, new_run_id, write_query};
+use super::{RunError, Written, new_run_id, register_parquet_dir, write_query};
 use crate::engine::EngineError;
 use crate::pipeline::{Params, Pipeline};
 use crate::report::Manifest;
@@ -70,32 +65,6 @@ fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn register(ctx: &SessionContext, name: &str, path: &Path) -> Result<(), EngineError> {
-    let text = if path.is_dir() {
-        format!("{}/", path.display())
-    } else {
-        path.display().to_string()
-    };
-    let what = || format!("reading {}", path.display());
-    let url = ListingTableUrl::parse(text).map_err(|e| EngineError::execution(what(), e))?;
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let schema = options
-        .infer_schema(&ctx.state(), &url)
-        .await
-        .map_err(|e| EngineError::execution(what(), e))?;
-    let table = ListingTable::try_new(
-        ListingTableConfig::new(url)
-            .with_listing_options(options)
-            .with_schema(schema),
-    )
-    .map_err(|e| EngineError::execution(what(), e))?;
-    let _ = ctx.deregister_table(name);
-    ctx.register_table(name, Arc::new(table))
-        .map_err(|e| EngineError::execution(what(), e))?;
-    Ok(())
-}
-
 async fn count(ctx: &SessionContext, sql: &str, params: &Params) -> Result<usize, RunError> {
     Ok(crate::engine::plan_sql(ctx, sql, params)
         .await?
@@ -118,7 +87,7 @@ pub async fn scrub_earlier_runs(
     if !erased.is_dir() {
         return Ok(Vec::new());
     }
-    register(ctx, ERASED, &erased).await?;
+    register_parquet_dir(ctx, ERASED, &erased).await?;
     let mut scrubbed = Vec::new();
     for date in store
         .published_dates()?
@@ -130,7 +99,7 @@ pub async fn scrub_earlier_runs(
         let mut dirty = Vec::new();
         for (i, table) in parquet_tables(&published).into_iter().enumerate() {
             let name = format!("__segflow_scrub_{i}");
-            register(ctx, &name, &published.join(&table)).await?;
+            register_parquet_dir(ctx, &name, &published.join(&table)).await?;
             let has_key = ctx
                 .table(name.as_str())
                 .await
