@@ -1,17 +1,17 @@
-//! The command line: argument types and one function per command. Results go to stdout;
-//! progress and timings go to stderr through tracing.
+//! The command line: argument types, checked as they are parsed, and one function per
+//! command. Results go to stdout; progress and timings go to stderr through tracing.
 
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::engine::{self, EngineOptions};
-use crate::error::Error;
-use crate::generate::{self, GenerateOptions};
-use crate::pipeline::Pipeline;
-use crate::pipeline::render::{PlanFormat, render};
-use crate::run::{self, RunOptions};
+use crate::engine::EngineOptions;
+use crate::generate::{self, GenerateError, GenerateOptions};
+use crate::pipeline::{CompileError, Pipeline, PlanFormat, render};
+use crate::run::{self, BackfillError, RunError, RunOptions};
+use crate::sql::parse_param;
+use crate::unit_tests::UnitTestError;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,6 +36,77 @@ pub enum LogFormat {
     Json,
 }
 
+/// Why a command failed; its exit code tells schedulers what happened.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+    #[error(transparent)]
+    Run(Box<RunError>),
+    #[error(transparent)]
+    Backfill(Box<BackfillError>),
+    #[error("--to {to} is before --from {from}")]
+    BackwardRange { from: NaiveDate, to: NaiveDate },
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
+    #[error(transparent)]
+    UnitTest(#[from] UnitTestError),
+    #[error("{0} SQL unit test(s) failed")]
+    TestsFailed(usize),
+}
+
+impl From<RunError> for Error {
+    fn from(err: RunError) -> Self {
+        Error::Run(Box::new(err))
+    }
+}
+
+impl From<BackfillError> for Error {
+    fn from(err: BackfillError) -> Self {
+        Error::Backfill(Box::new(err))
+    }
+}
+
+impl Error {
+    /// 0 published; 1 runtime failure; 2 invalid pipeline or arguments; 3 blocked by a gate.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Compile(_) | Error::BackwardRange { .. } => 2,
+            Error::Run(err) => err.exit_code(),
+            Error::Backfill(err) => err.source.exit_code(),
+            Error::Generate(_) | Error::TestsFailed(_) => 1,
+            Error::UnitTest(err) => err.exit_code(),
+        }
+    }
+}
+
+/// How a run reads its parameters and uses the machine.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Override a declared parameter: --param name=value (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    /// Memory DataFusion may use before spilling to disk, e.g. 4GiB.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory_limit: Option<usize>,
+    /// Publish even if an `error` check or circuit breaker fails; recorded in the manifest.
+    #[arg(long)]
+    force: bool,
+}
+
+impl RunArgs {
+    fn options(self, date: NaiveDate) -> RunOptions {
+        RunOptions {
+            date,
+            params: self.params,
+            engine: EngineOptions {
+                memory_limit: self.memory_limit,
+            },
+            force: self.force,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a pipeline for one date and publish its outputs atomically.
@@ -45,18 +116,11 @@ pub enum Command {
         /// The run date, YYYY-MM-DD (default: today, UTC).
         #[arg(long)]
         date: Option<NaiveDate>,
-        /// Override a declared parameter: --param name=value (repeatable).
-        #[arg(long = "param", value_name = "NAME=VALUE")]
-        params: Vec<String>,
-        /// Memory DataFusion may use before spilling to disk, e.g. 4GiB.
-        #[arg(long)]
-        memory_limit: Option<String>,
+        #[command(flatten)]
+        args: RunArgs,
         /// Print the run's manifest as JSON on stdout (also when blocked).
         #[arg(long)]
         json: bool,
-        /// Publish even if an `error` check or circuit breaker fails; recorded in the manifest.
-        #[arg(long)]
-        force: bool,
     },
     /// Run every date from --from to --to in order, skipping dates already published.
     Backfill {
@@ -68,26 +132,21 @@ pub enum Command {
         /// Run dates that are already published again.
         #[arg(long)]
         rerun: bool,
-        #[arg(long = "param", value_name = "NAME=VALUE")]
-        params: Vec<String>,
-        #[arg(long)]
-        memory_limit: Option<String>,
-        /// Publish even if an `error` check or circuit breaker fails.
-        #[arg(long)]
-        force: bool,
+        #[command(flatten)]
+        args: RunArgs,
     },
-    /// Why a customer is or is not in each segment on a date.
+    /// Why customers are or are not in each segment and offer on a date.
     Explain {
         pipeline: String,
-        /// The customer's key.
-        #[arg(long)]
-        key: String,
+        /// The customer's key (repeatable: --key 1 --key 2).
+        #[arg(long = "key", required = true)]
+        keys: Vec<String>,
         /// The date to explain (default: today, UTC).
         #[arg(long)]
         date: Option<NaiveDate>,
-        #[arg(long = "param", value_name = "NAME=VALUE")]
-        params: Vec<String>,
-        /// Print JSON for tools instead of text.
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Print JSON for tools instead of text: an object for one key, an array for several.
         #[arg(long)]
         json: bool,
     },
@@ -124,6 +183,26 @@ pub enum Command {
     },
 }
 
+/// Parses sizes like `4GiB`, `512MB`, `2g` or a plain number of bytes.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let invalid = || format!("expected a size like 512MiB, 4GiB or 2000000000, not {text:?}");
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number.parse().map_err(|_| invalid())?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" | "tib" => 1024.0f64.powi(4),
+        _ => return Err(invalid()),
+    };
+    Ok((number * scale) as usize)
+}
+
 /// `daily_segments` → `pipelines/daily_segments.yaml` when no such file exists.
 pub fn pipeline_path(arg: &str) -> PathBuf {
     let path = Path::new(arg);
@@ -133,167 +212,42 @@ pub fn pipeline_path(arg: &str) -> PathBuf {
     Path::new("pipelines").join(format!("{arg}.yaml"))
 }
 
-fn engine_options(memory_limit: Option<&str>) -> Result<EngineOptions, Error> {
-    Ok(EngineOptions {
-        memory_limit: memory_limit
-            .map(engine::parse_size)
-            .transpose()
-            .map_err(crate::run::RunError::from)?,
-    })
+fn load(arg: &str) -> Result<Pipeline, Error> {
+    Ok(Pipeline::load(&pipeline_path(arg))?)
 }
 
+fn today() -> NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+/// Runs the command the arguments name.
 pub async fn execute(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Run {
             pipeline,
             date,
-            params,
-            memory_limit,
+            args,
             json,
-            force,
-        } => {
-            let pipeline = Pipeline::load(&pipeline_path(&pipeline))?;
-            let options = RunOptions {
-                date: date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
-                params,
-                engine: engine_options(memory_limit.as_deref())?,
-                force,
-            };
-            let report = match run::run(&pipeline, &options).await {
-                Ok(report) => report,
-                Err(err) => {
-                    if let (true, run::RunError::Blocked { report, .. }) = (json, &err) {
-                        println!(
-                            "{}",
-                            serde_json::to_string_pretty(report).expect("report serializes")
-                        );
-                    }
-                    return Err(err.into());
-                }
-            };
-            let rebuilt = run::rebuild_following(&pipeline, options.date, &options).await?;
-            if !rebuilt.is_empty() {
-                let dates: Vec<String> = rebuilt.iter().map(ToString::to_string).collect();
-                eprintln!(
-                    "segflow: rebuilt the later runs {} (their changes and history follow from {})",
-                    dates.join(", "),
-                    options.date
-                );
-            }
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report.manifest).expect("manifest serializes")
-                );
-            } else {
-                print!("{}", report.summary());
-            }
-        }
+        } => run_command(&pipeline, args.options(date.unwrap_or_else(today)), json).await,
         Command::Backfill {
             pipeline,
             from,
             to,
             rerun,
-            params,
-            memory_limit,
-            force,
-        } => {
-            if to < from {
-                return Err(Error::Usage(format!("--to {to} is before --from {from}")));
-            }
-            let pipeline = Pipeline::load(&pipeline_path(&pipeline))?;
-            let options = RunOptions {
-                date: from,
-                params,
-                engine: engine_options(memory_limit.as_deref())?,
-                force,
-            };
-            let days = (to - from).num_days() as u64 + 1;
-            let bar = indicatif::ProgressBar::new(days).with_style(
-                indicatif::ProgressStyle::with_template(
-                    "{prefix} [{bar:30}] {pos}/{len} dates, {elapsed} ({msg})",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            bar.set_prefix(format!("backfill {}", pipeline.name));
-            let report = run::backfill(&pipeline, from, to, rerun, &options, |date, ran| {
-                bar.set_message(format!(
-                    "{date} {}",
-                    if ran {
-                        "published"
-                    } else {
-                        "already published"
-                    }
-                ));
-                bar.inc(1);
-            })
-            .await;
-            bar.finish_and_clear();
-            let report = report?;
-            println!(
-                "backfilled {} from {from} to {to}: {} published, {} already published{}",
-                pipeline.name,
-                report.published.len(),
-                report.skipped.len(),
-                if report.rebuilt.is_empty() {
-                    String::new()
-                } else {
-                    format!(", {} later runs rebuilt", report.rebuilt.len())
-                }
-            );
-        }
+            args,
+        } => backfill_command(&pipeline, from, to, rerun, args.options(from)).await,
         Command::Explain {
             pipeline,
-            key,
+            keys,
             date,
             params,
             json,
-        } => {
-            let pipeline = Pipeline::load(&pipeline_path(&pipeline))?;
-            let date = date.unwrap_or_else(|| chrono::Utc::now().date_naive());
-            let explanation = crate::explain::explain(&pipeline, &key, date, &params).await?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&explanation).expect("serializes")
-                );
-            } else {
-                print!("{}", explanation.to_text());
-            }
-        }
-        Command::Validate { pipeline } => {
-            let pipeline = Pipeline::load(&pipeline_path(&pipeline))?;
-            run::validate(&pipeline).await?;
-            // Test files are part of the pipeline: check them too, when there are any.
-            let tests = if crate::unit_tests::test_files(&pipeline).is_empty() {
-                0
-            } else {
-                crate::unit_tests::check_tests(&pipeline).await?
-            };
-            println!(
-                "{}: ok ({} sources, {} models, {} segments, {} suppressions, {} offers, {} checks, {} SQL tests)",
-                pipeline.file.display(),
-                pipeline.sources.len(),
-                pipeline.models.len(),
-                pipeline.segments.as_ref().map_or(0, |s| s.list.len()),
-                pipeline.suppressions.len(),
-                pipeline.offers.as_ref().map_or(0, |o| o.list.len()),
-                pipeline.checks.len(),
-                tests
-            );
-        }
-        Command::Test { pipeline, filter } => {
-            let pipeline = Pipeline::load(&pipeline_path(&pipeline))?;
-            let report = crate::unit_tests::run_tests(&pipeline, filter.as_deref()).await?;
-            print!("{}", report.to_text());
-            if report.failed() > 0 {
-                return Err(Error::TestsFailed(report.failed()));
-            }
-        }
+        } => explain_command(&pipeline, &keys, date.unwrap_or_else(today), &params, json).await,
+        Command::Validate { pipeline } => validate_command(&pipeline).await,
+        Command::Test { pipeline, filter } => test_command(&pipeline, filter.as_deref()).await,
         Command::Plan { pipeline, format } => {
-            let pipeline = Pipeline::load(&pipeline_path(&pipeline))?;
-            print!("{}", render(&pipeline, format));
+            print!("{}", render(&load(&pipeline)?, format));
+            Ok(())
         }
         Command::Generate {
             customers,
@@ -301,23 +255,172 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             seed,
             start,
             out,
-        } => {
-            let summary = generate::generate(&GenerateOptions {
-                customers,
-                days,
-                seed,
-                start,
-                out: out.clone(),
-            })?;
-            println!(
-                "wrote {} customers, {} address changes, {} holdings and {} interactions to {}",
-                summary.customers,
-                summary.address_changes,
-                summary.holdings,
-                summary.interactions,
-                out.display()
-            );
+        } => generate_command(GenerateOptions {
+            customers,
+            days,
+            seed,
+            start,
+            out,
+        }),
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("reports serialize")
+    );
+}
+
+async fn run_command(pipeline: &str, options: RunOptions, json: bool) -> Result<(), Error> {
+    let pipeline = load(pipeline)?;
+    let report = match run::run(&pipeline, &options).await {
+        Ok(report) => report,
+        Err(err) => {
+            if let (true, RunError::Blocked { report, .. }) = (json, &err) {
+                print_json(report);
+            }
+            return Err(err.into());
+        }
+    };
+    let rebuilt = run::rebuild_following(&pipeline, options.date, &options).await?;
+    if !rebuilt.is_empty() {
+        let dates: Vec<String> = rebuilt.iter().map(ToString::to_string).collect();
+        eprintln!(
+            "segflow: rebuilt the later runs {} (their changes and history follow from {})",
+            dates.join(", "),
+            options.date
+        );
+    }
+    if json {
+        print_json(&report.manifest);
+    } else {
+        print!("{}", report.summary());
+    }
+    Ok(())
+}
+
+async fn backfill_command(
+    pipeline: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+    rerun: bool,
+    options: RunOptions,
+) -> Result<(), Error> {
+    if to < from {
+        return Err(Error::BackwardRange { from, to });
+    }
+    let pipeline = load(pipeline)?;
+    let days = (to - from).num_days() as u64 + 1;
+    let bar = indicatif::ProgressBar::new(days).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} dates, {elapsed} ({msg})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("backfill {}", pipeline.name()));
+    let report = run::backfill(&pipeline, from, to, rerun, &options, |date, ran| {
+        let what = if ran {
+            "published"
+        } else {
+            "already published"
+        };
+        bar.set_message(format!("{date} {what}"));
+        bar.inc(1);
+    })
+    .await;
+    bar.finish_and_clear();
+    let report = report?;
+    let rebuilt = if report.rebuilt.is_empty() {
+        String::new()
+    } else {
+        format!(", {} later runs rebuilt", report.rebuilt.len())
+    };
+    println!(
+        "backfilled {} from {from} to {to}: {} published, {} already published{rebuilt}",
+        pipeline.name(),
+        report.published.len(),
+        report.skipped.len(),
+    );
+    Ok(())
+}
+
+async fn explain_command(
+    pipeline: &str,
+    keys: &[String],
+    date: NaiveDate,
+    params: &[(String, String)],
+    json: bool,
+) -> Result<(), Error> {
+    let pipeline = load(pipeline)?;
+    let explanations = crate::explain::explain(&pipeline, keys, date, params).await?;
+    match (json, explanations.as_slice()) {
+        (true, [one]) => print_json(one),
+        (true, many) => print_json(&many),
+        (false, all) => {
+            let texts: Vec<String> = all.iter().map(|e| e.to_text()).collect();
+            print!("{}", texts.join("\n"));
         }
     }
     Ok(())
+}
+
+async fn validate_command(pipeline: &str) -> Result<(), Error> {
+    let pipeline = load(pipeline)?;
+    run::validate(&pipeline).await?;
+    // Test files are part of the pipeline: check them too, when there are any.
+    let tests = if crate::unit_tests::test_files(&pipeline).is_empty() {
+        0
+    } else {
+        crate::unit_tests::check_tests(&pipeline).await?
+    };
+    println!(
+        "{}: ok ({}, {tests} SQL tests)",
+        pipeline.file().display(),
+        pipeline.summary()
+    );
+    Ok(())
+}
+
+async fn test_command(pipeline: &str, filter: Option<&str>) -> Result<(), Error> {
+    let pipeline = load(pipeline)?;
+    let report = crate::unit_tests::run_tests(&pipeline, filter).await?;
+    print!("{}", report.to_text());
+    match report.exit_code() {
+        0 => Ok(()),
+        _ => Err(Error::TestsFailed(report.failed())),
+    }
+}
+
+fn generate_command(options: GenerateOptions) -> Result<(), Error> {
+    let summary = generate::generate(&options)?;
+    println!(
+        "wrote {} customers, {} address changes, {} holdings and {} interactions to {}",
+        summary.customers,
+        summary.address_changes,
+        summary.holdings,
+        summary.interactions,
+        options.out.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("4GiB").unwrap(), 4 << 30);
+        assert_eq!(parse_size("512mb").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -1,4 +1,5 @@
-//! Where in a user's file something is: the prefix of every error that points at YAML or SQL.
+//! Where things are: a position in a user's file (the prefix of every error that points at
+//! YAML or SQL), a problem found there, and where data lives (a local path or a URL).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,77 @@ impl Location {
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// One problem in a pipeline, at the place to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub at: Location,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn new(at: Location, message: impl Into<String>) -> Self {
+        Self {
+            at,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.message)
+    }
+}
+
+/// Where data lives: a path on this machine or an object-store URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Uri {
+    Local(PathBuf),
+    Url(url::Url),
+}
+
+impl Uri {
+    /// Reads a URI as a pipeline writes it; relative paths resolve against `root`.
+    pub fn resolve(root: &Path, text: &str) -> Result<Self, String> {
+        match text.split_once("://") {
+            Some(("file", rest)) => Ok(Uri::Local(PathBuf::from(rest))),
+            Some((scheme, _)) => {
+                let url = url::Url::parse(text).map_err(|e| format!("not a valid URL: {e}"))?;
+                match scheme {
+                    "s3" | "gs" | "az" | "abfs" | "memory" => Ok(Uri::Url(url)),
+                    other => Err(format!(
+                        "unsupported scheme \"{other}://\"; use a local path, file://, s3://, gs:// or az://"
+                    )),
+                }
+            }
+            None => {
+                let path = Path::new(text);
+                Ok(Uri::Local(
+                    if path.is_absolute() || root == Path::new(".") {
+                        path.to_owned()
+                    } else {
+                        root.join(path)
+                    },
+                ))
+            }
+        }
+    }
+
+    /// True when the text names a set of files (`*`, `?`, `[`).
+    pub fn is_glob(&self) -> bool {
+        self.to_string().contains(['*', '?', '['])
+    }
+}
+
+impl fmt::Display for Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Uri::Local(path) => write!(f, "{}", path.display()),
+            Uri::Url(url) => write!(f, "{url}"),
+        }
     }
 }
 

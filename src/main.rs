@@ -31,8 +31,8 @@ fn main() -> ExitCode {
     match runtime.block_on(segflow::cli::execute(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("segflow: error: {err:#}");
-            ExitCode::from(err.exit_code() as u8)
+            eprintln!("segflow: error: {}", segflow::chain(&err));
+            ExitCode::from(err.exit_code())
         }
     }
 }

@@ -1,71 +1,111 @@
-//! The DataFusion side of a run: the session (memory limit, spilling, object stores, segflow's
-//! SQL functions), sources registered as tables under their contract, models planned with bound
-//! parameters.
+//! The DataFusion side of a run: the session (memory limit, spilling, segflow's SQL functions),
+//! planning SQL with bound parameters, and streaming a query's result into Parquet and reading
+//! it back. Every step of a run goes through these few functions.
 
-mod sources;
+mod rules;
 
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::array::RecordBatch;
 use datafusion::common::DataFusionError;
 use datafusion::dataframe::DataFrame;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-pub use sources::{SourceInput, arrow_type, register_sources, source_table_url};
+pub use rules::ConditionExplanation;
+pub(crate) use rules::{RuleColumns, check_conditions, explain_conditions, register_rule_query};
 
 use crate::functions::{self, IdentifierStats};
-use crate::location::Location;
-use crate::pipeline::{Model, Params, SqlQuery};
+use crate::location::{Location, find_identifier};
+use crate::sql::{Params, SqlQuery};
+use crate::store::{StoreError, Written, write_stream};
 
-/// Problems found while planning or executing SQL.
+/// A DataFusion error as people read it: no category prefix, no backtrace.
+#[derive(Debug)]
+pub struct QueryError(Box<DataFusionError>);
+
+impl From<DataFusionError> for QueryError {
+    fn from(err: DataFusionError) -> Self {
+        Self(Box::new(err))
+    }
+}
+
+impl std::fmt::Display for QueryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&clean_message(&self.0))
+    }
+}
+
+/// DataFusion's message already says everything its inner errors say.
+impl std::error::Error for QueryError {}
+
+impl QueryError {
+    /// DataFusion's own location of the problem in the SQL, when it has one.
+    fn span_in(&self, query: &SqlQuery) -> Option<Location> {
+        self.0
+            .diagnostic()
+            .and_then(|d| d.span)
+            .filter(|span| span.start.line > 0)
+            .map(|span| {
+                Location::new(
+                    &query.path,
+                    span.start.line as usize,
+                    span.start.column as usize,
+                )
+            })
+    }
+}
+
+/// SQL that does not plan against the data's schemas: the pipeline must change (exit 2).
 #[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("{at}: source {name}: nothing at {uri}; check the path or generate the data")]
-    SourceMissing {
-        at: Location,
-        name: String,
-        uri: String,
-    },
-    #[error("{at}: source {name} ({uri}) cannot be read: {message}")]
-    SourceUnreadable {
-        at: Location,
-        name: String,
-        uri: String,
-        message: String,
-    },
-    #[error(
-        "{at}: source {name} does not match its column contract:\n{}\nfix the data or the `columns:` of the source",
-        .differences.iter().map(|d| format!("  - {d}")).collect::<Vec<_>>().join("\n")
-    )]
-    Contract {
-        at: Location,
-        name: String,
-        differences: Vec<String>,
-    },
-    #[error("{at}: {what}: {message}")]
-    Plan {
+pub enum PlanError {
+    #[error("{at}: {what}")]
+    Query {
         at: Location,
         what: String,
-        message: String,
+        #[source]
+        source: QueryError,
     },
-    #[error("{what}: {message}")]
-    Execution { what: String, message: String },
-    #[error("--memory-limit {0}: expected a size like 512MiB, 4GiB or 2000000000")]
-    MemoryLimit(String),
+    /// A problem segflow found in a plan (a condition that is not true/false, a missing key).
+    #[error("{at}: {what}: {problem}")]
+    Invalid {
+        at: Location,
+        what: String,
+        problem: String,
+    },
+}
+
+/// A query that planned but failed while it ran, or whose result could not be written (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{what}")]
+    Execution {
+        what: String,
+        #[source]
+        source: QueryError,
+    },
+    #[error("{what}")]
+    Write {
+        what: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("starting DataFusion")]
+    Session(#[source] QueryError),
 }
 
 impl EngineError {
-    /// True when the pipeline (not the data or the machine) must change: exit code 2.
-    pub fn is_invalid_pipeline(&self) -> bool {
-        !matches!(
-            self,
-            EngineError::Execution { .. } | EngineError::SourceUnreadable { .. }
-        )
-    }
-
-    pub fn execution(what: impl Into<String>, err: DataFusionError) -> Self {
+    pub(crate) fn execution(what: impl Into<String>, err: DataFusionError) -> Self {
         EngineError::Execution {
             what: what.into(),
-            message: clean_message(&err),
+            source: err.into(),
         }
     }
 }
@@ -76,29 +116,10 @@ pub struct EngineOptions {
     pub memory_limit: Option<usize>,
 }
 
-/// Parses sizes like `4GiB`, `512MB`, `2g` or a plain number of bytes.
-pub fn parse_size(text: &str) -> Result<usize, EngineError> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| EngineError::MemoryLimit(text.into()))?;
-    let scale = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" | "kib" => 1024.0,
-        "m" | "mb" | "mib" => 1024.0 * 1024.0,
-        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        "t" | "tb" | "tib" => 1024.0f64.powi(4),
-        _ => return Err(EngineError::MemoryLimit(text.into())),
-    };
-    Ok((number * scale) as usize)
-}
-
 /// A DataFusion session for one run, with segflow's functions registered.
-pub fn session(options: &EngineOptions) -> Result<(SessionContext, IdentifierStats), EngineError> {
+pub(crate) fn session(
+    options: &EngineOptions,
+) -> Result<(SessionContext, IdentifierStats), EngineError> {
     let mut config = SessionConfig::new()
         .with_information_schema(false)
         .with_create_default_catalog_and_schema(true);
@@ -110,55 +131,98 @@ pub fn session(options: &EngineOptions) -> Result<(SessionContext, IdentifierSta
     }
     let runtime = runtime
         .build_arc()
-        .map_err(|e| EngineError::execution("starting DataFusion", e))?;
+        .map_err(|e| EngineError::Session(e.into()))?;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     let stats = functions::register(&ctx);
     Ok((ctx, stats))
 }
 
-/// Plans a query with the run's parameters bound; nothing is read yet.
-pub async fn plan_query(
+/// Plans a query from the pipeline's SQL files with the run's parameters bound; nothing is
+/// read yet. Errors point into the SQL file.
+pub(crate) async fn plan_query(
     ctx: &SessionContext,
     what: &str,
     query: &SqlQuery,
     params: &Params,
-) -> Result<DataFrame, EngineError> {
+) -> Result<DataFrame, PlanError> {
     let state = ctx.state();
+    let located = |err: DataFusionError| {
+        let source = QueryError::from(err);
+        PlanError::Query {
+            at: locate(query, &source),
+            what: what.to_string(),
+            source,
+        }
+    };
     let plan = state
         .statement_to_plan(query.statement.clone())
         .await
-        .map_err(|err| plan_error(what, query, &err))?;
+        .map_err(located)?;
     DataFrame::new(state, plan)
         .with_param_values(params.param_values())
-        .map_err(|err| plan_error(what, query, &err))
+        .map_err(located)
 }
 
 /// Plans SQL that segflow generated (from the pipeline's rules) with the run's parameters.
-pub async fn plan_sql(
+pub(crate) async fn plan_sql(
     ctx: &SessionContext,
     sql: &str,
     params: &Params,
-) -> Result<DataFrame, EngineError> {
+) -> Result<DataFrame, QueryError> {
     let state = ctx.state();
-    let plan = state
-        .create_logical_plan(sql)
+    let plan = state.create_logical_plan(sql).await?;
+    Ok(DataFrame::new(state, plan).with_param_values(params.param_values())?)
+}
+
+/// Plans generated SQL; a failure is an error of the step that generated it.
+pub(crate) async fn plan_step(
+    ctx: &SessionContext,
+    what: &str,
+    sql: &str,
+    params: &Params,
+) -> Result<DataFrame, EngineError> {
+    plan_sql(ctx, sql, params)
         .await
-        .map_err(|e| EngineError::execution("generated SQL", e))?;
-    DataFrame::new(state, plan)
-        .with_param_values(params.param_values())
-        .map_err(|e| EngineError::execution("generated SQL", e))
+        .map_err(|source| EngineError::Execution {
+            what: what.to_string(),
+            source,
+        })
+}
+
+/// Registers a planned query as a view named `name`, replacing any table of that name.
+pub(crate) fn register_view(
+    ctx: &SessionContext,
+    what: &str,
+    name: &str,
+    df: DataFrame,
+) -> Result<(), EngineError> {
+    replace_table(ctx, name, df).map_err(|source| EngineError::Execution {
+        what: what.to_string(),
+        source,
+    })
+}
+
+/// Registers a planned query as a view named `name`, replacing any table of that name.
+pub(crate) fn replace_table(
+    ctx: &SessionContext,
+    name: &str,
+    df: DataFrame,
+) -> Result<(), QueryError> {
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, df.into_view())?;
+    Ok(())
 }
 
 /// One row of a small aggregate: its text columns (labels) and its integer columns (counts).
 #[derive(Debug, Clone, PartialEq)]
-pub struct CountRow {
-    pub labels: Vec<String>,
-    pub counts: Vec<u64>,
+pub(crate) struct CountRow {
+    pub(crate) labels: Vec<String>,
+    pub(crate) counts: Vec<u64>,
 }
 
 /// Runs a small aggregate (GROUP BY over a few labels) and returns its rows. Only for results
 /// of a few rows per segment or offer: the tables themselves are never collected.
-pub async fn count_rows(
+pub(crate) async fn count_rows(
     ctx: &SessionContext,
     what: &str,
     sql: &str,
@@ -167,7 +231,7 @@ pub async fn count_rows(
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::compute::cast;
     use datafusion::arrow::datatypes::{DataType, Int64Type};
-    let batches = plan_sql(ctx, sql, params)
+    let batches = plan_step(ctx, what, sql, params)
         .await?
         .collect()
         .await
@@ -200,46 +264,142 @@ pub async fn count_rows(
     Ok(rows)
 }
 
-/// Plans a model and registers it as a view under its name.
-pub async fn register_view(
+/// The first row of generated SQL, if any (for `explain`, which looks at one customer).
+pub(crate) async fn first_row(
     ctx: &SessionContext,
-    model: &Model,
+    what: &str,
+    sql: &str,
     params: &Params,
-) -> Result<DataFrame, EngineError> {
-    let df = plan_query(ctx, &format!("model {}", model.name), &model.query, params).await?;
-    ctx.register_table(model.name.as_str(), df.clone().into_view())
-        .map_err(|e| EngineError::execution(format!("model {}", model.name), e))?;
-    Ok(df)
+) -> Result<Option<RecordBatch>, EngineError> {
+    let batches = plan_step(ctx, what, sql, params)
+        .await?
+        .limit(0, Some(1))
+        .map_err(|e| EngineError::execution(what, e))?
+        .collect()
+        .await
+        .map_err(|e| EngineError::execution(what, e))?;
+    Ok(batches.into_iter().find(|b| b.num_rows() > 0))
 }
 
-/// Points a planning error at the SQL: DataFusion's span when it has one, else the first
-/// quoted name in the message found in the file.
-fn plan_error(what: &str, query: &SqlQuery, err: &DataFusionError) -> EngineError {
-    let message = clean_message(err);
-    let at = err
-        .diagnostic()
-        .and_then(|d| d.span)
-        .filter(|span| span.start.line > 0)
-        .map(|span| {
-            Location::new(
-                &query.path,
-                span.start.line as usize,
-                span.start.column as usize,
-            )
-        })
+/// A value of a one-row batch as text (`NULL` for null).
+pub(crate) fn format_value(batch: &RecordBatch, column: usize) -> String {
+    use datafusion::arrow::array::Array;
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let array = batch.column(column);
+    if array.is_null(0) {
+        return "NULL".into();
+    }
+    ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())
+        .map(|f| f.value(0).to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Streams a planned query into Parquet at `target` (a folder, or a `.parquet` file); paths in
+/// the result are relative to `root`.
+pub(crate) async fn write_frame(
+    what: &str,
+    df: DataFrame,
+    target: &Path,
+    root: &Path,
+) -> Result<Written, EngineError> {
+    let clock = Instant::now();
+    let stream = df
+        .execute_stream()
+        .await
+        .map_err(|e| EngineError::execution(what, e))?;
+    let (files, schema) =
+        write_stream(stream, target, root)
+            .await
+            .map_err(|source| match source {
+                StoreError::Query(err) => EngineError::execution(what, err),
+                source => EngineError::Write {
+                    what: what.to_string(),
+                    source,
+                },
+            })?;
+    let written = Written { files, schema };
+    tracing::debug!(
+        what,
+        target = %target.strip_prefix(root).unwrap_or(target).display(),
+        rows = written.rows(),
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "written"
+    );
+    Ok(written)
+}
+
+/// Runs SQL segflow generated and streams the result into Parquet at `target`.
+pub(crate) async fn write_query(
+    ctx: &SessionContext,
+    what: &str,
+    sql: &str,
+    params: &Params,
+    target: &Path,
+    root: &Path,
+) -> Result<Written, EngineError> {
+    let df = plan_step(ctx, what, sql, params).await?;
+    write_frame(what, df, target, root).await
+}
+
+/// Streams generated SQL into scratch Parquet under `work_dir` and registers it as `table`, so
+/// later steps read the result instead of recomputing it; returns its row count.
+pub(crate) async fn materialize(
+    ctx: &SessionContext,
+    what: &str,
+    sql: &str,
+    params: &Params,
+    work_dir: &Path,
+    table: &str,
+) -> Result<u64, EngineError> {
+    let dir = work_dir.join(table.trim_start_matches("__segflow_"));
+    let written = write_query(ctx, what, sql, params, &dir, work_dir).await?;
+    register_parquet(ctx, table, &dir).await?;
+    Ok(written.rows())
+}
+
+/// Registers Parquet (a folder of files, or one `.parquet` file) as a table, replacing any
+/// table of that name.
+pub(crate) async fn register_parquet(
+    ctx: &SessionContext,
+    name: &str,
+    path: &Path,
+) -> Result<(), EngineError> {
+    let what = format!("reading back {name}");
+    let location = if path.is_file() {
+        path.display().to_string()
+    } else {
+        format!("{}/", path.display())
+    };
+    let failed = |e| EngineError::execution(&what, e);
+    let url = ListingTableUrl::parse(location).map_err(failed)?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let schema = options
+        .infer_schema(&ctx.state(), &url)
+        .await
+        .map_err(failed)?;
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(failed)?;
+    ctx.deregister_table(name).map_err(failed)?;
+    ctx.register_table(name, Arc::new(table)).map_err(failed)?;
+    Ok(())
+}
+
+/// Where a planning error points in the SQL: DataFusion's span when it has one, else the first
+/// quoted name in the message found in the file, else the file's start.
+fn locate(query: &SqlQuery, err: &QueryError) -> Location {
+    err.span_in(query)
         .or_else(|| {
+            let message = err.to_string();
             quoted_names(&message).find_map(|name| {
                 let bare = name.rsplit('.').next().unwrap_or(name);
-                crate::location::find_identifier(&query.text, bare)
+                find_identifier(&query.text, bare)
                     .map(|offset| Location::at_offset(&query.path, &query.text, offset))
             })
         })
-        .unwrap_or_else(|| Location::file(&query.path));
-    EngineError::Plan {
-        at,
-        what: what.to_string(),
-        message,
-    }
+        .unwrap_or_else(|| Location::file(&query.path))
 }
 
 /// DataFusion's message without its category prefix and backtrace.
@@ -264,17 +424,4 @@ fn quoted_names(message: &str) -> impl Iterator<Item = &str> {
             .skip(1)
             .filter_map(|rest| rest.split(['.', ' ', ',']).next().filter(|s| !s.is_empty())),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse_with_binary_units() {
-        assert_eq!(parse_size("4GiB").unwrap(), 4 << 30);
-        assert_eq!(parse_size("512mb").unwrap(), 512 << 20);
-        assert_eq!(parse_size("1000").unwrap(), 1000);
-        assert!(parse_size("lots").is_err());
-    }
 }

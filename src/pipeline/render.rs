@@ -3,6 +3,8 @@
 use std::fmt::Write;
 
 use super::Pipeline;
+use super::lineage::{NodeKind, lineage};
+use crate::sql::{RUN_DATE, Rule};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PlanFormat {
@@ -11,179 +13,185 @@ pub enum PlanFormat {
     Mermaid,
 }
 
-/// Each node of the DAG with the nodes it reads, in run order (sources first).
-fn edges(pipeline: &Pipeline) -> Vec<(String, &'static str, Vec<String>)> {
-    let mut nodes: Vec<(String, &'static str, Vec<String>)> = pipeline
-        .sources
-        .keys()
-        .map(|name| (name.clone(), "source", Vec::new()))
-        .collect();
-    for model in &pipeline.models {
-        let kind = if model.publish {
-            "published model"
-        } else if model.materialize {
-            "materialized model"
-        } else {
-            "view"
-        };
-        nodes.push((
-            model.name.clone(),
-            kind,
-            model.reads().iter().cloned().collect(),
-        ));
+pub(crate) fn render(pipeline: &Pipeline, format: PlanFormat) -> String {
+    match format {
+        PlanFormat::Text => text(pipeline),
+        PlanFormat::Dot => dot(pipeline),
+        PlanFormat::Mermaid => mermaid(pipeline),
     }
-    if let Some(segments) = &pipeline.segments {
-        for s in &segments.list {
-            let mut reads = vec![segments.from.clone()];
-            if let super::Rule::Sql(q) = &s.rule {
-                reads = q.tables.iter().cloned().collect();
-            }
-            nodes.push((format!("segment_{}", s.name), "segment", reads));
-        }
-    }
-    if let Some(offers) = &pipeline.offers {
-        nodes.push(("offers".to_string(), "offers", vec![offers.from.clone()]));
-    }
-    nodes
 }
 
-pub fn render(pipeline: &Pipeline, format: PlanFormat) -> String {
-    let mut out = String::new();
-    match format {
-        PlanFormat::Text => {
+fn text(pipeline: &Pipeline) -> String {
+    let mut out = format!("pipeline {} ({})\n", pipeline.name, pipeline.file.display());
+    if let Some(description) = &pipeline.description {
+        for line in wrap(description, 94) {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    out.push_str("\nsources:\n");
+    for source in pipeline.sources.values() {
+        let (name, format, uri) = (&source.name, source.format, &source.uri_text);
+        let _ = writeln!(out, "  {name:<24} {format:?} {uri}");
+    }
+    out.push_str("\nmodels, in run order:\n");
+    let nodes = lineage(pipeline);
+    for (i, model) in pipeline.models.iter().enumerate() {
+        let reads: Vec<&str> = model.reads().iter().map(String::as_str).collect();
+        let kind = nodes
+            .iter()
+            .find(|n| n.id == model.name)
+            .map_or("view", |n| n.kind.label());
+        let _ = writeln!(
+            out,
+            "  {:>2}. {:<24} {:<19} reads {}",
+            i + 1,
+            model.name,
+            kind,
+            reads.join(", ")
+        );
+    }
+    out.push_str("\nparameters:\n");
+    for (name, value) in pipeline.params.iter() {
+        let shown = if name == RUN_DATE {
+            "--date (default: today, UTC)".to_string()
+        } else {
+            value.to_json().to_string()
+        };
+        let _ = writeln!(out, "  ${name:<23} {shown}");
+    }
+    segments_text(&mut out, pipeline);
+    offers_text(&mut out, pipeline);
+    if !pipeline.checks.is_empty() {
+        out.push_str("\nchecks:\n");
+        for c in &pipeline.checks {
+            let (kind, target) = (c.kind.label(), c.target.describe());
             let _ = writeln!(
                 out,
-                "pipeline {} ({})",
-                pipeline.name,
-                pipeline.file.display()
-            );
-            let _ = writeln!(out, "\nsources:");
-            for source in pipeline.sources.values() {
-                let _ = writeln!(
-                    out,
-                    "  {:<24} {:?} {}",
-                    source.name, source.format, source.uri_text
-                );
-            }
-            let _ = writeln!(out, "\nmodels, in run order:");
-            for (i, model) in pipeline.models.iter().enumerate() {
-                let reads: Vec<&str> = model.reads().iter().map(String::as_str).collect();
-                let kind = edges(pipeline)
-                    .into_iter()
-                    .find(|(n, _, _)| *n == model.name)
-                    .map_or("view", |(_, k, _)| k);
-                let _ = writeln!(
-                    out,
-                    "  {:>2}. {:<24} {:<19} reads {}",
-                    i + 1,
-                    model.name,
-                    kind,
-                    reads.join(", ")
-                );
-            }
-            let _ = writeln!(out, "\nparameters:");
-            for (name, value) in pipeline.params.iter() {
-                let shown = if name == super::params::RUN_DATE {
-                    "--date (default: today, UTC)".to_string()
-                } else {
-                    value.to_json().to_string()
-                };
-                let _ = writeln!(out, "  ${name:<23} {shown}");
-            }
-            if let Some(segments) = &pipeline.segments {
-                let _ = writeln!(out, "\nsegments, from {}:", segments.from);
-                if let Some(h) = &segments.holdout {
-                    let _ = writeln!(
-                        out,
-                        "  global control: {:.2}% (salt {:?})",
-                        f64::from(h.below) / 100.0,
-                        h.salt
-                    );
-                }
-                for s in &segments.list {
-                    let rule = match &s.rule {
-                        super::Rule::Conditions(c) => c
-                            .iter()
-                            .map(|c| c.text.clone())
-                            .collect::<Vec<_>>()
-                            .join(" AND "),
-                        super::Rule::Sql(q) => format!("keys from {}", q.path.display()),
-                    };
-                    let _ = writeln!(out, "  {:<26} {rule}", s.name);
-                }
-            }
-            if !pipeline.suppressions.is_empty() {
-                let _ = writeln!(out, "\nsuppressions:");
-                for s in &pipeline.suppressions {
-                    let _ = writeln!(out, "  {:<26} holds back {}", s.name, s.scope.describe());
-                }
-            }
-            if let Some(offers) = &pipeline.offers {
-                let _ = writeln!(
-                    out,
-                    "\noffers, from {} (at most {} per customer):",
-                    offers.from, offers.max_per_customer
-                );
-                for o in &offers.list {
-                    let capacity = o
-                        .capacity
-                        .map(|c| format!(", capacity {c}"))
-                        .unwrap_or_default();
-                    let _ = writeln!(
-                        out,
-                        "  {:<26} score {}, priority {}{capacity}, via {}",
-                        o.name,
-                        o.score_text
-                            .clone()
-                            .unwrap_or_else(|| o.priority.to_string()),
-                        o.priority,
-                        o.channels.join(", ")
-                    );
-                }
-            }
-            if !pipeline.checks.is_empty() {
-                let _ = writeln!(out, "\nchecks:");
-                for c in &pipeline.checks {
-                    let _ = writeln!(
-                        out,
-                        "  {:<34} {} on {} ({:?})",
-                        c.name,
-                        c.kind.label(),
-                        c.target.describe(),
-                        c.severity
-                    );
-                }
-            }
-            let _ = writeln!(
-                out,
-                "\npublishes to {}/{}/runs/run_date=<date>/",
-                pipeline.output.to_string().trim_end_matches('/'),
-                pipeline.name
+                "  {:<34} {kind} on {target} ({:?})",
+                c.name, c.severity
             );
         }
-        PlanFormat::Dot => {
-            let _ = writeln!(out, "digraph \"{}\" {{\n  rankdir=LR;", pipeline.name);
-            for (name, kind, reads) in edges(pipeline) {
-                let shape = if kind == "source" { "cylinder" } else { "box" };
-                let _ = writeln!(out, "  \"{name}\" [shape={shape}, tooltip=\"{kind}\"];");
-                for dep in reads {
-                    let _ = writeln!(out, "  \"{dep}\" -> \"{name}\";");
-                }
-            }
-            out.push_str("}\n");
+    }
+    let _ = writeln!(
+        out,
+        "\npublishes to {}/{}/runs/run_date=<date>/",
+        pipeline.output.to_string().trim_end_matches('/'),
+        pipeline.name
+    );
+    out
+}
+
+fn segments_text(out: &mut String, pipeline: &Pipeline) {
+    if let Some(segments) = &pipeline.segments {
+        let _ = writeln!(out, "\nsegments, from {}:", segments.from);
+        if let Some(h) = &segments.holdout {
+            let percent = f64::from(h.below) / 100.0;
+            let _ = writeln!(out, "  global control: {percent:.2}% (salt {:?})", h.salt);
         }
-        PlanFormat::Mermaid => {
-            out.push_str("flowchart LR\n");
-            for (name, kind, reads) in edges(pipeline) {
-                if kind == "source" {
-                    let _ = writeln!(out, "  {name}[({name})]");
-                } else {
-                    let _ = writeln!(out, "  {name}[{name}]");
+        for s in &segments.list {
+            let rule = match &s.rule {
+                Rule::Conditions(c) => {
+                    let texts: Vec<&str> = c.iter().map(|c| c.text.as_str()).collect();
+                    texts.join(" AND ")
                 }
-                for dep in reads {
-                    let _ = writeln!(out, "  {dep} --> {name}");
-                }
+                Rule::Sql(q) => format!("keys from {}", q.path.display()),
+            };
+            let _ = writeln!(out, "  {:<26} {rule}", s.name);
+        }
+    }
+    if !pipeline.suppressions.is_empty() {
+        out.push_str("\nsuppressions:\n");
+        for s in &pipeline.suppressions {
+            let _ = writeln!(out, "  {:<26} holds back {}", s.name, s.scope.describe());
+        }
+    }
+}
+
+fn offers_text(out: &mut String, pipeline: &Pipeline) {
+    let Some(offers) = &pipeline.offers else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "\noffers, from {} (at most {} per customer):",
+        offers.from, offers.max_per_customer
+    );
+    for o in &offers.list {
+        let capacity = o
+            .capacity
+            .map(|c| format!(", capacity {c}"))
+            .unwrap_or_default();
+        let score = o
+            .score_text
+            .clone()
+            .unwrap_or_else(|| o.priority.to_string());
+        let _ = writeln!(
+            out,
+            "  {:<26} score {score}, priority {}{capacity}, via {}",
+            o.name,
+            o.priority,
+            o.channels.join(", ")
+        );
+    }
+}
+
+/// Words of `text` in lines of at most `width` characters.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let line = lines.last_mut().expect("one line at least");
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(word.to_string());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
             }
+            line.push_str(word);
+        }
+    }
+    lines
+}
+
+fn dot(pipeline: &Pipeline) -> String {
+    let mut out = format!("digraph \"{}\" {{\n  rankdir=LR;\n", pipeline.name);
+    for node in lineage(pipeline) {
+        let shape = match node.kind {
+            NodeKind::Source => "cylinder",
+            NodeKind::Suppression => "octagon",
+            NodeKind::Check => "diamond",
+            _ => "box",
+        };
+        let tooltip = match &node.description {
+            Some(d) => format!("{}: {d}", node.kind.label()),
+            None => node.kind.label().to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "  \"{}\" [label=\"{}\", shape={shape}, tooltip=\"{}\"];",
+            node.id,
+            node.label,
+            tooltip.replace('"', "\\\"")
+        );
+        for dep in &node.reads {
+            let _ = writeln!(out, "  \"{dep}\" -> \"{}\";", node.id);
+        }
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn mermaid(pipeline: &Pipeline) -> String {
+    let mut out = String::from("flowchart LR\n");
+    for node in lineage(pipeline) {
+        let (id, label) = (&node.id, &node.label);
+        let _ = match node.kind {
+            NodeKind::Source => writeln!(out, "  {id}[({label})]"),
+            NodeKind::Suppression => writeln!(out, "  {id}{{{{{label}}}}}"),
+            NodeKind::Check => writeln!(out, "  {id}{{{label}}}"),
+            _ => writeln!(out, "  {id}[{label}]"),
+        };
+        for dep in &node.reads {
+            let _ = writeln!(out, "  {dep} --> {id}");
         }
     }
     out

@@ -12,12 +12,13 @@ use chrono::NaiveDate;
 use datafusion::prelude::SessionContext;
 use tracing::{info, warn};
 
-use super::{RunError, Written, new_run_id, register_parquet_dir, write_query};
-use crate::engine::EngineError;
-use crate::pipeline::{Params, Pipeline};
+use super::{RunError, new_run_id};
+use crate::engine;
+use crate::erasure;
+use crate::pipeline::Pipeline;
 use crate::report::Manifest;
+use crate::sql::Params;
 use crate::store::{PipelineStore, StoreError};
-use crate::suppressions::{ERASED, not_erased};
 
 /// Folders (and single files) of Parquet under `root`, relative to it.
 fn parquet_tables(root: &Path) -> Vec<PathBuf> {
@@ -65,101 +66,86 @@ fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn count(ctx: &SessionContext, sql: &str, params: &Params) -> Result<usize, RunError> {
-    Ok(crate::engine::plan_sql(ctx, sql, params)
-        .await?
-        .count()
-        .await
-        .map_err(|e| EngineError::execution("erasure", e))?)
-}
-
 /// Rewrites every published run other than `current` that still holds an erased key; returns
 /// the dates rewritten. The erased list is read from the published run of `current`.
-pub async fn scrub_earlier_runs(
+pub(super) async fn scrub_earlier_runs(
     ctx: &SessionContext,
     pipeline: &Pipeline,
     store: &PipelineStore,
     current: NaiveDate,
-    params: &Params,
 ) -> Result<Vec<NaiveDate>, RunError> {
-    let key = pipeline.key.as_deref().expect("erasure needs a key");
-    let erased = store.run_dir(current).join("state/erased");
-    if !erased.is_dir() {
+    let Some(key) = pipeline.key() else {
+        return Ok(Vec::new());
+    };
+    if !erasure::register_published(ctx, &store.run_dir(current)).await? {
         return Ok(Vec::new());
     }
-    register_parquet_dir(ctx, ERASED, &erased).await?;
+    let params = pipeline.params.bind(current, &[])?;
     let mut scrubbed = Vec::new();
     for date in store
         .published_dates()?
         .into_iter()
         .filter(|d| *d != current)
     {
-        let published = store.run_dir(date);
-        // Which tables of that run hold an erased key?
-        let mut dirty = Vec::new();
-        for (i, table) in parquet_tables(&published).into_iter().enumerate() {
-            let name = format!("__segflow_scrub_{i}");
-            register_parquet_dir(ctx, &name, &published.join(&table)).await?;
-            let has_key = ctx
-                .table(name.as_str())
-                .await
-                .map_err(|e| EngineError::execution("erasure", e))?
-                .schema()
-                .field_with_unqualified_name(key)
-                .is_ok();
-            if has_key
-                && count(
-                    ctx,
-                    &format!("SELECT 1 FROM {name} WHERE NOT ({})", not_erased(key)),
-                    params,
-                )
-                .await?
-                    > 0
-            {
-                dirty.push((name, table));
-            }
+        if scrub_run(ctx, key, store, date, current, &params).await? {
+            scrubbed.push(date);
         }
-        if dirty.is_empty() {
-            continue;
-        }
-        let staged = match store.begin(date, &format!("{}-erasure", new_run_id())) {
-            Ok(staged) => staged,
-            Err(err @ StoreError::Locked { .. }) => {
-                warn!(%date, "not scrubbed now, a run of that date is in progress: {err}");
-                continue;
-            }
-            Err(err) => return Err(err.into()),
-        };
-        let run_dir = staged.run_dir().to_owned();
-        link_tree(&published, &run_dir)
-            .map_err(StoreError::io(&run_dir, "copying the run to scrub it"))?;
-        let mut manifest: Manifest = store.read_manifest(date)?;
-        for (name, table) in &dirty {
-            let target = run_dir.join(table);
-            if target.is_dir() {
-                std::fs::remove_dir_all(&target).map_err(StoreError::io(&target, "replacing"))?;
-            } else {
-                std::fs::remove_file(&target).map_err(StoreError::io(&target, "replacing"))?;
-            }
-            let Written { files, .. } = write_query(
-                ctx,
-                "erasure",
-                &format!("SELECT * FROM {name} WHERE {}", not_erased(key)),
-                params,
-                &target,
-                &run_dir,
-            )
-            .await?;
-            let relative = table.to_string_lossy();
-            if let Some(output) = manifest.outputs.iter_mut().find(|o| o.path == relative) {
-                output.rows = files.iter().map(|f| f.rows).sum();
-                output.files = files;
-            }
-        }
-        manifest.erasure_applied_by = Some(format!("run of {current}"));
-        staged.publish(&manifest)?;
-        info!(%date, tables = dirty.len(), "erased customers removed from an earlier run");
-        scrubbed.push(date);
     }
     Ok(scrubbed)
+}
+
+/// Rewrites one published run without the erased keys, if it holds any; true when it did.
+async fn scrub_run(
+    ctx: &SessionContext,
+    key: &str,
+    store: &PipelineStore,
+    date: NaiveDate,
+    current: NaiveDate,
+    params: &Params,
+) -> Result<bool, RunError> {
+    let published = store.run_dir(date);
+    // Which tables of that run hold an erased key?
+    let mut dirty = Vec::new();
+    for (i, table) in parquet_tables(&published).into_iter().enumerate() {
+        let name = format!("__segflow_scrub_{i}");
+        engine::register_parquet(ctx, &name, &published.join(&table)).await?;
+        if erasure::holds_erased(ctx, &name, key, params).await? {
+            dirty.push((name, table));
+        }
+    }
+    if dirty.is_empty() {
+        return Ok(false);
+    }
+    let staged = match store.begin(date, &format!("{}-erasure", new_run_id())) {
+        Ok(staged) => staged,
+        Err(err @ StoreError::Locked { .. }) => {
+            warn!(%date, "not scrubbed now, a run of that date is in progress: {err}");
+            return Ok(false);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let run_dir = staged.run_dir().to_owned();
+    link_tree(&published, &run_dir)
+        .map_err(StoreError::io(&run_dir, "copying the run to scrub it"))?;
+    let mut manifest: Manifest = store.read_manifest(date)?;
+    for (name, table) in &dirty {
+        let target = run_dir.join(table);
+        let replaced = if target.is_dir() {
+            std::fs::remove_dir_all(&target)
+        } else {
+            std::fs::remove_file(&target)
+        };
+        replaced.map_err(StoreError::io(&target, "replacing"))?;
+        let written =
+            erasure::rewrite_without_erased(ctx, name, key, params, &target, &run_dir).await?;
+        let relative = table.to_string_lossy();
+        if let Some(output) = manifest.outputs.iter_mut().find(|o| o.path == relative) {
+            output.rows = written.rows();
+            output.files = written.files;
+        }
+    }
+    manifest.erasure_applied_by = Some(format!("run of {current}"));
+    staged.publish(&manifest)?;
+    info!(%date, tables = dirty.len(), "erased customers removed from an earlier run");
+    Ok(true)
 }

@@ -16,6 +16,7 @@
 //! next run removes. `latest.json` is replaced by rename too.
 
 mod lock;
+mod output;
 mod parquet;
 
 use std::path::{Path, PathBuf};
@@ -23,10 +24,13 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-pub use lock::RunLock;
-pub use parquet::{ColumnSchema, ParquetWriter, WrittenFile, write_stream};
+pub(crate) use lock::RunLock;
+pub use output::{Output, OutputKind};
+pub(crate) use output::{RunDirs, Written};
+pub(crate) use parquet::write_stream;
+pub use parquet::{ColumnSchema, WrittenFile};
 
-use crate::pipeline::Uri;
+use crate::location::Uri;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -105,10 +109,6 @@ impl PipelineStore {
         }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     pub fn run_dir(&self, date: NaiveDate) -> PathBuf {
         self.root.join("runs").join(format!("run_date={date}"))
     }
@@ -151,14 +151,6 @@ impl PipelineStore {
         date: NaiveDate,
     ) -> Result<T, StoreError> {
         read_json(&self.manifest_path(date))
-    }
-
-    pub fn read_latest(&self) -> Result<Option<Latest>, StoreError> {
-        let path = self.root.join("latest.json");
-        if !path.exists() {
-            return Ok(None);
-        }
-        read_json(&path).map(Some)
     }
 
     /// Takes the lock for `date` and prepares an empty staging folder for the run.
@@ -223,13 +215,9 @@ impl StagedRun {
         &self.work_dir
     }
 
-    pub fn store(&self) -> &PipelineStore {
-        &self.store
-    }
-
     /// Keeps the report and failing-row samples of a blocked run in `blocked/run_date=D/` (the
     /// run itself is not published) for inspection, replacing an older blocked report.
-    pub fn keep_blocked<M: Serialize>(self, report: &M) -> Result<PathBuf, StoreError> {
+    pub fn keep_blocked<M: Serialize>(&self, report: &M) -> Result<PathBuf, StoreError> {
         let keep = self.dir.join("blocked");
         std::fs::create_dir_all(&keep).map_err(StoreError::io(&keep, "creating folder"))?;
         let checks = self.run_dir.join("checks");

@@ -15,10 +15,11 @@ use super::compare;
 use super::prepare::{PreparedTest, Tables, Target};
 use super::rows;
 use crate::engine::{self, EngineError, EngineOptions};
-use crate::pipeline::sql::literal;
-use crate::pipeline::{Model, Params, Pipeline, Rule};
-use crate::run::{RunError, RunPaths, register_parquet_dir};
-use crate::suppressions;
+use crate::pipeline::Pipeline;
+use crate::run::RunError;
+use crate::sql::{Params, Rule, literal};
+use crate::store::RunDirs;
+use crate::{erasure, models, offers, segments, suppressions};
 
 /// The table a test's output folder is read back as.
 const OUTPUT: &str = "__segflow_test_output";
@@ -39,7 +40,12 @@ pub async fn run_test(pipeline: &Pipeline, tables: &Tables, test: &PreparedTest)
     };
     let (schema, batches) = match actual(pipeline, tables, test, &workspace).await {
         Ok(result) => result,
-        Err(err) => return Some(format!("{what} could not run: {err}")),
+        Err(err) => {
+            return Some(format!(
+                "{what} could not run: {}",
+                crate::error::chain(&err)
+            ));
+        }
     };
     let columns: Vec<String> = test
         .columns
@@ -147,47 +153,13 @@ fn needed_models(pipeline: &Pipeline, test: &PreparedTest) -> BTreeSet<String> {
     needed
 }
 
-/// Plans a model as a view. Like a run, a materialized model that has the key column leaves
-/// out erased customers.
-async fn register_model(
-    ctx: &SessionContext,
-    key: Option<&str>,
-    model: &Model,
-    params: &Params,
-) -> Result<(), EngineError> {
-    let what = format!("model {}", model.name);
-    let df = engine::plan_query(ctx, &what, &model.query, params).await?;
-    let key =
-        key.filter(|k| model.materialize && df.schema().field_with_unqualified_name(k).is_ok());
-    let df = match key {
-        None => df,
-        Some(key) => {
-            let scratch = format!("__segflow_unfiltered_{}", model.name);
-            ctx.register_table(scratch.as_str(), df.into_view())
-                .map_err(|e| EngineError::execution(&what, e))?;
-            engine::plan_sql(
-                ctx,
-                &format!(
-                    "SELECT * FROM {scratch} WHERE {}",
-                    suppressions::not_erased(key)
-                ),
-                params,
-            )
-            .await?
-        }
-    };
-    ctx.register_table(model.name.as_str(), df.into_view())
-        .map_err(|e| EngineError::execution(&what, e))?;
-    Ok(())
-}
-
 async fn collect(
     ctx: &SessionContext,
     what: &str,
     sql: &str,
     params: &Params,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), RunError> {
-    let df = engine::plan_sql(ctx, sql, params).await?;
+    let df = engine::plan_step(ctx, what, sql, params).await?;
     let schema = Arc::new(df.schema().as_arrow().clone());
     let batches = df
         .collect()
@@ -203,7 +175,7 @@ async fn read_back(
     filter: &str,
     params: &Params,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), RunError> {
-    register_parquet_dir(ctx, OUTPUT, dir).await?;
+    engine::register_parquet(ctx, OUTPUT, dir).await?;
     collect(
         ctx,
         what,
@@ -227,88 +199,63 @@ async fn actual(
         .map_err(|e| EngineError::execution("test session", e))?;
     let params = &test.params;
     let (run_dir, work_dir) = (workspace.run_dir(), workspace.work_dir());
-
     for (name, schema) in &tables.sources {
         register_rows(&ctx, name, schema, test.given.get(name))?;
     }
-    let key = pipeline.key.as_deref();
-    let mut outputs = Vec::new();
-    if let Some(key) = key {
-        suppressions::register_erased(&ctx, pipeline, key, params, None, &run_dir, &mut outputs)
-            .await?;
+    if let Some(key) = pipeline.key() {
+        let erasure = pipeline.erasure.as_ref();
+        erasure::register(&ctx, key, erasure, None, &run_dir, params).await?;
     }
     let needed = needed_models(pipeline, test);
     for model in pipeline.models.iter().filter(|m| needed.contains(&m.name)) {
         match test.given.get(&model.name) {
-            Some(batch) => {
-                let schema = batch.schema();
-                register_rows(&ctx, &model.name, &schema, Some(batch))?;
+            Some(batch) => register_rows(&ctx, &model.name, &batch.schema(), Some(batch))?,
+            None => {
+                let what = format!("model {}", model.name);
+                let df = models::plan_rows(&ctx, pipeline.key(), model, params).await?;
+                engine::register_view(&ctx, &what, &model.name, df)?;
             }
-            None => register_model(&ctx, key, model, params).await?,
         }
     }
-
     let what = test.target.describe();
-    if let Target::Model(name) = &test.target {
-        return collect(&ctx, &what, &format!("SELECT * FROM {name}"), params).await;
-    }
-    let key = key.expect("compile requires a key with segments, suppressions and offers");
-    let profile = pipeline
-        .segments
-        .as_ref()
-        .map(|s| s.from.as_str())
-        .or(pipeline.offers.as_ref().map(|o| o.from.as_str()))
-        .expect("compile requires a profile with suppressions");
-    suppressions::evaluate(&ctx, pipeline, key, profile, params, &work_dir).await?;
+    let (key, profile) = match (&test.target, pipeline.audience()) {
+        (Target::Model(name), _) => {
+            return collect(&ctx, &what, &format!("SELECT * FROM {name}"), params).await;
+        }
+        (_, Some(audience)) => audience,
+        (_, None) => unreachable!("tests of segments, suppressions and offers need a key"),
+    };
+    let rules = &pipeline.suppressions;
+    suppressions::evaluate(&ctx, rules, key, profile, params, None, &work_dir).await?;
+    let dirs = RunDirs {
+        run_dir: &run_dir,
+        work_dir: &work_dir,
+        previous_run: None,
+    };
     match &test.target {
         Target::Model(_) => unreachable!("returned above"),
         Target::Suppression(name) => {
             let sql = format!(
                 "SELECT * FROM {} WHERE suppression = {}",
-                suppressions::SUPPRESSIONS,
+                suppressions::MATCHES,
                 literal(name)
             );
             collect(&ctx, &what, &sql, params).await
         }
         Target::Segment(name) => {
             let segments = pipeline.segments.as_ref().expect("checked when prepared");
-            crate::segments::run_segments(
-                &ctx,
-                pipeline,
-                segments,
-                params,
-                RunPaths {
-                    run_dir: &run_dir,
-                    work_dir: &work_dir,
-                    previous_run: None,
-                },
-                &mut outputs,
-            )
-            .await?;
-            read_back(
-                &ctx,
-                &what,
-                &run_dir.join(format!("audiences/segment={name}")),
-                "",
-                params,
-            )
-            .await
+            segments::evaluate(&ctx, key, segments, rules, params, None, &work_dir).await?;
+            let columns = &pipeline.activation_columns;
+            segments::publish(&ctx, key, segments, columns, params, dirs).await?;
+            let audience = run_dir.join(format!("audiences/segment={name}"));
+            read_back(&ctx, &what, &audience, "", params).await
         }
         Target::Offers(offer) => {
             let offers = pipeline.offers.as_ref().expect("checked when prepared");
-            crate::offers::run_offers(
-                &ctx,
-                pipeline,
-                offers,
-                params,
-                RunPaths {
-                    run_dir: &run_dir,
-                    work_dir: &work_dir,
-                    previous_run: None,
-                },
-                &mut outputs,
-            )
-            .await?;
+            offers::evaluate(&ctx, key, offers, rules, params, None, &work_dir).await?;
+            let refused = offers::decide(&ctx, key, offers, params, &work_dir).await?;
+            let global = pipeline.segments.as_ref().and_then(|s| s.holdout.as_ref());
+            offers::publish(&ctx, key, offers, global, &refused, params, dirs).await?;
             let filter = offer
                 .as_ref()
                 .map(|o| format!("WHERE offer = {}", literal(o)))

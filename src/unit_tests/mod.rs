@@ -42,10 +42,9 @@ use std::path::{Path, PathBuf};
 use futures::StreamExt;
 
 use crate::engine::EngineError;
-use crate::location::Location;
-use crate::pipeline::{Diagnostic, Pipeline};
-
-pub use compare::{Cell, Diff, Mark, RELATIVE_TOLERANCE, cells_match, compare};
+use crate::location::{Diagnostic, Location};
+use crate::pipeline::Pipeline;
+use crate::sources::SourceError;
 
 /// What became of one test.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,15 +141,18 @@ pub enum UnitTestError {
         folder: PathBuf,
     },
     /// The sources' real files give the tables their schemas; they could not be read.
-    #[error("{0} (tests read each source's schema from its files)")]
+    #[error("tests take each source's schema from its files")]
+    Source(#[from] SourceError),
+    #[error(transparent)]
     Engine(#[from] EngineError),
 }
 
 impl UnitTestError {
     /// 2 when a test file or the pipeline must change; 1 when a source could not be read.
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> u8 {
         match self {
-            UnitTestError::Engine(err) if !err.is_invalid_pipeline() => 1,
+            UnitTestError::Source(SourceError::Missing { .. }) => 2,
+            UnitTestError::Source(_) | UnitTestError::Engine(_) => 1,
             _ => 2,
         }
     }

@@ -14,9 +14,10 @@ use super::compare::Cell;
 use super::rows::{self, RowError};
 use super::spec::{Locator, Row, TestFileSpec, TestSpec, scalar_text};
 use crate::engine::{self, EngineError, EngineOptions};
-use crate::location::Location;
-use crate::pipeline::params::ParamError;
-use crate::pipeline::{Diagnostic, Params, Pipeline};
+use crate::location::{Diagnostic, Location};
+use crate::pipeline::Pipeline;
+use crate::sources;
+use crate::sql::{ParamError, Params};
 
 /// The schema of every table a test may give rows for, from the real pipeline: sources as
 /// their files are read, models as DataFusion plans them over those sources.
@@ -27,9 +28,9 @@ pub struct Tables {
 }
 
 impl Tables {
-    pub async fn discover(pipeline: &Pipeline) -> Result<Self, EngineError> {
+    pub async fn discover(pipeline: &Pipeline) -> Result<Self, super::UnitTestError> {
         let (ctx, _) = engine::session(&EngineOptions::default())?;
-        engine::register_sources(&ctx, pipeline).await?;
+        sources::register_all(&ctx, pipeline.sources.values()).await?;
         let mut sources = IndexMap::new();
         for name in pipeline.sources.keys() {
             let table = ctx
@@ -40,9 +41,15 @@ impl Tables {
         }
         let mut models = IndexMap::new();
         for model in &pipeline.models {
-            let schema = match engine::register_view(&ctx, model, &pipeline.params).await {
-                Ok(df) => Ok(rows::nullable(df.schema().as_arrow())),
-                Err(err) => Err(err.to_string()),
+            let what = format!("model {}", model.name);
+            let planned = engine::plan_query(&ctx, &what, &model.query, &pipeline.params).await;
+            let schema = match planned {
+                Ok(df) => {
+                    let schema = rows::nullable(df.schema().as_arrow());
+                    engine::register_view(&ctx, &what, &model.name, df)?;
+                    Ok(schema)
+                }
+                Err(err) => Err(crate::error::chain(&err)),
             };
             models.insert(model.name.clone(), schema);
         }
@@ -84,7 +91,7 @@ impl Target {
 
     /// The columns the target's rows have, when known before running.
     fn columns(&self, pipeline: &Pipeline, tables: &Tables) -> Option<Vec<String>> {
-        let key = pipeline.key.clone().unwrap_or_default();
+        let key = pipeline.key().unwrap_or_default().to_string();
         let fixed = |names: &[&str]| {
             Some(
                 std::iter::once(key.clone())
@@ -298,7 +305,7 @@ impl FileChecker<'_> {
                 ok = false;
                 continue;
             };
-            let item = format!("{name}={text}");
+            let item = (name.to_string(), text);
             if let Err(err) = self.pipeline.params.bind(date, std::slice::from_ref(&item)) {
                 let message = match err {
                     ParamError::Unknown { known, .. } => {
@@ -315,7 +322,6 @@ impl FileChecker<'_> {
                         "params.run_date: set the run date with run_date: on the test or the file"
                             .to_string()
                     }
-                    ParamError::Malformed(_) => format!("params.{name}: give a single value"),
                 };
                 self.problem(level, &["params", name], message);
                 ok = false;

@@ -6,8 +6,8 @@ use std::path::Path;
 use indexmap::IndexMap;
 use serde::Deserialize;
 
+use crate::location::Diagnostic;
 use crate::location::Location;
-use crate::pipeline::Diagnostic;
 
 /// One row: column name → value, in the order written.
 pub type Row = IndexMap<String, serde_yaml::Value>;

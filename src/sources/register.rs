@@ -1,5 +1,6 @@
 //! Sources as DataFusion listing tables: files found, schema inferred from the files (Parquet
 //! footers, CSV headers and a sample of lines) and reconciled with the source's column contract.
+//! Nothing here reads whole files.
 
 use std::sync::Arc;
 
@@ -15,12 +16,13 @@ use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::EngineError;
-use crate::pipeline::{Pipeline, Source, Uri};
+use super::{Source, SourceError};
+use crate::engine::QueryError;
+use crate::location::Uri;
 use crate::spec::{ColumnType, Format};
 
 /// What a run read from one source, recorded in the manifest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SourceInput {
     pub name: String,
     pub uri: String,
@@ -29,7 +31,7 @@ pub struct SourceInput {
     pub bytes: u64,
 }
 
-pub fn arrow_type(column: ColumnType) -> DataType {
+pub(crate) fn arrow_type(column: ColumnType) -> DataType {
     match column {
         ColumnType::String => DataType::Utf8,
         ColumnType::Int => DataType::Int64,
@@ -41,7 +43,7 @@ pub fn arrow_type(column: ColumnType) -> DataType {
 }
 
 /// The listing URL of a source: folders end in `/` so every file below is read.
-pub fn source_table_url(source: &Source) -> Result<ListingTableUrl, EngineError> {
+fn source_table_url(source: &Source) -> Result<ListingTableUrl, SourceError> {
     let text = match &source.uri {
         Uri::Local(path) => {
             let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
@@ -64,23 +66,23 @@ pub fn source_table_url(source: &Source) -> Result<ListingTableUrl, EngineError>
         }
         Uri::Url(url) => url.to_string(),
     };
-    ListingTableUrl::parse(&text).map_err(|e| unreadable(source, e.strip_backtrace()))
+    ListingTableUrl::parse(&text).map_err(|e| unreadable(source, e))
 }
 
-fn missing(source: &Source) -> EngineError {
-    EngineError::SourceMissing {
+fn missing(source: &Source) -> SourceError {
+    SourceError::Missing {
         at: source.at.clone(),
         name: source.name.clone(),
         uri: source.uri.to_string(),
     }
 }
 
-fn unreadable(source: &Source, message: String) -> EngineError {
-    EngineError::SourceUnreadable {
+fn unreadable(source: &Source, err: datafusion::common::DataFusionError) -> SourceError {
+    SourceError::Unreadable {
         at: source.at.clone(),
         name: source.name.clone(),
         uri: source.uri.to_string(),
-        message,
+        source: QueryError::from(err),
     }
 }
 
@@ -105,39 +107,28 @@ fn listing_options(source: &Source) -> ListingOptions {
         )
 }
 
-/// Registers every source of the pipeline as a table; reads file listings, Parquet footers
-/// and CSV/JSON samples, never whole files.
-pub async fn register_sources(
-    ctx: &SessionContext,
-    pipeline: &Pipeline,
-) -> Result<Vec<SourceInput>, EngineError> {
-    let mut inputs = Vec::new();
-    for source in pipeline.sources.values() {
-        inputs.push(register_source(ctx, source).await?);
-    }
-    Ok(inputs)
-}
-
-async fn register_source(
+/// Registers a source as a table under its name; reads the file listing, Parquet footers and
+/// CSV/JSON samples, never whole files.
+pub(crate) async fn register_source(
     ctx: &SessionContext,
     source: &Source,
-) -> Result<SourceInput, EngineError> {
+) -> Result<SourceInput, SourceError> {
     let url = source_table_url(source)?;
     let options = listing_options(source);
     let state = ctx.state();
     let store = state
         .runtime_env()
         .object_store(&url)
-        .map_err(|e| unreadable(source, e.strip_backtrace()))?;
+        .map_err(|e| unreadable(source, e))?;
     let files: Vec<_> = url
         .list_all_files(&state, store.as_ref(), &source.extension)
         .await
-        .map_err(|e| unreadable(source, e.strip_backtrace()))?
+        .map_err(|e| unreadable(source, e))?
         .try_collect()
         .await
-        .map_err(|e| unreadable(source, e.strip_backtrace()))?;
+        .map_err(|e| unreadable(source, e))?;
     if files.is_empty() {
-        return Err(EngineError::SourceMissing {
+        return Err(SourceError::Missing {
             at: source.at.clone(),
             name: source.name.clone(),
             uri: format!("{} (no {} files)", source.uri, source.extension),
@@ -146,9 +137,9 @@ async fn register_source(
     let inferred = options
         .infer_schema(&state, &url)
         .await
-        .map_err(|e| unreadable(source, e.strip_backtrace()))?;
+        .map_err(|e| unreadable(source, e))?;
     let schema =
-        apply_contract(source, &inferred).map_err(|differences| EngineError::Contract {
+        apply_contract(source, &inferred).map_err(|differences| SourceError::Contract {
             at: source.at.clone(),
             name: source.name.clone(),
             differences,
@@ -156,10 +147,9 @@ async fn register_source(
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);
-    let table =
-        ListingTable::try_new(config).map_err(|e| unreadable(source, e.strip_backtrace()))?;
+    let table = ListingTable::try_new(config).map_err(|e| unreadable(source, e))?;
     ctx.register_table(source.name.as_str(), Arc::new(table))
-        .map_err(|e| unreadable(source, e.strip_backtrace()))?;
+        .map_err(|e| unreadable(source, e))?;
     Ok(SourceInput {
         name: source.name.clone(),
         uri: source.uri_text.clone(),

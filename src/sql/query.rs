@@ -12,27 +12,26 @@ use datafusion::sql::sqlparser::ast::{
     self, CastKind, Expr as SqlExpr, SetExpr, Value, visit_expressions_mut,
 };
 
-use super::Diagnostic;
-use super::params::Params;
-use crate::location::{Location, find_identifier};
+use super::Params;
+use crate::location::{Diagnostic, Location, find_identifier};
 
 /// A parsed, parameter-checked query from a `.sql` file.
 #[derive(Debug, Clone)]
-pub struct SqlQuery {
+pub(crate) struct SqlQuery {
     /// The file as the pipeline names it (relative to the project root), for messages.
-    pub path: PathBuf,
-    pub text: String,
+    pub(crate) path: PathBuf,
+    pub(crate) text: String,
     /// The statement with every placeholder wrapped in a CAST to its parameter's type, so
     /// DataFusion can plan expressions like `$run_date - INTERVAL '30 days'` before binding.
-    pub statement: Statement,
+    pub(crate) statement: Statement,
     /// The tables the query reads (CTE names excluded), lower-cased.
-    pub tables: BTreeSet<String>,
+    pub(crate) tables: BTreeSet<String>,
 }
 
 impl SqlQuery {
     /// The location of `word` in this file (or its start), for errors DataFusion reports
     /// without a position.
-    pub fn locate(&self, word: &str) -> Location {
+    pub(crate) fn locate(&self, word: &str) -> Location {
         match find_identifier(&self.text, word) {
             Some(offset) => Location::at_offset(&self.path, &self.text, offset),
             None => Location::file(&self.path),
@@ -41,7 +40,11 @@ impl SqlQuery {
 }
 
 /// Parses `text` (the content of `path`) as one query over the pipeline's tables.
-pub fn parse_query(path: &Path, text: &str, params: &Params) -> Result<SqlQuery, Vec<Diagnostic>> {
+pub(crate) fn parse_query(
+    path: &Path,
+    text: &str,
+    params: &Params,
+) -> Result<SqlQuery, Vec<Diagnostic>> {
     let mut statements = DFParserBuilder::new(text)
         .build()
         .and_then(|mut parser| parser.parse_statements())
@@ -135,7 +138,7 @@ pub fn parse_query(path: &Path, text: &str, params: &Params) -> Result<SqlQuery,
 }
 
 /// The expression of a `SELECT <expr>` query without FROM (how conditions are parsed).
-pub fn select_expression(query: &SqlQuery) -> Option<SqlExpr> {
+pub(crate) fn select_expression(query: &SqlQuery) -> Option<SqlExpr> {
     let Statement::Statement(inner) = &query.statement else {
         return None;
     };
@@ -152,11 +155,6 @@ pub fn select_expression(query: &SqlQuery) -> Option<SqlExpr> {
         ast::SelectItem::UnnamedExpr(expr) => Some(expr.clone()),
         _ => None,
     }
-}
-
-/// `text` as a SQL string literal.
-pub fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 fn type_placeholder(name: &str, params: &Params) -> Result<ast::DataType, String> {
@@ -213,7 +211,6 @@ fn line_column_in(message: &str) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::params::Params;
 
     fn parse(text: &str) -> Result<SqlQuery, Vec<Diagnostic>> {
         let params = Params::from_spec(&indexmap::IndexMap::new()).unwrap();

@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 /// Orders `deps` (node → the nodes it reads) topologically, keeping declaration order where
 /// the graph allows it so plans read like the pipeline file. On a cycle, returns its nodes in
 /// order, first node repeated at the end (`a → b → a`).
-pub fn topological_order(
+pub(crate) fn topological_order(
     deps: &IndexMap<String, BTreeSet<String>>,
 ) -> Result<Vec<String>, Vec<String>> {
     #[derive(Clone, Copy, PartialEq)]

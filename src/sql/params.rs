@@ -12,7 +12,7 @@ use indexmap::IndexMap;
 use crate::spec::ParamValue;
 
 /// The parameter every query can use: the run date, a DATE.
-pub const RUN_DATE: &str = "run_date";
+pub(crate) const RUN_DATE: &str = "run_date";
 
 /// A `--param` value that does not fit the pipeline's parameters.
 #[derive(Debug, thiserror::Error)]
@@ -25,14 +25,12 @@ pub enum ParamError {
         value: String,
         expected: &'static str,
     },
-    #[error("--param {0}: expected NAME=VALUE")]
-    Malformed(String),
     #[error("--param run_date: the run date is set with --date")]
     RunDate,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub(crate) enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
@@ -66,7 +64,7 @@ impl Value {
         }
     }
 
-    pub fn sql_type(&self) -> DataType {
+    pub(crate) fn sql_type(&self) -> DataType {
         match self {
             Value::Bool(_) => DataType::Boolean,
             Value::Int(_) => DataType::BigInt(None),
@@ -76,7 +74,7 @@ impl Value {
         }
     }
 
-    pub fn to_scalar(&self) -> ScalarValue {
+    pub(crate) fn to_scalar(&self) -> ScalarValue {
         match self {
             Value::Bool(b) => ScalarValue::Boolean(Some(*b)),
             Value::Int(i) => ScalarValue::Int64(Some(*i)),
@@ -86,7 +84,7 @@ impl Value {
         }
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         match self {
             Value::Bool(b) => (*b).into(),
             Value::Int(i) => (*i).into(),
@@ -97,19 +95,31 @@ impl Value {
     }
 }
 
-pub fn days_since_epoch(date: NaiveDate) -> i32 {
+pub(crate) fn days_since_epoch(date: NaiveDate) -> i32 {
     (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid epoch")).num_days() as i32
+}
+
+/// Reads `--param NAME=VALUE` (the value is typed later, against the declared parameter).
+pub(crate) fn parse_param(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!(
+            "expected NAME=VALUE, e.g. lookback_days=90, not {text:?}"
+        )),
+    }
 }
 
 /// The pipeline's declared parameters (with `run_date`), in declaration order.
 #[derive(Debug, Clone)]
-pub struct Params {
+pub(crate) struct Params {
     values: IndexMap<String, Value>,
 }
 
 impl Params {
     /// Types the YAML `params:`; returns the names that collide with `run_date`.
-    pub fn from_spec(spec: &IndexMap<String, ParamValue>) -> Result<Self, String> {
+    pub(crate) fn from_spec(spec: &IndexMap<String, ParamValue>) -> Result<Self, String> {
         let mut values = IndexMap::new();
         values.insert(
             RUN_DATE.to_string(),
@@ -124,32 +134,33 @@ impl Params {
         Ok(Self { values })
     }
 
-    pub fn get(&self, name: &str) -> Option<&Value> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Value> {
         self.values.get(name)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &Value)> {
         self.values.iter()
     }
 
     /// "parameters: $run_date, $lookback_days", for error messages.
-    pub fn describe_names(&self) -> String {
+    pub(crate) fn describe_names(&self) -> String {
         let names: Vec<String> = self.values.keys().map(|n| format!("${n}")).collect();
         format!("parameters: {}", names.join(", "))
     }
 
     /// The values for one run: the run date and `--param name=value` overrides, each parsed
     /// as its declared type.
-    pub fn bind(&self, run_date: NaiveDate, overrides: &[String]) -> Result<Params, ParamError> {
+    pub(crate) fn bind(
+        &self,
+        run_date: NaiveDate,
+        overrides: &[(String, String)],
+    ) -> Result<Params, ParamError> {
         let mut bound = self.clone();
         bound
             .values
             .insert(RUN_DATE.to_string(), Value::Date(run_date));
-        for item in overrides {
-            let (name, text) = item
-                .split_once('=')
-                .ok_or_else(|| ParamError::Malformed(item.clone()))?;
-            let name = name.trim();
+        for (name, text) in overrides {
+            let name = name.as_str();
             if name == RUN_DATE {
                 return Err(ParamError::RunDate);
             }
@@ -169,14 +180,14 @@ impl Params {
         Ok(bound)
     }
 
-    pub fn run_date(&self) -> NaiveDate {
+    pub(crate) fn run_date(&self) -> NaiveDate {
         match self.values.get(RUN_DATE) {
             Some(Value::Date(date)) => *date,
             _ => unreachable!("run_date is always a date"),
         }
     }
 
-    pub fn param_values(&self) -> ParamValues {
+    pub(crate) fn param_values(&self) -> ParamValues {
         let map: std::collections::HashMap<String, ScalarValue> = self
             .values
             .iter()
@@ -185,7 +196,7 @@ impl Params {
         ParamValues::from(map)
     }
 
-    pub fn to_json(&self) -> BTreeMap<String, serde_json::Value> {
+    pub(crate) fn to_json(&self) -> BTreeMap<String, serde_json::Value> {
         self.values
             .iter()
             .map(|(name, value)| (name.clone(), value.to_json()))
@@ -196,6 +207,10 @@ impl Params {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pair(text: &str) -> (String, String) {
+        parse_param(text).unwrap()
+    }
 
     fn params() -> Params {
         let mut spec = IndexMap::new();
@@ -208,7 +223,7 @@ mod tests {
     fn overrides_keep_the_declared_type() {
         let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
         let bound = params()
-            .bind(date, &["days=7".into(), "since=2026-02-01".into()])
+            .bind(date, &[pair("days=7"), pair("since=2026-02-01")])
             .unwrap();
         assert_eq!(bound.get("days"), Some(&Value::Int(7)));
         assert_eq!(
@@ -222,21 +237,17 @@ mod tests {
     fn overrides_are_checked() {
         let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
         let err = params()
-            .bind(date, &["days=7; drop table x".into()])
+            .bind(date, &[pair("days=7; drop table x")])
             .unwrap_err();
         assert_eq!(
             err.to_string(),
             "--param days=7; drop table x: expected a whole number"
         );
-        let err = params().bind(date, &["dayz=7".into()]).unwrap_err();
+        let err = params().bind(date, &[pair("dayz=7")]).unwrap_err();
         assert!(
             err.to_string().contains("$run_date, $days, $since"),
             "{err}"
         );
-        assert!(
-            params()
-                .bind(date, &["run_date=2026-01-01".into()])
-                .is_err()
-        );
+        assert!(params().bind(date, &[pair("run_date=2026-01-01")]).is_err());
     }
 }

@@ -1,0 +1,383 @@
+//! Compiled checks: one target, one assertion, a severity and a threshold each.
+
+use indexmap::IndexMap;
+
+use crate::compile::{Compiler, is_valid_name};
+use crate::location::Location;
+use crate::spec::{CheckSpec, ParamValue, Severity, SourceSpec};
+use crate::sql::{Params, SqlQuery, literal};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Check {
+    pub(crate) name: String,
+    pub(crate) target: Target,
+    pub(crate) kind: CheckKind,
+    pub(crate) severity: Severity,
+    /// Row checks fail when more than this share (0–100) of rows fail.
+    pub(crate) max_failed_percent: f64,
+    pub(crate) at: Location,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Target {
+    Source(String),
+    Model(String),
+    /// A segment's audience; `None` for every segment.
+    Audience(Option<String>),
+    /// An offer's assignments; `None` for every offer.
+    Offer(Option<String>),
+}
+
+impl Target {
+    /// The table a row check reads.
+    pub(crate) fn table(&self) -> Option<&str> {
+        match self {
+            Target::Source(name) | Target::Model(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Target::Source(name) => format!("source {name}"),
+            Target::Model(name) => format!("model {name}"),
+            Target::Audience(Some(name)) => format!("audience {name}"),
+            Target::Audience(None) => "every audience".into(),
+            Target::Offer(Some(name)) => format!("offer {name}"),
+            Target::Offer(None) => "every offer".into(),
+        }
+    }
+
+    /// The name checks on this target are named after by default.
+    fn short_name(&self) -> String {
+        match self {
+            Target::Source(n) | Target::Model(n) => n.clone(),
+            Target::Audience(n) => n.clone().unwrap_or_else(|| "audiences".into()),
+            Target::Offer(n) => n.clone().unwrap_or_else(|| "offers".into()),
+        }
+    }
+
+    fn is_table(&self) -> bool {
+        self.table().is_some()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum CheckKind {
+    /// Unique and not null.
+    PrimaryKey(Vec<String>),
+    /// The source's column contract; enforced when the source is registered.
+    Contract,
+    NotNull(Vec<String>),
+    Unique(Vec<String>),
+    /// Values of the column, as SQL literals.
+    AcceptedValues {
+        column: String,
+        values: Vec<String>,
+    },
+    Relationships {
+        column: String,
+        to: String,
+        field: String,
+    },
+    RowCount {
+        min: Option<u64>,
+        max: Option<u64>,
+    },
+    Freshness {
+        column: String,
+        max_age_days: u32,
+    },
+    Sql(SqlQuery),
+    Breaker(Breaker),
+}
+
+impl CheckKind {
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            CheckKind::PrimaryKey(_) => "primary_key",
+            CheckKind::Contract => "contract",
+            CheckKind::NotNull(_) => "not_null",
+            CheckKind::Unique(_) => "unique",
+            CheckKind::AcceptedValues { .. } => "accepted_values",
+            CheckKind::Relationships { .. } => "relationships",
+            CheckKind::RowCount { .. } => "row_count",
+            CheckKind::Freshness { .. } => "freshness",
+            CheckKind::Sql(_) => "sql",
+            CheckKind::Breaker(_) => "circuit_breaker",
+        }
+    }
+}
+
+/// Limits on how much an audience or an offer may change against the previous run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Breaker {
+    pub(crate) max_removed_percent: Option<f64>,
+    pub(crate) max_added_percent: Option<f64>,
+    pub(crate) min_size: Option<u64>,
+    pub(crate) max_size: Option<u64>,
+}
+
+/// What checks may name.
+pub(crate) struct Checkable<'a> {
+    pub(crate) sources: &'a IndexMap<String, SourceSpec>,
+    /// Sources and models.
+    pub(crate) tables: &'a [String],
+    pub(crate) segments: &'a [&'a str],
+    pub(crate) offers: &'a [&'a str],
+}
+
+/// Compiles `checks:`, with a primary-key check for every source that declares a key.
+pub(crate) fn compile(
+    c: &mut Compiler,
+    specs: &[CheckSpec],
+    params: &Params,
+    known: &Checkable,
+) -> Vec<Check> {
+    let mut checks = implied_primary_keys(c, specs, known.sources);
+    for (i, spec) in specs.iter().enumerate() {
+        let Some(check) = compile_check(c, i, spec, params, known) else {
+            continue;
+        };
+        if checks.iter().any(|other| other.name == check.name) {
+            c.problem(
+                &["checks", &i.to_string()],
+                format!(
+                    "checks[{i}]: another check is named \"{}\"; give this one a `name:`",
+                    check.name
+                ),
+            );
+        }
+        checks.push(check);
+    }
+    checks
+}
+
+/// A declared primary key is always checked, unless a check names it explicitly.
+fn implied_primary_keys(
+    c: &Compiler,
+    specs: &[CheckSpec],
+    sources: &IndexMap<String, SourceSpec>,
+) -> Vec<Check> {
+    sources
+        .iter()
+        .filter(|(name, source)| {
+            !source.primary_key.is_empty()
+                && !specs
+                    .iter()
+                    .any(|c| c.source.as_deref() == Some(name.as_str()) && c.primary_key)
+        })
+        .map(|(name, source)| Check {
+            name: format!("{name}_primary_key"),
+            target: Target::Source(name.clone()),
+            kind: CheckKind::PrimaryKey(source.primary_key.clone()),
+            severity: Severity::Error,
+            max_failed_percent: 0.0,
+            at: c.at(&["sources", name, "primary_key"]),
+        })
+        .collect()
+}
+
+fn compile_check(
+    c: &mut Compiler,
+    i: usize,
+    spec: &CheckSpec,
+    params: &Params,
+    known: &Checkable,
+) -> Option<Check> {
+    let index = i.to_string();
+    let path = ["checks", index.as_str()];
+    let target = target(c, i, spec, known)?;
+    let kinds = kinds(c, i, spec, &target, params, known);
+    let kind = match kinds.as_slice() {
+        [kind] => kind.clone(),
+        [] => {
+            c.problem(&path, format!("checks[{i}]: say what to check (not_null, unique, accepted_values, relationships, row_count, freshness, sql, primary_key, contract, or for audiences and offers max_removed_percent, max_added_percent, min_size, max_size)"));
+            return None;
+        }
+        _ => {
+            c.problem(
+                &path,
+                format!("checks[{i}]: one check per entry; split this one into several"),
+            );
+            return None;
+        }
+    };
+    if let Some(problem) = mismatch(&kind, &target) {
+        c.problem(&path, format!("checks[{i}]{problem}"));
+        return None;
+    }
+    let percent = spec.max_failed_percent.unwrap_or(0.0);
+    if !(0.0..=100.0).contains(&percent) {
+        c.problem(
+            &path,
+            format!("checks[{i}].max_failed_percent: use a share between 0 and 100"),
+        );
+    }
+    let name = spec
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}_{}", target.short_name(), kind.label()));
+    if !is_valid_name(&name) {
+        c.problem(&path, format!("checks[{i}].name: \"{name}\" must use lower-case letters, digits and _ (it names a folder of failing rows)"));
+    }
+    Some(Check {
+        name,
+        target,
+        kind,
+        severity: spec.severity,
+        max_failed_percent: percent,
+        at: c.at(&path),
+    })
+}
+
+/// The one thing a check looks at.
+fn target(c: &mut Compiler, i: usize, spec: &CheckSpec, known: &Checkable) -> Option<Target> {
+    let path = ["checks", &i.to_string()];
+    let targets: Vec<Target> = [
+        spec.source.clone().map(Target::Source),
+        spec.model.clone().map(Target::Model),
+        spec.audience
+            .clone()
+            .map(|a| Target::Audience((a != "*").then_some(a))),
+        spec.offer
+            .clone()
+            .map(|o| Target::Offer((o != "*").then_some(o))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let [target] = targets.as_slice() else {
+        c.problem(
+            &path,
+            format!("checks[{i}]: name exactly one of source, model, audience or offer"),
+        );
+        return None;
+    };
+    let exists = match target {
+        Target::Source(name) => known.sources.contains_key(name),
+        Target::Model(name) => known.tables.contains(name),
+        Target::Audience(Some(name)) => known.segments.contains(&name.as_str()),
+        Target::Offer(Some(name)) => known.offers.contains(&name.as_str()),
+        Target::Audience(None) => !known.segments.is_empty(),
+        Target::Offer(None) => !known.offers.is_empty(),
+    };
+    if !exists {
+        c.problem(
+            &path,
+            format!("checks[{i}]: the pipeline has no {}", target.describe()),
+        );
+        return None;
+    }
+    Some(target.clone())
+}
+
+/// Every assertion the entry makes (one is expected).
+fn kinds(
+    c: &mut Compiler,
+    i: usize,
+    spec: &CheckSpec,
+    target: &Target,
+    params: &Params,
+    known: &Checkable,
+) -> Vec<CheckKind> {
+    let index = i.to_string();
+    let path = ["checks", index.as_str()];
+    let mut kinds = Vec::new();
+    if spec.primary_key {
+        match target {
+            Target::Source(name) if !known.sources[name].primary_key.is_empty() => kinds.push(
+                CheckKind::PrimaryKey(known.sources[name].primary_key.clone()),
+            ),
+            _ => c.problem(
+                &path,
+                format!("checks[{i}].primary_key: the source declares no primary_key"),
+            ),
+        }
+    }
+    if spec.contract {
+        kinds.push(CheckKind::Contract);
+    }
+    if !spec.not_null.is_empty() {
+        kinds.push(CheckKind::NotNull(spec.not_null.clone()));
+    }
+    if !spec.unique.is_empty() {
+        kinds.push(CheckKind::Unique(spec.unique.clone()));
+    }
+    if let Some(a) = &spec.accepted_values {
+        let values = a.values.iter().map(value_literal).collect();
+        kinds.push(CheckKind::AcceptedValues {
+            column: a.column.clone(),
+            values,
+        });
+    }
+    if let Some(r) = &spec.relationships {
+        if !known.tables.contains(&r.to) {
+            c.problem(
+                &path,
+                format!(
+                    "checks[{i}].relationships.to: no source or model named \"{}\"",
+                    r.to
+                ),
+            );
+        }
+        kinds.push(CheckKind::Relationships {
+            column: r.column.clone(),
+            to: r.to.clone(),
+            field: r.field.clone(),
+        });
+    }
+    if let Some(r) = &spec.row_count {
+        kinds.push(CheckKind::RowCount {
+            min: r.min,
+            max: r.max,
+        });
+    }
+    if let Some(f) = &spec.freshness {
+        kinds.push(CheckKind::Freshness {
+            column: f.column.clone(),
+            max_age_days: f.max_age_days,
+        });
+    }
+    if let Some(file) = &spec.sql {
+        let at = c.at(&["checks", &index, "sql"]);
+        if let Some(query) = c.read_sql(at, file, params, &format!("checks[{i}].sql")) {
+            kinds.push(CheckKind::Sql(query));
+        }
+    }
+    let breaker = Breaker {
+        max_removed_percent: spec.max_removed_percent,
+        max_added_percent: spec.max_added_percent,
+        min_size: spec.min_size,
+        max_size: spec.max_size,
+    };
+    if breaker != Breaker::default() {
+        kinds.push(CheckKind::Breaker(breaker));
+    }
+    kinds
+}
+
+fn value_literal(value: &ParamValue) -> String {
+    match value {
+        ParamValue::Text(t) => literal(t),
+        ParamValue::Int(n) => n.to_string(),
+        ParamValue::Float(f) => f.to_string(),
+        ParamValue::Bool(b) => b.to_string(),
+    }
+}
+
+/// Why an assertion does not apply to its target (appended to `checks[i]`), if it does not.
+fn mismatch(kind: &CheckKind, target: &Target) -> Option<&'static str> {
+    match (kind, target.is_table()) {
+        (CheckKind::Breaker(_), true) => {
+            Some(": circuit breakers apply to an audience or an offer")
+        }
+        (CheckKind::Contract, _) if !matches!(target, Target::Source(_)) => {
+            Some(".contract: contracts belong to sources")
+        }
+        (CheckKind::Breaker(_), false) | (_, true) => None,
+        (_, false) => Some(
+            ": audiences and offers take circuit breakers (max_removed_percent, max_added_percent, min_size, max_size); check their rows through the model they come from",
+        ),
+    }
+}

@@ -1,0 +1,358 @@
+//! Running source and model checks: plan each against the data's schemas, count failing rows,
+//! keep a sample of them.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
+use datafusion::prelude::SessionContext;
+use serde::{Deserialize, Serialize};
+
+use super::sql::{failing_rows, newest, sql_view};
+use super::{Check, CheckKind, SAMPLE_ROWS};
+use crate::engine::{self, EngineError, PlanError};
+use crate::spec::Severity;
+use crate::sql::{Params, ident};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChecksError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Passed,
+    Failed,
+}
+
+/// One check's outcome, as the manifest and the `--json` report record it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub name: String,
+    pub target: String,
+    pub kind: String,
+    pub severity: Severity,
+    pub status: Status,
+    /// Failing rows (row checks) or the measured value's distance from the limit.
+    pub failing: Option<u64>,
+    pub total: Option<u64>,
+    pub failing_percent: Option<f64>,
+    /// What passing means, in words (e.g. "at most 0% of rows").
+    pub threshold: String,
+    /// What was found, in words.
+    pub message: String,
+    /// Folder of sampled failing rows, relative to the run folder.
+    pub sample: Option<String>,
+}
+
+impl CheckResult {
+    pub(crate) fn new(check: &Check, target: String) -> Self {
+        Self {
+            name: check.name.clone(),
+            target,
+            kind: check.kind.label().to_string(),
+            severity: check.severity,
+            status: Status::Passed,
+            failing: None,
+            total: None,
+            failing_percent: None,
+            threshold: String::new(),
+            message: String::new(),
+            sample: None,
+        }
+    }
+
+    pub fn blocks(&self) -> bool {
+        self.status == Status::Failed && self.severity == Severity::Error
+    }
+
+    /// One line for the terminal.
+    pub fn line(&self) -> String {
+        format!(
+            "check {} ({}, {}): {}",
+            self.name, self.target, self.kind, self.message
+        )
+    }
+
+    fn fail_if(&mut self, failed: bool) {
+        self.status = if failed {
+            Status::Failed
+        } else {
+            Status::Passed
+        };
+    }
+}
+
+/// Plans every source and model check against the schemas (reading no rows), for `validate`
+/// and before a run.
+pub(crate) async fn plan(
+    ctx: &SessionContext,
+    checks: &[Check],
+    params: &Params,
+) -> Result<(), PlanError> {
+    for check in checks {
+        let Some(table) = check.target.table() else {
+            continue;
+        };
+        let what = format!("check {}", check.name);
+        let located = |source| PlanError::Query {
+            at: check.at.clone(),
+            what: what.clone(),
+            source,
+        };
+        if let CheckKind::Sql(query) = &check.kind {
+            let df = engine::plan_query(ctx, &what, query, params).await?;
+            engine::replace_table(ctx, &sql_view(check), df).map_err(located)?;
+        }
+        let sql = match &check.kind {
+            CheckKind::Freshness { column, .. } => {
+                check_date_column(ctx, check, table, column, params).await?;
+                newest(table, column)
+            }
+            _ => failing_rows(check, table)
+                .unwrap_or_else(|| format!("SELECT COUNT(*) FROM {}", ident(table))),
+        };
+        engine::plan_sql(ctx, &sql, params).await.map_err(located)?;
+    }
+    Ok(())
+}
+
+/// Freshness needs a date or timestamp column.
+async fn check_date_column(
+    ctx: &SessionContext,
+    check: &Check,
+    table: &str,
+    column: &str,
+    params: &Params,
+) -> Result<(), PlanError> {
+    let what = format!("check {}", check.name);
+    let sql = format!("SELECT {} FROM {}", ident(column), ident(table));
+    let df = engine::plan_sql(ctx, &sql, params)
+        .await
+        .map_err(|source| PlanError::Query {
+            at: check.at.clone(),
+            what: what.clone(),
+            source,
+        })?;
+    let data_type = df.schema().field(0).data_type().clone();
+    if matches!(
+        data_type,
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)
+    ) {
+        return Ok(());
+    }
+    Err(PlanError::Invalid {
+        at: check.at.clone(),
+        what,
+        problem: format!("freshness needs a date or timestamp column; {column} is {data_type}"),
+    })
+}
+
+/// Runs the source and model checks; failing rows are sampled into `run_dir/checks/<name>/`.
+pub(crate) async fn run_table_checks(
+    ctx: &SessionContext,
+    checks: &[Check],
+    params: &Params,
+    run_dir: &Path,
+) -> Result<Vec<CheckResult>, ChecksError> {
+    plan(ctx, checks, params).await?;
+    let mut results = Vec::new();
+    let mut totals = Totals::default();
+    for check in checks {
+        let Some(table) = check.target.table() else {
+            continue;
+        };
+        let mut result = CheckResult::new(check, check.target.describe());
+        match &check.kind {
+            CheckKind::Contract => {
+                // Sources are registered under their contract; reaching this point means it held.
+                result.threshold = "the columns and types the source declares".into();
+                result.message = "the data matches the contract".into();
+            }
+            CheckKind::RowCount { min, max } => {
+                let rows = totals.rows(ctx, check, table, params).await?;
+                row_count(&mut result, rows, *min, *max);
+            }
+            CheckKind::Freshness {
+                column,
+                max_age_days,
+            } => {
+                freshness(
+                    ctx,
+                    check,
+                    table,
+                    column,
+                    *max_age_days,
+                    params,
+                    &mut result,
+                )
+                .await?
+            }
+            _ => row_check(ctx, check, table, params, run_dir, &mut totals, &mut result).await?,
+        }
+        if result.status == Status::Failed {
+            tracing::warn!(check = %result.name, severity = ?result.severity, "{}", result.message);
+        }
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// Row counts of the checked tables, each counted once however many checks read it.
+#[derive(Default)]
+struct Totals(HashMap<String, u64>);
+
+impl Totals {
+    async fn rows(
+        &mut self,
+        ctx: &SessionContext,
+        check: &Check,
+        table: &str,
+        params: &Params,
+    ) -> Result<u64, EngineError> {
+        if let Some(rows) = self.0.get(table) {
+            return Ok(*rows);
+        }
+        let sql = format!("SELECT COUNT(*) FROM {}", ident(table));
+        let rows = count(&collect(ctx, check, &sql, params).await?);
+        self.0.insert(table.to_string(), rows);
+        Ok(rows)
+    }
+}
+
+fn count(batches: &[RecordBatch]) -> u64 {
+    batches
+        .first()
+        .filter(|b| b.num_rows() > 0)
+        .map(|b| b.column(0).as_primitive::<Int64Type>().value(0) as u64)
+        .unwrap_or(0)
+}
+
+async fn collect(
+    ctx: &SessionContext,
+    check: &Check,
+    sql: &str,
+    params: &Params,
+) -> Result<Vec<RecordBatch>, EngineError> {
+    let what = format!("check {}", check.name);
+    engine::plan_step(ctx, &what, sql, params)
+        .await?
+        .collect()
+        .await
+        .map_err(|e| EngineError::execution(what, e))
+}
+
+fn row_count(result: &mut CheckResult, rows: u64, min: Option<u64>, max: Option<u64>) {
+    result.total = Some(rows);
+    result.threshold = match (min, max) {
+        (Some(a), Some(b)) => format!("between {a} and {b} rows"),
+        (Some(a), None) => format!("at least {a} rows"),
+        (None, Some(b)) => format!("at most {b} rows"),
+        (None, None) => "any number of rows".into(),
+    };
+    result.fail_if(!(min.is_none_or(|m| rows >= m) && max.is_none_or(|m| rows <= m)));
+    result.message = format!("{rows} rows, expected {}", result.threshold);
+}
+
+async fn freshness(
+    ctx: &SessionContext,
+    check: &Check,
+    table: &str,
+    column: &str,
+    max_age_days: u32,
+    params: &Params,
+    result: &mut CheckResult,
+) -> Result<(), EngineError> {
+    let run_date = params.run_date();
+    let batches = collect(ctx, check, &newest(table, column), params).await?;
+    let newest: Option<NaiveDate> = batches.first().filter(|b| b.num_rows() > 0).and_then(|b| {
+        let array = b.column(0);
+        (array.data_type() == &DataType::Date32 && !array.is_null(0)).then(|| {
+            let days = array.as_primitive::<Date32Type>().value(0);
+            NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
+                + chrono::Duration::days(days.into())
+        })
+    });
+    result.threshold = format!("newest {column} at most {max_age_days} days before {run_date}");
+    match newest {
+        Some(newest) => {
+            let age = (run_date - newest).num_days();
+            result.failing = Some(age.max(0) as u64);
+            result.fail_if(age > i64::from(max_age_days));
+            result.message = format!(
+                "newest {column} is {newest}, {age} days before the run date (limit {max_age_days})"
+            );
+        }
+        None => {
+            result.fail_if(true);
+            result.message = format!("no {column} on or before {run_date}: the table is empty");
+        }
+    }
+    Ok(())
+}
+
+async fn row_check(
+    ctx: &SessionContext,
+    check: &Check,
+    table: &str,
+    params: &Params,
+    run_dir: &Path,
+    totals: &mut Totals,
+    result: &mut CheckResult,
+) -> Result<(), EngineError> {
+    let failing_sql = failing_rows(check, table).expect("every other kind is a row check");
+    let sql = format!("SELECT COUNT(*) FROM ({failing_sql})");
+    let failing = count(&collect(ctx, check, &sql, params).await?);
+    let total = match check.kind {
+        CheckKind::Sql(_) => None,
+        _ => Some(totals.rows(ctx, check, table, params).await?),
+    };
+    let percent = total.map(|t| {
+        if t == 0 {
+            0.0
+        } else {
+            failing as f64 * 100.0 / t as f64
+        }
+    });
+    result.failing = Some(failing);
+    result.total = total;
+    result.failing_percent = percent;
+    result.threshold = if check.max_failed_percent > 0.0 {
+        format!("at most {}% of rows failing", check.max_failed_percent)
+    } else {
+        "no failing rows".into()
+    };
+    result.fail_if(match percent {
+        Some(p) if check.max_failed_percent > 0.0 => p > check.max_failed_percent,
+        _ => failing > 0,
+    });
+    result.message = match (total, percent) {
+        (Some(total), Some(p)) => format!(
+            "{failing} of {total} rows fail ({p:.2}%), allowed: {}",
+            result.threshold
+        ),
+        _ => format!("{failing} rows returned, allowed: {}", result.threshold),
+    };
+    if failing > 0 {
+        let relative = format!("checks/{}", check.name);
+        let sample = format!("SELECT * FROM ({failing_sql}) LIMIT {SAMPLE_ROWS}");
+        let what = format!("check {}", check.name);
+        engine::write_query(
+            ctx,
+            &what,
+            &sample,
+            params,
+            &run_dir.join(&relative),
+            run_dir,
+        )
+        .await?;
+        result.sample = Some(relative);
+    }
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! What every part of a pipeline uses to compile itself from its spec: where a field of the
+//! YAML is (so every problem names its line), the problems found so far, the project folder
+//! relative paths resolve against, and reading and parsing the SQL files and conditions the
+//! pipeline names.
+//!
+//! Compiling never touches data, and collects *every* problem in one pass.
+
+mod dag;
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+
+pub(crate) use dag::topological_order;
+
+use crate::location::{Diagnostic, Location};
+use crate::spec::{self, ConditionSpec};
+use crate::sql::{Condition, Params, Rule, SqlQuery, parse_condition, parse_query};
+
+/// The compile context of one pipeline file.
+pub(crate) struct Compiler<'a> {
+    file: &'a Path,
+    text: &'a str,
+    root: PathBuf,
+    problems: Vec<Diagnostic>,
+}
+
+impl<'a> Compiler<'a> {
+    /// `text` is the pipeline file's YAML, used to locate problems.
+    pub(crate) fn new(file: &'a Path, text: &'a str) -> Self {
+        Self {
+            file,
+            text,
+            root: project_root(file),
+            problems: Vec::new(),
+        }
+    }
+
+    /// The folder relative paths in the pipeline resolve against.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the field at `path` (e.g. `["segments", "list", "x"]`) is written.
+    pub(crate) fn at(&self, path: &[&str]) -> Location {
+        let (line, column) = spec::locate(self.text, path);
+        Location::new(self.file, line, column)
+    }
+
+    /// A path from the pipeline, relative to the project root (kept short for messages).
+    pub(crate) fn resolve(&self, path: &Path) -> PathBuf {
+        if self.root == Path::new(".") {
+            path.to_owned()
+        } else {
+            self.root.join(path)
+        }
+    }
+
+    /// Records a problem at the field `path`.
+    pub(crate) fn problem(&mut self, path: &[&str], message: impl Into<String>) {
+        let at = self.at(path);
+        self.problems.push(Diagnostic::new(at, message));
+    }
+
+    pub(crate) fn problem_at(&mut self, at: Location, message: impl Into<String>) {
+        self.problems.push(Diagnostic::new(at, message));
+    }
+
+    /// Every problem found, or `Ok` when there were none.
+    pub(crate) fn finish(self) -> Result<PathBuf, Vec<Diagnostic>> {
+        if self.problems.is_empty() {
+            Ok(self.root)
+        } else {
+            Err(self.problems)
+        }
+    }
+
+    /// Names become SQL tables and folder names: the entry at `path` must be a safe name.
+    pub(crate) fn check_name(&mut self, path: &[&str], name: &str) {
+        if !is_valid_name(name) {
+            self.problem(
+                path,
+                format!(
+                    "{}: names may use lower-case letters, digits and _ and start with a letter (they become SQL tables and folder names)",
+                    path.join(".")
+                ),
+            );
+        }
+    }
+
+    /// Reads and parses a query file named in the pipeline (`what` names the field).
+    pub(crate) fn read_sql(
+        &mut self,
+        at: Location,
+        file: &Path,
+        params: &Params,
+        what: &str,
+    ) -> Option<SqlQuery> {
+        let path = self.resolve(file);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) => {
+                let folder = if self.root == Path::new(".") {
+                    String::new()
+                } else {
+                    format!(" {}", self.root.display())
+                };
+                self.problem_at(
+                    at,
+                    format!(
+                        "{what}: cannot read {}: {err}; create the file or fix the path (relative to the project folder{folder})",
+                        path.display(),
+                    ),
+                );
+                return None;
+            }
+        };
+        match parse_query(&path, &text, params) {
+            Ok(query) => Some(query),
+            Err(problems) => {
+                self.problems.extend(problems);
+                None
+            }
+        }
+    }
+
+    /// A condition, parsed as a SQL expression over the profile.
+    pub(crate) fn condition(
+        &mut self,
+        at: Location,
+        name: &str,
+        spec: &ConditionSpec,
+        params: &Params,
+    ) -> Option<Condition> {
+        let (text, reason) = match spec {
+            ConditionSpec::Expr(text) => (text.clone(), format!("{name}: {text}")),
+            ConditionSpec::Described { sql, reason } => (sql.clone(), reason.clone()),
+        };
+        match parse_condition(&at, &text, params) {
+            Ok(expr) => Some(Condition {
+                name: name.to_string(),
+                text,
+                expr,
+                reason,
+                at,
+            }),
+            Err(message) => {
+                self.problem_at(at, format!("condition {name}: {message}"));
+                None
+            }
+        }
+    }
+
+    /// Named conditions under `section` (e.g. an offer's `eligible:`), each at its line.
+    pub(crate) fn conditions(
+        &mut self,
+        section: &[&str],
+        specs: &IndexMap<String, ConditionSpec>,
+        params: &Params,
+    ) -> Vec<Condition> {
+        let mut list = Vec::new();
+        for (name, spec) in specs {
+            let mut path = section.to_vec();
+            path.push(name.as_str());
+            let at = self.at(&path);
+            if let Some(condition) = self.condition(at, name, spec, params) {
+                list.push(condition);
+            }
+        }
+        list
+    }
+
+    /// A rule given as named conditions or a SQL file (segments and suppressions alike).
+    pub(crate) fn rule(
+        &mut self,
+        section: &[&str],
+        conditions: &IndexMap<String, ConditionSpec>,
+        sql: Option<&Path>,
+        params: &Params,
+    ) -> Option<Rule> {
+        let field = section.join(".");
+        match (sql, conditions.is_empty()) {
+            (Some(_), false) | (None, true) => {
+                self.problem(
+                    section,
+                    format!("{field}: give either conditions or sql, not both or neither"),
+                );
+                None
+            }
+            (Some(file), true) => {
+                let mut path = section.to_vec();
+                path.push("sql");
+                let at = self.at(&path);
+                self.read_sql(at, file, params, &format!("{field}.sql"))
+                    .map(|q| Rule::Sql(Box::new(q)))
+            }
+            (None, false) => {
+                let mut path = section.to_vec();
+                path.push("conditions");
+                Some(Rule::Conditions(self.conditions(&path, conditions, params)))
+            }
+        }
+    }
+}
+
+/// The folder relative paths resolve against: the project (parent of `pipelines/`) when the
+/// file sits in a `pipelines` folder, otherwise the file's own folder.
+pub(crate) fn project_root(file: &Path) -> PathBuf {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    if dir.file_name().is_some_and(|n| n == "pipelines") {
+        dir.parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned()
+    } else {
+        dir.to_owned()
+    }
+}
+
+/// Names that become SQL identifiers and folder names: lower-case letters, digits, `_`.
+pub(crate) fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_root_is_the_parent_of_pipelines() {
+        assert_eq!(project_root(Path::new("pipelines/a.yaml")), Path::new("."));
+        assert_eq!(
+            project_root(Path::new("/p/pipelines/a.yaml")),
+            Path::new("/p")
+        );
+        assert_eq!(
+            project_root(Path::new("/p/other/a.yaml")),
+            Path::new("/p/other")
+        );
+        assert_eq!(project_root(Path::new("a.yaml")), Path::new("."));
+    }
+
+    #[test]
+    fn names_must_be_safe_identifiers() {
+        assert!(is_valid_name("lapsing_high_value"));
+        assert!(!is_valid_name("../etc"));
+        assert!(!is_valid_name("Upper"));
+        assert!(!is_valid_name("a-b"));
+        assert!(!is_valid_name(""));
+    }
+}

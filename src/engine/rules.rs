@@ -1,0 +1,194 @@
+//! Planning the rules of segments, suppressions and offers against the profile, before any row
+//! is read: conditions must name real columns and be true/false, SQL rules must return the key.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::prelude::SessionContext;
+
+use super::{PlanError, plan_query, plan_sql, replace_table};
+use crate::location::Location;
+use crate::sql::{Condition, Params, SqlQuery, ident};
+
+/// Plans each condition alone over the profile: its columns must exist and it must be true or
+/// false, so a typo or a non-boolean expression is reported at the condition's line. `what`
+/// names the rule (e.g. `segment champions`).
+pub(crate) async fn check_conditions(
+    ctx: &SessionContext,
+    profile: &str,
+    conditions: &[Condition],
+    what: &str,
+    params: &Params,
+) -> Result<(), PlanError> {
+    for condition in conditions {
+        let what = format!("{what}, condition {}", condition.name);
+        let sql = format!("SELECT ({}) AS c FROM {}", condition.expr, ident(profile));
+        let df = plan_sql(ctx, &sql, params)
+            .await
+            .map_err(|source| PlanError::Query {
+                at: condition.at.clone(),
+                what: what.clone(),
+                source,
+            })?;
+        let data_type = df.schema().field(0).data_type().clone();
+        if !matches!(data_type, DataType::Boolean | DataType::Null) {
+            return Err(PlanError::Invalid {
+                at: condition.at.clone(),
+                what,
+                problem: format!(
+                    "`{}` is {data_type}, not true/false; write a comparison such as `{} > 0`",
+                    condition.text, condition.text
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The optional columns a SQL rule may return besides the key.
+pub(crate) struct RuleColumns<'a> {
+    /// Columns that split a key's rows (e.g. a suppression's `offer`): one row per key and value.
+    pub(crate) grouped: &'a [&'a str],
+    /// Columns explaining each row (e.g. `reason`, `detail`): the first value in order.
+    pub(crate) first: &'a [&'a str],
+}
+
+/// Plans a rule's query and registers it as `view`: one row per key (and grouped column), the
+/// key column named like the pipeline's key, each optional column as `__segflow_<name>` text
+/// (NULL when the query does not return it). Keys that are NULL are dropped.
+pub(crate) async fn register_rule_query(
+    ctx: &SessionContext,
+    what: &str,
+    query: &SqlQuery,
+    key: &str,
+    view: &str,
+    columns: RuleColumns<'_>,
+    params: &Params,
+) -> Result<(), PlanError> {
+    let df = plan_query(ctx, what, query, params).await?;
+    if df.schema().field_with_unqualified_name(key).is_err() {
+        return Err(PlanError::Invalid {
+            at: Location::file(&query.path),
+            what: what.to_string(),
+            problem: format!("the query must return the key column {key}"),
+        });
+    }
+    let text = |column: &str| {
+        if df.schema().field_with_unqualified_name(column).is_ok() {
+            format!("CAST({} AS VARCHAR)", ident(column))
+        } else {
+            "CAST(NULL AS VARCHAR)".to_string()
+        }
+    };
+    let k = ident(key);
+    let mut select = vec![k.clone()];
+    let mut group = vec![k.clone()];
+    for column in columns.grouped {
+        select.push(format!("{} AS __segflow_{column}", text(column)));
+        group.push(text(column));
+    }
+    for column in columns.first {
+        select.push(format!("MIN({}) AS __segflow_{column}", text(column)));
+    }
+    let inner = format!("{view}_query");
+    let failed = |source| PlanError::Query {
+        at: Location::file(&query.path),
+        what: what.to_string(),
+        source,
+    };
+    replace_table(ctx, &inner, df).map_err(failed)?;
+    let sql = format!(
+        "SELECT {} FROM {inner} WHERE {k} IS NOT NULL GROUP BY {}",
+        select.join(", "),
+        group.join(", ")
+    );
+    let grouped = plan_sql(ctx, &sql, params).await.map_err(failed)?;
+    replace_table(ctx, view, grouped).map_err(failed)
+}
+
+/// One condition evaluated for one customer, with the profile values it reads.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConditionExplanation {
+    pub name: String,
+    pub sql: String,
+    /// true / false, or null when the expression is NULL (counts as not holding).
+    pub holds: Option<bool>,
+    /// The profile columns the condition reads, with this customer's values.
+    pub values: Vec<(String, String)>,
+}
+
+/// The profile columns an expression reads.
+fn columns_of(expr: &datafusion::sql::sqlparser::ast::Expr) -> Vec<String> {
+    use datafusion::sql::sqlparser::ast::{Expr, visit_expressions};
+    // Unquoted names are case-insensitive (DataFusion lower-cases them); quoted ones are not.
+    let column = |ident: &datafusion::sql::sqlparser::ast::Ident| match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_ascii_lowercase(),
+    };
+    let mut columns = Vec::new();
+    let _ = visit_expressions(expr, |e| {
+        let name = match e {
+            Expr::Identifier(ident) => Some(column(ident)),
+            Expr::CompoundIdentifier(parts) => parts.last().map(column),
+            _ => None,
+        };
+        if let Some(name) = name
+            && !columns.contains(&name)
+        {
+            columns.push(name);
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    columns
+}
+
+/// Evaluates conditions over the profile row of one key (`key_literal`, a SQL literal): each
+/// condition with the values behind it. `None` when the key has no profile row.
+pub(crate) async fn explain_conditions(
+    ctx: &SessionContext,
+    profile: &str,
+    conditions: &[Condition],
+    key: &str,
+    key_literal: &str,
+    params: &Params,
+) -> Result<Option<Vec<ConditionExplanation>>, super::EngineError> {
+    let mut select = vec!["1".to_string()];
+    let mut columns = Vec::new();
+    for (i, condition) in conditions.iter().enumerate() {
+        select.push(format!("({}) AS __c{i}", condition.expr));
+        let cols = columns_of(&condition.expr);
+        for c in &cols {
+            select.push(format!("{} AS \"__v{i}_{c}\"", ident(c)));
+        }
+        columns.push(cols);
+    }
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {} = {key_literal}",
+        select.join(", "),
+        ident(profile),
+        ident(key)
+    );
+    let Some(row) = super::first_row(ctx, "explain", &sql, params).await? else {
+        return Ok(None);
+    };
+    let mut index = 1;
+    let mut explained = Vec::new();
+    for (condition, cols) in conditions.iter().zip(&columns) {
+        let holds = row
+            .column(index)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::BooleanArray>()
+            .and_then(|a| (!datafusion::arrow::array::Array::is_null(a, 0)).then(|| a.value(0)));
+        let values = cols
+            .iter()
+            .enumerate()
+            .map(|(j, c)| (c.clone(), super::format_value(&row, index + 1 + j)))
+            .collect();
+        index += 1 + cols.len();
+        explained.push(ConditionExplanation {
+            name: condition.name.clone(),
+            sql: condition.text.clone(),
+            holds,
+            values,
+        });
+    }
+    Ok(Some(explained))
+}

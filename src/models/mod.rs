@@ -1,0 +1,197 @@
+//! Models: named SQL queries over sources and other models, found by name in the SQL (no
+//! `ref()` macro), run in dependency order as views or materialized once as Parquet.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use datafusion::dataframe::DataFrame;
+use datafusion::prelude::SessionContext;
+use indexmap::IndexMap;
+
+use crate::compile::{Compiler, topological_order};
+use crate::engine::{self, EngineError, PlanError};
+use crate::erasure::not_erased;
+use crate::spec::ModelSpec;
+use crate::sql::{Params, SqlQuery, ident};
+use crate::store::{Output, OutputKind};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Model {
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) query: SqlQuery,
+    pub(crate) materialize: bool,
+    pub(crate) publish: bool,
+}
+
+impl Model {
+    /// Sources and models this model reads.
+    pub(crate) fn reads(&self) -> &BTreeSet<String> {
+        &self.query.tables
+    }
+
+    fn what(&self) -> String {
+        format!("model {}", self.name)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Compiles `models:` into run order: each model after every model it reads. `tables` are the
+/// names the pipeline's SQL may read (sources and models).
+pub(crate) fn compile(
+    c: &mut Compiler,
+    specs: &IndexMap<String, ModelSpec>,
+    sources: &[&str],
+    tables: &[String],
+    params: &Params,
+) -> Vec<Model> {
+    let mut models = IndexMap::new();
+    for (name, spec) in specs {
+        c.check_name(&["models", name], name);
+        if sources.contains(&name.as_str()) {
+            c.problem(
+                &["models", name],
+                format!("models.{name}: a source already has this name; rename one of them"),
+            );
+        }
+        let at = c.at(&["models", name, "sql"]);
+        if let Some(query) = c.read_sql(at, &spec.sql, params, &format!("models.{name}.sql")) {
+            models.insert(
+                name.clone(),
+                Model {
+                    name: name.clone(),
+                    description: spec.description.clone(),
+                    query,
+                    materialize: spec.materialize || spec.publish,
+                    publish: spec.publish,
+                },
+            );
+        }
+    }
+    for model in models.values() {
+        check_reads(c, &format!("model {}", model.name), &model.query, tables);
+    }
+    let deps: IndexMap<String, BTreeSet<String>> = models
+        .iter()
+        .map(|(name, model)| (name.clone(), model.reads().clone()))
+        .collect();
+    match topological_order(&deps) {
+        Ok(order) => order
+            .iter()
+            .filter_map(|name| models.shift_remove(name))
+            .collect(),
+        Err(cycle) => {
+            c.problem(
+                &["models", &cycle[0], "sql"],
+                format!(
+                    "models form a cycle: {}; a model cannot read itself, directly or through others",
+                    cycle.join(" -> ")
+                ),
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// Every table a query reads must be a source or a model (declared ones count even when their
+/// SQL failed, so one broken file is reported once).
+pub(crate) fn check_reads(c: &mut Compiler, what: &str, query: &SqlQuery, tables: &[String]) {
+    for table in &query.tables {
+        if !tables.contains(table) {
+            c.problem_at(
+                query.locate(table),
+                format!(
+                    "{what} reads unknown table \"{table}\"; the pipeline's tables are: {}",
+                    tables.join(", ")
+                ),
+            );
+        }
+    }
+}
+
+/// Plans a model and registers it as a view under its name, reading no rows.
+pub(crate) async fn register_view(
+    ctx: &SessionContext,
+    model: &Model,
+    params: &Params,
+) -> Result<(), ModelError> {
+    let df = engine::plan_query(ctx, &model.what(), &model.query, params).await?;
+    engine::register_view(ctx, &model.what(), &model.name, df)?;
+    Ok(())
+}
+
+/// What running one model produced.
+pub(crate) struct ModelRun {
+    /// Rows written, for a materialized model; `None` for a view.
+    pub(crate) rows: Option<u64>,
+    /// The published table, for a model declared `publish: true`.
+    pub(crate) output: Option<Output>,
+}
+
+/// A model's rows as a run computes them: a materialized model that has the key column leaves
+/// out erased customers, and is sorted by key when published (the erasure filter is a join,
+/// which does not keep the query's order; sorted, the same inputs give the same bytes).
+pub(crate) async fn plan_rows(
+    ctx: &SessionContext,
+    key: Option<&str>,
+    model: &Model,
+    params: &Params,
+) -> Result<DataFrame, ModelError> {
+    let what = model.what();
+    let df = engine::plan_query(ctx, &what, &model.query, params).await?;
+    let Some(key) =
+        key.filter(|k| model.materialize && df.schema().field_with_unqualified_name(k).is_ok())
+    else {
+        return Ok(df);
+    };
+    let scratch = format!("__segflow_unfiltered_{}", model.name);
+    engine::register_view(ctx, &what, &scratch, df)?;
+    let k = ident(key);
+    let order = if model.publish {
+        format!(" ORDER BY {k}")
+    } else {
+        String::new()
+    };
+    let sql = format!("SELECT * FROM {scratch} WHERE {}{order}", not_erased(&k));
+    Ok(engine::plan_step(ctx, &what, &sql, params).await?)
+}
+
+/// Runs one model: a view is only planned; a materialized model is streamed to Parquet (in
+/// `run_dir` when published, in `work_dir` otherwise) and read back from there.
+pub(crate) async fn run(
+    ctx: &SessionContext,
+    key: Option<&str>,
+    model: &Model,
+    params: &Params,
+    run_dir: &Path,
+    work_dir: &Path,
+) -> Result<ModelRun, ModelError> {
+    if !model.materialize {
+        register_view(ctx, model, params).await?;
+        return Ok(ModelRun {
+            rows: None,
+            output: None,
+        });
+    }
+    let df = plan_rows(ctx, key, model, params).await?;
+    let relative = format!("models/{}", model.name);
+    let base = if model.publish { run_dir } else { work_dir };
+    let dir = base.join(&relative);
+    let written = engine::write_frame(&model.what(), df, &dir, base).await?;
+    engine::register_parquet(ctx, &model.name, &dir).await?;
+    let rows = written.rows();
+    let output = model
+        .publish
+        .then(|| written.into_output(&model.name, OutputKind::Model, &relative));
+    Ok(ModelRun {
+        rows: Some(rows),
+        output,
+    })
+}

@@ -1,0 +1,206 @@
+//! The SQL of decisioning, as pure functions of the compiled offers.
+
+use super::{Offer, Offers};
+use crate::erasure::not_erased;
+use crate::holdouts::{Holdout, group_case};
+use crate::sql::{KeyFilter, all_hold, and_only, ident, literal, values};
+
+/// Eligible (customer, offer) pairs with score, priority and reasons.
+pub(super) const ELIGIBLE: &str = "__segflow_offer_eligible";
+/// Eligible offers held back on a channel (see `suppressions::held_from_offers`).
+pub(crate) const HELD: &str = "__segflow_held_offers";
+/// `(key, offer, channel)` still open after suppressions.
+pub(super) const AVAILABLE: &str = "__segflow_offer_channels";
+/// Eligible offers with a channel left, in each customer's order of preference.
+pub(super) const CANDIDATES: &str = "__segflow_offer_candidates";
+/// The decision: `(key, offer, score, reasons, rank)`.
+pub(super) const ASSIGNED: &str = "__segflow_offers_assigned";
+/// Every eligible (customer, offer) and what became of it.
+pub(super) const DECISIONS: &str = "__segflow_offer_decisions";
+
+/// One offer's eligible customers with its score.
+pub(super) fn eligible_for(key: &str, profile: &str, offer: &Offer) -> String {
+    let reasons: Vec<&str> = offer.eligible.iter().map(|c| c.reason.as_str()).collect();
+    format!(
+        "SELECT {k}, {name} AS offer, {score} AS score, CAST({priority} AS BIGINT) AS priority, {reasons} AS reasons \
+         FROM {profile} WHERE {all}",
+        k = ident(key),
+        name = literal(&offer.name),
+        score = offer.score_sql(),
+        priority = offer.priority,
+        reasons = literal(&reasons.join("; ")),
+        profile = ident(profile),
+        all = all_hold(&offer.eligible),
+    )
+}
+
+/// Every offer's eligible customers, erased keys left out (restricted to `only` when given).
+pub(super) fn eligible(key: &str, offers: &Offers, only: Option<&KeyFilter>) -> String {
+    let k = ident(key);
+    let union: Vec<String> = offers
+        .list
+        .iter()
+        .map(|o| eligible_for(key, &offers.from, o))
+        .collect();
+    format!(
+        "SELECT * FROM ({}) WHERE {}{}",
+        union.join(" UNION ALL "),
+        not_erased(&k),
+        and_only(only, &k)
+    )
+}
+
+/// `(key, offer, channel)` for every channel of an eligible offer not held back.
+pub(super) fn available(key: &str, offers: &Offers) -> String {
+    let k = ident(key);
+    let offer_channels = values(
+        offers
+            .list
+            .iter()
+            .flat_map(|o| {
+                o.channels
+                    .iter()
+                    .map(move |c| format!("({}, {})", literal(&o.name), literal(c)))
+            })
+            .collect(),
+        &["offer", "channel"],
+    );
+    format!(
+        "SELECT e.{k}, e.offer, oc.channel FROM {ELIGIBLE} e JOIN ({offer_channels}) oc ON oc.offer = e.offer \
+         WHERE NOT EXISTS (SELECT 1 FROM {HELD} h WHERE h.{k} = e.{k} AND h.offer = e.offer AND h.channel = oc.channel)"
+    )
+}
+
+/// Eligible offers with a channel left, ranked by each customer's preference.
+pub(super) fn candidates(key: &str) -> String {
+    let k = ident(key);
+    format!(
+        "SELECT e.{k}, e.offer, e.score, e.priority, e.reasons, \
+                ROW_NUMBER() OVER (PARTITION BY e.{k} ORDER BY e.score DESC, e.priority DESC, e.offer) AS preference, \
+                segflow_bucket(e.offer, e.{k}) AS tie_break \
+         FROM {ELIGIBLE} e WHERE EXISTS (SELECT 1 FROM {AVAILABLE} a WHERE a.{k} = e.{k} AND a.offer = e.offer)"
+    )
+}
+
+/// No refusal yet: the start of deferred acceptance.
+pub(super) fn no_refusals(key: &str) -> String {
+    format!("SELECT {}, offer FROM {CANDIDATES} WHERE false", ident(key))
+}
+
+/// Each offer's capacity as SQL over an `offer` column (NULL: unlimited).
+fn capacity(offers: &Offers) -> String {
+    let limited: Vec<String> = offers
+        .list
+        .iter()
+        .filter_map(|o| {
+            o.capacity
+                .map(|c| format!("WHEN {} THEN {c}", literal(&o.name)))
+        })
+        .collect();
+    if limited.is_empty() {
+        "CAST(NULL AS BIGINT)".to_string()
+    } else {
+        format!("CASE offer {} ELSE NULL END", limited.join(" "))
+    }
+}
+
+/// Each customer's best `max_per_customer` offers not refused yet, each with its position in
+/// its offer's queue (by score, then tie-break, then key) and the offer's capacity.
+fn ranked(key: &str, offers: &Offers, refused: &str) -> String {
+    let k = ident(key);
+    format!(
+        "SELECT p.*, ROW_NUMBER() OVER (PARTITION BY p.offer ORDER BY p.score DESC, p.tie_break, p.{k}) AS position, \
+                {capacity} AS capacity FROM ( \
+           SELECT * FROM ( \
+             SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.{k} ORDER BY c.preference) AS slot FROM {CANDIDATES} c \
+             WHERE NOT EXISTS (SELECT 1 FROM {refused} r WHERE r.{k} = c.{k} AND r.offer = c.offer)) \
+           WHERE slot <= {max}) p",
+        capacity = capacity(offers),
+        max = offers.max_per_customer,
+    )
+}
+
+/// The refusals after one more round: those before, plus the proposals over capacity.
+pub(super) fn refusals_after_round(key: &str, offers: &Offers, refused: &str) -> String {
+    let k = ident(key);
+    format!(
+        "SELECT {k}, offer FROM {refused} UNION ALL \
+         SELECT {k}, offer FROM ({}) WHERE capacity IS NOT NULL AND position > capacity",
+        ranked(key, offers, refused)
+    )
+}
+
+/// The decision once no proposal is refused: each customer's accepted offers, ranked.
+pub(super) fn assigned(key: &str, offers: &Offers, refused: &str) -> String {
+    let k = ident(key);
+    format!(
+        "SELECT {k}, offer, score, reasons, ROW_NUMBER() OVER (PARTITION BY {k} ORDER BY preference) AS rank \
+         FROM ({}) WHERE capacity IS NULL OR position <= capacity",
+        ranked(key, offers, refused)
+    )
+}
+
+/// `offers/`: one row per assigned (customer, offer, channel) with rank and group.
+pub(super) fn published(key: &str, offers: &Offers, global: Option<&Holdout>) -> String {
+    let k = ident(key);
+    let group = group_case(global, &offers.groups(), &format!("a.{k}"), "a.offer");
+    format!(
+        "SELECT a.{k}, a.rank, a.offer, a.score, c.channel, {group} AS \"group\", a.reasons \
+         FROM {ASSIGNED} a JOIN {AVAILABLE} c ON c.{k} = a.{k} AND c.offer = a.offer \
+         ORDER BY a.{k}, a.rank, c.channel"
+    )
+}
+
+/// `decisions/`: every eligible (customer, offer) and what became of it.
+pub(super) fn decisions(key: &str, refused: &str) -> String {
+    let k = ident(key);
+    format!(
+        "SELECT e.{k}, e.offer, e.score, \
+           CASE WHEN a.rank IS NOT NULL THEN 'assigned' \
+                WHEN c.{k} IS NULL THEN 'suppressed' \
+                WHEN r.{k} IS NOT NULL THEN 'capacity' \
+                ELSE 'outranked' END AS status, \
+           a.rank \
+         FROM {ELIGIBLE} e LEFT JOIN {CANDIDATES} c ON c.{k} = e.{k} AND c.offer = e.offer \
+         LEFT JOIN {ASSIGNED} a ON a.{k} = e.{k} AND a.offer = e.offer \
+         LEFT JOIN (SELECT DISTINCT {k}, offer FROM {refused}) r ON r.{k} = e.{k} AND r.offer = e.offer \
+         ORDER BY e.{k}, e.offer"
+    )
+}
+
+/// The previous run's decisions by rank (erased customers left out), or none.
+pub(super) fn previous(key: &str, table: Option<&str>) -> String {
+    let k = ident(key);
+    match table {
+        Some(table) => format!(
+            "SELECT DISTINCT {k}, rank, offer FROM {table} p WHERE {}",
+            not_erased(&format!("p.{k}"))
+        ),
+        None => format!("SELECT {k}, rank, offer FROM {ASSIGNED} WHERE false"),
+    }
+}
+
+/// `offer_changes/`: by rank, offers that are new, dropped or swapped since `before`.
+pub(super) fn changes(key: &str, before: &str) -> String {
+    let k = ident(key);
+    format!(
+        "SELECT COALESCE(t.{k}, y.{k}) AS {k}, COALESCE(t.rank, y.rank) AS rank, \
+           CASE WHEN y.offer IS NULL THEN 'new' WHEN t.offer IS NULL THEN 'dropped' ELSE 'swapped' END AS change, \
+           t.offer AS offer, y.offer AS previous_offer \
+         FROM (SELECT {k}, rank, offer FROM {ASSIGNED}) t FULL OUTER JOIN ({before}) y ON y.{k} = t.{k} AND y.rank = t.rank \
+         WHERE t.offer IS DISTINCT FROM y.offer ORDER BY 1, 2"
+    )
+}
+
+/// Per-offer counts of the decisions.
+pub(super) fn counts(key: &str) -> String {
+    format!(
+        "SELECT offer, COUNT(DISTINCT {}) AS eligible, \
+                SUM(CASE WHEN status = 'suppressed' THEN 1 ELSE 0 END) AS suppressed, \
+                SUM(CASE WHEN status = 'capacity' THEN 1 ELSE 0 END) AS capped, \
+                SUM(CASE WHEN status = 'outranked' THEN 1 ELSE 0 END) AS outranked, \
+                SUM(CASE WHEN status = 'assigned' THEN 1 ELSE 0 END) AS assigned \
+         FROM {DECISIONS} GROUP BY offer",
+        ident(key)
+    )
+}

@@ -1,0 +1,241 @@
+//! The decisioning steps of a run: plan every offer, evaluate eligibility and suppressions,
+//! decide under capacity, then publish offers, decisions and changes.
+
+use std::path::Path;
+
+use datafusion::prelude::SessionContext;
+use serde::{Deserialize, Serialize};
+
+use super::Offers;
+pub(crate) use super::sql::HELD;
+use super::sql::{self, ASSIGNED, AVAILABLE, CANDIDATES, DECISIONS, ELIGIBLE};
+use crate::engine::{self, EngineError, PlanError};
+use crate::holdouts::Holdout;
+use crate::sql::{KeyFilter, Params};
+use crate::store::{Output, OutputKind, RunDirs};
+use crate::suppressions::{self, Suppression};
+
+/// Deferred acceptance settles in a few rounds on real data; this only guards the loop.
+const MAX_ROUNDS: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OffersError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("offer decision: capacity allocation did not settle in {0} rounds")]
+    Unsettled(usize),
+}
+
+/// What the manifest records for one offer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct OfferStats {
+    pub name: String,
+    pub description: String,
+    /// Customers for whom every eligibility condition holds.
+    pub eligible: u64,
+    /// Eligible customers the offer was held back from on every channel.
+    pub suppressed: u64,
+    /// Customers who wanted it but lost it to capacity.
+    pub capped: u64,
+    /// Customers for whom better offers filled `max_per_customer`.
+    pub outranked: u64,
+    pub assigned: u64,
+}
+
+/// Plans every offer's eligibility and score against the profile, reading no rows.
+pub(crate) async fn plan(
+    ctx: &SessionContext,
+    key: &str,
+    offers: &Offers,
+    params: &Params,
+) -> Result<(), PlanError> {
+    for offer in &offers.list {
+        let what = format!("offer {}", offer.name);
+        engine::check_conditions(ctx, &offers.from, &offer.eligible, &what, params).await?;
+        let sql = sql::eligible_for(key, &offers.from, offer);
+        engine::plan_sql(ctx, &sql, params)
+            .await
+            .map_err(|source| PlanError::Query {
+                at: offer.at.clone(),
+                what,
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Eligibility, suppressions and the channels left, for the keys in `only` when given: what
+/// the decision chooses from. Reads the suppressions' matches, which must be evaluated first.
+pub(crate) async fn evaluate(
+    ctx: &SessionContext,
+    key: &str,
+    offers: &Offers,
+    suppressions: &[Suppression],
+    params: &Params,
+    only: Option<&KeyFilter>,
+    work_dir: &Path,
+) -> Result<(), OffersError> {
+    plan(ctx, key, offers, params).await?;
+    let eligible = sql::eligible(key, offers, only);
+    engine::materialize(
+        ctx,
+        "offer eligibility",
+        &eligible,
+        params,
+        work_dir,
+        ELIGIBLE,
+    )
+    .await?;
+    let held = suppressions::held_from_offers(
+        key,
+        ELIGIBLE,
+        suppressions::MATCHES,
+        suppressions,
+        &offers.reach(),
+    );
+    engine::materialize(ctx, "offer suppressions", &held, params, work_dir, HELD).await?;
+    let available = sql::available(key, offers);
+    engine::materialize(
+        ctx,
+        "offer channels",
+        &available,
+        params,
+        work_dir,
+        AVAILABLE,
+    )
+    .await?;
+    let candidates = sql::candidates(key);
+    engine::materialize(
+        ctx,
+        "offer candidates",
+        &candidates,
+        params,
+        work_dir,
+        CANDIDATES,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The decision under capacity, by deferred acceptance, one set-based round at a time; returns
+/// the table of refusals it settled on.
+pub(crate) async fn decide(
+    ctx: &SessionContext,
+    key: &str,
+    offers: &Offers,
+    params: &Params,
+    work_dir: &Path,
+) -> Result<String, OffersError> {
+    let what = "offer decision";
+    let mut refused = "__segflow_refused_0".to_string();
+    engine::materialize(
+        ctx,
+        what,
+        &sql::no_refusals(key),
+        params,
+        work_dir,
+        &refused,
+    )
+    .await?;
+    let mut refusals = 0;
+    for round in 1..=MAX_ROUNDS {
+        let next = format!("__segflow_refused_{round}");
+        let sql = sql::refusals_after_round(key, offers, &refused);
+        let rows = engine::materialize(ctx, what, &sql, params, work_dir, &next).await?;
+        refused = next;
+        // Refusals only accumulate: no new row means nobody was refused this round.
+        if std::mem::replace(&mut refusals, rows) == rows {
+            let assigned = sql::assigned(key, offers, &refused);
+            engine::materialize(ctx, what, &assigned, params, work_dir, ASSIGNED).await?;
+            return Ok(refused);
+        }
+    }
+    Err(OffersError::Unsettled(MAX_ROUNDS))
+}
+
+/// What publishing the decisions wrote, and the counts per offer.
+pub(crate) struct OffersRun {
+    pub(crate) outputs: Vec<Output>,
+    pub(crate) stats: Vec<OfferStats>,
+}
+
+/// Writes `offers/`, `decisions/` and `offer_changes/` into the staged run. `global` is the
+/// segments' global holdout, `refused` the table [`decide`] settled on.
+pub(crate) async fn publish(
+    ctx: &SessionContext,
+    key: &str,
+    offers: &Offers,
+    global: Option<&Holdout>,
+    refused: &str,
+    params: &Params,
+    dirs: RunDirs<'_>,
+) -> Result<OffersRun, OffersError> {
+    let run_dir = dirs.run_dir;
+    let write = |what: &'static str, sql: String, kind: OutputKind| async move {
+        let target = run_dir.join(what);
+        let written = engine::write_query(ctx, what, &sql, params, &target, run_dir).await?;
+        Ok::<_, EngineError>(written.into_output(what, kind, what))
+    };
+    let mut outputs = vec![
+        write(
+            "offers",
+            sql::published(key, offers, global),
+            OutputKind::Offers,
+        )
+        .await?,
+        write(
+            "decisions",
+            sql::decisions(key, refused),
+            OutputKind::Decisions,
+        )
+        .await?,
+    ];
+    engine::register_parquet(ctx, DECISIONS, &run_dir.join("decisions")).await?;
+    let previous = match dirs.previous("offers") {
+        Some(dir) => {
+            engine::register_parquet(ctx, "__segflow_previous_offers", &dir).await?;
+            sql::previous(key, Some("__segflow_previous_offers"))
+        }
+        None => sql::previous(key, None),
+    };
+    outputs.push(
+        write(
+            "offer_changes",
+            sql::changes(key, &previous),
+            OutputKind::Changes,
+        )
+        .await?,
+    );
+    let stats = stats(ctx, key, offers, params).await?;
+    Ok(OffersRun { outputs, stats })
+}
+
+async fn stats(
+    ctx: &SessionContext,
+    key: &str,
+    offers: &Offers,
+    params: &Params,
+) -> Result<Vec<OfferStats>, EngineError> {
+    let rows = engine::count_rows(ctx, "offer counts", &sql::counts(key), params).await?;
+    let mut list: Vec<OfferStats> = offers
+        .list
+        .iter()
+        .map(|o| OfferStats {
+            name: o.name.clone(),
+            description: o.description.clone(),
+            ..Default::default()
+        })
+        .collect();
+    for row in rows {
+        if let (Some(s), &[eligible, suppressed, capped, outranked, assigned]) = (
+            list.iter_mut().find(|s| s.name == row.labels[0]),
+            &row.counts[..],
+        ) {
+            (s.eligible, s.suppressed, s.capped, s.outranked, s.assigned) =
+                (eligible, suppressed, capped, outranked, assigned);
+        }
+    }
+    Ok(list)
+}

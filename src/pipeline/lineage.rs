@@ -1,0 +1,184 @@
+//! The pipeline as a graph: sources → models → suppressions → segments and offers → checks.
+//! `segflow plan --format dot|mermaid` draws it.
+
+use super::Pipeline;
+use crate::checks::Target;
+use crate::sql::Rule;
+use crate::suppressions::Suppression;
+
+/// One node of the lineage and the nodes it reads.
+pub(crate) struct Node {
+    /// A unique id: the table name for sources and models, `kind_name` for the others.
+    pub(crate) id: String,
+    pub(crate) kind: NodeKind,
+    pub(crate) label: String,
+    pub(crate) description: Option<String>,
+    pub(crate) reads: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NodeKind {
+    Source,
+    View,
+    MaterializedModel,
+    PublishedModel,
+    Suppression,
+    Segment,
+    Offer,
+    Check,
+}
+
+impl NodeKind {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            NodeKind::Source => "source",
+            NodeKind::View => "view",
+            NodeKind::MaterializedModel => "materialized model",
+            NodeKind::PublishedModel => "published model",
+            NodeKind::Suppression => "suppression",
+            NodeKind::Segment => "segment",
+            NodeKind::Offer => "offer",
+            NodeKind::Check => "check",
+        }
+    }
+}
+
+/// What a rule reads: its query's tables, or the profile its conditions read.
+fn rule_reads(rule: &Rule, profile: &str) -> Vec<String> {
+    match rule {
+        Rule::Sql(query) => query.tables.iter().cloned().collect(),
+        Rule::Conditions(_) => vec![profile.to_string()],
+    }
+}
+
+fn suppression_id(s: &Suppression) -> String {
+    format!("suppression_{}", s.name)
+}
+
+fn segment_names(pipeline: &Pipeline) -> Vec<&str> {
+    let segments = pipeline.segments.iter().flat_map(|s| &s.list);
+    segments.map(|s| s.name.as_str()).collect()
+}
+
+fn offer_names(pipeline: &Pipeline) -> Vec<&str> {
+    let offers = pipeline.offers.iter().flat_map(|o| &o.list);
+    offers.map(|o| o.name.as_str()).collect()
+}
+
+/// Every node in run order: sources, models, suppressions, segments, offers, checks.
+pub(crate) fn lineage(pipeline: &Pipeline) -> Vec<Node> {
+    let mut nodes: Vec<Node> = pipeline
+        .sources
+        .values()
+        .map(|s| Node {
+            id: s.name.clone(),
+            kind: NodeKind::Source,
+            label: s.name.clone(),
+            description: s.description.clone(),
+            reads: Vec::new(),
+        })
+        .collect();
+    for model in &pipeline.models {
+        let kind = match (model.publish, model.materialize) {
+            (true, _) => NodeKind::PublishedModel,
+            (false, true) => NodeKind::MaterializedModel,
+            (false, false) => NodeKind::View,
+        };
+        nodes.push(Node {
+            id: model.name.clone(),
+            kind,
+            label: model.name.clone(),
+            description: model.description.clone(),
+            reads: model.reads().iter().cloned().collect(),
+        });
+    }
+    let profile = pipeline.profile().unwrap_or_default();
+    for s in &pipeline.suppressions {
+        nodes.push(Node {
+            id: suppression_id(s),
+            kind: NodeKind::Suppression,
+            label: s.name.clone(),
+            description: Some(s.reason.clone()),
+            reads: rule_reads(&s.rule, profile),
+        });
+    }
+    nodes.extend(decisions(pipeline));
+    nodes.extend(pipeline.checks.iter().map(|check| {
+        let reads = match &check.target {
+            Target::Source(t) | Target::Model(t) => vec![t.clone()],
+            Target::Audience(one) => named("segment", segment_names(pipeline), one),
+            Target::Offer(one) => named("offer", offer_names(pipeline), one),
+        };
+        Node {
+            id: format!("check_{}", check.name),
+            kind: NodeKind::Check,
+            label: check.name.clone(),
+            description: Some(format!(
+                "{} on {}",
+                check.kind.label(),
+                check.target.describe()
+            )),
+            reads,
+        }
+    }));
+    nodes
+}
+
+/// Segments and offers, each reading its profile (or its query's tables) and the
+/// suppressions that can hold it back.
+fn decisions(pipeline: &Pipeline) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    let held_by = |matches: &dyn Fn(&Suppression) -> bool| -> Vec<String> {
+        pipeline
+            .suppressions
+            .iter()
+            .filter(|s| matches(s))
+            .map(suppression_id)
+            .collect()
+    };
+    if let Some(segments) = &pipeline.segments {
+        for s in &segments.list {
+            let mut reads = rule_reads(&s.rule, &segments.from);
+            reads.extend(held_by(&|rule| {
+                rule.scope
+                    .segment_channels(&s.name, &s.channels)
+                    .is_none_or(|channels| !channels.is_empty())
+            }));
+            nodes.push(Node {
+                id: format!("segment_{}", s.name),
+                kind: NodeKind::Segment,
+                label: s.name.clone(),
+                description: Some(s.description.clone()),
+                reads,
+            });
+        }
+    }
+    if let Some(offers) = &pipeline.offers {
+        for o in &offers.list {
+            let mut reads = vec![offers.from.clone()];
+            reads.extend(held_by(&|rule| {
+                o.suppressed_by.contains(&rule.name)
+                    || o.channels
+                        .iter()
+                        .any(|c| rule.scope.covers_offer_channel(&o.name, c))
+            }));
+            nodes.push(Node {
+                id: format!("offer_{}", o.name),
+                kind: NodeKind::Offer,
+                label: o.name.clone(),
+                description: Some(o.description.clone()),
+                reads,
+            });
+        }
+    }
+    nodes
+}
+
+/// Node ids of one (or every) segment or offer, for the checks that read them.
+fn named(prefix: &str, names: Vec<&str>, one: &Option<String>) -> Vec<String> {
+    names
+        .into_iter()
+        .filter(|n| one.as_deref().is_none_or(|o| o == *n))
+        .map(|n| format!("{prefix}_{n}"))
+        .collect()
+}

@@ -1,0 +1,107 @@
+//! Runs over many dates: `backfill` (in order, resumable) and rebuilding the dates after a
+//! rerun, whose history followed from the date that changed.
+
+use chrono::NaiveDate;
+use tracing::info;
+
+use super::{RunError, RunOptions, run};
+use crate::pipeline::Pipeline;
+use crate::store::PipelineStore;
+
+/// Why a backfill stopped, with what it had published before.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "backfill stopped at {date} ({published} of {total} dates published, {skipped} already were); rerun the same command to resume from {date}"
+)]
+pub struct BackfillError {
+    pub date: NaiveDate,
+    pub published: usize,
+    pub skipped: usize,
+    pub total: usize,
+    #[source]
+    pub source: RunError,
+}
+
+/// What a backfill did, date by date.
+#[derive(Debug, Default)]
+pub struct BackfillReport {
+    pub published: Vec<NaiveDate>,
+    pub skipped: Vec<NaiveDate>,
+    /// Published dates after the range, rerun because their history followed from it.
+    pub rebuilt: Vec<NaiveDate>,
+}
+
+/// Runs every date from `from` to `to` in order. Dates already published are skipped unless
+/// `rerun`; the first failure stops the backfill, leaving earlier dates published, so running
+/// the same command again resumes at the failed date.
+pub async fn backfill(
+    pipeline: &Pipeline,
+    from: NaiveDate,
+    to: NaiveDate,
+    rerun: bool,
+    options: &RunOptions,
+    mut on_date: impl FnMut(NaiveDate, bool),
+) -> Result<BackfillReport, BackfillError> {
+    let dates: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
+    let mut report = BackfillReport::default();
+    let fail = |date, report: &BackfillReport, source| BackfillError {
+        date,
+        published: report.published.len(),
+        skipped: report.skipped.len(),
+        total: dates.len(),
+        source,
+    };
+    let published = PipelineStore::new(&pipeline.output, &pipeline.name)
+        .and_then(|s| s.published_dates())
+        .map_err(|e| fail(from, &report, e.into()))?;
+    for date in &dates {
+        if !rerun && published.contains(date) {
+            report.skipped.push(*date);
+            on_date(*date, false);
+            continue;
+        }
+        let options = RunOptions {
+            date: *date,
+            ..options.clone()
+        };
+        run(pipeline, &options)
+            .await
+            .map_err(|e| fail(*date, &report, e))?;
+        report.published.push(*date);
+        on_date(*date, true);
+    }
+    if let Some(last) = report.published.last().copied() {
+        report.rebuilt = rebuild_following(pipeline, last, options)
+            .await
+            .map_err(|e| fail(last, &report, e))?;
+    }
+    Ok(report)
+}
+
+/// Reruns, in order, every published date after `date` when the pipeline carries history:
+/// each run's changes and history are computed against the run before it, so replacing a
+/// date invalidates what follows.
+pub async fn rebuild_following(
+    pipeline: &Pipeline,
+    date: NaiveDate,
+    options: &RunOptions,
+) -> Result<Vec<NaiveDate>, RunError> {
+    if !pipeline.carries_state() {
+        return Ok(Vec::new());
+    }
+    let store = PipelineStore::new(&pipeline.output, &pipeline.name)?;
+    let later: Vec<NaiveDate> = store
+        .published_dates()?
+        .into_iter()
+        .filter(|d| *d > date)
+        .collect();
+    for later_date in &later {
+        info!(rebuilding = %later_date, after = %date, "rebuilding a later run");
+        let options = RunOptions {
+            date: *later_date,
+            ..options.clone()
+        };
+        run(pipeline, &options).await?;
+    }
+    Ok(later)
+}

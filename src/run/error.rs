@@ -1,0 +1,69 @@
+//! Why a run failed, and the exit code each reason maps to.
+
+use std::path::PathBuf;
+
+use crate::checks::ChecksError;
+use crate::engine::{EngineError, PlanError};
+use crate::models::ModelError;
+use crate::offers::OffersError;
+use crate::report::Manifest;
+use crate::segments::SegmentsError;
+use crate::sources::SourceError;
+use crate::sql::ParamError;
+use crate::store::StoreError;
+use crate::suppressions::SuppressionsError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Suppressions(#[from] SuppressionsError),
+    #[error(transparent)]
+    Segments(#[from] SegmentsError),
+    #[error(transparent)]
+    Offers(#[from] OffersError),
+    #[error(transparent)]
+    Checks(#[from] ChecksError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "blocked: nothing was published for {}; the previous published run stays in place{}\n{}",
+        .report.run_date,
+        .kept.as_ref().map(|p| format!(" (report and failing rows: {})", p.display())).unwrap_or_default(),
+        .failures.join("\n")
+    )]
+    Blocked {
+        failures: Vec<String>,
+        report: Box<Manifest>,
+        kept: Option<PathBuf>,
+    },
+}
+
+impl RunError {
+    /// 2 when the pipeline or the arguments must change, 3 when a gate blocked the run, 1 for
+    /// failures while running.
+    pub fn exit_code(&self) -> u8 {
+        let invalid = match self {
+            RunError::Blocked { .. } => return 3,
+            RunError::Params(_) | RunError::Plan(_) => true,
+            RunError::Source(e) => !matches!(e, SourceError::Unreadable { .. }),
+            RunError::Model(e) => matches!(e, ModelError::Plan(_)),
+            RunError::Suppressions(e) => matches!(e, SuppressionsError::Plan(_)),
+            RunError::Segments(e) => matches!(e, SegmentsError::Plan(_)),
+            RunError::Offers(e) => matches!(e, OffersError::Plan(_)),
+            RunError::Checks(e) => matches!(e, ChecksError::Plan(_)),
+            RunError::Store(e) => matches!(e, StoreError::RemoteOutput(_)),
+            RunError::Engine(_) => false,
+        };
+        if invalid { 2 } else { 1 }
+    }
+}

@@ -1,0 +1,340 @@
+//! The steps of one run, in order, each recording what it did in the manifest.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use datafusion::prelude::SessionContext;
+use tracing::{Instrument, info, info_span};
+
+use super::{RunError, RunOptions, new_run_id};
+use crate::checks::{self, Sizes};
+use crate::engine::{self};
+use crate::erasure;
+use crate::functions::IdentifierStats;
+use crate::models;
+use crate::offers;
+use crate::pipeline::Pipeline;
+use crate::report::{InvalidIdentifiers, Manifest, RunStatus, Step};
+use crate::segments;
+use crate::sources::{self, SourceError};
+use crate::sql::Params;
+use crate::store::{PipelineStore, RunDirs, StagedRun};
+use crate::suppressions;
+
+/// A run in progress: its session, staged folder and the manifest filled in step by step.
+pub(super) struct Run<'a> {
+    pipeline: &'a Pipeline,
+    params: Params,
+    ctx: SessionContext,
+    identifiers: IdentifierStats,
+    staged: StagedRun,
+    previous_dir: Option<PathBuf>,
+    force: bool,
+    manifest: Manifest,
+}
+
+/// A run whose every step succeeded and every gate passed (or was forced): ready to publish.
+pub(super) struct Finished {
+    pub(super) staged: StagedRun,
+    pub(super) manifest: Manifest,
+    pub(super) ctx: SessionContext,
+}
+
+impl<'a> Run<'a> {
+    /// Takes the date's lock, stages an empty run and starts a session.
+    pub(super) async fn begin(
+        pipeline: &'a Pipeline,
+        store: &PipelineStore,
+        params: Params,
+        options: &RunOptions,
+    ) -> Result<Self, RunError> {
+        let run_id = new_run_id();
+        let staged = store.begin(options.date, &run_id)?;
+        let previous_run = store.previous_run(options.date)?;
+        info!(run_id = %run_id, previous_run = ?previous_run, "run started");
+        let manifest = Manifest::start(
+            &pipeline.name,
+            options.date,
+            &run_id,
+            previous_run,
+            params.to_json(),
+        );
+        let (ctx, identifiers) = engine::session(&options.engine)?;
+        Ok(Self {
+            pipeline,
+            params,
+            ctx,
+            identifiers,
+            staged,
+            previous_dir: previous_run.map(|date| store.run_dir(date)),
+            force: options.force,
+            manifest,
+        })
+    }
+
+    fn dirs(&self) -> RunDirs<'_> {
+        RunDirs {
+            run_dir: self.staged.run_dir(),
+            work_dir: self.staged.work_dir(),
+            previous_run: self.previous_dir.as_deref(),
+        }
+    }
+
+    fn step(&mut self, name: &str, rows: Option<u64>, clock: Instant) {
+        self.manifest.steps.push(Step {
+            step: name.to_string(),
+            rows,
+            elapsed_ms: clock.elapsed().as_millis() as u64,
+        });
+    }
+
+    /// Registers every source under its contract. Data that breaks its contract is a broken
+    /// upstream: the run is blocked, like by a failed gate.
+    pub(super) async fn register_sources(&mut self) -> Result<(), RunError> {
+        let clock = Instant::now();
+        match sources::register_all(&self.ctx, self.pipeline.sources.values()).await {
+            Ok(inputs) => self.manifest.inputs = inputs,
+            Err(err @ SourceError::Contract { .. }) => {
+                self.manifest.status = RunStatus::Blocked;
+                return Err(RunError::Blocked {
+                    failures: vec![err.to_string()],
+                    report: Box::new(self.manifest.clone()),
+                    kept: None,
+                });
+            }
+            Err(err) => return Err(err.into()),
+        }
+        self.step("register sources", None, clock);
+        Ok(())
+    }
+
+    /// Registers the erased keys (and keeps them in state) before anything keyed is written.
+    pub(super) async fn erasure(&mut self) -> Result<(), RunError> {
+        let Some(key) = self.pipeline.key() else {
+            return Ok(());
+        };
+        let dirs = self.dirs();
+        let output = erasure::register(
+            &self.ctx,
+            key,
+            self.pipeline.erasure.as_ref(),
+            dirs.previous_run,
+            dirs.run_dir,
+            &self.params,
+        )
+        .await?;
+        self.manifest.outputs.extend(output);
+        Ok(())
+    }
+
+    /// Runs the models in order.
+    pub(super) async fn models(&mut self) -> Result<(), RunError> {
+        for model in &self.pipeline.models {
+            let clock = Instant::now();
+            let span = info_span!("model", model = %model.name);
+            let dirs = self.dirs();
+            let done = models::run(
+                &self.ctx,
+                self.pipeline.key(),
+                model,
+                &self.params,
+                dirs.run_dir,
+                dirs.work_dir,
+            )
+            .instrument(span)
+            .await?;
+            match done.rows {
+                Some(rows) => info!(model = %model.name, rows, "model done"),
+                None => info!(model = %model.name, "model planned as a view"),
+            }
+            self.manifest.outputs.extend(done.output);
+            self.step(&format!("model {}", model.name), done.rows, clock);
+        }
+        Ok(())
+    }
+
+    /// Source and model checks; a failed `error` check stops the run here unless forced.
+    pub(super) async fn table_checks(&mut self) -> Result<(), RunError> {
+        let clock = Instant::now();
+        let results = checks::run_table_checks(
+            &self.ctx,
+            &self.pipeline.checks,
+            &self.params,
+            self.staged.run_dir(),
+        )
+        .instrument(info_span!("checks"))
+        .await?;
+        self.manifest.checks = results;
+        self.step("checks", None, clock);
+        if !self.force && self.manifest.blocked_by_checks() {
+            return Err(self.block());
+        }
+        Ok(())
+    }
+
+    /// Suppressions, segments, offers and `suppressed/`.
+    pub(super) async fn decide(&mut self) -> Result<(), RunError> {
+        let Some((key, profile)) = self.pipeline.audience() else {
+            return Ok(());
+        };
+        let pipeline = self.pipeline;
+        let work_dir = self.staged.work_dir().to_owned();
+        suppressions::evaluate(
+            &self.ctx,
+            &pipeline.suppressions,
+            key,
+            profile,
+            &self.params,
+            None,
+            &work_dir,
+        )
+        .await?;
+        let mut held = Vec::new();
+        if pipeline.segments.is_some() {
+            self.segments(key)
+                .instrument(info_span!("segments"))
+                .await?;
+            held.push(segments::HELD);
+        }
+        if pipeline.offers.is_some() {
+            self.offers(key).instrument(info_span!("offers")).await?;
+            held.push(offers::HELD);
+        }
+        let (output, stats) = suppressions::write_suppressed(
+            &self.ctx,
+            key,
+            &pipeline.suppressions,
+            &held,
+            &self.params,
+            self.staged.run_dir(),
+        )
+        .await?;
+        self.manifest.outputs.push(output);
+        self.manifest.suppressions = stats;
+        Ok(())
+    }
+
+    async fn segments(&mut self, key: &str) -> Result<(), RunError> {
+        let pipeline = self.pipeline;
+        let Some(segments) = &pipeline.segments else {
+            return Ok(());
+        };
+        let clock = Instant::now();
+        let dirs = self.dirs();
+        segments::evaluate(
+            &self.ctx,
+            key,
+            segments,
+            &pipeline.suppressions,
+            &self.params,
+            None,
+            dirs.work_dir,
+        )
+        .await?;
+        let done = segments::publish(
+            &self.ctx,
+            key,
+            segments,
+            &pipeline.activation_columns,
+            &self.params,
+            dirs,
+        )
+        .await?;
+        for s in &done.stats {
+            info!(segment = %s.name, size = s.size, added = s.added, removed = s.removed, "segment");
+        }
+        let members = done.stats.iter().map(|s| s.size).sum();
+        self.manifest.outputs.extend(done.outputs);
+        self.manifest.segments = done.stats;
+        self.step("segments", Some(members), clock);
+        Ok(())
+    }
+
+    async fn offers(&mut self, key: &str) -> Result<(), RunError> {
+        let pipeline = self.pipeline;
+        let Some(offers) = &pipeline.offers else {
+            return Ok(());
+        };
+        let clock = Instant::now();
+        let dirs = self.dirs();
+        let (ctx, params) = (&self.ctx, &self.params);
+        offers::evaluate(
+            ctx,
+            key,
+            offers,
+            &pipeline.suppressions,
+            params,
+            None,
+            dirs.work_dir,
+        )
+        .await?;
+        let refused = offers::decide(ctx, key, offers, params, dirs.work_dir).await?;
+        let global = pipeline.segments.as_ref().and_then(|s| s.holdout.as_ref());
+        let done = offers::publish(ctx, key, offers, global, &refused, params, dirs).await?;
+        for s in &done.stats {
+            info!(offer = %s.name, eligible = s.eligible, assigned = s.assigned, capped = s.capped, "offer");
+        }
+        let assigned = done.stats.iter().map(|s| s.assigned).sum();
+        self.manifest.outputs.extend(done.outputs);
+        self.manifest.offers = done.stats;
+        self.step("offers", Some(assigned), clock);
+        Ok(())
+    }
+
+    /// Circuit breakers against the previous published run, then the run is ready to publish
+    /// (or blocked).
+    pub(super) fn finish(mut self, store: &PipelineStore) -> Result<Finished, RunError> {
+        self.manifest.finished_at = Some(chrono::Utc::now());
+        self.manifest.invalid_identifiers = InvalidIdentifiers {
+            emails: self.identifiers.invalid_emails(),
+            phones: self.identifiers.invalid_phones(),
+        };
+        let previous: Option<Manifest> = self
+            .manifest
+            .previous_run
+            .map(|date| store.read_manifest(date))
+            .transpose()?;
+        let today = Sizes {
+            segments: &self.manifest.segments,
+            offers: &self.manifest.offers,
+        };
+        let before = previous.as_ref().map(|p| Sizes {
+            segments: &p.segments,
+            offers: &p.offers,
+        });
+        let breakers = checks::run_breakers(&self.pipeline.checks, today, before);
+        self.manifest.checks.extend(breakers);
+        if self.manifest.blocked_by_checks() {
+            if !self.force {
+                return Err(self.block());
+            }
+            self.manifest.forced = true;
+            tracing::warn!("publishing despite failed checks (--force)");
+        }
+        Ok(Finished {
+            staged: self.staged,
+            manifest: self.manifest,
+            ctx: self.ctx,
+        })
+    }
+
+    /// Stops the run at a failed gate: keeps its report and failing rows aside, publishes
+    /// nothing.
+    fn block(&mut self) -> RunError {
+        let mut manifest = self.manifest.clone();
+        manifest.status = RunStatus::Blocked;
+        manifest.finished_at = Some(chrono::Utc::now());
+        let failures = manifest
+            .checks
+            .iter()
+            .filter(|c| c.blocks())
+            .map(|c| c.line())
+            .collect();
+        let kept = self.staged.keep_blocked(&manifest).ok();
+        RunError::Blocked {
+            failures,
+            report: Box::new(manifest),
+            kept,
+        }
+    }
+}

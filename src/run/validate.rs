@@ -1,0 +1,29 @@
+//! `segflow validate`: everything a run would plan, planned against the sources' schemas, with
+//! no data row read.
+
+use super::RunError;
+use crate::engine::{self, EngineOptions};
+use crate::pipeline::Pipeline;
+use crate::{checks, models, offers, segments, sources, suppressions};
+
+/// Registers sources and plans every model, segment, suppression, offer and check.
+pub async fn validate(pipeline: &Pipeline) -> Result<(), RunError> {
+    let (ctx, _) = engine::session(&EngineOptions::default())?;
+    sources::register_all(&ctx, pipeline.sources.values()).await?;
+    let params = pipeline.params.bind(chrono::Utc::now().date_naive(), &[])?;
+    for model in &pipeline.models {
+        models::register_view(&ctx, model, &params).await?;
+    }
+    if let (Some(key), Some(segments)) = (pipeline.key(), &pipeline.segments) {
+        let (columns, at) = (&pipeline.activation_columns, &pipeline.output_at);
+        segments::plan(&ctx, key, segments, columns, at, &params).await?;
+    }
+    if let (Some(key), Some(offers)) = (pipeline.key(), &pipeline.offers) {
+        offers::plan(&ctx, key, offers, &params).await?;
+    }
+    checks::plan(&ctx, &pipeline.checks, &params).await?;
+    if let Some((key, profile)) = pipeline.audience() {
+        suppressions::plan(&ctx, &pipeline.suppressions, key, profile, &params).await?;
+    }
+    Ok(())
+}

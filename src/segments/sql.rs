@@ -1,0 +1,224 @@
+//! The SQL of segments, as pure functions of the compiled segments: membership, groups,
+//! audiences, changes, migration and membership history.
+
+use super::{Segment, Segments};
+use crate::erasure::not_erased;
+use crate::holdouts::group_case;
+use crate::sql::{KeyFilter, Rule, all_hold, and_only, ident, literal};
+
+/// Today's members before suppressions: `(key, segment, reasons)`.
+pub(super) const RAW: &str = "__segflow_raw_members";
+/// Members held back from a segment: `(key, held_back_from, target, segment, channel,
+/// suppression, reason, detail)`.
+pub(crate) const HELD: &str = "__segflow_held_segments";
+/// Today's members: `(key, segment, reasons, channels, group)`.
+pub(super) const MEMBERS: &str = "__segflow_members";
+/// The previous run's membership spells: `(key, segment, entered_on, exited_on)`.
+pub(super) const PREVIOUS: &str = "__segflow_previous_memberships";
+/// Today's `(key, segment)` pairs.
+pub(super) const TODAY: &str = "__segflow_today";
+/// The `segment` value for customers in no segment, in migration counts.
+pub(super) const NO_SEGMENT: &str = "(none)";
+
+/// The registered view of a SQL segment's keys (with `__segflow_reason`).
+pub(super) fn rule_view(segment: &Segment) -> String {
+    format!("__segflow_segment_{}", segment.name)
+}
+
+/// One segment's members as `(key, segment, reasons)`.
+pub(super) fn members_of(key: &str, profile: &str, segment: &Segment) -> String {
+    let k = ident(key);
+    let name = literal(&segment.name);
+    match &segment.rule {
+        Rule::Conditions(conditions) => {
+            let reasons: Vec<&str> = conditions.iter().map(|c| c.reason.as_str()).collect();
+            format!(
+                "SELECT {k}, {name} AS segment, {reasons} AS reasons FROM {profile} WHERE {all}",
+                reasons = literal(&reasons.join("; ")),
+                profile = ident(profile),
+                all = all_hold(conditions),
+            )
+        }
+        Rule::Sql(_) => format!(
+            "SELECT {k}, {name} AS segment, COALESCE(__segflow_reason, {description}) AS reasons FROM {view}",
+            description = literal(&segment.description),
+            view = rule_view(segment),
+        ),
+    }
+}
+
+/// Every segment's members before suppressions, erased keys excluded (restricted to `only`
+/// when given).
+pub(super) fn raw_members(key: &str, segments: &Segments, only: Option<&KeyFilter>) -> String {
+    let k = ident(key);
+    let union: Vec<String> = segments
+        .list
+        .iter()
+        .map(|s| members_of(key, &segments.from, s))
+        .collect();
+    format!(
+        "SELECT * FROM ({}) WHERE {}{}",
+        union.join(" UNION ALL "),
+        not_erased(&k),
+        and_only(only, &k)
+    )
+}
+
+/// `(segment, channel)` for every channel a segment is activated through; `''` for a segment
+/// that names none.
+fn segment_channels(segments: &Segments) -> String {
+    let rows = segments
+        .list
+        .iter()
+        .flat_map(|segment| {
+            let channels = if segment.channels.is_empty() {
+                vec![String::new()]
+            } else {
+                segment.channels.clone()
+            };
+            channels
+                .into_iter()
+                .map(move |c| format!("({}, {})", literal(&segment.name), literal(&c)))
+        })
+        .collect();
+    crate::sql::values(rows, &["segment", "channel"])
+}
+
+/// Today's members: the channels left to reach them (all, for a segment without channels) and
+/// their group. A member held back on every channel, or from the whole segment, is out.
+pub(super) fn members(key: &str, segments: &Segments) -> String {
+    let k = ident(key);
+    format!(
+        "WITH whole AS (SELECT DISTINCT {k}, segment FROM {HELD} WHERE channel = '*'), \
+              held AS (SELECT DISTINCT {k}, segment, channel FROM {HELD} WHERE channel <> '*'), \
+              open AS ( \
+                SELECT r.{k}, r.segment, c.channel FROM {RAW} r JOIN ({channels}) c ON c.segment = r.segment \
+                WHERE NOT EXISTS (SELECT 1 FROM whole w WHERE w.{k} = r.{k} AND w.segment = r.segment) \
+                  AND NOT EXISTS (SELECT 1 FROM held h WHERE h.{k} = r.{k} AND h.segment = r.segment AND h.channel = c.channel)), \
+              reachable AS ( \
+                SELECT {k}, segment, string_agg(channel, ',' ORDER BY channel) AS channels FROM open GROUP BY {k}, segment) \
+         SELECT r.{k}, r.segment, r.reasons, NULLIF(a.channels, '') AS channels, {group} AS \"group\" \
+         FROM {RAW} r JOIN reachable a ON a.{k} = r.{k} AND a.segment = r.segment",
+        channels = segment_channels(segments),
+        group = group_case(
+            segments.holdout.as_ref(),
+            &segments.groups(),
+            &format!("r.{k}"),
+            "r.segment"
+        ),
+    )
+}
+
+/// One segment's audience: members with their group, reasons, channels and the activation
+/// columns of the profile.
+pub(super) fn audience(
+    key: &str,
+    profile: &str,
+    segment: &str,
+    activation_columns: &[String],
+) -> String {
+    let k = ident(key);
+    let columns: String = activation_columns
+        .iter()
+        .filter(|c| c.as_str() != key)
+        .map(|c| format!(", p.{}", ident(c)))
+        .collect();
+    format!(
+        "SELECT m.{k}, m.\"group\", m.reasons, m.channels{columns} FROM {MEMBERS} m \
+         JOIN {profile} p ON p.{k} = m.{k} WHERE m.segment = {name} ORDER BY m.{k}",
+        profile = ident(profile),
+        name = literal(segment),
+    )
+}
+
+/// Today's distinct `(key, segment)` pairs.
+pub(super) fn today(key: &str) -> String {
+    format!("SELECT DISTINCT {}, segment FROM {MEMBERS}", ident(key))
+}
+
+/// Open spells of the previous run: who was in which segment then.
+fn open_spells(key: &str) -> String {
+    format!(
+        "SELECT {}, segment FROM {PREVIOUS} WHERE exited_on IS NULL",
+        ident(key)
+    )
+}
+
+/// Who was added to and removed from `segment` since the previous run.
+pub(super) fn changes(key: &str, segment: &str) -> String {
+    let k = ident(key);
+    let name = literal(segment);
+    let open = open_spells(key);
+    format!(
+        "SELECT t.{k}, 'added' AS change FROM {TODAY} t WHERE t.segment = {name} \
+           AND NOT EXISTS (SELECT 1 FROM ({open}) o WHERE o.{k} = t.{k} AND o.segment = t.segment) \
+         UNION ALL \
+         SELECT o.{k}, 'removed' AS change FROM ({open}) o WHERE o.segment = {name} \
+           AND NOT EXISTS (SELECT 1 FROM {TODAY} t WHERE t.{k} = o.{k} AND t.segment = o.segment) \
+         ORDER BY change, {k}"
+    )
+}
+
+/// Migration counts: a customer who stayed in a segment counts as (s, s); one who left
+/// segments L and entered E counts once for each pair in L × E, with `(none)` standing in for
+/// an empty side. Customers in no segment on either day are not counted.
+pub(super) fn migration(key: &str) -> String {
+    let k = ident(key);
+    let none = literal(NO_SEGMENT);
+    let open = open_spells(key);
+    format!(
+        "WITH before AS ({open}), after AS (SELECT {k}, segment FROM {TODAY}), \
+         stayed AS (SELECT b.{k}, b.segment AS from_segment, b.segment AS to_segment FROM before b \
+                    JOIN after a ON a.{k} = b.{k} AND a.segment = b.segment), \
+         left_ AS (SELECT b.{k}, b.segment FROM before b WHERE NOT EXISTS \
+                    (SELECT 1 FROM after a WHERE a.{k} = b.{k} AND a.segment = b.segment)), \
+         entered AS (SELECT a.{k}, a.segment FROM after a WHERE NOT EXISTS \
+                    (SELECT 1 FROM before b WHERE b.{k} = a.{k} AND b.segment = a.segment)), \
+         moves AS ( \
+           SELECT l.{k}, l.segment AS from_segment, e.segment AS to_segment FROM left_ l JOIN entered e ON e.{k} = l.{k} \
+           UNION ALL SELECT l.{k}, l.segment, {none} FROM left_ l WHERE NOT EXISTS (SELECT 1 FROM entered e WHERE e.{k} = l.{k}) \
+           UNION ALL SELECT e.{k}, {none}, e.segment FROM entered e WHERE NOT EXISTS (SELECT 1 FROM left_ l WHERE l.{k} = e.{k})) \
+         SELECT from_segment, to_segment, COUNT(*) AS customers \
+         FROM (SELECT * FROM stayed UNION ALL SELECT * FROM moves) \
+         GROUP BY from_segment, to_segment ORDER BY from_segment, to_segment"
+    )
+}
+
+/// The membership history after today: closed spells carried over, open spells closed when the
+/// customer left, new spells for customers who entered. `run_date` is the run date as a
+/// literal.
+pub(super) fn history(key: &str, run_date: &str) -> String {
+    let k = ident(key);
+    let today = format!("CAST({} AS DATE)", literal(run_date));
+    format!(
+        "SELECT {k}, segment, entered_on, exited_on FROM {PREVIOUS} WHERE exited_on IS NOT NULL \
+         UNION ALL \
+         SELECT o.{k}, o.segment, o.entered_on, \
+                CASE WHEN t.{k} IS NULL THEN {today} ELSE CAST(NULL AS DATE) END AS exited_on \
+           FROM {PREVIOUS} o LEFT JOIN {TODAY} t ON t.{k} = o.{k} AND t.segment = o.segment \
+          WHERE o.exited_on IS NULL \
+         UNION ALL \
+         SELECT t.{k}, t.segment, {today} AS entered_on, CAST(NULL AS DATE) AS exited_on FROM {TODAY} t \
+          WHERE NOT EXISTS (SELECT 1 FROM {PREVIOUS} o WHERE o.exited_on IS NULL AND o.{k} = t.{k} AND o.segment = t.segment) \
+         ORDER BY segment, {k}, entered_on"
+    )
+}
+
+/// Members per segment and group.
+pub(super) fn group_counts() -> String {
+    format!("SELECT segment, \"group\", COUNT(*) AS n FROM {MEMBERS} GROUP BY 1, 2")
+}
+
+/// Added and removed members per segment.
+pub(super) fn change_counts(key: &str) -> String {
+    let k = ident(key);
+    format!(
+        "SELECT segment, change, COUNT(*) AS n FROM ( \
+           SELECT t.segment, 'added' AS change FROM {TODAY} t WHERE NOT EXISTS ( \
+             SELECT 1 FROM {PREVIOUS} o WHERE o.exited_on IS NULL AND o.segment = t.segment AND o.{k} = t.{k}) \
+           UNION ALL \
+           SELECT o.segment, 'removed' AS change FROM {PREVIOUS} o WHERE o.exited_on IS NULL AND NOT EXISTS ( \
+             SELECT 1 FROM {TODAY} t WHERE t.segment = o.segment AND t.{k} = o.{k}) \
+         ) GROUP BY 1, 2"
+    )
+}

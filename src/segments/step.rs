@@ -1,0 +1,313 @@
+//! The segment steps of a run: plan every rule, evaluate today's membership (suppressions
+//! applied, groups assigned), then publish audiences, changes, migration and history.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use serde::{Deserialize, Serialize};
+
+pub(crate) use super::sql::HELD;
+use super::sql::{self, MEMBERS, PREVIOUS, RAW, TODAY};
+use super::{Segment, Segments};
+use crate::engine::{self, EngineError, PlanError, RuleColumns};
+use crate::erasure::not_erased;
+use crate::location::Location;
+use crate::sql::{KeyFilter, Params, Rule, ident, idents};
+use crate::store::{Output, OutputKind, RunDirs};
+use crate::suppressions::{self, Suppression};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentsError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// What the manifest records for one segment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SegmentStats {
+    pub name: String,
+    pub description: String,
+    /// The rule in words: the conditions, or the SQL file.
+    pub rule: Vec<String>,
+    pub size: u64,
+    pub groups: BTreeMap<String, u64>,
+    pub added: u64,
+    pub removed: u64,
+    pub stayed: u64,
+}
+
+/// Registers the SQL segments' queries and plans every segment against the profile (and the
+/// activation columns audiences copy from it), reading no rows.
+pub(crate) async fn plan(
+    ctx: &SessionContext,
+    key: &str,
+    segments: &Segments,
+    activation_columns: &[String],
+    columns_at: &Location,
+    params: &Params,
+) -> Result<(), PlanError> {
+    plan_rules(ctx, key, segments, params).await?;
+    if !activation_columns.is_empty() {
+        let sql = format!(
+            "SELECT {}, {} FROM {}",
+            ident(key),
+            idents(activation_columns),
+            ident(&segments.from)
+        );
+        engine::plan_sql(ctx, &sql, params)
+            .await
+            .map_err(|source| PlanError::Query {
+                at: columns_at.clone(),
+                what: format!(
+                    "output.columns (columns must exist in the profile model {})",
+                    segments.from
+                ),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Registers the SQL segments' queries and plans every segment's rule.
+async fn plan_rules(
+    ctx: &SessionContext,
+    key: &str,
+    segments: &Segments,
+    params: &Params,
+) -> Result<(), PlanError> {
+    for segment in &segments.list {
+        plan_segment(ctx, key, segments, segment, params).await?;
+    }
+    Ok(())
+}
+
+async fn plan_segment(
+    ctx: &SessionContext,
+    key: &str,
+    segments: &Segments,
+    segment: &Segment,
+    params: &Params,
+) -> Result<(), PlanError> {
+    let what = format!("segment {}", segment.name);
+    match &segment.rule {
+        Rule::Sql(query) => {
+            let columns = RuleColumns {
+                grouped: &[],
+                first: &["reason"],
+            };
+            let view = sql::rule_view(segment);
+            engine::register_rule_query(ctx, &what, query, key, &view, columns, params).await?;
+        }
+        Rule::Conditions(conditions) => {
+            engine::check_conditions(ctx, &segments.from, conditions, &what, params).await?;
+        }
+    }
+    let members = sql::members_of(key, &segments.from, segment);
+    engine::plan_sql(ctx, &members, params)
+        .await
+        .map_err(|source| PlanError::Query {
+            at: segment.at.clone(),
+            what,
+            source,
+        })?;
+    Ok(())
+}
+
+/// Today's membership, for the keys in `only` when given: every segment's rule, erased keys
+/// left out, suppressions applied ([`HELD`]), channels and groups assigned (members). Reads
+/// the suppressions' matches, which must be evaluated first.
+pub(crate) async fn evaluate(
+    ctx: &SessionContext,
+    key: &str,
+    segments: &Segments,
+    suppressions: &[Suppression],
+    params: &Params,
+    only: Option<&KeyFilter>,
+    work_dir: &Path,
+) -> Result<(), SegmentsError> {
+    plan_rules(ctx, key, segments, params).await?;
+    let raw = sql::raw_members(key, segments, only);
+    engine::materialize(ctx, "segment membership", &raw, params, work_dir, RAW).await?;
+    let held = suppressions::held_from_segments(
+        key,
+        RAW,
+        suppressions::MATCHES,
+        suppressions,
+        &segments.reach(),
+    );
+    engine::materialize(ctx, "suppressions", &held, params, work_dir, HELD).await?;
+    let members = sql::members(key, segments);
+    engine::materialize(
+        ctx,
+        "segment membership",
+        &members,
+        params,
+        work_dir,
+        MEMBERS,
+    )
+    .await?;
+    Ok(())
+}
+
+/// What publishing the segments wrote, and their counts.
+pub(crate) struct SegmentsRun {
+    pub(crate) outputs: Vec<Output>,
+    pub(crate) stats: Vec<SegmentStats>,
+}
+
+/// Writes audiences, changes, migration and the new membership history into the staged run,
+/// comparing today's members (from [`evaluate`]) with the previous run's history.
+pub(crate) async fn publish(
+    ctx: &SessionContext,
+    key: &str,
+    segments: &Segments,
+    activation_columns: &[String],
+    params: &Params,
+    dirs: RunDirs<'_>,
+) -> Result<SegmentsRun, SegmentsError> {
+    let run_dir = dirs.run_dir;
+    register_previous(
+        ctx,
+        key,
+        dirs.previous("state/memberships").as_deref(),
+        params,
+    )
+    .await?;
+    let mut outputs = Vec::new();
+    for segment in &segments.list {
+        let sql = sql::audience(key, &segments.from, &segment.name, activation_columns);
+        let relative = format!("audiences/segment={}", segment.name);
+        let what = format!("audience {}", segment.name);
+        let written =
+            engine::write_query(ctx, &what, &sql, params, &run_dir.join(&relative), run_dir)
+                .await?;
+        outputs.push(written.into_output(&segment.name, OutputKind::Audience, &relative));
+    }
+    let today = engine::plan_step(ctx, "segment membership", &sql::today(key), params).await?;
+    engine::register_view(ctx, "segment membership", TODAY, today)?;
+    for segment in &segments.list {
+        let relative = format!("changes/segment={}", segment.name);
+        let what = format!("changes {}", segment.name);
+        let sql = sql::changes(key, &segment.name);
+        let written =
+            engine::write_query(ctx, &what, &sql, params, &run_dir.join(&relative), run_dir)
+                .await?;
+        outputs.push(written.into_output(&segment.name, OutputKind::Changes, &relative));
+    }
+    let relative = "migration.parquet";
+    let written = engine::write_query(
+        ctx,
+        "migration",
+        &sql::migration(key),
+        params,
+        &run_dir.join(relative),
+        run_dir,
+    )
+    .await?;
+    outputs.push(written.into_output("migration", OutputKind::Migration, relative));
+    let relative = "state/memberships";
+    let history = sql::history(key, &params.run_date().to_string());
+    let written = engine::write_query(
+        ctx,
+        "membership history",
+        &history,
+        params,
+        &run_dir.join(relative),
+        run_dir,
+    )
+    .await?;
+    outputs.push(written.into_output("memberships", OutputKind::State, relative));
+    let stats = stats(ctx, key, segments, params).await?;
+    Ok(SegmentsRun { outputs, stats })
+}
+
+/// Registers the previous run's membership history (erased customers left out), or an empty
+/// one on the first run.
+async fn register_previous(
+    ctx: &SessionContext,
+    key: &str,
+    previous_state: Option<&Path>,
+    params: &Params,
+) -> Result<(), EngineError> {
+    let what = "membership history";
+    if let Some(dir) = previous_state {
+        engine::register_parquet(ctx, PREVIOUS, dir).await?;
+        let sql = format!("SELECT * FROM {PREVIOUS} WHERE {}", not_erased(&ident(key)));
+        let kept = engine::plan_step(ctx, what, &sql, params).await?;
+        return engine::register_view(ctx, what, PREVIOUS, kept);
+    }
+    let key_type = ctx
+        .table(MEMBERS)
+        .await
+        .map_err(|e| EngineError::execution(what, e))?
+        .schema()
+        .field_with_unqualified_name(key)
+        .map(|f| f.data_type().clone())
+        .unwrap_or(DataType::Utf8);
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(key, key_type, true),
+        Field::new("segment", DataType::Utf8, true),
+        Field::new("entered_on", DataType::Date32, true),
+        Field::new("exited_on", DataType::Date32, true),
+    ]));
+    let empty =
+        MemTable::try_new(schema, vec![vec![]]).map_err(|e| EngineError::execution(what, e))?;
+    ctx.deregister_table(PREVIOUS)
+        .and_then(|_| ctx.register_table(PREVIOUS, Arc::new(empty)))
+        .map_err(|e| EngineError::execution(what, e))?;
+    Ok(())
+}
+
+/// Per-segment sizes by group and change counts (small aggregates, collected).
+async fn stats(
+    ctx: &SessionContext,
+    key: &str,
+    segments: &Segments,
+    params: &Params,
+) -> Result<Vec<SegmentStats>, EngineError> {
+    let mut list: Vec<SegmentStats> = segments
+        .list
+        .iter()
+        .map(|s| SegmentStats {
+            name: s.name.clone(),
+            description: s.description.clone(),
+            rule: s.rule.describe(),
+            ..Default::default()
+        })
+        .collect();
+    let groups = engine::count_rows(ctx, "segment counts", &sql::group_counts(), params).await?;
+    for row in groups {
+        if let (Some(stats), [_, group], [n]) = (
+            list.iter_mut().find(|s| s.name == row.labels[0]),
+            &row.labels[..],
+            &row.counts[..],
+        ) {
+            stats.size += n;
+            stats.groups.insert(group.clone(), *n);
+        }
+    }
+    let changes =
+        engine::count_rows(ctx, "segment counts", &sql::change_counts(key), params).await?;
+    for row in changes {
+        if let (Some(stats), [_, change], [n]) = (
+            list.iter_mut().find(|s| s.name == row.labels[0]),
+            &row.labels[..],
+            &row.counts[..],
+        ) {
+            match change.as_str() {
+                "added" => stats.added = *n,
+                _ => stats.removed = *n,
+            }
+        }
+    }
+    for stats in &mut list {
+        stats.stayed = stats.size - stats.added;
+    }
+    Ok(list)
+}

@@ -1,0 +1,112 @@
+//! SQL as segflow reads and writes it: the user's query files (parsed with DataFusion's parser,
+//! placeholders typed), the typed parameters bound to them, the rules (named conditions or a
+//! query) that segments, suppressions and offers share, and the quoting of names and values in
+//! SQL that segflow generates.
+
+mod params;
+mod query;
+mod rule;
+
+pub use params::ParamError;
+pub(crate) use params::{Params, RUN_DATE, parse_param};
+pub(crate) use query::{SqlQuery, parse_query};
+pub(crate) use rule::{Condition, Rule, all_hold, parse_condition};
+
+/// `text` as a SQL string literal.
+pub(crate) fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// `name` as a quoted SQL identifier, so names from the pipeline keep their case and may be
+/// reserved words (`"Order"`, `"T"`).
+pub(crate) fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A comma-separated list of quoted identifiers.
+pub(crate) fn idents<S: AsRef<str>>(names: &[S]) -> String {
+    names
+        .iter()
+        .map(|n| ident(n.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A restriction of a step to some keys: `explain` evaluates the same SQL as a run, for the
+/// customers it explains only.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct KeyFilter {
+    /// The keys as SQL literals of the key column's type.
+    keys: Vec<String>,
+}
+
+impl KeyFilter {
+    pub(crate) fn new(keys: Vec<String>) -> Self {
+        Self { keys }
+    }
+
+    /// A predicate on `column` (already quoted and qualified as needed).
+    pub(crate) fn predicate(&self, column: &str) -> String {
+        if self.keys.is_empty() {
+            return "false".into();
+        }
+        format!("{column} IN ({})", self.keys.join(", "))
+    }
+}
+
+/// `AND <predicate>` for an optional key filter, to append to a WHERE clause.
+pub(crate) fn and_only(only: Option<&KeyFilter>, column: &str) -> String {
+    only.map(|f| format!(" AND {}", f.predicate(column)))
+        .unwrap_or_default()
+}
+
+/// A table of string rows as SQL (`VALUES`), or an empty table with those columns.
+pub(crate) fn values(rows: Vec<String>, columns: &[&str]) -> String {
+    if rows.is_empty() {
+        let nulls: Vec<String> = columns
+            .iter()
+            .map(|c| format!("CAST(NULL AS VARCHAR) AS {c}"))
+            .collect();
+        return format!("SELECT {} WHERE false", nulls.join(", "));
+    }
+    let named: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("column{} AS {c}", i + 1))
+        .collect();
+    format!(
+        "SELECT {} FROM (VALUES {})",
+        named.join(", "),
+        rows.join(", ")
+    )
+}
+
+/// One `VALUES` row of string literals.
+pub(crate) fn row(cells: &[&str]) -> String {
+    let cells: Vec<String> = cells.iter().map(|c| literal(c)).collect();
+    format!("({})", cells.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_keep_their_case_and_escape_quotes() {
+        assert_eq!(ident("T"), "\"T\"");
+        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(literal("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn an_empty_values_table_keeps_its_columns() {
+        assert_eq!(
+            values(Vec::new(), &["a", "b"]),
+            "SELECT CAST(NULL AS VARCHAR) AS a, CAST(NULL AS VARCHAR) AS b WHERE false"
+        );
+        assert_eq!(
+            values(vec![row(&["x", "y"])], &["a", "b"]),
+            "SELECT column1 AS a, column2 AS b FROM (VALUES ('x', 'y'))"
+        );
+    }
+}

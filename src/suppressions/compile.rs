@@ -1,0 +1,185 @@
+//! Compiled suppression rules: what a rule matches, why, and what it holds customers back from.
+
+use indexmap::IndexMap;
+
+use crate::compile::Compiler;
+use crate::location::Location;
+use crate::spec::SuppressionSpec;
+use crate::sql::{Params, Rule};
+
+/// A rule that holds customers back, with its reason and what it holds them back from.
+#[derive(Debug, Clone)]
+pub(crate) struct Suppression {
+    pub(crate) name: String,
+    pub(crate) reason: String,
+    pub(crate) rule: Rule,
+    pub(crate) scope: Scope,
+    pub(crate) at: Location,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Scope {
+    Everything,
+    Only {
+        segments: Vec<String>,
+        offers: Vec<String>,
+        channels: Vec<String>,
+    },
+}
+
+impl Scope {
+    /// Which of a segment's `channels` this scope holds back: `None` for the whole segment.
+    pub(crate) fn segment_channels<'a>(
+        &self,
+        segment: &str,
+        channels: &'a [String],
+    ) -> Option<Vec<&'a str>> {
+        match self {
+            Scope::Everything => None,
+            Scope::Only { segments, .. } if segments.iter().any(|s| s == segment) => None,
+            Scope::Only { channels: held, .. } => Some(
+                channels
+                    .iter()
+                    .filter(|c| held.contains(c))
+                    .map(String::as_str)
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Whether this scope holds back `offer` on `channel`.
+    pub(crate) fn covers_offer_channel(&self, offer: &str, channel: &str) -> bool {
+        match self {
+            Scope::Everything => true,
+            Scope::Only {
+                offers, channels, ..
+            } => offers.iter().any(|o| o == offer) || channels.iter().any(|c| c == channel),
+        }
+    }
+
+    /// The scope in words, for `explain` and the manifest.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Scope::Everything => "everything".into(),
+            Scope::Only {
+                segments,
+                offers,
+                channels,
+            } => {
+                let mut parts = Vec::new();
+                if !segments.is_empty() {
+                    parts.push(format!("segments {}", segments.join(", ")));
+                }
+                if !offers.is_empty() {
+                    parts.push(format!("offers {}", offers.join(", ")));
+                }
+                if !channels.is_empty() {
+                    parts.push(format!("channels {}", channels.join(", ")));
+                }
+                parts.join("; ")
+            }
+        }
+    }
+}
+
+/// What a scope may name: the pipeline's segments and offers, and the channels they use.
+pub(crate) struct Targets<'a> {
+    pub(crate) segments: Vec<&'a str>,
+    pub(crate) offers: Vec<&'a str>,
+    pub(crate) channels: Vec<&'a str>,
+}
+
+/// Compiles `suppressions:`; `has_profile` tells whether segments or offers give the rules a
+/// profile to read.
+pub(crate) fn compile(
+    c: &mut Compiler,
+    specs: &IndexMap<String, SuppressionSpec>,
+    params: &Params,
+    targets: &Targets,
+    has_profile: bool,
+) -> Vec<Suppression> {
+    let mut list = Vec::new();
+    for (name, spec) in specs {
+        let path = ["suppressions", name.as_str()];
+        c.check_name(&path, name);
+        if !has_profile {
+            c.problem(&path, format!("suppressions.{name}: suppressions hold customers back from segments or offers; declare segments or offers (their profile is what conditions read)"));
+        }
+        let rule = c.rule(&path, &spec.conditions, spec.sql.as_deref(), params);
+        let scope = compile_scope(c, name, spec, targets);
+        if let (Some(rule), Some(scope)) = (rule, scope) {
+            list.push(Suppression {
+                name: name.clone(),
+                reason: spec.reason.clone(),
+                rule,
+                scope,
+                at: c.at(&path),
+            });
+        }
+    }
+    list
+}
+
+fn compile_scope(
+    c: &mut Compiler,
+    name: &str,
+    spec: &SuppressionSpec,
+    targets: &Targets,
+) -> Option<Scope> {
+    let Some(scope) = &spec.scope else {
+        return Some(Scope::Everything);
+    };
+    let mut valid = true;
+    let mut check = |c: &mut Compiler, field: &str, named: &[String], known: &[&str]| {
+        for item in named {
+            if !known.contains(&item.as_str()) {
+                valid = false;
+                let kind = field.trim_end_matches('s');
+                let choices = if known.is_empty() {
+                    format!("the pipeline has no {field}")
+                } else {
+                    format!("the pipeline's {field}: {}", known.join(", "))
+                };
+                c.problem(
+                    &["suppressions", name, "scope", field],
+                    format!("suppressions.{name}.scope: no {kind} named \"{item}\"; {choices}"),
+                );
+            }
+        }
+    };
+    check(c, "segments", &scope.segments, &targets.segments);
+    check(c, "offers", &scope.offers, &targets.offers);
+    check(c, "channels", &scope.channels, &targets.channels);
+    if scope.segments.is_empty() && scope.offers.is_empty() && scope.channels.is_empty() {
+        c.problem(
+            &["suppressions", name, "scope"],
+            format!("suppressions.{name}.scope: an empty scope would hold back nobody; name segments, offers or channels, or leave scope out to hold back everything"),
+        );
+        valid = false;
+    }
+    valid.then(|| Scope::Only {
+        segments: scope.segments.clone(),
+        offers: scope.offers.clone(),
+        channels: scope.channels.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scope_holds_back_whole_segments_or_their_named_channels() {
+        let channels = vec!["email".to_string(), "mail".to_string()];
+        let scope = Scope::Only {
+            segments: vec!["a".into()],
+            offers: vec![],
+            channels: vec!["email".into()],
+        };
+        assert_eq!(scope.segment_channels("a", &channels), None);
+        assert_eq!(scope.segment_channels("b", &channels), Some(vec!["email"]));
+        assert_eq!(Scope::Everything.segment_channels("b", &channels), None);
+        assert!(scope.covers_offer_channel("x", "email"));
+        assert!(!scope.covers_offer_channel("x", "sms"));
+    }
+}

@@ -1,0 +1,166 @@
+//! The suppression steps of a run: plan every rule, evaluate them once into a table of
+//! matches, and write `suppressed/` with per-rule counts once segments and offers applied them.
+
+use std::path::Path;
+
+use datafusion::prelude::SessionContext;
+use serde::{Deserialize, Serialize};
+
+use super::Suppression;
+use super::sql::{all_matches, matches_query, rule_view, suppressed};
+use crate::engine::{self, EngineError, PlanError, RuleColumns};
+use crate::sql::{KeyFilter, Params, Rule, ident};
+use crate::store::{Output, OutputKind};
+
+/// Every rule's matches today: `(key, suppression, reason, detail, offer)`.
+pub(crate) const MATCHES: &str = "__segflow_suppressions";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuppressionsError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// What the manifest records for one suppression rule.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SuppressionStats {
+    pub name: String,
+    pub reason: String,
+    pub scope: String,
+    /// Customers the rule matched today.
+    pub matched: u64,
+    /// (customer, segment or offer) pairs it held back.
+    pub held_back: u64,
+}
+
+/// Registers SQL rules as views and plans every rule against the profile, reading no rows.
+pub(crate) async fn plan(
+    ctx: &SessionContext,
+    suppressions: &[Suppression],
+    key: &str,
+    profile: &str,
+    params: &Params,
+) -> Result<(), PlanError> {
+    for suppression in suppressions {
+        let what = format!("suppression {}", suppression.name);
+        match &suppression.rule {
+            Rule::Conditions(conditions) => {
+                engine::check_conditions(ctx, profile, conditions, &what, params).await?
+            }
+            Rule::Sql(query) => {
+                let columns = RuleColumns {
+                    grouped: &["offer"],
+                    first: &["detail"],
+                };
+                let view = rule_view(suppression);
+                engine::register_rule_query(ctx, &what, query, key, &view, columns, params).await?
+            }
+        }
+        let sql = matches_query(key, profile, suppression);
+        engine::plan_sql(ctx, &sql, params)
+            .await
+            .map_err(|source| PlanError::Query {
+                at: suppression.at.clone(),
+                what,
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Evaluates every rule once into [`MATCHES`] (scratch space), for the keys in `only` when
+/// given.
+pub(crate) async fn evaluate(
+    ctx: &SessionContext,
+    suppressions: &[Suppression],
+    key: &str,
+    profile: &str,
+    params: &Params,
+    only: Option<&KeyFilter>,
+    work_dir: &Path,
+) -> Result<(), SuppressionsError> {
+    plan(ctx, suppressions, key, profile, params).await?;
+    let sql = all_matches(key, profile, suppressions, only);
+    engine::materialize(ctx, "suppressions", &sql, params, work_dir, MATCHES).await?;
+    Ok(())
+}
+
+/// Writes `suppressed/` from the held tables of segments and offers (`key, held_back_from,
+/// target, …`): every (customer, segment or offer) held back, by which rule and why. Returns
+/// the output and the per-rule counts for the manifest.
+pub(crate) async fn write_suppressed(
+    ctx: &SessionContext,
+    key: &str,
+    suppressions: &[Suppression],
+    held: &[&str],
+    params: &Params,
+    run_dir: &Path,
+) -> Result<(Output, Vec<SuppressionStats>), SuppressionsError> {
+    let k = ident(key);
+    let held = format!("({})", suppressed(key, held));
+    let sql = format!("SELECT * FROM {held} ORDER BY {k}, held_back_from, suppression");
+    let relative = "suppressed";
+    let written = engine::write_query(
+        ctx,
+        "suppressed",
+        &sql,
+        params,
+        &run_dir.join(relative),
+        run_dir,
+    )
+    .await?;
+    let output = written.into_output("suppressed", OutputKind::Suppressed, relative);
+    let counts = engine::count_rows(
+        ctx,
+        "suppression counts",
+        &format!(
+            "SELECT m.suppression, m.matched, COALESCE(h.held, 0) AS held FROM \
+             (SELECT suppression, COUNT(DISTINCT {k}) AS matched FROM {MATCHES} GROUP BY 1) m \
+             LEFT JOIN (SELECT suppression, COUNT(*) AS held FROM {held} GROUP BY 1) h ON h.suppression = m.suppression"
+        ),
+        params,
+    )
+    .await?;
+    let mut stats: Vec<SuppressionStats> = suppressions
+        .iter()
+        .map(|s| SuppressionStats {
+            name: s.name.clone(),
+            reason: s.reason.clone(),
+            scope: s.scope.describe(),
+            ..Default::default()
+        })
+        .collect();
+    for row in counts {
+        if let (Some(s), &[matched, held_back]) = (
+            stats.iter_mut().find(|s| s.name == row.labels[0]),
+            &row.counts[..],
+        ) {
+            (s.matched, s.held_back) = (matched, held_back);
+        }
+    }
+    Ok((output, stats))
+}
+
+/// The rules that matched `key_literal` in [`MATCHES`], with each match's detail (`explain`).
+pub(crate) async fn matches_for(
+    ctx: &SessionContext,
+    key: &str,
+    key_literal: &str,
+    params: &Params,
+) -> Result<Vec<(String, Option<String>)>, EngineError> {
+    let sql = format!(
+        "SELECT suppression, MIN(COALESCE(detail, '')) AS detail FROM {MATCHES} \
+         WHERE {} = {key_literal} GROUP BY suppression ORDER BY suppression",
+        ident(key)
+    );
+    let rows = engine::count_rows(ctx, "explain suppressions", &sql, params).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let detail = r.labels.get(1).filter(|d| !d.is_empty()).cloned();
+            (r.labels[0].clone(), detail)
+        })
+        .collect())
+}
