@@ -327,34 +327,33 @@ fn kinds(
             field: r.field.clone(),
         });
     }
-    if let Some(r) = &spec.row_count {
-        kinds.push(CheckKind::RowCount {
-            min: r.min,
-            max: r.max,
-        });
-    }
-    if let Some(f) = &spec.freshness {
-        kinds.push(CheckKind::Freshness {
-            column: f.column.clone(),
-            max_age_days: f.max_age_days,
-        });
-    }
+    kinds.extend(spec.row_count.as_ref().map(|r| CheckKind::RowCount {
+        min: r.min,
+        max: r.max,
+    }));
+    kinds.extend(spec.freshness.as_ref().map(|f| CheckKind::Freshness {
+        column: f.column.clone(),
+        max_age_days: f.max_age_days,
+    }));
     if let Some(file) = &spec.sql {
         let at = c.at(&["checks", &index, "sql"]);
         if let Some(query) = c.read_sql(at, file, params, &format!("checks[{i}].sql")) {
             kinds.push(CheckKind::Sql(query));
         }
     }
+    kinds.extend(breaker(spec).map(CheckKind::Breaker));
+    kinds
+}
+
+/// The circuit breaker the entry declares, if any.
+fn breaker(spec: &CheckSpec) -> Option<Breaker> {
     let breaker = Breaker {
         max_removed_percent: spec.max_removed_percent,
         max_added_percent: spec.max_added_percent,
         min_size: spec.min_size,
         max_size: spec.max_size,
     };
-    if breaker != Breaker::default() {
-        kinds.push(CheckKind::Breaker(breaker));
-    }
-    kinds
+    (breaker != Breaker::default()).then_some(breaker)
 }
 
 fn value_literal(value: &ParamValue) -> String {

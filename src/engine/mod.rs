@@ -4,11 +4,11 @@
 
 mod rules;
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::array::RecordBatch;
 use datafusion::common::DataFusionError;
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -264,34 +264,58 @@ pub(crate) async fn count_rows(
     Ok(rows)
 }
 
-/// The first row of generated SQL, if any (for `explain`, which looks at one customer).
-pub(crate) async fn first_row(
+/// The rows of a small query as text (NULL as `None`): for `explain`, which looks at a few
+/// customers. Never for tables: those stream.
+pub(crate) async fn text_rows(
     ctx: &SessionContext,
     what: &str,
     sql: &str,
     params: &Params,
-) -> Result<Option<RecordBatch>, EngineError> {
+) -> Result<Vec<Vec<Option<String>>>, EngineError> {
+    use datafusion::arrow::array::Array;
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
     let batches = plan_step(ctx, what, sql, params)
         .await?
-        .limit(0, Some(1))
-        .map_err(|e| EngineError::execution(what, e))?
         .collect()
         .await
         .map_err(|e| EngineError::execution(what, e))?;
-    Ok(batches.into_iter().find(|b| b.num_rows() > 0))
+    let options = FormatOptions::default();
+    let mut rows = Vec::new();
+    for batch in &batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| EngineError::execution(what, e.into()))?;
+        for row in 0..batch.num_rows() {
+            let cells = batch
+                .columns()
+                .iter()
+                .zip(&formatters)
+                .map(|(column, f)| (!column.is_null(row)).then(|| f.value(row).to_string()))
+                .collect();
+            rows.push(cells);
+        }
+    }
+    Ok(rows)
 }
 
-/// A value of a one-row batch as text (`NULL` for null).
-pub(crate) fn format_value(batch: &RecordBatch, column: usize) -> String {
-    use datafusion::arrow::array::Array;
-    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-    let array = batch.column(column);
-    if array.is_null(0) {
-        return "NULL".into();
-    }
-    ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())
-        .map(|f| f.value(0).to_string())
-        .unwrap_or_else(|_| "?".into())
+/// The first column of text rows, as a set (e.g. the keys a table lists).
+pub(crate) fn first_column(rows: Vec<Vec<Option<String>>>) -> HashSet<String> {
+    rows.into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
+        .collect()
+}
+
+/// The first two columns of text rows, as first → second.
+pub(crate) fn first_two(rows: Vec<Vec<Option<String>>>) -> HashMap<String, String> {
+    rows.into_iter()
+        .filter_map(|row| {
+            let mut cells = row.into_iter();
+            Some((cells.next()??, cells.next()??))
+        })
+        .collect()
 }
 
 /// Streams a planned query into Parquet at `target` (a folder, or a `.parquet` file); paths in

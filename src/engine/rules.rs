@@ -1,12 +1,14 @@
 //! Planning the rules of segments, suppressions and offers against the profile, before any row
 //! is read: conditions must name real columns and be true/false, SQL rules must return the key.
 
+use std::collections::HashMap;
+
 use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
 
 use super::{PlanError, plan_query, plan_sql, replace_table};
 use crate::location::Location;
-use crate::sql::{Condition, Params, SqlQuery, ident};
+use crate::sql::{Condition, KeyFilter, Params, SqlQuery, ident};
 
 /// Plans each condition alone over the profile: its columns must exist and it must be true or
 /// false, so a typo or a non-boolean expression is reported at the condition's line. `what`
@@ -140,55 +142,58 @@ fn columns_of(expr: &datafusion::sql::sqlparser::ast::Expr) -> Vec<String> {
     columns
 }
 
-/// Evaluates conditions over the profile row of one key (`key_literal`, a SQL literal): each
-/// condition with the values behind it. `None` when the key has no profile row.
+/// Evaluates conditions over the profile rows of the keys `only` selects: for each key (by
+/// its text), each condition with the values behind it. Keys without a profile row are absent.
 pub(crate) async fn explain_conditions(
     ctx: &SessionContext,
     profile: &str,
     conditions: &[Condition],
     key: &str,
-    key_literal: &str,
+    only: &KeyFilter,
     params: &Params,
-) -> Result<Option<Vec<ConditionExplanation>>, super::EngineError> {
-    let mut select = vec!["1".to_string()];
+) -> Result<HashMap<String, Vec<ConditionExplanation>>, super::EngineError> {
+    let k = ident(key);
+    let mut select = vec![k.clone()];
     let mut columns = Vec::new();
     for (i, condition) in conditions.iter().enumerate() {
         select.push(format!("({}) AS __c{i}", condition.expr));
         let cols = columns_of(&condition.expr);
-        for c in &cols {
-            select.push(format!("{} AS \"__v{i}_{c}\"", ident(c)));
-        }
+        let values = cols.iter().enumerate();
+        select.extend(values.map(|(j, c)| format!("{} AS __v{i}_{j}", ident(c))));
         columns.push(cols);
     }
     let sql = format!(
-        "SELECT {} FROM {} WHERE {} = {key_literal}",
+        "SELECT {} FROM {} WHERE {}",
         select.join(", "),
         ident(profile),
-        ident(key)
+        only.predicate(&k)
     );
-    let Some(row) = super::first_row(ctx, "explain", &sql, params).await? else {
-        return Ok(None);
-    };
-    let mut index = 1;
-    let mut explained = Vec::new();
-    for (condition, cols) in conditions.iter().zip(&columns) {
-        let holds = row
-            .column(index)
-            .as_any()
-            .downcast_ref::<datafusion::arrow::array::BooleanArray>()
-            .and_then(|a| (!datafusion::arrow::array::Array::is_null(a, 0)).then(|| a.value(0)));
-        let values = cols
-            .iter()
-            .enumerate()
-            .map(|(j, c)| (c.clone(), super::format_value(&row, index + 1 + j)))
-            .collect();
-        index += 1 + cols.len();
-        explained.push(ConditionExplanation {
-            name: condition.name.clone(),
-            sql: condition.text.clone(),
-            holds,
-            values,
-        });
+    let mut explained = HashMap::new();
+    for row in super::text_rows(ctx, "explain", &sql, params).await? {
+        let mut cells = row.into_iter();
+        let Some(Some(key)) = cells.next() else {
+            continue;
+        };
+        let mut list = Vec::new();
+        for (condition, cols) in conditions.iter().zip(&columns) {
+            let holds = cells.next().flatten().map(|v| v == "true");
+            let values = cols
+                .iter()
+                .map(|c| {
+                    (
+                        c.clone(),
+                        cells.next().flatten().unwrap_or_else(|| "NULL".into()),
+                    )
+                })
+                .collect();
+            list.push(ConditionExplanation {
+                name: condition.name.clone(),
+                sql: condition.text.clone(),
+                holds,
+                values,
+            });
+        }
+        explained.insert(key, list);
     }
-    Ok(Some(explained))
+    Ok(explained)
 }

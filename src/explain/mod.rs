@@ -8,6 +8,7 @@
 
 mod text;
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -95,43 +96,49 @@ pub async fn explain(
         Some(_) => Some(store.read_manifest::<Manifest>(date)?.run_id),
         None => None,
     };
-    let mut explanations: Vec<Explanation> = keys
-        .iter()
-        .map(|key| Explanation {
-            pipeline: pipeline.name.clone(),
-            key: key.clone(),
-            run_date: date,
-            found: false,
-            published_run: run_id.clone(),
-            segments: Vec::new(),
-            suppressions: Vec::new(),
-            offers: Vec::new(),
-        })
-        .collect();
     let Some((key, profile)) = pipeline.audience() else {
-        return Ok(explanations);
+        let texts: Vec<String> = keys.to_vec();
+        return Ok(texts
+            .iter()
+            .map(|k| Explanation::empty(pipeline, k, date, run_id.clone()))
+            .collect());
     };
-    let literals = key_literals(&ctx, profile, key, keys).await?;
+    let only = key_filter(&ctx, profile, key, keys).await?;
     let scratch = Scratch::new()?;
     // What a run of this date compares with: its own published state when there is one.
     let state = match &published_run {
         Some(dir) => Some(dir.clone()),
         None => store.previous_run(date)?.map(|d| store.run_dir(d)),
     };
-    evaluate(
-        &ctx,
-        pipeline,
-        &params,
-        &literals,
-        state.as_deref(),
-        &scratch.0,
-    )
-    .await?;
-    for (explanation, key_literal) in explanations.iter_mut().zip(&literals) {
-        let published = published_run.as_deref();
-        explain_one(&ctx, pipeline, &params, key_literal, published, explanation).await?;
+    evaluate(&ctx, pipeline, &params, &only, state.as_deref(), &scratch.0).await?;
+    let mut facts = Facts::gather(&ctx, pipeline, &params, &only, published_run.as_deref()).await?;
+    Ok(only
+        .texts()
+        .iter()
+        .map(|text| {
+            let mut e = Explanation::empty(pipeline, text, date, run_id.clone());
+            e.found = facts.found.contains(text);
+            e.suppressions = facts.suppressions.remove(text).unwrap_or_default();
+            e.segments = facts.segments.remove(text).unwrap_or_default();
+            e.offers = facts.offers.remove(text).unwrap_or_default();
+            e
+        })
+        .collect())
+}
+
+impl Explanation {
+    fn empty(pipeline: &Pipeline, key: &str, date: NaiveDate, run: Option<String>) -> Self {
+        Explanation {
+            pipeline: pipeline.name.clone(),
+            key: key.to_string(),
+            run_date: date,
+            found: false,
+            published_run: run,
+            segments: Vec::new(),
+            suppressions: Vec::new(),
+            offers: Vec::new(),
+        }
     }
-    Ok(explanations)
 }
 
 /// The same steps as a run, for the keys explained only.
@@ -139,94 +146,112 @@ async fn evaluate(
     ctx: &SessionContext,
     pipeline: &Pipeline,
     params: &Params,
-    literals: &[String],
+    only: &KeyFilter,
     state: Option<&Path>,
     scratch: &Path,
 ) -> Result<(), RunError> {
     let Some((key, profile)) = pipeline.audience() else {
         return Ok(());
     };
-    let only = KeyFilter::new(literals.to_vec());
     let erasure = pipeline.erasure.as_ref();
     erasure::register(ctx, key, erasure, state, scratch, params).await?;
     let rules = &pipeline.suppressions;
-    suppressions::evaluate(ctx, rules, key, profile, params, Some(&only), scratch).await?;
+    suppressions::evaluate(ctx, rules, key, profile, params, Some(only), scratch).await?;
     if let Some(segments) = &pipeline.segments {
-        segments::evaluate(ctx, key, segments, rules, params, Some(&only), scratch).await?;
+        segments::evaluate(ctx, key, segments, rules, params, Some(only), scratch).await?;
     }
     if let Some(offers) = &pipeline.offers {
-        offers::evaluate(ctx, key, offers, rules, params, Some(&only), scratch).await?;
+        offers::evaluate(ctx, key, offers, rules, params, Some(only), scratch).await?;
     }
     Ok(())
 }
 
-async fn explain_one(
-    ctx: &SessionContext,
-    pipeline: &Pipeline,
-    params: &Params,
-    key_literal: &str,
-    published: Option<&Path>,
-    explanation: &mut Explanation,
-) -> Result<(), RunError> {
-    let Some((key, profile)) = pipeline.audience() else {
-        return Ok(());
-    };
-    let sql = format!(
-        "SELECT 1 FROM {} WHERE {} = {key_literal}",
-        ident(profile),
-        ident(key)
-    );
-    explanation.found = engine::first_row(ctx, "explain", &sql, params)
-        .await?
-        .is_some();
-    let matched = suppressions::matches_for(ctx, key, key_literal, params).await?;
-    explanation.suppressions = pipeline
-        .suppressions
-        .iter()
-        .filter_map(|rule| {
-            let (_, detail) = matched.iter().find(|(name, _)| *name == rule.name)?;
-            Some(SuppressionExplanation {
-                name: rule.name.clone(),
-                reason: rule.reason.clone(),
-                scope: rule.scope.describe(),
-                detail: detail.clone(),
-            })
-        })
-        .collect();
-    if let Some(offers) = &pipeline.offers {
-        explanation.offers =
-            offers::explain(ctx, key, key_literal, offers, params, published).await?;
-    }
-    if let Some(segments) = &pipeline.segments {
-        explanation.segments =
-            segments::explain(ctx, key, key_literal, segments, params, published).await?;
-    }
-    Ok(())
+/// Every verdict for the keys explained, by key text.
+struct Facts {
+    found: HashSet<String>,
+    suppressions: HashMap<String, Vec<SuppressionExplanation>>,
+    segments: HashMap<String, Vec<SegmentExplanation>>,
+    offers: HashMap<String, Vec<OfferExplanation>>,
 }
 
-/// Each key as a SQL literal of the key column's type (a number stays a number so filters
-/// push down to the sources).
-async fn key_literals(
+impl Facts {
+    async fn gather(
+        ctx: &SessionContext,
+        pipeline: &Pipeline,
+        params: &Params,
+        only: &KeyFilter,
+        published: Option<&Path>,
+    ) -> Result<Self, RunError> {
+        let mut facts = Facts {
+            found: HashSet::new(),
+            suppressions: HashMap::new(),
+            segments: HashMap::new(),
+            offers: HashMap::new(),
+        };
+        let Some((key, profile)) = pipeline.audience() else {
+            return Ok(facts);
+        };
+        let k = ident(key);
+        let sql = format!(
+            "SELECT {k} FROM {} WHERE {}",
+            ident(profile),
+            only.predicate(&k)
+        );
+        facts.found = engine::first_column(engine::text_rows(ctx, "explain", &sql, params).await?);
+        for (text, name, detail) in suppressions::matches_for(ctx, key, only, params).await? {
+            let Some(rule) = pipeline.suppressions.iter().find(|r| r.name == name) else {
+                continue;
+            };
+            facts
+                .suppressions
+                .entry(text)
+                .or_default()
+                .push(SuppressionExplanation {
+                    name,
+                    reason: rule.reason.clone(),
+                    scope: rule.scope.describe(),
+                    detail,
+                });
+        }
+        // In the pipeline's order of rules.
+        let position = |name: &str| pipeline.suppressions.iter().position(|r| r.name == name);
+        for list in facts.suppressions.values_mut() {
+            list.sort_by_key(|s| position(&s.name));
+        }
+        if let Some(offers) = &pipeline.offers {
+            facts.offers = offers::explain(ctx, key, only, offers, params, published).await?;
+        }
+        if let Some(segments) = &pipeline.segments {
+            facts.segments = segments::explain(ctx, key, only, segments, params, published).await?;
+        }
+        Ok(facts)
+    }
+}
+
+/// The keys as SQL literals of the key column's type (a number stays a number so filters push
+/// down to the sources) with the text the key column prints them as.
+async fn key_filter(
     ctx: &SessionContext,
     profile: &str,
     key: &str,
     keys: &[String],
-) -> Result<Vec<String>, EngineError> {
+) -> Result<KeyFilter, EngineError> {
     let numeric = ctx
-        .table(ident(profile).as_str())
+        .table(profile)
         .await
         .map_err(|e| EngineError::execution("explain", e))?
         .schema()
         .field_with_unqualified_name(key)
         .map(|f| f.data_type().is_integer())
         .unwrap_or(false);
-    Ok(keys
-        .iter()
-        .map(|k| match (numeric, k.parse::<i64>()) {
-            (true, Ok(n)) => n.to_string(),
-            // Text can never equal a numeric key: that customer is not found.
-            (true, Err(_)) => "NULL".to_string(),
-            (false, _) => literal(k),
-        })
-        .collect())
+    Ok(KeyFilter::new(
+        keys.iter()
+            .map(|k| match (numeric, k.trim().parse::<i64>()) {
+                (true, Ok(n)) => (n.to_string(), n.to_string()),
+                // Text can never equal a numeric key: that customer is not found.
+                (true, Err(_)) => ("NULL".to_string(), k.clone()),
+                (false, _) => (literal(k), k.clone()),
+            })
+            .collect(),
+    ))
 }

@@ -266,6 +266,8 @@ pub(super) fn simulate(
     customer_id: u64,
     next_address_id: &mut i64,
 ) -> CustomerRecord {
+    // Long on purpose: one customer's story told in order (each step draws from the
+    // customer's random stream, so splitting it would reorder draws and change the data).
     let mut rng = customer_rng(seed, customer_id);
 
     let country = pick_country(&mut rng);
@@ -515,6 +517,8 @@ impl Sim<'_> {
     /// Products held before the window (at the first address), or ordered at signup for
     /// customers who join during the window.
     fn initial_holdings(&mut self) {
+        // Long on purpose: one customer's story told in order (each step draws from the
+        // customer's random stream, so splitting it would reorder draws and change the data).
         let (fiber, line_of_sight) = {
             let a = &self.addresses[0];
             (a.fiber_available, a.satellite_line_of_sight)
@@ -739,6 +743,8 @@ impl Sim<'_> {
     }
 
     fn receive(&mut self, batch_at: i64, campaign: u32, channel: SendChannel) {
+        // Long on purpose: one customer's story told in order (each step draws from the
+        // customer's random stream, so splitting it would reorder draws and change the data).
         let allowed = match channel {
             SendChannel::Email => self.consent.email,
             SendChannel::Sms => self.consent.sms,
@@ -868,6 +874,8 @@ impl Sim<'_> {
     }
 
     fn order(&mut self, at: i64, product: Product, campaign: Option<u32>) {
+        // Long on purpose: one customer's story told in order (each step draws from the
+        // customer's random stream, so splitting it would reorder draws and change the data).
         if !self.is_active(at) {
             return;
         }
@@ -1075,6 +1083,8 @@ impl Sim<'_> {
 
     /// Visits, retail purchases, support, complaints, repairs and the odd opt-out.
     fn everyday_activity(&mut self, episodes: &[(i32, i32)], unhappy: bool) {
+        // Long on purpose: one customer's story told in order (each step draws from the
+        // customer's random stream, so splitting it would reorder draws and change the data).
         let mut times = Vec::new();
 
         // Browsing.

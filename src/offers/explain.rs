@@ -1,15 +1,17 @@
-//! Why a customer gets (or does not get) each offer: eligibility and suppressions from the same
-//! SQL a run executes ([`super::evaluate`] with a key filter), the decision as published.
+//! Why customers get (or do not get) each offer: eligibility and suppressions from the same SQL
+//! a run executes ([`super::evaluate`] with a key filter), the decision as published.
+//! Set-based: a few queries per offer, however many customers.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
-use super::Offers;
 use super::sql::{ELIGIBLE, HELD};
+use super::{Offer, Offers};
 use crate::engine::{self, ConditionExplanation, EngineError};
-use crate::sql::{Params, ident, literal};
+use crate::sql::{KeyFilter, Params, ident, literal};
 
 #[derive(Debug, Serialize)]
 pub struct OfferExplanation {
@@ -27,96 +29,137 @@ pub struct OfferExplanation {
     pub published_rank: Option<String>,
 }
 
-/// Explains every offer for one key (`key_literal`, a SQL literal of the key's type) from the
-/// tables [`super::evaluate`] computed for it; `published_run` is the folder of that date's
-/// published run, if any.
+const PUBLISHED_DECISIONS: &str = "__segflow_published_decisions";
+
+/// Explains every offer for the customers `only` selects, from the tables
+/// [`super::evaluate`] computed for them; `published_run` is the folder of that date's
+/// published run, if any. Returns each key's (by its text) explanations in offer order.
 pub(crate) async fn explain(
     ctx: &SessionContext,
     key: &str,
-    key_literal: &str,
+    only: &KeyFilter,
     offers: &Offers,
     params: &Params,
     published_run: Option<&Path>,
-) -> Result<Vec<OfferExplanation>, EngineError> {
-    let k = ident(key);
+) -> Result<HashMap<String, Vec<OfferExplanation>>, EngineError> {
     let decisions = published_run
         .map(|run| run.join("decisions"))
         .filter(|dir| dir.is_dir());
     if let Some(dir) = &decisions {
-        engine::register_parquet(ctx, "__segflow_published_decisions", dir).await?;
+        engine::register_parquet(ctx, PUBLISHED_DECISIONS, dir).await?;
     }
-    let mut list = Vec::new();
+    let mut explained: HashMap<String, Vec<OfferExplanation>> = HashMap::new();
     for offer in &offers.list {
-        let this = format!("{k} = {key_literal} AND offer = {}", literal(&offer.name));
-        let conditions = engine::explain_conditions(
-            ctx,
-            &offers.from,
-            &offer.eligible,
-            key,
-            key_literal,
-            params,
-        )
-        .await?
-        .unwrap_or_default();
-        let eligible = engine::first_row(
-            ctx,
-            "explain",
-            &format!("SELECT score FROM {ELIGIBLE} WHERE {this}"),
-            params,
-        )
-        .await?;
-        let score_sql = format!(
-            "SELECT {} FROM {} WHERE {k} = {key_literal}",
-            offer.score_sql(),
-            ident(&offers.from)
-        );
-        let score = match &eligible {
-            Some(row) => Some(engine::format_value(row, 0)),
-            None => engine::first_row(ctx, "explain", &score_sql, params)
-                .await?
-                .map(|row| engine::format_value(&row, 0)),
+        let mut facts = Facts::gather(ctx, key, only, offers, offer, params).await?;
+        let published = match decisions {
+            Some(_) => Some(published(ctx, key, only, offer, params).await?),
+            None => None,
         };
-        let held = format!(
-            "SELECT suppression, string_agg(channel, ', ' ORDER BY channel) FROM {HELD} \
-             WHERE {this} GROUP BY suppression ORDER BY suppression"
-        );
-        let held_back_by = engine::count_rows(ctx, "explain", &held, params)
-            .await?
-            .into_iter()
-            .map(|r| format!("{} (on {})", r.labels[0], r.labels[1]))
-            .collect();
-        let (published_status, published_rank) = match &decisions {
-            Some(_) => published(ctx, &this, params).await?,
-            None => (None, None),
-        };
-        list.push(OfferExplanation {
-            name: offer.name.clone(),
-            description: offer.description.clone(),
-            eligible: eligible.is_some(),
-            conditions,
-            score,
-            held_back_by,
-            published_status,
-            published_rank,
-        });
+        for key in only.texts() {
+            let (status, rank) = match &published {
+                Some(decided) => match decided.get(key) {
+                    Some((status, rank)) => (Some(status.clone()), rank.clone()),
+                    None => (Some("not eligible".to_string()), None),
+                },
+                None => (None, None),
+            };
+            let eligible_score = facts.eligible.remove(key);
+            explained
+                .entry(key.clone())
+                .or_default()
+                .push(OfferExplanation {
+                    name: offer.name.clone(),
+                    description: offer.description.clone(),
+                    eligible: eligible_score.is_some(),
+                    conditions: facts.conditions.remove(key).unwrap_or_default(),
+                    score: eligible_score.or_else(|| facts.scores.remove(key)),
+                    held_back_by: facts.held.remove(key).unwrap_or_default(),
+                    published_status: status,
+                    published_rank: rank,
+                });
+        }
     }
-    Ok(list)
+    Ok(explained)
 }
 
-/// The published decision for one (customer, offer): status and rank.
+/// What the run's tables say about one offer, for the keys explained.
+struct Facts {
+    /// Eligible keys and their score.
+    eligible: HashMap<String, String>,
+    /// The score for every key with a profile row (shown when not eligible too).
+    scores: HashMap<String, String>,
+    held: HashMap<String, Vec<String>>,
+    conditions: HashMap<String, Vec<ConditionExplanation>>,
+}
+
+impl Facts {
+    async fn gather(
+        ctx: &SessionContext,
+        key: &str,
+        only: &KeyFilter,
+        offers: &Offers,
+        offer: &Offer,
+        params: &Params,
+    ) -> Result<Self, EngineError> {
+        let k = ident(key);
+        let mine = only.predicate(&k);
+        let this = format!("offer = {} AND {mine}", literal(&offer.name));
+        let rows =
+            |sql: String| async move { engine::text_rows(ctx, "explain", &sql, params).await };
+        let conditions =
+            engine::explain_conditions(ctx, &offers.from, &offer.eligible, key, only, params)
+                .await?;
+        let eligible = engine::first_two(
+            rows(format!("SELECT {k}, score FROM {ELIGIBLE} WHERE {this}")).await?,
+        );
+        let scores = engine::first_two(
+            rows(format!(
+                "SELECT {k}, {} FROM {} WHERE {mine}",
+                offer.score_sql(),
+                ident(&offers.from)
+            ))
+            .await?,
+        );
+        let mut held: HashMap<String, Vec<String>> = HashMap::new();
+        let held_sql = format!(
+            "SELECT {k}, suppression, string_agg(channel, ', ' ORDER BY channel) FROM {HELD} \
+             WHERE {this} GROUP BY {k}, suppression ORDER BY suppression"
+        );
+        for row in rows(held_sql).await? {
+            if let [Some(key), Some(rule), Some(channels)] = row.as_slice() {
+                let text = format!("{rule} (on {channels})");
+                held.entry(key.clone()).or_default().push(text);
+            }
+        }
+        Ok(Self {
+            eligible,
+            scores,
+            held,
+            conditions,
+        })
+    }
+}
+
+/// The published decision for each (customer, offer): status and rank.
 async fn published(
     ctx: &SessionContext,
-    this: &str,
+    key: &str,
+    only: &KeyFilter,
+    offer: &Offer,
     params: &Params,
-) -> Result<(Option<String>, Option<String>), EngineError> {
-    let sql = format!("SELECT status, rank FROM __segflow_published_decisions WHERE {this}");
-    Ok(
-        match engine::first_row(ctx, "explain", &sql, params).await? {
-            Some(row) => (
-                Some(engine::format_value(&row, 0)),
-                Some(engine::format_value(&row, 1)).filter(|r| r != "NULL"),
-            ),
-            None => (Some("not eligible".to_string()), None),
-        },
-    )
+) -> Result<HashMap<String, (String, Option<String>)>, EngineError> {
+    let k = ident(key);
+    let sql = format!(
+        "SELECT {k}, status, rank FROM {PUBLISHED_DECISIONS} WHERE offer = {} AND {}",
+        literal(&offer.name),
+        only.predicate(&k)
+    );
+    let rows = engine::text_rows(ctx, "explain", &sql, params).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| match row.as_slice() {
+            [Some(key), Some(status), rank] => Some((key.clone(), (status.clone(), rank.clone()))),
+            _ => None,
+        })
+        .collect())
 }

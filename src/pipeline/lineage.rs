@@ -55,16 +55,6 @@ fn suppression_id(s: &Suppression) -> String {
     format!("suppression_{}", s.name)
 }
 
-fn segment_names(pipeline: &Pipeline) -> Vec<&str> {
-    let segments = pipeline.segments.iter().flat_map(|s| &s.list);
-    segments.map(|s| s.name.as_str()).collect()
-}
-
-fn offer_names(pipeline: &Pipeline) -> Vec<&str> {
-    let offers = pipeline.offers.iter().flat_map(|o| &o.list);
-    offers.map(|o| o.name.as_str()).collect()
-}
-
 /// Every node in run order: sources, models, suppressions, segments, offers, checks.
 pub(crate) fn lineage(pipeline: &Pipeline) -> Vec<Node> {
     let mut nodes: Vec<Node> = pipeline
@@ -106,8 +96,8 @@ pub(crate) fn lineage(pipeline: &Pipeline) -> Vec<Node> {
     nodes.extend(pipeline.checks.iter().map(|check| {
         let reads = match &check.target {
             Target::Source(t) | Target::Model(t) => vec![t.clone()],
-            Target::Audience(one) => named("segment", segment_names(pipeline), one),
-            Target::Offer(one) => named("offer", offer_names(pipeline), one),
+            Target::Audience(one) => named("segment", pipeline.segment_names(), one),
+            Target::Offer(one) => named("offer", pipeline.offer_names(), one),
         };
         Node {
             id: format!("check_{}", check.name),

@@ -102,8 +102,14 @@ impl Pipeline {
         self.segments.is_some() || self.offers.is_some() || self.erasure.is_some()
     }
 
-    pub(crate) fn model(&self, name: &str) -> Option<&Model> {
-        self.models.iter().find(|m| m.name == name)
+    pub(crate) fn segment_names(&self) -> Vec<&str> {
+        let segments = self.segments.iter().flat_map(|s| &s.list);
+        segments.map(|s| s.name.as_str()).collect()
+    }
+
+    pub(crate) fn offer_names(&self) -> Vec<&str> {
+        let offers = self.offers.iter().flat_map(|o| &o.list);
+        offers.map(|o| o.name.as_str()).collect()
     }
 
     /// One line counting what the pipeline declares, for `validate`.
@@ -141,24 +147,7 @@ pub(crate) fn compile(
     let mut models = models::compile(&mut c, &spec.models, &source_names, &tables, &params);
     let model_names: Vec<&str> = spec.models.keys().map(String::as_str).collect();
 
-    let segments = spec
-        .segments
-        .as_ref()
-        .map(|s| segments::compile(&mut c, s, &params, &model_names));
-    let suppression_names: Vec<&str> = spec.suppressions.keys().map(String::as_str).collect();
-    let offers = spec.offers.as_ref().and_then(|o| {
-        let default_from = spec.segments.as_ref().map(|s| s.from.as_str());
-        offers::compile(
-            &mut c,
-            o,
-            &params,
-            default_from,
-            &model_names,
-            &suppression_names,
-        )
-    });
-    require_key(&mut c, spec);
-    let suppressions = compile_suppressions(&mut c, spec, &params, &segments, &offers);
+    let (segments, suppressions, offers) = compile_decisions(&mut c, spec, &params, &model_names);
     check_rule_reads(&mut c, &segments, &suppressions, &tables);
     // Every segment and offer reads its profile: compute it once.
     for profile in [
@@ -212,6 +201,27 @@ pub(crate) fn compile(
         activation_columns: spec.output.columns.clone(),
         output_at,
     })
+}
+
+/// Segments, suppressions and offers: what the pipeline decides about customers.
+fn compile_decisions(
+    c: &mut Compiler,
+    spec: &PipelineSpec,
+    params: &Params,
+    models: &[&str],
+) -> (Option<Segments>, Vec<Suppression>, Option<Offers>) {
+    let segments = spec
+        .segments
+        .as_ref()
+        .map(|s| segments::compile(c, s, params, models));
+    let suppression_names: Vec<&str> = spec.suppressions.keys().map(String::as_str).collect();
+    let offers = spec.offers.as_ref().and_then(|o| {
+        let default_from = spec.segments.as_ref().map(|s| s.from.as_str());
+        offers::compile(c, o, params, default_from, models, &suppression_names)
+    });
+    require_key(c, spec);
+    let suppressions = compile_suppressions(c, spec, params, &segments, &offers);
+    (segments, suppressions, offers)
 }
 
 fn names<'a>(names: impl Iterator<Item = &'a String>) -> Vec<&'a str> {

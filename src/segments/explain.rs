@@ -1,16 +1,17 @@
-//! Why a customer is or is not in each segment: the same membership SQL a run executes,
-//! evaluated for that customer ([`super::evaluate`] with a key filter), with the values behind
-//! each condition.
+//! Why customers are or are not in each segment: the same membership SQL a run executes,
+//! evaluated for those customers ([`super::evaluate`] with a key filter), with the values
+//! behind each condition. Set-based: a few queries per segment, however many customers.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
-use super::Segments;
 use super::sql::{HELD, MEMBERS, RAW};
+use super::{Segment, Segments};
 use crate::engine::{self, ConditionExplanation, EngineError};
-use crate::sql::{Params, Rule, ident, literal};
+use crate::sql::{KeyFilter, Params, Rule, ident, literal};
 
 #[derive(Debug, Serialize)]
 pub struct SegmentExplanation {
@@ -30,110 +31,139 @@ pub struct SegmentExplanation {
     pub conditions: Vec<ConditionExplanation>,
 }
 
-/// Explains every segment for one key (`key_literal`, a SQL literal of the key's type), from
-/// the tables [`super::evaluate`] computed for it; `published_run` is the folder of that
-/// date's published run, if any.
+/// Explains every segment for the customers `only` selects, from the tables
+/// [`super::evaluate`] computed for them; `published_run` is the folder of that date's
+/// published run, if any. Returns each key's (by its text) explanations in segment order.
 pub(crate) async fn explain(
     ctx: &SessionContext,
     key: &str,
-    key_literal: &str,
+    only: &KeyFilter,
     segments: &Segments,
     params: &Params,
     published_run: Option<&Path>,
-) -> Result<Vec<SegmentExplanation>, EngineError> {
-    let k = ident(key);
-    let mut list = Vec::new();
+) -> Result<HashMap<String, Vec<SegmentExplanation>>, EngineError> {
+    let mut explained: HashMap<String, Vec<SegmentExplanation>> = HashMap::new();
     for segment in &segments.list {
-        let name = literal(&segment.name);
-        let this = format!("{k} = {key_literal} AND segment = {name}");
+        let facts = Facts::gather(ctx, key, only, segments, segment, params, published_run).await?;
+        for key in only.texts() {
+            let group = facts.groups.get(key).cloned();
+            explained
+                .entry(key.clone())
+                .or_default()
+                .push(SegmentExplanation {
+                    name: segment.name.clone(),
+                    description: segment.description.clone(),
+                    qualifies: facts.qualifying.contains(key),
+                    held_back_by: facts.held.get(key).cloned().unwrap_or_default(),
+                    member: group.is_some(),
+                    group,
+                    published_member: facts.published.as_ref().map(|p| p.contains(key)),
+                    conditions: facts.conditions.get(key).cloned().unwrap_or_default(),
+                });
+        }
+    }
+    Ok(explained)
+}
+
+/// What the run's tables say about one segment, for the keys explained.
+struct Facts {
+    qualifying: HashSet<String>,
+    held: HashMap<String, Vec<String>>,
+    groups: HashMap<String, String>,
+    published: Option<HashSet<String>>,
+    conditions: HashMap<String, Vec<ConditionExplanation>>,
+}
+
+impl Facts {
+    async fn gather(
+        ctx: &SessionContext,
+        key: &str,
+        only: &KeyFilter,
+        segments: &Segments,
+        segment: &Segment,
+        params: &Params,
+        published_run: Option<&Path>,
+    ) -> Result<Self, EngineError> {
+        let k = ident(key);
+        let this = format!(
+            "segment = {} AND {}",
+            literal(&segment.name),
+            only.predicate(&k)
+        );
         let conditions = match &segment.rule {
-            Rule::Conditions(conditions) => engine::explain_conditions(
-                ctx,
-                &segments.from,
-                conditions,
-                key,
-                key_literal,
-                params,
-            )
-            .await?
-            .unwrap_or_default(),
-            Rule::Sql(_) => Vec::new(),
+            Rule::Conditions(conditions) => {
+                engine::explain_conditions(ctx, &segments.from, conditions, key, only, params)
+                    .await?
+            }
+            Rule::Sql(_) => HashMap::new(),
         };
-        let qualifies = exists(ctx, &format!("SELECT 1 FROM {RAW} WHERE {this}"), params).await?;
-        let held_back_by = held_back_by(ctx, &this, params).await?;
-        let group = engine::first_row(
-            ctx,
-            "explain",
-            &format!("SELECT \"group\" FROM {MEMBERS} WHERE {this}"),
-            params,
-        )
-        .await?
-        .map(|row| engine::format_value(&row, 0));
-        let published_member = match published_run {
+        let rows =
+            |sql: String| async move { engine::text_rows(ctx, "explain", &sql, params).await };
+        let qualifying =
+            engine::first_column(rows(format!("SELECT {k} FROM {RAW} WHERE {this}")).await?);
+        let groups = engine::first_two(
+            rows(format!("SELECT {k}, \"group\" FROM {MEMBERS} WHERE {this}")).await?,
+        );
+        let held = held_back_by(
+            rows(format!(
+                "SELECT {k}, suppression, string_agg(NULLIF(channel, '*'), ', ' ORDER BY channel) \
+             FROM {HELD} WHERE {this} GROUP BY {k}, suppression ORDER BY suppression"
+            ))
+            .await?,
+        );
+        let published = match published_run {
             Some(run) => {
                 let audience = run.join(format!("audiences/segment={}", segment.name));
-                Some(published_in(ctx, &audience, key, key_literal, params).await?)
+                Some(published_keys(ctx, &audience, key, only, params).await?)
             }
             None => None,
         };
-        list.push(SegmentExplanation {
-            name: segment.name.clone(),
-            description: segment.description.clone(),
-            qualifies,
-            held_back_by,
-            member: group.is_some(),
-            group,
-            published_member,
+        Ok(Self {
+            qualifying,
+            held,
+            groups,
+            published,
             conditions,
-        });
-    }
-    Ok(list)
-}
-
-async fn exists(ctx: &SessionContext, sql: &str, params: &Params) -> Result<bool, EngineError> {
-    Ok(engine::first_row(ctx, "explain", sql, params)
-        .await?
-        .is_some())
-}
-
-/// `rule` for a rule holding back the whole segment, `rule (on email, sms)` for one holding
-/// back some of its channels.
-async fn held_back_by(
-    ctx: &SessionContext,
-    this: &str,
-    params: &Params,
-) -> Result<Vec<String>, EngineError> {
-    let sql = format!(
-        "SELECT suppression, COALESCE(string_agg(NULLIF(channel, '*'), ', ' ORDER BY channel), '') \
-         FROM {HELD} WHERE {this} GROUP BY suppression ORDER BY suppression"
-    );
-    let rows = engine::count_rows(ctx, "explain", &sql, params).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| match r.labels.get(1).filter(|c| !c.is_empty()) {
-            Some(channels) => format!("{} (on {channels})", r.labels[0]),
-            None => r.labels[0].clone(),
         })
-        .collect())
+    }
 }
 
-/// Whether a published table (a folder of Parquet) lists the key.
-pub(crate) async fn published_in(
+/// `(key, suppression, channels)` rows as `rule` (the whole segment) or `rule (on email, sms)`
+/// per key.
+fn held_back_by(rows: Vec<Vec<Option<String>>>) -> HashMap<String, Vec<String>> {
+    let mut held: HashMap<String, Vec<String>> = HashMap::new();
+    for row in rows {
+        let [Some(key), Some(rule), channels] = <[_; 3]>::try_from(row).unwrap_or_default() else {
+            continue;
+        };
+        let text = match channels {
+            Some(channels) => format!("{rule} (on {channels})"),
+            None => rule,
+        };
+        held.entry(key).or_default().push(text);
+    }
+    held
+}
+
+/// The keys a published table (a folder of Parquet) lists, among those explained.
+pub(crate) async fn published_keys(
     ctx: &SessionContext,
     dir: &Path,
     key: &str,
-    key_literal: &str,
+    only: &KeyFilter,
     params: &Params,
-) -> Result<bool, EngineError> {
+) -> Result<HashSet<String>, EngineError> {
     if !dir.is_dir() {
-        return Ok(false);
+        return Ok(HashSet::new());
     }
     let table = "__segflow_published";
     engine::register_parquet(ctx, table, dir).await?;
-    exists(
-        ctx,
-        &format!("SELECT 1 FROM {table} WHERE {} = {key_literal}", ident(key)),
-        params,
-    )
-    .await
+    let k = ident(key);
+    let sql = format!(
+        "SELECT DISTINCT {k} FROM {table} WHERE {}",
+        only.predicate(&k)
+    );
+    Ok(engine::first_column(
+        engine::text_rows(ctx, "explain", &sql, params).await?,
+    ))
 }

@@ -37,20 +37,28 @@ pub(crate) fn idents<S: AsRef<str>>(names: &[S]) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct KeyFilter {
     /// The keys as SQL literals of the key column's type.
-    keys: Vec<String>,
+    literals: Vec<String>,
+    /// The same keys as the key column's values print (`042` given for a number is `42`).
+    texts: Vec<String>,
 }
 
 impl KeyFilter {
-    pub(crate) fn new(keys: Vec<String>) -> Self {
-        Self { keys }
+    /// Keys as `(SQL literal, text)` pairs.
+    pub(crate) fn new(keys: Vec<(String, String)>) -> Self {
+        let (literals, texts) = keys.into_iter().unzip();
+        Self { literals, texts }
+    }
+
+    pub(crate) fn texts(&self) -> &[String] {
+        &self.texts
     }
 
     /// A predicate on `column` (already quoted and qualified as needed).
     pub(crate) fn predicate(&self, column: &str) -> String {
-        if self.keys.is_empty() {
+        if self.literals.is_empty() {
             return "false".into();
         }
-        format!("{column} IN ({})", self.keys.join(", "))
+        format!("{column} IN ({})", self.literals.join(", "))
     }
 }
 

@@ -45,48 +45,71 @@ pub(crate) fn parse_query(
     text: &str,
     params: &Params,
 ) -> Result<SqlQuery, Vec<Diagnostic>> {
+    let mut statement = one_query(path, text).map_err(|d| vec![d])?;
+    type_placeholders(path, &mut statement, params)?;
+    let tables = tables_read(path, text, &statement)?;
+    Ok(SqlQuery {
+        path: path.to_owned(),
+        text: text.to_owned(),
+        statement,
+        tables,
+    })
+}
+
+/// The file's single statement, which must be a query (no DDL, DML or COPY).
+fn one_query(path: &Path, text: &str) -> Result<Statement, Diagnostic> {
     let mut statements = DFParserBuilder::new(text)
         .build()
         .and_then(|mut parser| parser.parse_statements())
-        .map_err(|err| vec![parse_error(path, text, &err)])?;
-    let mut statement = match (statements.pop_front(), statements.is_empty()) {
+        .map_err(|err| parse_error(path, text, &err))?;
+    let statement = match (statements.pop_front(), statements.is_empty()) {
         (Some(statement), true) => statement,
         (None, _) => {
-            return Err(vec![Diagnostic::new(
+            return Err(Diagnostic::new(
                 Location::file(path),
                 "the file holds no query; write one SELECT statement",
-            )]);
+            ));
         }
         (Some(_), false) => {
-            return Err(vec![Diagnostic::new(
+            return Err(Diagnostic::new(
                 Location::file(path),
                 "the file holds several statements; a model is exactly one SELECT query",
-            )]);
+            ));
         }
     };
-    let Statement::Statement(inner) = &mut statement else {
-        return Err(vec![not_a_query(path)]);
+    let Statement::Statement(inner) = &statement else {
+        return Err(not_a_query(path));
     };
-    let ast::Statement::Query(query) = inner.as_mut() else {
-        return Err(vec![not_a_query(path)]);
+    let ast::Statement::Query(query) = inner.as_ref() else {
+        return Err(not_a_query(path));
     };
     if !matches!(
         *query.body,
         SetExpr::Select(_) | SetExpr::SetOperation { .. } | SetExpr::Query(_) | SetExpr::Values(_)
     ) {
-        return Err(vec![not_a_query(path)]);
+        return Err(not_a_query(path));
     }
+    Ok(statement)
+}
 
+/// Wraps every `$name` placeholder in a CAST to its parameter's type, so DataFusion can plan
+/// expressions like `$run_date - INTERVAL '30 days'` before the values are bound. Unknown
+/// parameters are problems at their line and column.
+fn type_placeholders(
+    path: &Path,
+    statement: &mut Statement,
+    params: &Params,
+) -> Result<(), Vec<Diagnostic>> {
+    let Statement::Statement(inner) = statement else {
+        return Ok(());
+    };
     let mut problems = Vec::new();
     let _ = visit_expressions_mut(inner.as_mut(), |expr| {
         if let SqlExpr::Value(value) = expr
             && let Value::Placeholder(name) = &value.value
         {
-            let at = Location::new(
-                path,
-                value.span.start.line as usize,
-                value.span.start.column as usize,
-            );
+            let start = value.span.start;
+            let at = Location::new(path, start.line as usize, start.column as usize);
             match type_placeholder(name, params) {
                 Ok(data_type) => {
                     let placeholder = std::mem::replace(expr, SqlExpr::value(Value::Null));
@@ -103,13 +126,23 @@ pub(crate) fn parse_query(
         }
         ControlFlow::<()>::Continue(())
     });
-    if !problems.is_empty() {
-        return Err(problems);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
     }
+}
 
-    let (tables, _ctes) = resolve_table_references(&statement, true)
+/// The tables the query reads (CTE names excluded), lower-cased; qualified names are problems.
+fn tables_read(
+    path: &Path,
+    text: &str,
+    statement: &Statement,
+) -> Result<BTreeSet<String>, Vec<Diagnostic>> {
+    let (tables, _ctes) = resolve_table_references(statement, true)
         .map_err(|err| vec![Diagnostic::new(Location::file(path), err.strip_backtrace())])?;
     let mut names = BTreeSet::new();
+    let mut problems = Vec::new();
     for table in tables {
         if table.schema().is_some() {
             let at = match find_identifier(text, table.table()) {
@@ -126,15 +159,11 @@ pub(crate) fn parse_query(
             names.insert(table.table().to_ascii_lowercase());
         }
     }
-    if !problems.is_empty() {
-        return Err(problems);
+    if problems.is_empty() {
+        Ok(names)
+    } else {
+        Err(problems)
     }
-    Ok(SqlQuery {
-        path: path.to_owned(),
-        text: text.to_owned(),
-        statement,
-        tables: names,
-    })
 }
 
 /// The expression of a `SELECT <expr>` query without FROM (how conditions are parsed).

@@ -143,24 +143,26 @@ pub(crate) async fn write_suppressed(
     Ok((output, stats))
 }
 
-/// The rules that matched `key_literal` in [`MATCHES`], with each match's detail (`explain`).
+/// `(key, rule, detail)` for every rule that matched a key `only` selects, in [`MATCHES`]
+/// (`explain`).
 pub(crate) async fn matches_for(
     ctx: &SessionContext,
     key: &str,
-    key_literal: &str,
+    only: &KeyFilter,
     params: &Params,
-) -> Result<Vec<(String, Option<String>)>, EngineError> {
+) -> Result<Vec<(String, String, Option<String>)>, EngineError> {
+    let k = ident(key);
     let sql = format!(
-        "SELECT suppression, MIN(COALESCE(detail, '')) AS detail FROM {MATCHES} \
-         WHERE {} = {key_literal} GROUP BY suppression ORDER BY suppression",
-        ident(key)
+        "SELECT {k}, suppression, MIN(detail) FROM {MATCHES} \
+         WHERE {} GROUP BY {k}, suppression ORDER BY suppression",
+        only.predicate(&k)
     );
-    let rows = engine::count_rows(ctx, "explain suppressions", &sql, params).await?;
+    let rows = engine::text_rows(ctx, "explain suppressions", &sql, params).await?;
     Ok(rows
         .into_iter()
-        .map(|r| {
-            let detail = r.labels.get(1).filter(|d| !d.is_empty()).cloned();
-            (r.labels[0].clone(), detail)
+        .filter_map(|row| match <[_; 3]>::try_from(row) {
+            Ok([Some(key), Some(rule), detail]) => Some((key, rule, detail)),
+            _ => None,
         })
         .collect())
 }

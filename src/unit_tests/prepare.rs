@@ -353,90 +353,80 @@ impl FileChecker<'_> {
             return None;
         }
         let pipeline = self.pipeline;
-        let known = |names: Vec<&str>| {
-            if names.is_empty() {
-                "the pipeline has none".to_string()
-            } else {
-                format!("the pipeline has: {}", names.join(", "))
-            }
-        };
         if let Some(name) = &expect.model {
-            if pipeline.model(name).is_none() {
-                let models = known(pipeline.models.iter().map(|m| m.name.as_str()).collect());
-                self.problem(
-                    level,
-                    &["expect", "model"],
-                    format!("expect.model: no model named \"{name}\"; {models}"),
-                );
-                return None;
-            }
-            return Some(Target::Model(name.clone()));
+            let models = pipeline.models.iter().map(|m| m.name.as_str()).collect();
+            return self.named(level, "model", name, models, Target::Model);
         }
         if let Some(name) = &expect.segment {
-            let segments: Vec<&str> = pipeline
-                .segments
-                .iter()
-                .flat_map(|s| &s.list)
-                .map(|s| s.name.as_str())
-                .collect();
-            if !segments.contains(&name.as_str()) {
-                self.problem(
-                    level,
-                    &["expect", "segment"],
-                    format!(
-                        "expect.segment: no segment named \"{name}\"; {}",
-                        known(segments)
-                    ),
-                );
-                return None;
-            }
-            return Some(Target::Segment(name.clone()));
+            let segments = pipeline.segment_names();
+            return self.named(level, "segment", name, segments, Target::Segment);
         }
         if let Some(name) = &expect.suppression {
-            let suppressions: Vec<&str> = pipeline
-                .suppressions
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect();
-            if !suppressions.contains(&name.as_str()) {
-                self.problem(
-                    level,
-                    &["expect", "suppression"],
-                    format!(
-                        "expect.suppression: no suppression named \"{name}\"; {}",
-                        known(suppressions)
-                    ),
-                );
-                return None;
-            }
-            return Some(Target::Suppression(name.clone()));
+            let suppressions = pipeline.suppressions.iter().map(|s| s.name.as_str());
+            let suppressions = suppressions.collect();
+            return self.named(
+                level,
+                "suppression",
+                name,
+                suppressions,
+                Target::Suppression,
+            );
         }
-        let offers: Vec<&str> = pipeline
-            .offers
-            .iter()
-            .flat_map(|o| &o.list)
-            .map(|o| o.name.as_str())
-            .collect();
-        let target = match expect.offers.as_ref() {
+        self.offers_target(level, expect.offers.as_ref())
+    }
+
+    /// The target named `name` among `names`, or a problem naming the ones there are.
+    fn named(
+        &mut self,
+        level: Level,
+        field: &str,
+        name: &str,
+        names: Vec<&str>,
+        target: fn(String) -> Target,
+    ) -> Option<Target> {
+        if names.contains(&name) {
+            return Some(target(name.to_string()));
+        }
+        let known = if names.is_empty() {
+            "the pipeline has none".to_string()
+        } else {
+            format!("the pipeline has: {}", names.join(", "))
+        };
+        self.problem(
+            level,
+            &["expect", field],
+            format!("expect.{field}: no {field} named \"{name}\"; {known}"),
+        );
+        None
+    }
+
+    /// `offers: true` for every offer's rows, or `offers: <name>` for one offer's.
+    fn offers_target(
+        &mut self,
+        level: Level,
+        offers: Option<&serde_yaml::Value>,
+    ) -> Option<Target> {
+        let names = self.pipeline.offer_names();
+        let target = match offers {
             Some(serde_yaml::Value::Bool(true)) => Some(Target::Offers(None)),
-            Some(serde_yaml::Value::String(name)) if offers.contains(&name.as_str()) => {
+            Some(serde_yaml::Value::String(name)) if names.contains(&name.as_str()) => {
                 Some(Target::Offers(Some(name.clone())))
             }
             _ => None,
         };
-        if target.is_none() || offers.is_empty() {
-            let message = if offers.is_empty() {
-                "expect.offers: the pipeline has no offers".to_string()
-            } else {
-                format!(
-                    "expect.offers: write true for every offer's rows, or one offer's name; the pipeline's offers are: {}",
-                    offers.join(", ")
-                )
-            };
-            self.problem(level, &["expect", "offers"], message);
-            return None;
+        if target.is_some() && !names.is_empty() {
+            return target;
         }
-        target
+        let message = if names.is_empty() {
+            "expect.offers: the pipeline has no offers".to_string()
+        } else {
+            format!(
+                "expect.offers: write true for every offer's rows, or one offer's name; the pipeline's offers are: {}",
+                names.join(", ")
+            )
+        };
+        self.problem(level, &["expect", "offers"], message);
+        None
     }
 
     /// The compared columns and the expected rows as cells.

@@ -1,9 +1,7 @@
 //! Broken pipelines: each fails with exit 2 and one message that names the file, the line and
 //! what to do. The messages are pinned as snapshots.
 
-use insta::assert_snapshot;
-
-use crate::support::Project;
+use crate::support::{Project, cli_snapshot};
 
 const PIPELINE: &str = "pipelines/mini.yaml";
 
@@ -15,14 +13,14 @@ fn validate_error(project: &Project) -> String {
 fn bad_yaml_names_the_line() {
     let p = Project::mini();
     p.edit(PIPELINE, "    format: ndjson", "\tformat: ndjson");
-    assert_snapshot!(validate_error(&p));
+    cli_snapshot!(p, &["validate", PIPELINE]);
 }
 
 #[test]
 fn unknown_field_lists_the_allowed_ones() {
     let p = Project::mini();
     p.edit(PIPELINE, "    format: ndjson", "    fromat: ndjson");
-    assert_snapshot!(validate_error(&p));
+    cli_snapshot!(p, &["validate", PIPELINE]);
 }
 
 #[test]
@@ -33,7 +31,7 @@ fn sql_syntax_error_names_the_sql_file_and_line() {
         "group by customer_id",
         "group customer_id",
     );
-    assert_snapshot!(validate_error(&p));
+    cli_snapshot!(p, &["validate", PIPELINE]);
 }
 
 #[test]
@@ -44,7 +42,7 @@ fn unknown_table_lists_the_pipeline_tables() {
         "left join spend s",
         "left join spending s",
     );
-    assert_snapshot!(validate_error(&p));
+    cli_snapshot!(p, &["validate", PIPELINE]);
 }
 
 #[test]
@@ -55,14 +53,14 @@ fn unknown_column_points_into_the_sql() {
         "coalesce(s.orders, 0)",
         "coalesce(s.order_count, 0)",
     );
-    assert_snapshot!(validate_error(&p));
+    cli_snapshot!(p, &["validate", PIPELINE]);
 }
 
 #[test]
 fn unknown_parameter_lists_the_declared_ones() {
     let p = Project::mini();
     p.edit("sql/mini/profile.sql", "$min_spend", "$minimum_spend");
-    assert_snapshot!(validate_error(&p));
+    cli_snapshot!(p, &["validate", PIPELINE]);
 }
 
 #[test]
@@ -73,14 +71,14 @@ fn model_cycle_is_named() {
         "from customers",
         "from customers join profile using (customer_id)",
     );
-    assert_snapshot!(validate_error(&p));
+    cli_snapshot!(p, &["validate", PIPELINE]);
 }
 
 #[test]
 fn missing_source_names_the_path() {
     let p = Project::mini();
     std::fs::remove_file(p.path("data/customers.csv")).unwrap();
-    assert_snapshot!(validate_error(&p));
+    cli_snapshot!(p, &["validate", PIPELINE]);
 }
 
 #[test]
@@ -91,14 +89,14 @@ fn contract_mismatch_lists_every_difference() {
         "columns: { customer_id: int, email: string, signup_date: date }",
         "columns: { customer_id: int, email: int, signup_date: date, segment: string }",
     );
-    assert_snapshot!(validate_error(&p));
+    cli_snapshot!(p, &["validate", PIPELINE]);
 }
 
 #[test]
 fn missing_sql_file_points_at_the_model() {
     let p = Project::mini();
     std::fs::remove_file(p.path("sql/mini/spend.sql")).unwrap();
-    assert_snapshot!(validate_error(&p));
+    cli_snapshot!(p, &["validate", PIPELINE]);
 }
 
 #[test]
@@ -118,18 +116,15 @@ fn every_problem_is_reported_in_one_pass() {
 #[test]
 fn bad_param_override_is_an_argument_error() {
     let p = Project::mini();
-    let err = p.fails(
-        &[
-            "run",
-            PIPELINE,
-            "--date",
-            "2026-11-20",
-            "--param",
-            "min_spend=lots",
-        ],
-        2,
-    );
-    assert_snapshot!(err);
+    let args = [
+        "run",
+        PIPELINE,
+        "--date",
+        "2026-11-20",
+        "--param",
+        "min_spend=lots",
+    ];
+    cli_snapshot!(p, &args);
 }
 
 #[test]
@@ -179,7 +174,7 @@ fn condition_on_an_unknown_column_points_at_the_condition() {
         "spend_today > 100",
         "spend_todya > 100",
     );
-    assert_snapshot!(p.fails(&["validate", "pipelines/segs.yaml"], 2));
+    cli_snapshot!(p, &["validate", "pipelines/segs.yaml"]);
 }
 
 #[test]
@@ -190,7 +185,7 @@ fn condition_that_is_not_true_or_false_is_rejected() {
         "spent_over_100_today: spend_today > 100",
         "spent_over_100_today: spend_today",
     );
-    assert_snapshot!(p.fails(&["validate", "pipelines/segs.yaml"], 2));
+    cli_snapshot!(p, &["validate", "pipelines/segs.yaml"]);
 }
 
 #[test]
@@ -201,5 +196,5 @@ fn freshness_on_a_column_that_is_not_a_date_is_rejected() {
         "freshness: { column: day,",
         "freshness: { column: amount,",
     );
-    assert_snapshot!(p.fails(&["validate", "pipelines/gates.yaml"], 2));
+    cli_snapshot!(p, &["validate", "pipelines/gates.yaml"]);
 }

@@ -117,3 +117,69 @@ fn sample_pipeline_sql_unit_tests_pass() {
     let out = p.ok(&["test", "daily_segments"]);
     assert!(out.trim_end().ends_with("5 passed, 0 failed"), "{out}");
 }
+
+/// `explain` computes its verdicts with the run's own SQL: for every customer of the sample,
+/// membership, group, suppressions and offer eligibility equal what the run published.
+#[test]
+fn explain_agrees_with_the_published_run_for_every_customer() {
+    use std::collections::BTreeSet;
+    let p = Project::sample();
+    let date = "2026-11-20";
+    p.ok(&["run", "daily_segments", "--date", date]);
+    let csv = std::fs::read_to_string(p.path("data/sample/crm/customers.csv")).unwrap();
+    let keys: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 3000);
+    let mut args = vec!["explain", "daily_segments", "--date", date, "--json"];
+    for key in &keys {
+        args.extend(["--key", key]);
+    }
+    let explained: Vec<serde_json::Value> = serde_json::from_str(&p.ok(&args)).unwrap();
+    assert_eq!(explained.len(), keys.len());
+
+    let (mut members, mut held, mut eligible) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    for e in &explained {
+        let key = e["key"].as_str().unwrap().to_string();
+        for s in e["segments"].as_array().unwrap() {
+            let name = s["name"].as_str().unwrap().to_string();
+            if s["member"] == true {
+                let group = s["group"].as_str().unwrap().to_string();
+                members.insert(vec![key.clone(), name.clone(), group]);
+            }
+            for rule in s["held_back_by"].as_array().unwrap() {
+                let rule = rule.as_str().unwrap().split(' ').next().unwrap();
+                held.insert(vec![key.clone(), name.clone(), rule.to_string()]);
+            }
+        }
+        for o in e["offers"].as_array().unwrap() {
+            if o["eligible"] == true {
+                eligible.insert(vec![key.clone(), o["name"].as_str().unwrap().to_string()]);
+            }
+        }
+    }
+    let rows = |sql: &str| -> BTreeSet<Vec<String>> {
+        p.duckdb("daily_segments", sql)
+            .iter()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+    let run = format!("{{out}}/runs/run_date={date}");
+    let published_members = rows(&format!(
+        "SELECT customer_id, segment, \"group\" FROM read_parquet('{run}/audiences/*/*.parquet', hive_partitioning = true)"
+    ));
+    assert!(published_members.len() > 1000);
+    assert_eq!(members, published_members, "audiences");
+    let published_held = rows(&format!(
+        "SELECT DISTINCT customer_id, split_part(held_back_from, ' ', 2), suppression \
+         FROM read_parquet('{run}/suppressed/*.parquet') WHERE held_back_from LIKE 'segment %'"
+    ));
+    assert!(!published_held.is_empty());
+    assert_eq!(held, published_held, "segment suppressions");
+    let published_eligible = rows(&format!(
+        "SELECT customer_id, offer FROM read_parquet('{run}/decisions/*.parquet')"
+    ));
+    assert_eq!(eligible, published_eligible, "offer eligibility");
+}

@@ -133,10 +133,34 @@ impl Project {
             .replace(&root, "[PROJECT]")
     }
 
+    /// Snapshot settings hiding this project's folder.
+    pub fn settings(&self) -> insta::Settings {
+        let mut settings = insta::Settings::clone_current();
+        for dir in [
+            self.dir.path().canonicalize().unwrap(),
+            self.dir.path().to_owned(),
+        ] {
+            let text = dir.to_string_lossy().into_owned();
+            settings.add_filter(&regex_escape(&text), "[PROJECT]");
+        }
+        settings
+    }
+
     pub fn json(&self, relative: &str) -> serde_json::Value {
         serde_json::from_str(&self.read(relative)).unwrap()
     }
 }
+
+/// Snapshots a segflow command run in `$project`: its exit code, stdout and stderr together,
+/// with the project folder hidden.
+macro_rules! cli_snapshot {
+    ($project:expr, $args:expr) => {
+        $project
+            .settings()
+            .bind(|| insta_cmd::assert_cmd_snapshot!($project.command($args)))
+    };
+}
+pub(crate) use cli_snapshot;
 
 /// Runs a Python snippet (pyarrow installed by .ci/run) and returns its stdout.
 pub fn python(script: &str) -> String {
@@ -150,4 +174,13 @@ pub fn python(script: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
 }

@@ -1,9 +1,7 @@
 //! `segflow test`: the SQL unit tests of tests/fixtures/unit, passing, failing with a row diff,
 //! and invalid.
 
-use insta::assert_snapshot;
-
-use crate::support::Project;
+use crate::support::{Project, cli_snapshot};
 
 const PIPELINE: &str = "pipelines/unit.yaml";
 const TESTS: &str = "pipelines/unit.tests.yaml";
@@ -24,9 +22,7 @@ fn test_output(p: &Project, args: &[&str], code: i32) -> String {
 #[test]
 fn all_tests_pass() {
     let p = Project::fixture("unit");
-    let out = p.ok(&["test", PIPELINE]);
-    assert!(out.lines().any(|l| l == "8 passed, 0 failed"), "{out}");
-    assert_snapshot!(out);
+    cli_snapshot!(p, &["test", PIPELINE]);
     // Tests run in memory: nothing is published.
     assert!(!p.path("out").exists());
 }
@@ -39,9 +35,7 @@ fn a_failing_expectation_exits_1_with_a_row_diff() {
         "{ customer_id: 2, spend_365d: 20.5, last_purchase_on: 2026-11-20 }",
         "{ customer_id: 2, spend_365d: 119.5, last_purchase_on: 2026-11-21 }",
     );
-    let out = test_output(&p, &["test", PIPELINE], 1);
-    assert!(out.lines().any(|l| l == "7 passed, 1 failed"), "{out}");
-    assert_snapshot!(out);
+    cli_snapshot!(p, &["test", PIPELINE]);
 }
 
 #[test]
@@ -78,8 +72,7 @@ fn an_invalid_test_file_exits_2_naming_the_line() {
         "{ customer_id: 1, first_nme: Ada, signup_date: 2025-01-01 }",
     );
     p.edit(TESTS, "model: spend", "model: spending");
-    let err = p.fails(&["test", PIPELINE], 2);
-    assert_snapshot!(err);
+    cli_snapshot!(p, &["test", PIPELINE]);
 }
 
 #[test]

@@ -1,0 +1,46 @@
+//! Names from the pipeline reach generated SQL quoted, so they keep their case and may be SQL
+//! keywords; names that need a key say so at their line.
+
+use crate::support::Project;
+
+const PIPELINE: &str = "pipelines/mini.yaml";
+
+#[test]
+fn checks_on_columns_in_capitals_or_named_like_keywords_run() {
+    let p = Project::mini();
+    p.edit(
+        "sql/mini/profile.sql",
+        "    a.email,",
+        "    a.email,\n    a.email AS \"T\",\n    a.customer_id AS \"Order\",",
+    );
+    p.edit(
+        PIPELINE,
+        "output:",
+        "checks:\n  - { model: profile, not_null: [T] }\n  - { model: profile, unique: [Order] }\noutput:",
+    );
+    p.ok(&["validate", PIPELINE]);
+    p.ok(&["run", PIPELINE, "--date", "2026-11-20"]);
+    let manifest = p.json("out/mini/runs/run_date=2026-11-20/manifest.json");
+    let checks = manifest["checks"].as_array().unwrap();
+    for name in ["profile_not_null", "profile_unique"] {
+        let check = checks.iter().find(|c| c["name"] == name).unwrap();
+        assert_eq!(check["status"], "passed", "{check}");
+        assert!(check["total"].as_u64().unwrap() > 0, "{check}");
+    }
+}
+
+#[test]
+fn erasure_without_a_key_is_an_error_at_its_line() {
+    let p = Project::mini();
+    p.edit(PIPELINE, "key: customer_id\n", "");
+    p.edit(
+        PIPELINE,
+        "output:",
+        "erasure:\n  source: customers\noutput:",
+    );
+    let err = p.fails(&["validate", PIPELINE], 2);
+    assert!(
+        err.contains("pipelines/mini.yaml:21:1: erasure: name the pipeline's key"),
+        "{err}"
+    );
+}
