@@ -133,13 +133,7 @@ async fn check_date_column(
 ) -> Result<(), PlanError> {
     let what = format!("check {}", check.name);
     let sql = format!("SELECT {} FROM {}", ident(column), ident(table));
-    let df = engine::plan_sql(ctx, &sql, params)
-        .await
-        .map_err(|source| PlanError::Query {
-            at: check.at.clone(),
-            what: what.clone(),
-            source,
-        })?;
+    let df = engine::plan_located(ctx, &sql, params, &check.at, &what).await?;
     let data_type = df.schema().field(0).data_type().clone();
     if matches!(
         data_type,

@@ -174,6 +174,24 @@ pub(crate) async fn plan_sql(
     Ok(DataFrame::new(state, plan).with_param_values(params.param_values())?)
 }
 
+/// Plans SQL generated from the pipeline entry at `at` (a condition, a segment, a check): a
+/// failure points there, since that is what the user must change.
+pub(crate) async fn plan_located(
+    ctx: &SessionContext,
+    sql: &str,
+    params: &Params,
+    at: &Location,
+    what: &str,
+) -> Result<DataFrame, PlanError> {
+    plan_sql(ctx, sql, params)
+        .await
+        .map_err(|source| PlanError::Query {
+            at: at.clone(),
+            what: what.to_string(),
+            source,
+        })
+}
+
 /// Plans generated SQL; a failure is an error of the step that generated it.
 pub(crate) async fn plan_step(
     ctx: &SessionContext,

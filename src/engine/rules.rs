@@ -23,13 +23,7 @@ pub(crate) async fn check_conditions(
     for condition in conditions {
         let what = format!("{what}, condition {}", condition.name);
         let sql = format!("SELECT ({}) AS c FROM {}", condition.expr, ident(profile));
-        let df = plan_sql(ctx, &sql, params)
-            .await
-            .map_err(|source| PlanError::Query {
-                at: condition.at.clone(),
-                what: what.clone(),
-                source,
-            })?;
+        let df = super::plan_located(ctx, &sql, params, &condition.at, &what).await?;
         let data_type = df.schema().field(0).data_type().clone();
         if !matches!(data_type, DataType::Boolean | DataType::Null) {
             return Err(PlanError::Invalid {

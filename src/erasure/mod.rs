@@ -13,7 +13,7 @@ use datafusion::prelude::SessionContext;
 use crate::compile::Compiler;
 use crate::engine::{self, EngineError};
 use crate::spec::ErasureSpec;
-use crate::sql::{Params, ident};
+use crate::sql::{KeyFilter, Params, ident};
 use crate::store::{Output, OutputKind, Written};
 
 /// The hashed keys of every customer erased so far.
@@ -58,6 +58,19 @@ pub(crate) fn compile(
 pub(crate) fn not_erased(key: &str) -> String {
     format!(
         "NOT EXISTS (SELECT 1 FROM {ERASED} __e WHERE __e.key_sha256 = encode(sha256(CAST({key} AS VARCHAR)), 'hex'))"
+    )
+}
+
+/// The rows of every query in `parts` together (`UNION ALL`) whose key was never erased,
+/// restricted to the keys in `only` when given: how every step starts from its rules.
+pub(crate) fn kept_union(key: &str, parts: &[String], only: Option<&KeyFilter>) -> String {
+    let k = ident(key);
+    format!(
+        "SELECT * FROM ({}) WHERE {}{}",
+        parts.join(" UNION ALL "),
+        not_erased(&k),
+        only.map(|f| format!(" AND {}", f.predicate(&k)))
+            .unwrap_or_default()
     )
 }
 

@@ -1,16 +1,15 @@
 //! `normalize_email` and `sha256_email`.
 
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::StringBuilder;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
 };
 
-use super::IdentifierStats;
 use super::args::{
     DOC_SECTION, Sha256Hex, StrArg, check_arity, coerce_string_arg, finish, output_rows, take_args,
 };
@@ -95,38 +94,7 @@ impl EmailOutput {
 }
 
 /// `normalize_email(email)` and `sha256_email(email)`.
-#[derive(Debug)]
-pub(crate) struct EmailUdf {
-    output: EmailOutput,
-    signature: Signature,
-    stats: IdentifierStats,
-}
-
-impl EmailUdf {
-    pub(crate) fn new(output: EmailOutput, stats: IdentifierStats) -> Self {
-        Self {
-            output,
-            signature: Signature::user_defined(Volatility::Immutable),
-            stats,
-        }
-    }
-}
-
-// Two instances are the same function only if they also feed the same counters.
-impl PartialEq for EmailUdf {
-    fn eq(&self, other: &Self) -> bool {
-        self.output == other.output && self.stats.same_counters(&other.stats)
-    }
-}
-
-impl Eq for EmailUdf {}
-
-impl Hash for EmailUdf {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.output.hash(state);
-        self.stats.hash_counters(state);
-    }
-}
+pub(crate) type EmailUdf = super::CountingUdf<EmailOutput>;
 
 impl ScalarUDFImpl for EmailUdf {
     fn name(&self) -> &str {

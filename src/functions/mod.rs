@@ -84,6 +84,43 @@ impl IdentifierStats {
     }
 }
 
+/// An identifier function giving `output` (e.g. a normalized or hashed e-mail), counting the
+/// values it could not normalize into `stats`.
+#[derive(Debug)]
+pub(crate) struct CountingUdf<O> {
+    output: O,
+    signature: datafusion::logical_expr::Signature,
+    stats: IdentifierStats,
+}
+
+impl<O> CountingUdf<O> {
+    pub(crate) fn new(output: O, stats: IdentifierStats) -> Self {
+        Self {
+            output,
+            signature: datafusion::logical_expr::Signature::user_defined(
+                datafusion::logical_expr::Volatility::Immutable,
+            ),
+            stats,
+        }
+    }
+}
+
+// Two instances are the same function only if they also feed the same counters.
+impl<O: PartialEq> PartialEq for CountingUdf<O> {
+    fn eq(&self, other: &Self) -> bool {
+        self.output == other.output && self.stats.same_counters(&other.stats)
+    }
+}
+
+impl<O: Eq> Eq for CountingUdf<O> {}
+
+impl<O: Hash> Hash for CountingUdf<O> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.output.hash(state);
+        self.stats.hash_counters(state);
+    }
+}
+
 /// Registers all of segflow's functions with `ctx` and returns the counters they share.
 pub fn register(ctx: &SessionContext) -> IdentifierStats {
     let stats = IdentifierStats::default();

@@ -1,16 +1,15 @@
 //! `normalize_phone`, `sha256_phone_e164` and `sha256_phone_digits`.
 
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::StringBuilder;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
 };
 
-use super::IdentifierStats;
 use super::args::{
     DOC_SECTION, Sha256Hex, StrArg, check_arity, coerce_string_arg, finish, output_rows, take_args,
 };
@@ -202,38 +201,7 @@ impl PhoneOutput {
 
 /// `normalize_phone`, `sha256_phone_e164` and `sha256_phone_digits`, all
 /// `(phone, default_country)`.
-#[derive(Debug)]
-pub(crate) struct PhoneUdf {
-    output: PhoneOutput,
-    signature: Signature,
-    stats: IdentifierStats,
-}
-
-impl PhoneUdf {
-    pub(crate) fn new(output: PhoneOutput, stats: IdentifierStats) -> Self {
-        Self {
-            output,
-            signature: Signature::user_defined(Volatility::Immutable),
-            stats,
-        }
-    }
-}
-
-// Two instances are the same function only if they also feed the same counters.
-impl PartialEq for PhoneUdf {
-    fn eq(&self, other: &Self) -> bool {
-        self.output == other.output && self.stats.same_counters(&other.stats)
-    }
-}
-
-impl Eq for PhoneUdf {}
-
-impl Hash for PhoneUdf {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.output.hash(state);
-        self.stats.hash_counters(state);
-    }
-}
+pub(crate) type PhoneUdf = super::CountingUdf<PhoneOutput>;
 
 impl ScalarUDFImpl for PhoneUdf {
     fn name(&self) -> &str {

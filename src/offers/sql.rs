@@ -1,9 +1,9 @@
 //! The SQL of decisioning, as pure functions of the compiled offers.
 
 use super::{Offer, Offers};
-use crate::erasure::not_erased;
+use crate::erasure::{kept_union, not_erased};
 use crate::holdouts::{Holdout, group_case};
-use crate::sql::{KeyFilter, all_hold, and_only, ident, literal, values};
+use crate::sql::{KeyFilter, all_hold, ident, literal, values};
 
 /// Eligible (customer, offer) pairs with score, priority and reasons.
 pub(super) const ELIGIBLE: &str = "__segflow_offer_eligible";
@@ -36,18 +36,12 @@ pub(super) fn eligible_for(key: &str, profile: &str, offer: &Offer) -> String {
 
 /// Every offer's eligible customers, erased keys left out (restricted to `only` when given).
 pub(super) fn eligible(key: &str, offers: &Offers, only: Option<&KeyFilter>) -> String {
-    let k = ident(key);
-    let union: Vec<String> = offers
+    let parts: Vec<String> = offers
         .list
         .iter()
         .map(|o| eligible_for(key, &offers.from, o))
         .collect();
-    format!(
-        "SELECT * FROM ({}) WHERE {}{}",
-        union.join(" UNION ALL "),
-        not_erased(&k),
-        and_only(only, &k)
-    )
+    kept_union(key, &parts, only)
 }
 
 /// `(key, offer, channel)` for every channel of an eligible offer not held back.

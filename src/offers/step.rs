@@ -55,13 +55,7 @@ pub(crate) async fn plan(
         let what = format!("offer {}", offer.name);
         engine::check_conditions(ctx, &offers.from, &offer.eligible, &what, params).await?;
         let sql = sql::eligible_for(key, &offers.from, offer);
-        engine::plan_sql(ctx, &sql, params)
-            .await
-            .map_err(|source| PlanError::Query {
-                at: offer.at.clone(),
-                what,
-                source,
-            })?;
+        engine::plan_located(ctx, &sql, params, &offer.at, &what).await?;
     }
     Ok(())
 }

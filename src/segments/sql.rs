@@ -2,9 +2,9 @@
 //! audiences, changes, migration and membership history.
 
 use super::{Segment, Segments};
-use crate::erasure::not_erased;
+use crate::erasure::kept_union;
 use crate::holdouts::group_case;
-use crate::sql::{KeyFilter, Rule, all_hold, and_only, ident, literal};
+use crate::sql::{KeyFilter, Rule, all_hold, ident, literal};
 
 /// Today's members before suppressions: `(key, segment, reasons)`.
 pub(super) const RAW: &str = "__segflow_raw_members";
@@ -50,18 +50,12 @@ pub(super) fn members_of(key: &str, profile: &str, segment: &Segment) -> String 
 /// Every segment's members before suppressions, erased keys excluded (restricted to `only`
 /// when given).
 pub(super) fn raw_members(key: &str, segments: &Segments, only: Option<&KeyFilter>) -> String {
-    let k = ident(key);
-    let union: Vec<String> = segments
+    let parts: Vec<String> = segments
         .list
         .iter()
         .map(|s| members_of(key, &segments.from, s))
         .collect();
-    format!(
-        "SELECT * FROM ({}) WHERE {}{}",
-        union.join(" UNION ALL "),
-        not_erased(&k),
-        and_only(only, &k)
-    )
+    kept_union(key, &parts, only)
 }
 
 /// `(segment, channel)` for every channel a segment is activated through; `''` for a segment

@@ -60,16 +60,11 @@ pub(crate) async fn plan(
             idents(activation_columns),
             ident(&segments.from)
         );
-        engine::plan_sql(ctx, &sql, params)
-            .await
-            .map_err(|source| PlanError::Query {
-                at: columns_at.clone(),
-                what: format!(
-                    "output.columns (columns must exist in the profile model {})",
-                    segments.from
-                ),
-                source,
-            })?;
+        let what = format!(
+            "output.columns (columns must exist in the profile model {})",
+            segments.from
+        );
+        engine::plan_located(ctx, &sql, params, columns_at, &what).await?;
     }
     Ok(())
 }
@@ -109,13 +104,7 @@ async fn plan_segment(
         }
     }
     let members = sql::members_of(key, &segments.from, segment);
-    engine::plan_sql(ctx, &members, params)
-        .await
-        .map_err(|source| PlanError::Query {
-            at: segment.at.clone(),
-            what,
-            source,
-        })?;
+    engine::plan_located(ctx, &members, params, &segment.at, &what).await?;
     Ok(())
 }
 

@@ -62,12 +62,6 @@ impl KeyFilter {
     }
 }
 
-/// `AND <predicate>` for an optional key filter, to append to a WHERE clause.
-pub(crate) fn and_only(only: Option<&KeyFilter>, column: &str) -> String {
-    only.map(|f| format!(" AND {}", f.predicate(column)))
-        .unwrap_or_default()
-}
-
 /// A table of string rows as SQL (`VALUES`), or an empty table with those columns.
 pub(crate) fn values(rows: Vec<String>, columns: &[&str]) -> String {
     if rows.is_empty() {

@@ -2,8 +2,8 @@
 //! Pure functions of the compiled rules: what they return is what a run and `explain` execute.
 
 use super::Suppression;
-use crate::erasure::not_erased;
-use crate::sql::{KeyFilter, Rule, all_hold, and_only, ident, literal, row, values};
+use crate::erasure::kept_union;
+use crate::sql::{KeyFilter, Rule, all_hold, ident, literal, row, values};
 
 /// The registered view of a SQL rule's keys (with `__segflow_detail`, `__segflow_offer`).
 pub(super) fn rule_view(suppression: &Suppression) -> String {
@@ -49,16 +49,11 @@ pub(super) fn all_matches(
             ident(profile)
         );
     }
-    let union: Vec<String> = suppressions
+    let parts: Vec<String> = suppressions
         .iter()
         .map(|s| matches_query(key, profile, s))
         .collect();
-    format!(
-        "SELECT * FROM ({}) WHERE {}{}",
-        union.join(" UNION ALL "),
-        not_erased(&k),
-        and_only(only, &k)
-    )
+    kept_union(key, &parts, only)
 }
 
 /// A segment or an offer, and the channels it is activated through.

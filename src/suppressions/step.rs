@@ -59,13 +59,7 @@ pub(crate) async fn plan(
             }
         }
         let sql = matches_query(key, profile, suppression);
-        engine::plan_sql(ctx, &sql, params)
-            .await
-            .map_err(|source| PlanError::Query {
-                at: suppression.at.clone(),
-                what,
-                source,
-            })?;
+        engine::plan_located(ctx, &sql, params, &suppression.at, &what).await?;
     }
     Ok(())
 }
