@@ -92,6 +92,9 @@ pub struct RunArgs {
     /// Publish even if an `error` check or circuit breaker fails; recorded in the manifest.
     #[arg(long)]
     force: bool,
+    /// Stop a run that takes longer, e.g. 90s, 30m or 2h; nothing is published.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "SEGFLOW_TIMEOUT")]
+    timeout: Option<std::time::Duration>,
 }
 
 impl RunArgs {
@@ -103,6 +106,7 @@ impl RunArgs {
                 memory_limit: self.memory_limit,
             },
             force: self.force,
+            timeout: self.timeout,
         }
     }
 }
@@ -114,7 +118,7 @@ pub enum Command {
         /// The pipeline file, or its name under pipelines/ (e.g. daily_segments).
         pipeline: String,
         /// The run date, YYYY-MM-DD (default: today, UTC).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_date)]
         date: Option<NaiveDate>,
         #[command(flatten)]
         args: RunArgs,
@@ -125,9 +129,9 @@ pub enum Command {
     /// Run every date from --from to --to in order, skipping dates already published.
     Backfill {
         pipeline: String,
-        #[arg(long)]
+        #[arg(long, value_parser = parse_date)]
         from: NaiveDate,
-        #[arg(long)]
+        #[arg(long, value_parser = parse_date)]
         to: NaiveDate,
         /// Run dates that are already published again.
         #[arg(long)]
@@ -142,7 +146,7 @@ pub enum Command {
         #[arg(long = "key", required = true)]
         keys: Vec<String>,
         /// The date to explain (default: today, UTC).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_date)]
         date: Option<NaiveDate>,
         #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
         params: Vec<(String, String)>,
@@ -181,6 +185,32 @@ pub enum Command {
         /// Output folder.
         out: PathBuf,
     },
+}
+
+/// Parses a run date: YYYY-MM-DD, in the range segflow's date arithmetic supports.
+pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    let date = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("expected a date like 2026-11-20, not {text:?}"))?;
+    crate::sql::supported_date(date).map_err(|range| format!("expected {range}"))
+}
+
+/// Parses durations like `90s`, `30m`, `2h` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let invalid = || format!("expected a duration like 90s, 30m or 2h, not {text:?}");
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let scale = match unit.trim() {
+        "" | "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        _ => return Err(invalid()),
+    };
+    match number.checked_mul(scale) {
+        Some(0) | None => Err(invalid()),
+        Some(secs) => Ok(std::time::Duration::from_secs(secs)),
+    }
 }
 
 /// Parses sizes like `4GiB`, `512MB`, `2g` or a plain number of bytes.

@@ -207,6 +207,19 @@ fn compile_check(
         c.problem(&path, format!("checks[{i}]{problem}"));
         return None;
     }
+    let limits = match &kind {
+        CheckKind::Breaker(b) => breaker_problem(b),
+        CheckKind::RowCount {
+            min: Some(min),
+            max: Some(max),
+        } if min > max => Some(format!(
+            "row_count: min {min} is above max {max}: no count passes"
+        )),
+        _ => None,
+    };
+    if let Some(problem) = limits {
+        c.problem(&path, format!("checks[{i}].{problem}"));
+    }
     let percent = spec.max_failed_percent.unwrap_or(0.0);
     if !(0.0..=100.0).contains(&percent) {
         c.problem(
@@ -343,6 +356,23 @@ fn kinds(
     }
     kinds.extend(breaker(spec).map(CheckKind::Breaker));
     kinds
+}
+
+/// Why a breaker's limits cannot be met, if they cannot.
+fn breaker_problem(b: &Breaker) -> Option<String> {
+    let share = |limit: Option<f64>, max: f64| limit.is_some_and(|p| !(0.0..=max).contains(&p));
+    if share(b.max_removed_percent, 100.0) {
+        return Some("max_removed_percent: use a share between 0 and 100".into());
+    }
+    if share(b.max_added_percent, f64::MAX) {
+        return Some("max_added_percent: use a share of 0 or more (100 allows doubling)".into());
+    }
+    match (b.min_size, b.max_size) {
+        (Some(min), Some(max)) if min > max => Some(format!(
+            "min_size {min} is above max_size {max}: no size passes"
+        )),
+        _ => None,
+    }
 }
 
 /// The circuit breaker the entry declares, if any.

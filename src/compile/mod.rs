@@ -14,7 +14,7 @@ use indexmap::IndexMap;
 pub(crate) use dag::topological_order;
 
 use crate::location::{Diagnostic, Location};
-use crate::spec::{self, ConditionSpec};
+use crate::spec::{self, ConditionSpec, TextError};
 use crate::sql::{Condition, Params, Rule, SqlQuery, parse_condition, parse_query};
 
 /// The compile context of one pipeline file.
@@ -97,9 +97,9 @@ impl<'a> Compiler<'a> {
         what: &str,
     ) -> Option<SqlQuery> {
         let path = self.resolve(file);
-        let text = match std::fs::read_to_string(&path) {
+        let text = match spec::read_text(&path) {
             Ok(text) => text,
-            Err(err) => {
+            Err(TextError::Read { source, .. }) => {
                 let folder = if self.root == Path::new(".") {
                     String::new()
                 } else {
@@ -108,10 +108,14 @@ impl<'a> Compiler<'a> {
                 self.problem_at(
                     at,
                     format!(
-                        "{what}: cannot read {}: {err}; create the file or fix the path (relative to the project folder{folder})",
+                        "{what}: cannot read {}: {source}; create the file or fix the path (relative to the project folder{folder})",
                         path.display(),
                     ),
                 );
+                return None;
+            }
+            Err(err) => {
+                self.problem_at(at, format!("{what}: {err}"));
                 return None;
             }
         };

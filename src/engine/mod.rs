@@ -20,27 +20,83 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use rules::ConditionExplanation;
-pub(crate) use rules::{RuleColumns, check_conditions, explain_conditions, register_rule_query};
+pub(crate) use rules::{
+    RuleColumns, check_conditions, check_key, check_score, explain_conditions, register_rule_query,
+};
 
 use crate::functions::{self, IdentifierStats};
 use crate::location::{Location, find_identifier};
 use crate::sql::{Params, SqlQuery};
 use crate::store::{StoreError, Written, write_stream};
 
-/// A DataFusion error as people read it: no category prefix, no backtrace.
+/// A DataFusion error as people read it: no category prefix, no backtrace, and — for errors
+/// raised while reading data — no quoted values, which may be a customer's data.
 #[derive(Debug)]
-pub struct QueryError(Box<DataFusionError>);
+pub struct QueryError {
+    error: Box<DataFusionError>,
+    redact: bool,
+}
 
 impl From<DataFusionError> for QueryError {
     fn from(err: DataFusionError) -> Self {
-        Self(Box::new(err))
+        Self {
+            error: Box::new(err),
+            redact: false,
+        }
+    }
+}
+
+impl QueryError {
+    /// An error raised while rows were read or computed: its message may quote row values.
+    pub(crate) fn from_data(err: DataFusionError) -> Self {
+        Self {
+            error: Box::new(err),
+            redact: true,
+        }
     }
 }
 
 impl std::fmt::Display for QueryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&clean_message(&self.0))
+        let message = clean_message(&self.error);
+        if self.redact {
+            f.write_str(&redact_quoted(&message))
+        } else {
+            f.write_str(&message)
+        }
     }
+}
+
+/// The message with every quoted part (`'…'`, `"…"`) emptied: errors raised while reading data
+/// quote the values they failed on, and those must never reach a log.
+pub(crate) fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    // (the closing quote, whether the quoted text is kept): type names are not data.
+    let mut quote: Option<(char, bool)> = None;
+    for c in message.chars() {
+        match quote {
+            Some((q, keep)) if c == q => {
+                if !keep {
+                    out.push('…');
+                }
+                out.push(c);
+                quote = None;
+            }
+            Some((_, true)) => out.push(c),
+            Some((_, false)) => {}
+            None => {
+                let keep = out.trim_end().ends_with("type");
+                out.push(c);
+                if c == '\'' || c == '"' {
+                    quote = Some((c, keep));
+                }
+            }
+        }
+    }
+    if quote.is_some_and(|(_, keep)| !keep) {
+        out.push('…');
+    }
+    out
 }
 
 /// DataFusion's message already says everything its inner errors say.
@@ -49,7 +105,7 @@ impl std::error::Error for QueryError {}
 impl QueryError {
     /// DataFusion's own location of the problem in the SQL, when it has one.
     fn span_in(&self, query: &SqlQuery) -> Option<Location> {
-        self.0
+        self.error
             .diagnostic()
             .and_then(|d| d.span)
             .filter(|span| span.start.line > 0)
@@ -105,7 +161,7 @@ impl EngineError {
     pub(crate) fn execution(what: impl Into<String>, err: DataFusionError) -> Self {
         EngineError::Execution {
             what: what.into(),
-            source: err.into(),
+            source: QueryError::from_data(err),
         }
     }
 }
@@ -203,7 +259,10 @@ pub(crate) async fn plan_step(
         .await
         .map_err(|source| EngineError::Execution {
             what: what.to_string(),
-            source,
+            source: QueryError {
+                redact: true,
+                ..source
+            },
         })
 }
 
@@ -216,7 +275,10 @@ pub(crate) fn register_view(
 ) -> Result<(), EngineError> {
     replace_table(ctx, name, df).map_err(|source| EngineError::Execution {
         what: what.to_string(),
-        source,
+        source: QueryError {
+            redact: true,
+            ..source
+        },
     })
 }
 
@@ -466,4 +528,22 @@ fn quoted_names(message: &str) -> impl Iterator<Item = &str> {
             .skip(1)
             .filter_map(|rest| rest.split(['.', ' ', ',']).next().filter(|s| !s.is_empty())),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_quoted_by_data_errors_are_removed() {
+        assert_eq!(
+            redact_quoted("Cannot cast string 'William' to value of Float64 type"),
+            "Cannot cast string '…' to value of Float64 type"
+        );
+        assert_eq!(redact_quoted("row \"a,b"), "row \"…");
+        assert_eq!(
+            redact_quoted("value 'x' as type 'Date32' at line 3"),
+            "value '…' as type 'Date32' at line 3"
+        );
+    }
 }

@@ -39,6 +39,55 @@ pub(crate) async fn check_conditions(
     Ok(())
 }
 
+/// Plans an offer's score over the profile: it must be a number, so a text column is reported
+/// at the score's line rather than failing (and quoting a customer's value) while running.
+pub(crate) async fn check_score(
+    ctx: &SessionContext,
+    profile: &str,
+    score: &Condition,
+    what: &str,
+    params: &Params,
+) -> Result<(), PlanError> {
+    let what = format!("{what}, score");
+    let sql = format!("SELECT ({}) AS s FROM {}", score.expr, ident(profile));
+    let df = super::plan_located(ctx, &sql, params, &score.at, &what).await?;
+    let data_type = df.schema().field(0).data_type().clone();
+    if data_type.is_numeric() || data_type == DataType::Null {
+        return Ok(());
+    }
+    Err(PlanError::Invalid {
+        at: score.at.clone(),
+        what,
+        problem: format!(
+            "`{}` is {data_type}, not a number; a score ranks offers, e.g. `spend_365d / 10`",
+            score.text
+        ),
+    })
+}
+
+/// The table `table` (a profile, an erasure source) must have the pipeline's key column;
+/// `at` is where the pipeline names the table.
+pub(crate) async fn check_key(
+    ctx: &SessionContext,
+    table: &str,
+    key: &str,
+    at: &Location,
+    what: &str,
+) -> Result<(), PlanError> {
+    let df = ctx.table(ident(table).as_str()).await;
+    let has_key = df.is_ok_and(|df| df.schema().field_with_unqualified_name(key).is_ok());
+    if has_key {
+        return Ok(());
+    }
+    Err(PlanError::Invalid {
+        at: at.clone(),
+        what: what.to_string(),
+        problem: format!(
+            "{table} has no column {key}, the pipeline's key; return it from {table} or change key:"
+        ),
+    })
+}
+
 /// The optional columns a SQL rule may return besides the key.
 pub(crate) struct RuleColumns<'a> {
     /// Columns that split a key's rows (e.g. a suppression's `offer`): one row per key and value.

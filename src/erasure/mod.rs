@@ -11,7 +11,8 @@ use std::path::Path;
 use datafusion::prelude::SessionContext;
 
 use crate::compile::Compiler;
-use crate::engine::{self, EngineError};
+use crate::engine::{self, EngineError, PlanError};
+use crate::location::Location;
 use crate::spec::ErasureSpec;
 use crate::sql::{KeyFilter, Params, ident};
 use crate::store::{Output, OutputKind, Written};
@@ -25,6 +26,8 @@ pub(crate) const STATE: &str = "state/erased";
 #[derive(Debug, Clone)]
 pub(crate) struct Erasure {
     pub(crate) source: String,
+    /// Where `erasure.source` is written.
+    pub(crate) at: Location,
 }
 
 /// Compiles `erasure:`: its source must exist, and the pipeline must say which column is the
@@ -50,6 +53,7 @@ pub(crate) fn compile(
     }
     Some(Erasure {
         source: spec.source.clone(),
+        at: c.at(&["erasure", "source"]),
     })
 }
 
@@ -72,6 +76,15 @@ pub(crate) fn kept_union(key: &str, parts: &[String], only: Option<&KeyFilter>) 
         only.map(|f| format!(" AND {}", f.predicate(&k)))
             .unwrap_or_default()
     )
+}
+
+/// Checks, reading no rows, that the erasure source has the key column.
+pub(crate) async fn plan(
+    ctx: &SessionContext,
+    key: &str,
+    erasure: &Erasure,
+) -> Result<(), PlanError> {
+    engine::check_key(ctx, &erasure.source, key, &erasure.at, "erasure.source").await
 }
 
 /// Registers the erased keys: today's erasure list plus every key erased before (from the

@@ -44,11 +44,19 @@ pub(crate) fn compile_holdout(
 
 /// Compiles a `split:` at `path`.
 pub(crate) fn compile_split(c: &mut Compiler, path: &[&str], spec: &SplitSpec) -> Option<Split> {
-    let total: u32 = spec.variants.values().sum();
-    if total == 0 || spec.variants.len() < 2 {
+    // Weights are shares: any positive whole numbers, summed without overflow.
+    let total: u64 = spec.variants.values().map(|w| u64::from(*w)).sum();
+    if spec.variants.len() < 2 || spec.variants.values().any(|w| *w == 0) {
         c.problem(
             path,
-            "split.variants: name at least two variants with positive weights",
+            "split.variants: name at least two variants, each with a positive weight",
+        );
+        return None;
+    }
+    if total > 1_000_000 {
+        c.problem(
+            path,
+            format!("split.variants: the weights add up to {total}; use shares that add up to at most 1000000 (e.g. 50 and 50)"),
         );
         return None;
     }
@@ -63,8 +71,9 @@ pub(crate) fn compile_split(c: &mut Compiler, path: &[&str], spec: &SplitSpec) -
                 format!("split.variants.{name}: variant names are lower-case identifiers other than treatment/control"),
             );
         }
-        cumulative += weight;
-        variants.push((name.clone(), cumulative * u32::from(BUCKETS) / total));
+        cumulative += u64::from(*weight);
+        let upper = cumulative * u64::from(BUCKETS) / total;
+        variants.push((name.clone(), upper as u32));
     }
     Some(Split {
         salt: spec.salt.clone(),

@@ -1,7 +1,5 @@
 //! Compiled offers: eligibility, score, capacity, channels, control groups.
 
-use datafusion::sql::sqlparser::ast::Expr as SqlExpr;
-
 use crate::compile::Compiler;
 use crate::holdouts::{Groups, Holdout, compile_holdout};
 use crate::location::Location;
@@ -13,6 +11,8 @@ use crate::suppressions::Reach;
 pub(crate) struct Offers {
     /// The profile model eligibility and scores read.
     pub(crate) from: String,
+    /// Where the profile is named (`offers.from`, or `segments.from` by default).
+    pub(crate) from_at: Location,
     pub(crate) max_per_customer: u32,
     pub(crate) list: Vec<Offer>,
 }
@@ -23,9 +23,8 @@ pub(crate) struct Offer {
     pub(crate) description: String,
     pub(crate) eligible: Vec<Condition>,
     pub(crate) priority: i64,
-    /// The score expression, placeholders typed; the priority when absent.
-    pub(crate) score: Option<SqlExpr>,
-    pub(crate) score_text: Option<String>,
+    /// The score expression (placeholders typed, its line kept); the priority when absent.
+    pub(crate) score: Option<Condition>,
     pub(crate) capacity: Option<u64>,
     pub(crate) channels: Vec<String>,
     pub(crate) holdout: Option<Holdout>,
@@ -37,7 +36,7 @@ impl Offer {
     /// The score as SQL (a DOUBLE).
     pub(crate) fn score_sql(&self) -> String {
         match &self.score {
-            Some(expr) => format!("CAST(({expr}) AS DOUBLE)"),
+            Some(score) => format!("CAST(({}) AS DOUBLE)", score.expr),
             None => format!("CAST({} AS DOUBLE)", self.priority),
         }
     }
@@ -106,8 +105,13 @@ pub(crate) fn compile(
         .iter()
         .map(|(name, offer)| compile_offer(c, name, offer, params, suppressions))
         .collect();
+    let from_at = match spec.from {
+        Some(_) => c.at(&["offers", "from"]),
+        None => c.at(&["segments", "from"]),
+    };
     Some(Offers {
         from,
+        from_at,
         max_per_customer: spec.max_per_customer,
         list,
     })
@@ -142,7 +146,6 @@ fn compile_offer(
     let score = spec.score.as_ref().and_then(|text| {
         let at = c.at(&["offers", "list", name, "score"]);
         c.condition(at, "score", &ConditionSpec::Expr(text.clone()), params)
-            .map(|c| c.expr)
     });
     for rule in &spec.suppressed_by {
         if !suppressions.contains(&rule.as_str()) {
@@ -162,7 +165,6 @@ fn compile_offer(
         eligible,
         priority: spec.priority,
         score,
-        score_text: spec.score.clone(),
         capacity: spec.capacity,
         channels: spec.channels.clone(),
         holdout,

@@ -51,9 +51,13 @@ pub(crate) async fn plan(
     offers: &Offers,
     params: &Params,
 ) -> Result<(), PlanError> {
+    engine::check_key(ctx, &offers.from, key, &offers.from_at, "offers.from").await?;
     for offer in &offers.list {
         let what = format!("offer {}", offer.name);
         engine::check_conditions(ctx, &offers.from, &offer.eligible, &what, params).await?;
+        if let Some(score) = &offer.score {
+            engine::check_score(ctx, &offers.from, score, &what, params).await?;
+        }
         let sql = sql::eligible_for(key, &offers.from, offer);
         engine::plan_located(ctx, &sql, params, &offer.at, &what).await?;
     }

@@ -231,11 +231,10 @@ fn names<'a>(names: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
 fn compile_params(c: &mut Compiler, spec: &PipelineSpec) -> Params {
     match Params::from_spec(&spec.params) {
         Ok(params) => params,
-        Err(name) => {
-            c.problem(
-                &["params", &name],
-                format!("params.{name}: run_date is set by --date and cannot be declared"),
-            );
+        Err(problems) => {
+            for (name, problem) in problems {
+                c.problem(&["params", &name], format!("params.{name}: {problem}"));
+            }
             Params::from_spec(&IndexMap::new()).expect("no parameters")
         }
     }

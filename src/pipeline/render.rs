@@ -122,8 +122,9 @@ fn offers_text(out: &mut String, pipeline: &Pipeline) {
             .map(|c| format!(", capacity {c}"))
             .unwrap_or_default();
         let score = o
-            .score_text
-            .clone()
+            .score
+            .as_ref()
+            .map(|s| s.text.clone())
             .unwrap_or_else(|| o.priority.to_string());
         let _ = writeln!(
             out,

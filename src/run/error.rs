@@ -46,6 +46,24 @@ pub enum RunError {
         report: Box<Manifest>,
         kept: Option<PathBuf>,
     },
+    #[error(
+        "the run for {date} took longer than --timeout {} and was stopped during {step}; nothing was published (look for a join without a condition or a recursive query that never ends, or raise --timeout)",
+        humanize(*.limit)
+    )]
+    Timeout {
+        date: chrono::NaiveDate,
+        limit: std::time::Duration,
+        step: String,
+    },
+}
+
+fn humanize(limit: std::time::Duration) -> String {
+    let secs = limit.as_secs();
+    match secs {
+        s if s % 3600 == 0 && s > 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 && s > 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 impl RunError {
@@ -62,7 +80,7 @@ impl RunError {
             RunError::Offers(e) => matches!(e, OffersError::Plan(_)),
             RunError::Checks(e) => matches!(e, ChecksError::Plan(_)),
             RunError::Store(e) => matches!(e, StoreError::RemoteOutput(_)),
-            RunError::Engine(_) => false,
+            RunError::Engine(_) | RunError::Timeout { .. } => false,
         };
         if invalid { 2 } else { 1 }
     }

@@ -38,6 +38,22 @@ pub struct RunOptions {
     pub engine: EngineOptions,
     /// Publish even when an `error` check fails (recorded in the manifest).
     pub force: bool,
+    /// Stop a run that takes longer (nothing is published).
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// The step a run is in, for messages about a run that is stopped or slow.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Doing(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl Doing {
+    pub(crate) fn set(&self, step: impl Into<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = step.into();
+    }
+
+    fn get(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 /// What a finished run published.
@@ -60,13 +76,30 @@ pub(crate) fn new_run_id() -> String {
 /// Runs the pipeline for one date and publishes it.
 pub async fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<RunReport, RunError> {
     let span = info_span!("run", pipeline = %pipeline.name, run_date = %options.date);
-    run_inner(pipeline, options).instrument(span).await
+    let doing = Doing::default();
+    let work = run_inner(pipeline, options, &doing).instrument(span);
+    let Some(limit) = options.timeout else {
+        return work.await;
+    };
+    // Dropping the run cancels its queries, removes its staging and releases its lock: the
+    // published state stays as it was.
+    tokio::time::timeout(limit, work)
+        .await
+        .map_err(|_| RunError::Timeout {
+            date: options.date,
+            limit,
+            step: doing.get(),
+        })?
 }
 
-async fn run_inner(pipeline: &Pipeline, options: &RunOptions) -> Result<RunReport, RunError> {
+async fn run_inner(
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    doing: &Doing,
+) -> Result<RunReport, RunError> {
     let params = pipeline.params.bind(options.date, &options.params)?;
     let store = PipelineStore::new(&pipeline.output, &pipeline.name)?;
-    let mut run = steps::Run::begin(pipeline, &store, params, options).await?;
+    let mut run = steps::Run::begin(pipeline, &store, params, options, doing.clone()).await?;
     run.register_sources().await?;
     run.erasure().await?;
     run.models().await?;

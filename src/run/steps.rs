@@ -31,6 +31,7 @@ pub(super) struct Run<'a> {
     previous_dir: Option<PathBuf>,
     force: bool,
     manifest: Manifest,
+    doing: super::Doing,
 }
 
 /// A run whose every step succeeded and every gate passed (or was forced): ready to publish.
@@ -47,7 +48,9 @@ impl<'a> Run<'a> {
         store: &PipelineStore,
         params: Params,
         options: &RunOptions,
+        doing: super::Doing,
     ) -> Result<Self, RunError> {
+        doing.set("waiting for the pipeline's lock");
         let run_id = new_run_id();
         let staged = store.begin(options.date, &run_id)?;
         let previous_run = store.previous_run(options.date)?;
@@ -69,6 +72,7 @@ impl<'a> Run<'a> {
             previous_dir: previous_run.map(|date| store.run_dir(date)),
             force: options.force,
             manifest,
+            doing,
         })
     }
 
@@ -91,10 +95,11 @@ impl<'a> Run<'a> {
     /// Registers every source under its contract. Data that breaks its contract is a broken
     /// upstream: the run is blocked, like by a failed gate.
     pub(super) async fn register_sources(&mut self) -> Result<(), RunError> {
+        self.doing.set("reading the sources");
         let clock = Instant::now();
         match sources::register_all(&self.ctx, self.pipeline.sources.values()).await {
             Ok(inputs) => self.manifest.inputs = inputs,
-            Err(err @ SourceError::Contract { .. }) => {
+            Err(err @ (SourceError::Contract { .. } | SourceError::Layout { .. })) => {
                 self.manifest.status = RunStatus::Blocked;
                 return Err(RunError::Blocked {
                     failures: vec![err.to_string()],
@@ -113,6 +118,9 @@ impl<'a> Run<'a> {
         let Some(key) = self.pipeline.key() else {
             return Ok(());
         };
+        if let Some(erasure) = &self.pipeline.erasure {
+            erasure::plan(&self.ctx, key, erasure).await?;
+        }
         let dirs = self.dirs();
         let output = erasure::register(
             &self.ctx,
@@ -131,6 +139,7 @@ impl<'a> Run<'a> {
     pub(super) async fn models(&mut self) -> Result<(), RunError> {
         for model in &self.pipeline.models {
             let clock = Instant::now();
+            self.doing.set(format!("model {}", model.name));
             let span = info_span!("model", model = %model.name);
             let dirs = self.dirs();
             let done = models::run(
@@ -155,6 +164,7 @@ impl<'a> Run<'a> {
 
     /// Source and model checks; a failed `error` check stops the run here unless forced.
     pub(super) async fn table_checks(&mut self) -> Result<(), RunError> {
+        self.doing.set("checks");
         let clock = Instant::now();
         let results = checks::run_table_checks(
             &self.ctx,
@@ -179,6 +189,7 @@ impl<'a> Run<'a> {
         };
         let pipeline = self.pipeline;
         let work_dir = self.staged.work_dir().to_owned();
+        self.doing.set("suppressions");
         suppressions::evaluate(
             &self.ctx,
             &pipeline.suppressions,
@@ -220,6 +231,7 @@ impl<'a> Run<'a> {
             return Ok(());
         };
         let clock = Instant::now();
+        self.doing.set("segments");
         let dirs = self.dirs();
         segments::evaluate(
             &self.ctx,
@@ -256,6 +268,7 @@ impl<'a> Run<'a> {
             return Ok(());
         };
         let clock = Instant::now();
+        self.doing.set("offers");
         let dirs = self.dirs();
         let (ctx, params) = (&self.ctx, &self.params);
         offers::evaluate(

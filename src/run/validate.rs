@@ -4,7 +4,7 @@
 use super::RunError;
 use crate::engine::{self, EngineOptions};
 use crate::pipeline::Pipeline;
-use crate::{checks, models, offers, segments, sources, suppressions};
+use crate::{checks, erasure, models, offers, segments, sources, suppressions};
 
 /// Registers sources and plans every model, segment, suppression, offer and check.
 pub async fn validate(pipeline: &Pipeline) -> Result<(), RunError> {
@@ -22,6 +22,9 @@ pub async fn validate(pipeline: &Pipeline) -> Result<(), RunError> {
         offers::plan(&ctx, key, offers, &params).await?;
     }
     checks::plan(&ctx, &pipeline.checks, &params).await?;
+    if let (Some(key), Some(erasure)) = (pipeline.key(), &pipeline.erasure) {
+        erasure::plan(&ctx, key, erasure).await?;
+    }
     if let Some((key, profile)) = pipeline.audience() {
         suppressions::plan(&ctx, &pipeline.suppressions, key, profile, &params).await?;
     }

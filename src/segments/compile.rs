@@ -11,6 +11,8 @@ use crate::suppressions::Reach;
 pub(crate) struct Segments {
     /// The profile model every condition reads (materialized by the run).
     pub(crate) from: String,
+    /// Where `from:` is written.
+    pub(crate) from_at: Location,
     /// The global control group: these customers receive nothing, in every segment and offer.
     pub(crate) holdout: Option<Holdout>,
     pub(crate) list: Vec<Segment>,
@@ -101,6 +103,7 @@ pub(crate) fn compile(
     }
     Segments {
         from: spec.from.clone(),
+        from_at: c.at(&["segments", "from"]),
         holdout,
         list,
     }

@@ -76,6 +76,8 @@ async fn plan_rules(
     segments: &Segments,
     params: &Params,
 ) -> Result<(), PlanError> {
+    let what = "segments.from";
+    engine::check_key(ctx, &segments.from, key, &segments.from_at, what).await?;
     for segment in &segments.list {
         plan_segment(ctx, key, segments, segment, params).await?;
     }

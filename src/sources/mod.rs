@@ -47,6 +47,16 @@ pub enum SourceError {
         #[source]
         source: QueryError,
     },
+    /// A file of a partitioned source outside its partition folders would never be read.
+    #[error(
+        "{at}: source {name}: {file} is not under the partition folders {folders}; segflow reads only files there, so move it into its partition folder or out of the source's folder"
+    )]
+    Layout {
+        at: Location,
+        name: String,
+        file: String,
+        folders: String,
+    },
     /// Data that breaks its contract is a broken upstream: a run is blocked, like by a gate.
     #[error(
         "{at}: source {name} does not match its column contract:\n{}\nfix the data or the `columns:` of the source",

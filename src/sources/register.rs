@@ -82,7 +82,7 @@ fn unreadable(source: &Source, err: datafusion::common::DataFusionError) -> Sour
         at: source.at.clone(),
         name: source.name.clone(),
         uri: source.uri.to_string(),
-        source: QueryError::from(err),
+        source: QueryError::from_data(err),
     }
 }
 
@@ -105,6 +105,34 @@ fn listing_options(source: &Source) -> ListingOptions {
                 .map(|(name, kind)| (name.clone(), arrow_type(*kind)))
                 .collect(),
         )
+}
+
+/// Whether a file of a partitioned source sits under its declared partition folders
+/// (`year=2026/month=3/part.parquet`), which is the only place it is read from.
+fn under_partitions(
+    source: &Source,
+    url: &ListingTableUrl,
+    file: &object_store::path::Path,
+) -> bool {
+    if source.partitions.is_empty() {
+        return true;
+    }
+    let Some(parts) = url.strip_prefix(file) else {
+        return false;
+    };
+    let folders: Vec<&str> = parts.collect();
+    let Some((_, folders)) = folders.split_last() else {
+        return false;
+    };
+    folders.len() == source.partitions.len()
+        && folders
+            .iter()
+            .zip(&source.partitions)
+            .all(|(folder, (name, _))| {
+                folder
+                    .split_once('=')
+                    .is_some_and(|(key, value)| key == name && !value.is_empty())
+            })
 }
 
 /// Registers a source as a table under its name; reads the file listing, Parquet footers and
@@ -132,6 +160,22 @@ pub(crate) async fn register_source(
             at: source.at.clone(),
             name: source.name.clone(),
             uri: format!("{} (no {} files)", source.uri, source.extension),
+        });
+    }
+    if let Some(stray) = files
+        .iter()
+        .find(|f| !under_partitions(source, &url, &f.location))
+    {
+        return Err(SourceError::Layout {
+            at: source.at.clone(),
+            name: source.name.clone(),
+            file: stray.location.to_string(),
+            folders: source
+                .partitions
+                .iter()
+                .map(|(name, _)| format!("{name}=…"))
+                .collect::<Vec<_>>()
+                .join("/"),
         });
     }
     let inferred = options

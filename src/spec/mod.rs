@@ -5,6 +5,8 @@
 //! the allowed keys, with the line and column serde_yaml reports.
 
 mod locate;
+mod shape;
+mod text;
 
 use std::path::{Path, PathBuf};
 
@@ -12,17 +14,15 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 pub use locate::locate;
+pub use text::{TextError, read_text};
 
 use crate::location::Location;
 
 /// A pipeline file could not be read or does not have the shape of a pipeline.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("{path}: cannot read the pipeline file: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] TextError),
     #[error("{at}: {message}")]
     Yaml { at: Location, message: String },
 }
@@ -397,16 +397,43 @@ pub struct SplitSpec {
 
 /// Parses pipeline YAML, reporting errors as `file:line:column: field.path: message`.
 pub fn parse(file: &Path, text: &str) -> Result<PipelineSpec, SpecError> {
+    check_shape(file, text)?;
     serde_yaml::from_str(text).map_err(|err| yaml_error(file, &err))
 }
 
 /// Reads and parses a pipeline file.
 pub fn load(file: &Path) -> Result<(PipelineSpec, String), SpecError> {
-    let text = std::fs::read_to_string(file).map_err(|source| SpecError::Read {
-        path: file.to_owned(),
-        source,
-    })?;
+    let text = read_text(file)?;
     Ok((parse(file, &text)?, text))
+}
+
+/// Rejects duplicate keys (naming both lines) and pathological nesting before the YAML is read
+/// as a pipeline; shared with test files.
+pub fn check_shape(file: &Path, text: &str) -> Result<(), SpecError> {
+    let Err((problem, err)) = shape::check(text) else {
+        return Ok(());
+    };
+    let (at, _) = describe_yaml_error(file, &err);
+    let message = match problem {
+        shape::ShapeProblem::Duplicate { path } => {
+            let (key, parents) = path.split_last().expect("a duplicate has a key");
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            let (first, _) = locate(text, &path);
+            let field = if parents.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", parents.join("."))
+            };
+            format!(
+                "{field}: declared twice, first at line {first}; YAML keeps only the last, so rename or remove one"
+            )
+        }
+        shape::ShapeProblem::TooDeep => format!(
+            "the document nests deeper than {} levels; a pipeline needs far fewer",
+            shape::MAX_DEPTH
+        ),
+    };
+    Err(SpecError::Yaml { at, message })
 }
 
 fn yaml_error(file: &Path, err: &serde_yaml::Error) -> SpecError {
@@ -423,7 +450,10 @@ pub fn describe_yaml_error(file: &Path, err: &serde_yaml::Error) -> (Location, S
         Some(cut) => message[..cut].to_string(),
         None => message,
     };
-    let mut message = message.replace('`', "\"");
+    let mut message = redact_values(&message.replace('`', "\""));
+    if message.contains("expected struct PipelineSpec") {
+        message = "this is not a pipeline file: a pipeline is a YAML mapping with pipeline:, sources:, models: and output: (check the path)".into();
+    }
     const SYNTAX: [&str; 5] = [
         "found ",
         "did not find",
@@ -437,6 +467,23 @@ pub fn describe_yaml_error(file: &Path, err: &serde_yaml::Error) -> (Location, S
         );
     }
     (Location::new(file, line, column), message)
+}
+
+/// serde quotes the value it could not read (`invalid type: string "…"`); that value may be
+/// anything the file holds (a wrong path can point at any file), so only its kind is kept.
+fn redact_values(message: &str) -> String {
+    for kind in ["string", "integer", "floating point", "character"] {
+        for prefix in ["invalid type: ", "invalid value: "] {
+            let start = format!("{prefix}{kind} ");
+            if let Some(at) = message.find(&start)
+                && let Some(end) = message[at..].find(", expected")
+            {
+                let cut = at + start.len() - 1;
+                return format!("{}{}", &message[..cut], &message[at + end..]);
+            }
+        }
+    }
+    message.to_string()
 }
 
 #[cfg(test)]

@@ -38,17 +38,35 @@ pub(crate) enum Value {
     Text(String),
 }
 
+/// The dates segflow computes with: timestamps are nanoseconds (up to 2262), and date
+/// arithmetic over a year or more must stay inside that.
+pub(crate) const FIRST_DATE: NaiveDate = NaiveDate::from_ymd_opt(1900, 1, 1).expect("valid");
+pub(crate) const LAST_DATE: NaiveDate = NaiveDate::from_ymd_opt(2199, 12, 31).expect("valid");
+
+/// What a date outside the supported range is told.
+pub(crate) const DATE_RANGE: &str = "a date between 1900-01-01 and 2199-12-31";
+
+/// A date inside the supported range.
+pub(crate) fn supported_date(date: NaiveDate) -> Result<NaiveDate, &'static str> {
+    if (FIRST_DATE..=LAST_DATE).contains(&date) {
+        Ok(date)
+    } else {
+        Err(DATE_RANGE)
+    }
+}
+
 impl Value {
-    fn from_spec(value: &ParamValue) -> Self {
-        match value {
+    fn from_spec(value: &ParamValue) -> Result<Self, &'static str> {
+        Ok(match value {
             ParamValue::Bool(b) => Value::Bool(*b),
             ParamValue::Int(i) => Value::Int(*i),
-            ParamValue::Float(f) => Value::Float(*f),
+            ParamValue::Float(f) if f.is_finite() => Value::Float(*f),
+            ParamValue::Float(_) => return Err("a finite number (not .nan or .inf)"),
             ParamValue::Text(t) => match NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-                Ok(date) => Value::Date(date),
+                Ok(date) => Value::Date(supported_date(date)?),
                 Err(_) => Value::Text(t.clone()),
             },
-        }
+        })
     }
 
     /// Parses `text` as a value of the same type as `self`.
@@ -56,10 +74,15 @@ impl Value {
         match self {
             Value::Bool(_) => text.parse().map(Value::Bool).map_err(|_| "true or false"),
             Value::Int(_) => text.parse().map(Value::Int).map_err(|_| "a whole number"),
-            Value::Float(_) => text.parse().map(Value::Float).map_err(|_| "a number"),
+            Value::Float(_) => match text.parse::<f64>() {
+                Ok(f) if f.is_finite() => Ok(Value::Float(f)),
+                Ok(_) => Err("a finite number"),
+                Err(_) => Err("a number"),
+            },
             Value::Date(_) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .map(Value::Date)
-                .map_err(|_| "a date like 2026-11-30"),
+                .map_err(|_| "a date like 2026-11-30")
+                .and_then(supported_date)
+                .map(Value::Date),
             Value::Text(_) => Ok(Value::Text(text.to_string())),
         }
     }
@@ -118,20 +141,36 @@ pub(crate) struct Params {
 }
 
 impl Params {
-    /// Types the YAML `params:`; returns the names that collide with `run_date`.
-    pub(crate) fn from_spec(spec: &IndexMap<String, ParamValue>) -> Result<Self, String> {
+    /// Types the YAML `params:`; returns each parameter that cannot be used, with why.
+    pub(crate) fn from_spec(
+        spec: &IndexMap<String, ParamValue>,
+    ) -> Result<Self, Vec<(String, String)>> {
         let mut values = IndexMap::new();
         values.insert(
             RUN_DATE.to_string(),
             Value::Date(NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")),
         );
+        let mut problems = Vec::new();
         for (name, value) in spec {
             if name == RUN_DATE {
-                return Err(name.clone());
+                problems.push((
+                    name.clone(),
+                    "run_date is set by --date and cannot be declared".to_string(),
+                ));
+                continue;
             }
-            values.insert(name.clone(), Value::from_spec(value));
+            match Value::from_spec(value) {
+                Ok(value) => {
+                    values.insert(name.clone(), value);
+                }
+                Err(expected) => problems.push((name.clone(), format!("give {expected}"))),
+            }
         }
-        Ok(Self { values })
+        if problems.is_empty() {
+            Ok(Self { values })
+        } else {
+            Err(problems)
+        }
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&Value> {

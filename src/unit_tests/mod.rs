@@ -122,11 +122,8 @@ impl TestReport {
 /// Test files that cannot be run as written (exit 2), or sources that cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum UnitTestError {
-    #[error("{path}: cannot read the test file: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] crate::spec::TextError),
     /// Every problem found in the test files, each at its file, line and column.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Diagnostic>),
@@ -252,10 +249,7 @@ async fn load(
     let mut parsed = Vec::new();
     let mut problems = Vec::new();
     for path in files {
-        let text = std::fs::read_to_string(&path).map_err(|source| UnitTestError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let text = crate::spec::read_text(&path)?;
         match spec::parse(&path, &text) {
             Ok(file) => parsed.push((path, text, file)),
             Err(problem) => problems.push(problem),

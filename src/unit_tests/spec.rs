@@ -69,6 +69,10 @@ pub struct ExpectSpec {
 
 /// Parses a test file, reporting errors as `file:line:column: field.path: message`.
 pub fn parse(file: &Path, text: &str) -> Result<TestFileSpec, Diagnostic> {
+    if let Err(crate::spec::SpecError::Yaml { at, message }) = crate::spec::check_shape(file, text)
+    {
+        return Err(Diagnostic::new(at, message));
+    }
     serde_yaml::from_str(text).map_err(|err| {
         let (at, mut message) = crate::spec::describe_yaml_error(file, &err);
         if message.contains("missing field \"tests\"") {
