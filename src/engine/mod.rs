@@ -21,7 +21,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use rules::ConditionExplanation;
 pub(crate) use rules::{
-    RuleColumns, check_conditions, check_key, check_score, explain_conditions, register_rule_query,
+    RuleColumns, check_conditions, check_key, check_score, explain_conditions, locate_failure,
+    register_rule_query,
 };
 
 use crate::functions::{self, IdentifierStats};
@@ -152,6 +153,14 @@ pub enum EngineError {
         what: String,
         #[source]
         source: StoreError,
+    },
+    /// A query failed on the data because of one rule's expression (e.g. a division by zero).
+    #[error("{at}: {what}")]
+    Located {
+        at: Location,
+        what: String,
+        #[source]
+        source: QueryError,
     },
     #[error("starting DataFusion")]
     Session(#[source] QueryError),

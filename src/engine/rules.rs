@@ -65,6 +65,40 @@ pub(crate) async fn check_score(
     })
 }
 
+/// When a step over many rules failed while reading rows, finds the rule expression that fails
+/// on its own (a division by zero, an impossible cast) and points at it; otherwise returns the
+/// step's error. `rules` are each expression with what it belongs to (`segment x, condition y`).
+pub(crate) async fn locate_failure(
+    ctx: &SessionContext,
+    profile: &str,
+    rules: Vec<(String, &Condition)>,
+    params: &Params,
+    err: super::EngineError,
+) -> super::EngineError {
+    if !matches!(err, super::EngineError::Execution { .. }) {
+        return err;
+    }
+    for (what, condition) in rules {
+        // An aggregate of the value itself, which no optimizer rule can skip evaluating.
+        let sql = format!(
+            "SELECT MIN(CAST(({}) AS VARCHAR)) FROM {}",
+            condition.expr,
+            ident(profile)
+        );
+        let Ok(df) = plan_sql(ctx, &sql, params).await else {
+            continue;
+        };
+        if let Err(source) = df.collect().await {
+            return super::EngineError::Located {
+                at: condition.at.clone(),
+                what,
+                source: super::QueryError::from_data(source),
+            };
+        }
+    }
+    err
+}
+
 /// The table `table` (a profile, an erasure source) must have the pipeline's key column;
 /// `at` is where the pipeline names the table.
 pub(crate) async fn check_key(

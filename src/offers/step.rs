@@ -77,7 +77,7 @@ pub(crate) async fn evaluate(
 ) -> Result<(), OffersError> {
     plan(ctx, key, offers, params).await?;
     let eligible = sql::eligible(key, offers, only);
-    engine::materialize(
+    let evaluated = engine::materialize(
         ctx,
         "offer eligibility",
         &eligible,
@@ -85,7 +85,20 @@ pub(crate) async fn evaluate(
         work_dir,
         ELIGIBLE,
     )
-    .await?;
+    .await;
+    if let Err(err) = evaluated {
+        let mut rules = Vec::new();
+        for o in &offers.list {
+            for c in o.eligible.iter().chain(&o.score) {
+                rules.push((format!("offer {}, {}", o.name, c.name), c));
+            }
+        }
+        return Err(
+            engine::locate_failure(ctx, &offers.from, rules, params, err)
+                .await
+                .into(),
+        );
+    }
     let held = suppressions::held_from_offers(
         key,
         ELIGIBLE,

@@ -46,6 +46,19 @@ pub enum RunError {
         report: Box<Manifest>,
         kept: Option<PathBuf>,
     },
+    /// Date or number arithmetic in the SQL left the supported range, most often because of
+    /// a `--date` or a `--param` far from what the SQL expects.
+    #[error(
+        "{step} overflowed computing dates or numbers with --date {date}{overrides}; dates in SQL must stay between 1900-01-01 and 2199-12-31 (check --date and --param)"
+    )]
+    Overflow {
+        step: String,
+        date: chrono::NaiveDate,
+        /// ` and --param name=value…` for every override.
+        overrides: String,
+        #[source]
+        source: Box<RunError>,
+    },
     #[error(
         "the run for {date} took longer than --timeout {} and was stopped during {step}; nothing was published (look for a join without a condition or a recursive query that never ends, or raise --timeout)",
         humanize(*.limit)
@@ -81,6 +94,7 @@ impl RunError {
             RunError::Checks(e) => matches!(e, ChecksError::Plan(_)),
             RunError::Store(e) => matches!(e, StoreError::RemoteOutput(_)),
             RunError::Engine(_) | RunError::Timeout { .. } => false,
+            RunError::Overflow { .. } => true,
         };
         if invalid { 2 } else { 1 }
     }

@@ -32,6 +32,8 @@ pub(super) struct Run<'a> {
     force: bool,
     manifest: Manifest,
     doing: super::Doing,
+    /// `--param` overrides, for messages.
+    overrides: Vec<(String, String)>,
 }
 
 /// A run whose every step succeeded and every gate passed (or was forced): ready to publish.
@@ -73,6 +75,7 @@ impl<'a> Run<'a> {
             force: options.force,
             manifest,
             doing,
+            overrides: options.params.clone(),
         })
     }
 
@@ -81,6 +84,26 @@ impl<'a> Run<'a> {
             run_dir: self.staged.run_dir(),
             work_dir: self.staged.work_dir(),
             previous_run: self.previous_dir.as_deref(),
+        }
+    }
+
+    /// An error of `step` that comes from arithmetic leaving its range, said as such: the run
+    /// date or a parameter is most often why.
+    fn overflow(&self, step: &str, err: RunError) -> RunError {
+        let text = crate::error::chain(&err).to_ascii_lowercase();
+        if !text.contains("overflow") {
+            return err;
+        }
+        let overrides: String = self
+            .overrides
+            .iter()
+            .map(|(name, value)| format!(" and --param {name}={value}"))
+            .collect();
+        RunError::Overflow {
+            step: step.to_string(),
+            date: self.manifest.run_date,
+            overrides,
+            source: Box::new(err),
         }
     }
 
@@ -151,7 +174,8 @@ impl<'a> Run<'a> {
                 dirs.work_dir,
             )
             .instrument(span)
-            .await?;
+            .await
+            .map_err(|err| self.overflow(&format!("model {}", model.name), err.into()))?;
             match done.rows {
                 Some(rows) => info!(model = %model.name, rows, "model done"),
                 None => info!(model = %model.name, "model planned as a view"),

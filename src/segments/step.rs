@@ -124,7 +124,21 @@ pub(crate) async fn evaluate(
 ) -> Result<(), SegmentsError> {
     plan_rules(ctx, key, segments, params).await?;
     let raw = sql::raw_members(key, segments, only);
-    engine::materialize(ctx, "segment membership", &raw, params, work_dir, RAW).await?;
+    if let Err(err) =
+        engine::materialize(ctx, "segment membership", &raw, params, work_dir, RAW).await
+    {
+        let mut rules = Vec::new();
+        for s in &segments.list {
+            for c in s.rule.conditions() {
+                rules.push((format!("segment {}, condition {}", s.name, c.name), c));
+            }
+        }
+        return Err(
+            engine::locate_failure(ctx, &segments.from, rules, params, err)
+                .await
+                .into(),
+        );
+    }
     let held = suppressions::held_from_segments(
         key,
         RAW,

@@ -49,6 +49,39 @@ pub fn locate(text: &str, path: &[&str]) -> (usize, usize) {
     best
 }
 
+/// Where the last key of `path` is written a second time in its mapping (1-based), after the
+/// first occurrence [`locate`] finds: for messages about duplicate keys.
+pub fn locate_repeat(text: &str, path: &[&str]) -> Option<(usize, usize)> {
+    let key = path.last()?;
+    let (line, column) = locate(text, path);
+    let lines: Vec<&str> = text.lines().collect();
+    let first = lines.get(line - 1)?;
+    // A flow mapping: the repeat follows on the same line.
+    if first[column - 1..].trim_start().starts_with(['"', '\'']) || first.contains('{') {
+        let after = column - 1 + key.len();
+        if let Some(at) = find_inline_key(&first[after..], key) {
+            return Some((line, after + at + 1));
+        }
+    }
+    let indent = (column - 1) as i64;
+    for (i, text) in lines.iter().enumerate().skip(line) {
+        if is_blank(text) {
+            continue;
+        }
+        let (this_indent, body) = match text.trim_start().strip_prefix("- ") {
+            Some(body) => (indent_of(text) + 2, body),
+            None => (indent_of(text), text.trim_start()),
+        };
+        if indent_of(text) < indent && this_indent != indent {
+            return None;
+        }
+        if this_indent == indent && key_matches(body, key) {
+            return Some((i + 1, column));
+        }
+    }
+    None
+}
+
 fn indent_of(line: &str) -> i64 {
     (line.len() - line.trim_start().len()) as i64
 }
@@ -149,7 +182,7 @@ fn find_inline_key(text: &str, key: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::locate;
+    use super::{locate, locate_repeat};
 
     const YAML: &str = "\
 pipeline: demo
@@ -189,6 +222,14 @@ checks:
         let text =
             "tests:\n  - name: a\n    rows:\n      - { x: 1 }\n      - { x: 2 }\n  - name: b\n";
         assert_eq!(locate(text, &["tests", "1", "name"]), (6, 5));
+    }
+
+    #[test]
+    fn finds_a_key_written_twice() {
+        let text = "a:\n  x: 1\n  y:\n    x: 2\n  x: 3\nb: { k: 1, k: 2 }\n";
+        assert_eq!(locate_repeat(text, &["a", "x"]), Some((5, 3)));
+        assert_eq!(locate_repeat(text, &["b", "k"]), Some((6, 12)));
+        assert_eq!(locate_repeat(text, &["a", "y"]), None);
     }
 
     #[test]

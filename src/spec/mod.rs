@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::Deserialize;
 
-pub use locate::locate;
+pub use locate::{locate, locate_repeat};
 pub use text::{TextError, read_text};
 
 use crate::location::Location;
@@ -410,15 +410,27 @@ pub fn load(file: &Path) -> Result<(PipelineSpec, String), SpecError> {
 /// Rejects duplicate keys (naming both lines) and pathological nesting before the YAML is read
 /// as a pipeline; shared with test files.
 pub fn check_shape(file: &Path, text: &str) -> Result<(), SpecError> {
+    if let Some(offset) = shape::too_deep_brackets(text) {
+        return Err(SpecError::Yaml {
+            at: Location::at_offset(file, text, offset),
+            message: format!(
+                "the document nests deeper than {} levels; a pipeline needs far fewer",
+                shape::MAX_DEPTH
+            ),
+        });
+    }
     let Err((problem, err)) = shape::check(text) else {
         return Ok(());
     };
-    let (at, _) = describe_yaml_error(file, &err);
+    let (mut at, _) = describe_yaml_error(file, &err);
     let message = match problem {
         shape::ShapeProblem::Duplicate { path } => {
             let (key, parents) = path.split_last().expect("a duplicate has a key");
             let path: Vec<&str> = path.iter().map(String::as_str).collect();
             let (first, _) = locate(text, &path);
+            if let Some((line, column)) = locate_repeat(text, &path) {
+                at = Location::new(file, line, column);
+            }
             let field = if parents.is_empty() {
                 key.clone()
             } else {

@@ -169,6 +169,34 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 }
 
+/// The first place where flow brackets (`[`, `{`) nest deeper than [`MAX_DEPTH`], found by
+/// scanning the text: the YAML parser reads a whole document before serde sees any of it, which
+/// takes seconds for a hostile one.
+pub(super) fn too_deep_brackets(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    for (offset, c) in text.char_indices() {
+        match (quote, c) {
+            (_, '\n') if quote.is_none() => comment = false,
+            _ if comment => {}
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '#') => comment = true,
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Some(offset);
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Checks the document's shape; on a problem, returns it with serde_yaml's error (which knows
 /// where it was found).
 pub(super) fn check(text: &str) -> Result<(), (ShapeProblem, serde_yaml::Error)> {

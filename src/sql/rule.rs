@@ -16,6 +16,14 @@ pub(crate) enum Rule {
 }
 
 impl Rule {
+    /// The conditions of a rule given as conditions; none for a SQL rule.
+    pub(crate) fn conditions(&self) -> &[Condition] {
+        match self {
+            Rule::Conditions(conditions) => conditions,
+            Rule::Sql(_) => &[],
+        }
+    }
+
     /// The rule in words, for the manifest and `explain`.
     pub(crate) fn describe(&self) -> Vec<String> {
         match self {

@@ -77,7 +77,19 @@ pub(crate) async fn evaluate(
 ) -> Result<(), SuppressionsError> {
     plan(ctx, suppressions, key, profile, params).await?;
     let sql = all_matches(key, profile, suppressions, only);
-    engine::materialize(ctx, "suppressions", &sql, params, work_dir, MATCHES).await?;
+    if let Err(err) =
+        engine::materialize(ctx, "suppressions", &sql, params, work_dir, MATCHES).await
+    {
+        let mut rules = Vec::new();
+        for s in suppressions {
+            for c in s.rule.conditions() {
+                rules.push((format!("suppression {}, condition {}", s.name, c.name), c));
+            }
+        }
+        return Err(engine::locate_failure(ctx, profile, rules, params, err)
+            .await
+            .into());
+    }
     Ok(())
 }
 

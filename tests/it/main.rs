@@ -2,6 +2,7 @@
 
 mod errors;
 mod gates;
+mod hostile;
 mod names;
 mod offers;
 mod publish;

@@ -1,0 +1,314 @@
+//! Careless and hostile input: every mistake is caught at its line, nothing wrong is published,
+//! and no error prints a customer's data. Each test is named after what used to go wrong.
+
+use crate::support::Project;
+
+const MINI: &str = "pipelines/mini.yaml";
+const SEGS: &str = "pipelines/segs.yaml";
+const OFFERS: &str = "pipelines/offers.yaml";
+
+#[test]
+fn a_scope_naming_a_channel_nothing_uses_is_an_error_not_a_rule_that_holds_back_nobody() {
+    let p = Project::fixture("offers");
+    p.edit(
+        OFFERS,
+        "scope: { channels: [email] }",
+        "scope: { channels: [emial] }",
+    );
+    let err = p.fails(&["validate", OFFERS], 2);
+    assert!(
+        err.contains("pipelines/offers.yaml:14:14:") && err.contains("no channel named \"emial\""),
+        "{err}"
+    );
+    assert!(err.contains("channels: email, sms, mail"), "{err}");
+}
+
+#[test]
+fn an_empty_scope_is_an_error_not_a_rule_that_holds_back_nobody() {
+    let p = Project::fixture("offers");
+    p.edit(OFFERS, "scope: { channels: [email] }", "scope: {}");
+    let err = p.fails(&["validate", OFFERS], 2);
+    assert!(
+        err.contains("an empty scope would hold back nobody"),
+        "{err}"
+    );
+}
+
+#[test]
+fn duplicate_keys_name_both_lines_instead_of_the_last_silently_winning() {
+    let p = Project::fixture("segs");
+    p.edit(
+        SEGS,
+        "    quiet:\n",
+        "    big_spenders:\n      description: again\n      conditions: { x: spend_today > 0 }\n    quiet:\n",
+    );
+    let err = p.fails(&["validate", SEGS], 2);
+    assert!(
+        err.contains(
+            "pipelines/segs.yaml:16:5: segments.list.big_spenders: declared twice, first at line 12"
+        ),
+        "{err}"
+    );
+
+    let p = Project::mini();
+    p.edit(
+        MINI,
+        "  min_spend: 10.0\n",
+        "  min_spend: 10.0\n  min_spend: 20.0\n",
+    );
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("params.min_spend: declared twice, first at line 4"),
+        "{err}"
+    );
+
+    let p = Project::mini();
+    p.edit(
+        MINI,
+        "models:",
+        "  orders:\n    uri: data/customers.csv\n    format: csv\nmodels:",
+    );
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("sources.orders: declared twice, first at line 11"),
+        "{err}"
+    );
+}
+
+#[test]
+fn parameters_that_are_not_finite_numbers_are_refused() {
+    let p = Project::mini();
+    p.edit(MINI, "min_spend: 10.0", "min_spend: .nan");
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("pipelines/mini.yaml:4:3: params.min_spend: give a finite number"),
+        "{err}"
+    );
+    let p = Project::mini();
+    for value in ["NaN", "inf", "-infinity"] {
+        let param = format!("min_spend={value}");
+        let err = p.fails(&["run", MINI, "--date", "2026-11-20", "--param", &param], 2);
+        assert!(err.contains("expected a finite number"), "{err}");
+    }
+    assert!(!p.path("out").exists());
+}
+
+#[test]
+fn split_weights_that_overflow_are_refused() {
+    let p = Project::fixture("segs");
+    p.edit(
+        SEGS,
+        "      description: Bought nothing today\n",
+        "      description: Bought nothing today\n      split: { salt: s, variants: { a: 4294967295, b: 4294967295 } }\n",
+    );
+    let err = p.fails(&["validate", SEGS], 2);
+    assert!(
+        err.contains("segs.yaml:18:7: split.variants: the weights add up to 8589934590"),
+        "{err}"
+    );
+}
+
+#[test]
+fn percentages_outside_their_range_are_refused_at_their_line() {
+    let p = Project::fixture("segs");
+    p.edit(
+        SEGS,
+        "output:",
+        "checks:\n  - { audience: \"*\", max_removed_percent: -5 }\n  - { audience: quiet, max_added_percent: .nan }\noutput:",
+    );
+    p.edit(
+        SEGS,
+        "    big_spenders:\n",
+        "    big_spenders:\n      holdout: { percent: 120, salt: x }\n",
+    );
+    let err = p.fails(&["validate", SEGS], 2);
+    assert!(
+        err.contains("holdout.percent: use a share between 0 and 100"),
+        "{err}"
+    );
+    assert!(
+        err.contains("checks[0].max_removed_percent: use a share between 0 and 100"),
+        "{err}"
+    );
+    assert!(
+        err.contains("checks[1].max_added_percent: use a share of 0 or more"),
+        "{err}"
+    );
+}
+
+#[test]
+fn files_outside_the_partition_folders_block_the_run_instead_of_being_counted_and_skipped() {
+    let p = Project::mini();
+    let orders = p.read("data/orders/2026-11.json");
+    std::fs::remove_file(p.path("data/orders/2026-11.json")).unwrap();
+    p.write("data/orders/year=2026/2026-11.json", &orders);
+    p.edit(
+        MINI,
+        "    format: ndjson",
+        "    format: ndjson\n    partitioned_by: { year: int }",
+    );
+    p.ok(&["run", MINI, "--date", "2026-11-20"]);
+    p.write("data/orders/late.json", &orders);
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("data/orders/late.json is not under the partition folders year=…"),
+        "{err}"
+    );
+    let before = p.read("out/mini/latest.json");
+    p.fails(&["run", MINI, "--date", "2026-11-21"], 3);
+    assert_eq!(p.read("out/mini/latest.json"), before, "nothing published");
+}
+
+#[test]
+fn a_score_that_is_text_is_refused_at_its_line_without_printing_customer_data() {
+    let p = Project::fixture("offers");
+    p.edit(OFFERS, "score: spend / 10", "score: CAST(spend AS VARCHAR)");
+    let err = p.fails(&["validate", OFFERS], 2);
+    assert!(
+        err.contains("pipelines/offers.yaml:23:7: offer fiber_upgrade, score: `CAST(spend AS VARCHAR)` is Utf8View, not a number"),
+        "{err}"
+    );
+    let err = p.fails(&["run", OFFERS, "--date", "2026-11-01"], 2);
+    assert!(
+        !err.contains("Ada") && !err.contains("Cannot cast"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_key_the_profile_lacks_is_an_error_at_validate_not_at_run_time() {
+    let p = Project::fixture("segs");
+    p.edit(SEGS, "key: customer_id", "key: client_id");
+    let err = p.fails(&["validate", SEGS], 2);
+    assert!(
+        err.contains("pipelines/segs.yaml:10:3: segments.from: profile has no column client_id, the pipeline's key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn division_by_zero_names_the_segment_and_the_condition() {
+    let p = Project::fixture("segs");
+    p.edit(
+        SEGS,
+        "spent_over_100_today: spend_today > 100",
+        "spent_over_100_today: CAST(spend_today AS BIGINT) / (customer_id - customer_id) > 100",
+    );
+    let err = p.fails(&["run", SEGS, "--date", "2026-11-04"], 1);
+    assert!(
+        err.contains(
+            "pipelines/segs.yaml:15:9: segment big_spenders, condition spent_over_100_today: "
+        ) && err.contains("Divide by zero"),
+        "{err}"
+    );
+    assert!(!p.path("out/segs/runs").exists());
+}
+
+#[test]
+fn dates_out_of_range_name_the_date_and_the_supported_range() {
+    let p = Project::mini();
+    let err = p.fails(&["run", MINI, "--date", "2263-01-01"], 2);
+    assert!(
+        err.contains("--date") && err.contains("between 1900-01-01 and 2199-12-31"),
+        "{err}"
+    );
+    let err = p.fails(
+        &[
+            "backfill",
+            MINI,
+            "--from",
+            "1850-01-01",
+            "--to",
+            "1850-01-02",
+        ],
+        2,
+    );
+    assert!(err.contains("between 1900-01-01 and 2199-12-31"), "{err}");
+}
+
+#[test]
+fn a_parameter_that_overflows_date_arithmetic_names_the_parameter() {
+    let p = Project::sample();
+    let args = [
+        "run",
+        "daily_segments",
+        "--date",
+        "2026-11-20",
+        "--param",
+        "lookback_days=100000000000",
+    ];
+    let err = p.fails(&args, 2);
+    assert!(
+        err.contains("model customer_profile overflowed computing dates or numbers with --date 2026-11-20 and --param lookback_days=100000000000"),
+        "{err}"
+    );
+    assert!(!p.path("out/daily_segments/runs").exists());
+}
+
+#[test]
+fn a_byte_order_mark_is_accepted_and_bytes_that_are_not_utf8_are_located() {
+    let p = Project::mini();
+    let text = p.read(MINI);
+    p.write(MINI, &format!("\u{feff}{text}"));
+    p.ok(&["validate", MINI]);
+    let mut bytes = text.into_bytes();
+    let at = bytes.iter().position(|b| *b == b'm').unwrap();
+    bytes[at] = 0xE9;
+    std::fs::write(p.path(MINI), bytes).unwrap();
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("pipelines/mini.yaml:1:11: the file is not UTF-8 text"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_system_file_given_as_the_pipeline_is_not_echoed() {
+    let p = Project::mini();
+    p.write(
+        "secrets.txt",
+        "root:x:0:0:root:/root:/bin/bash\nmy-password: hunter2\n",
+    );
+    let err = p.fails(&["validate", "secrets.txt"], 2);
+    assert!(
+        !err.contains("hunter2") && !err.contains("/bin/bash"),
+        "{err}"
+    );
+    assert!(err.contains("secrets.txt:"), "{err}");
+}
+
+#[test]
+fn deeply_nested_yaml_is_rejected_with_a_clear_message() {
+    let p = Project::mini();
+    let deep = format!(
+        "pipeline: x\nsources:\n  a: {}{}\n",
+        "[".repeat(50_000),
+        "]".repeat(50_000)
+    );
+    p.write("pipelines/deep.yaml", &deep);
+    let err = p.fails(&["validate", "pipelines/deep.yaml"], 2);
+    assert!(
+        err.contains("pipelines/deep.yaml:3:") && err.contains("nests deeper than 32 levels"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_run_that_never_ends_times_out_naming_the_model_and_publishes_nothing() {
+    let p = Project::mini();
+    p.ok(&["run", MINI, "--date", "2026-11-19"]);
+    let before = p.read("out/mini/latest.json");
+    // A recursive query that never stops.
+    p.write(
+        "sql/mini/spend.sql",
+        "with recursive r(n) as (select 1 union all select n + 1 from r) \
+         select n as customer_id, sum(n) as spend, count(*) as orders from r group by 1",
+    );
+    let err = p.fails(&["run", MINI, "--date", "2026-11-20", "--timeout", "3s"], 1);
+    assert!(
+        err.contains("took longer than --timeout 3s") && err.contains("model"),
+        "{err}"
+    );
+    assert_eq!(p.read("out/mini/latest.json"), before);
+    assert!(!p.path("out/mini/runs/run_date=2026-11-20").exists());
+}
