@@ -92,6 +92,10 @@ pub struct RunArgs {
     /// Publish even if an `error` check or circuit breaker fails; recorded in the manifest.
     #[arg(long)]
     force: bool,
+    /// How long one request to an object store, with its retries, may take before the run
+    /// fails (e.g. 30s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "SEGFLOW_STORE_TIMEOUT", default_value = "30s")]
+    store_timeout: std::time::Duration,
     /// Stop a run that takes longer, e.g. 90s, 30m or 2h; nothing is published.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "SEGFLOW_TIMEOUT")]
     timeout: Option<std::time::Duration>,
@@ -104,6 +108,7 @@ impl RunArgs {
             params: self.params,
             engine: EngineOptions {
                 memory_limit: self.memory_limit,
+                store_timeout: self.store_timeout,
             },
             force: self.force,
             timeout: self.timeout,
@@ -313,9 +318,8 @@ async fn run_command(pipeline: &str, options: RunOptions, json: bool) -> Result<
             return Err(err.into());
         }
     };
-    let rebuilt = run::rebuild_following(&pipeline, options.date, &options).await?;
-    if !rebuilt.is_empty() {
-        let dates: Vec<String> = rebuilt.iter().map(ToString::to_string).collect();
+    if !report.rebuilt.is_empty() {
+        let dates: Vec<String> = report.rebuilt.iter().map(ToString::to_string).collect();
         eprintln!(
             "segflow: rebuilt the later runs {} (their changes and history follow from {})",
             dates.join(", "),

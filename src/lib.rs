@@ -33,6 +33,7 @@ mod generate;
 mod holdouts;
 mod location;
 mod models;
+mod objects;
 mod offers;
 mod pipeline;
 mod report;

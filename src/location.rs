@@ -78,9 +78,17 @@ impl Uri {
             Some((scheme, _)) => {
                 let url = url::Url::parse(text).map_err(|e| format!("not a valid URL: {e}"))?;
                 match scheme {
-                    "s3" | "gs" | "az" | "abfs" | "memory" => Ok(Uri::Url(url)),
+                    "s3" | "s3a" | "gs" | "az" | "abfs" | "abfss" | "azure" | "memory" => {
+                        if url.host_str().is_none_or(str::is_empty) {
+                            return Err(format!(
+                                "\"{text}\" names no bucket; write {scheme}://bucket/path"
+                            ));
+                        }
+                        Ok(Uri::Url(url))
+                    }
+                    "http" | "https" => Ok(Uri::Url(url)),
                     other => Err(format!(
-                        "unsupported scheme \"{other}://\"; use a local path, file://, s3://, gs:// or az://"
+                        "unsupported scheme \"{other}://\"; use a local path, file://, s3://, gs://, az:// or https://"
                     )),
                 }
             }

@@ -2,7 +2,6 @@
 //! keep a sample of them.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -14,6 +13,7 @@ use super::sql::{failing_rows, newest, sql_view};
 use super::{Check, CheckKind, SAMPLE_ROWS};
 use crate::engine::{self, EngineError, PlanError};
 use crate::spec::Severity;
+use crate::objects::Folder;
 use crate::sql::{Params, ident};
 
 #[derive(Debug, thiserror::Error)]
@@ -153,7 +153,7 @@ pub(crate) async fn run_table_checks(
     ctx: &SessionContext,
     checks: &[Check],
     params: &Params,
-    run_dir: &Path,
+    run_dir: &Folder,
 ) -> Result<Vec<CheckResult>, ChecksError> {
     plan(ctx, checks, params).await?;
     let mut results = Vec::new();
@@ -296,7 +296,7 @@ async fn row_check(
     check: &Check,
     table: &str,
     params: &Params,
-    run_dir: &Path,
+    run_dir: &Folder,
     totals: &mut Totals,
     result: &mut CheckResult,
 ) -> Result<(), EngineError> {

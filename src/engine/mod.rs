@@ -5,7 +5,6 @@
 mod rules;
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,6 +26,7 @@ pub(crate) use rules::{
 
 use crate::functions::{self, IdentifierStats};
 use crate::location::{Location, find_identifier};
+use crate::objects::{Folder, Stores};
 use crate::sql::{Params, SqlQuery};
 use crate::store::{StoreError, Written, write_stream};
 
@@ -175,15 +175,28 @@ impl EngineError {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// Bytes DataFusion may hold before sorts, joins and aggregations spill to disk.
     pub memory_limit: Option<usize>,
+    /// How long a request to an object store (with its retries) may take.
+    pub store_timeout: std::time::Duration,
 }
 
-/// A DataFusion session for one run, with segflow's functions registered.
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            memory_limit: None,
+            store_timeout: crate::objects::DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// A DataFusion session for one run, with segflow's functions and the run's object stores
+/// registered.
 pub(crate) fn session(
     options: &EngineOptions,
+    stores: &Stores,
 ) -> Result<(SessionContext, IdentifierStats), EngineError> {
     let mut config = SessionConfig::new()
         .with_information_schema(false)
@@ -198,6 +211,9 @@ pub(crate) fn session(
         .build_arc()
         .map_err(|e| EngineError::Session(e.into()))?;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
+    for (url, store) in stores.iter() {
+        ctx.register_object_store(&url, store.clone());
+    }
     let stats = functions::register(&ctx);
     Ok((ctx, stats))
 }
@@ -412,8 +428,8 @@ pub(crate) fn first_two(rows: Vec<Vec<Option<String>>>) -> HashMap<String, Strin
 pub(crate) async fn write_frame(
     what: &str,
     df: DataFrame,
-    target: &Path,
-    root: &Path,
+    target: &Folder,
+    root: &Folder,
 ) -> Result<Written, EngineError> {
     let clock = Instant::now();
     let stream = df
@@ -433,7 +449,7 @@ pub(crate) async fn write_frame(
     let written = Written { files, schema };
     tracing::debug!(
         what,
-        target = %target.strip_prefix(root).unwrap_or(target).display(),
+        target = %root.relative(target.path()),
         rows = written.rows(),
         elapsed_ms = clock.elapsed().as_millis() as u64,
         "written"
@@ -447,8 +463,8 @@ pub(crate) async fn write_query(
     what: &str,
     sql: &str,
     params: &Params,
-    target: &Path,
-    root: &Path,
+    target: &Folder,
+    root: &Folder,
 ) -> Result<Written, EngineError> {
     let df = plan_step(ctx, what, sql, params).await?;
     write_frame(what, df, target, root).await
@@ -461,7 +477,7 @@ pub(crate) async fn materialize(
     what: &str,
     sql: &str,
     params: &Params,
-    work_dir: &Path,
+    work_dir: &Folder,
     table: &str,
 ) -> Result<u64, EngineError> {
     let dir = work_dir.join(table.trim_start_matches("__segflow_"));
@@ -475,14 +491,10 @@ pub(crate) async fn materialize(
 pub(crate) async fn register_parquet(
     ctx: &SessionContext,
     name: &str,
-    path: &Path,
+    path: &Folder,
 ) -> Result<(), EngineError> {
     let what = format!("reading back {name}");
-    let location = if path.is_file() {
-        path.display().to_string()
-    } else {
-        format!("{}/", path.display())
-    };
+    let location = path.url(path.path().as_ref().ends_with(".parquet"));
     let failed = |e| EngineError::execution(&what, e);
     let url = ListingTableUrl::parse(location).map_err(failed)?;
     let options =

@@ -6,7 +6,7 @@
 //! a run writes filters with [`not_erased`]; a run that sees new erasures also rewrites the
 //! earlier published runs that still hold them (see `run::scrub`).
 
-use std::path::Path;
+use crate::objects::Folder;
 
 use datafusion::prelude::SessionContext;
 
@@ -94,12 +94,15 @@ pub(crate) async fn register(
     ctx: &SessionContext,
     key: &str,
     erasure: Option<&Erasure>,
-    previous_run: Option<&Path>,
-    run_dir: &Path,
+    previous_run: Option<&Folder>,
+    run_dir: &Folder,
     params: &Params,
 ) -> Result<Option<Output>, EngineError> {
     let none = "SELECT CAST(NULL AS VARCHAR) AS key_sha256 WHERE false";
-    let previous = previous_run.map(|d| d.join(STATE)).filter(|d| d.is_dir());
+    let previous = match previous_run.map(|d| d.join(STATE)) {
+        Some(state) if exists(&state).await? => Some(state),
+        _ => None,
+    };
     if erasure.is_none() && previous.is_none() {
         let empty = engine::plan_step(ctx, "erasure list", none, params).await?;
         engine::register_view(ctx, "erasure list", ERASED, empty)?;
@@ -135,14 +138,22 @@ pub(crate) async fn register(
 /// false when that run erased nobody.
 pub(crate) async fn register_published(
     ctx: &SessionContext,
-    run_dir: &Path,
+    run_dir: &Folder,
 ) -> Result<bool, EngineError> {
     let dir = run_dir.join(STATE);
-    if !dir.is_dir() {
+    if !exists(&dir).await? {
         return Ok(false);
     }
     engine::register_parquet(ctx, ERASED, &dir).await?;
     Ok(true)
+}
+
+/// Whether a table of a run exists.
+async fn exists(table: &Folder) -> Result<bool, EngineError> {
+    table.exists().await.map_err(|source| EngineError::Write {
+        what: "erasure list".into(),
+        source: crate::store::StoreError::object("reading", table, source),
+    })
 }
 
 /// Whether the registered `table` has the key column and holds an erased key.
@@ -180,8 +191,8 @@ pub(crate) async fn rewrite_without_erased(
     table: &str,
     key: &str,
     params: &Params,
-    target: &Path,
-    root: &Path,
+    target: &Folder,
+    root: &Folder,
 ) -> Result<Written, EngineError> {
     let sql = format!("SELECT * FROM {table} WHERE {}", not_erased(&ident(key)));
     engine::write_query(ctx, "erasure", &sql, params, target, root).await

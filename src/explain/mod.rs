@@ -9,7 +9,7 @@
 mod text;
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use datafusion::prelude::SessionContext;
@@ -22,7 +22,7 @@ use crate::report::Manifest;
 use crate::run::RunError;
 use crate::segments::{self, SegmentExplanation};
 use crate::sql::{KeyFilter, Params, ident, literal};
-use crate::store::PipelineStore;
+use crate::objects::Folder;
 use crate::{erasure, models, sources, suppressions};
 
 #[derive(Debug, Serialize)]
@@ -82,18 +82,17 @@ pub async fn explain(
     overrides: &[(String, String)],
 ) -> Result<Vec<Explanation>, RunError> {
     let params = pipeline.params.bind(date, overrides)?;
-    let (ctx, _) = engine::session(&EngineOptions::default())?;
+    let options = EngineOptions::default();
+    let stores = pipeline.open_stores(options.store_timeout)?;
+    let (ctx, _) = engine::session(&options, &stores)?;
     sources::register_all(&ctx, pipeline.sources.values()).await?;
     for model in &pipeline.models {
         models::register_view(&ctx, model, &params).await?;
     }
-    let store = PipelineStore::new(&pipeline.output, &pipeline.name)?;
-    let published_run = store
-        .published_dates()?
-        .contains(&date)
-        .then(|| store.run_dir(date));
+    let store = pipeline.store(&stores);
+    let published_run = store.published_run(date).await?;
     let run_id = match &published_run {
-        Some(_) => Some(store.read_manifest::<Manifest>(date)?.run_id),
+        Some(_) => Some(store.read_manifest::<Manifest>(date).await?.run_id),
         None => None,
     };
     let Some((key, profile)) = pipeline.audience() else {
@@ -106,12 +105,15 @@ pub async fn explain(
     let only = key_filter(&ctx, profile, key, keys).await?;
     let scratch = Scratch::new()?;
     // What a run of this date compares with: its own published state when there is one.
-    let state = match &published_run {
-        Some(dir) => Some(dir.clone()),
-        None => store.previous_run(date)?.map(|d| store.run_dir(d)),
+    let state = match (&published_run, store.previous_run(date).await?) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, Some(previous)) => store.published_run(previous).await?,
+        (None, None) => None,
     };
-    evaluate(&ctx, pipeline, &params, &only, state.as_deref(), &scratch.0).await?;
-    let mut facts = Facts::gather(&ctx, pipeline, &params, &only, published_run.as_deref()).await?;
+    let scratch_folder = Folder::local(&scratch.0);
+    evaluate(&ctx, pipeline, &params, &only, state.as_ref(), &scratch_folder).await?;
+    let published = published_run.as_ref();
+    let mut facts = Facts::gather(&ctx, pipeline, &params, &only, published).await?;
     Ok(only
         .texts()
         .iter()
@@ -147,8 +149,8 @@ async fn evaluate(
     pipeline: &Pipeline,
     params: &Params,
     only: &KeyFilter,
-    state: Option<&Path>,
-    scratch: &Path,
+    state: Option<&Folder>,
+    scratch: &Folder,
 ) -> Result<(), RunError> {
     let Some((key, profile)) = pipeline.audience() else {
         return Ok(());
@@ -180,7 +182,7 @@ impl Facts {
         pipeline: &Pipeline,
         params: &Params,
         only: &KeyFilter,
-        published: Option<&Path>,
+        published: Option<&Folder>,
     ) -> Result<Self, RunError> {
         let mut facts = Facts {
             found: HashSet::new(),

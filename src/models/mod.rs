@@ -2,7 +2,7 @@
 //! `ref()` macro), run in dependency order as views or materialized once as Parquet.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use crate::objects::Folder;
 
 use datafusion::dataframe::DataFrame;
 use datafusion::prelude::SessionContext;
@@ -170,8 +170,8 @@ pub(crate) async fn run(
     key: Option<&str>,
     model: &Model,
     params: &Params,
-    run_dir: &Path,
-    work_dir: &Path,
+    run_dir: &Folder,
+    work_dir: &Folder,
 ) -> Result<ModelRun, ModelError> {
     if !model.materialize {
         register_view(ctx, model, params).await?;

@@ -3,7 +3,6 @@
 //! Set-based: a few queries per offer, however many customers.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
@@ -11,6 +10,7 @@ use serde::Serialize;
 use super::sql::{ELIGIBLE, HELD};
 use super::{Offer, Offers};
 use crate::engine::{self, ConditionExplanation, EngineError};
+use crate::objects::Folder;
 use crate::sql::{KeyFilter, Params, ident, literal};
 
 #[derive(Debug, Serialize)]
@@ -40,11 +40,12 @@ pub(crate) async fn explain(
     only: &KeyFilter,
     offers: &Offers,
     params: &Params,
-    published_run: Option<&Path>,
+    published_run: Option<&Folder>,
 ) -> Result<HashMap<String, Vec<OfferExplanation>>, EngineError> {
-    let decisions = published_run
-        .map(|run| run.join("decisions"))
-        .filter(|dir| dir.is_dir());
+    let decisions = match published_run {
+        Some(run) => Some(run.join("decisions")),
+        None => None,
+    };
     if let Some(dir) = &decisions {
         engine::register_parquet(ctx, PUBLISHED_DECISIONS, dir).await?;
     }

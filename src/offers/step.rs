@@ -1,7 +1,6 @@
 //! The decisioning steps of a run: plan every offer, evaluate eligibility and suppressions,
 //! decide under capacity, then publish offers, decisions and changes.
 
-use std::path::Path;
 
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
@@ -12,6 +11,7 @@ use super::sql::{self, ASSIGNED, AVAILABLE, CANDIDATES, DECISIONS, ELIGIBLE};
 use crate::engine::{self, EngineError, PlanError};
 use crate::holdouts::Holdout;
 use crate::sql::{KeyFilter, Params};
+use crate::objects::Folder;
 use crate::store::{Output, OutputKind, RunDirs};
 use crate::suppressions::{self, Suppression};
 
@@ -73,7 +73,7 @@ pub(crate) async fn evaluate(
     suppressions: &[Suppression],
     params: &Params,
     only: Option<&KeyFilter>,
-    work_dir: &Path,
+    work_dir: &Folder,
 ) -> Result<(), OffersError> {
     plan(ctx, key, offers, params).await?;
     let eligible = sql::eligible(key, offers, only);
@@ -137,7 +137,7 @@ pub(crate) async fn decide(
     key: &str,
     offers: &Offers,
     params: &Params,
-    work_dir: &Path,
+    work_dir: &Folder,
 ) -> Result<String, OffersError> {
     let what = "offer decision";
     let mut refused = "__segflow_refused_0".to_string();
@@ -204,7 +204,11 @@ pub(crate) async fn publish(
         .await?,
     ];
     engine::register_parquet(ctx, DECISIONS, &run_dir.join("decisions")).await?;
-    let previous = match dirs.previous("offers") {
+    let before = dirs.previous("offers").await.map_err(|source| EngineError::Write {
+        what: "offer changes".into(),
+        source,
+    })?;
+    let previous = match before {
         Some(dir) => {
             engine::register_parquet(ctx, "__segflow_previous_offers", &dir).await?;
             sql::previous(key, Some("__segflow_previous_offers"))

@@ -19,6 +19,8 @@ use crate::compile::Compiler;
 use crate::erasure::{self, Erasure};
 use crate::location::{Diagnostic, Location, Uri};
 use crate::models::{self, Model};
+use crate::objects::{self, ObjectsError, StoreConfig, Stores};
+use crate::store::PipelineStore;
 use crate::offers::{self, Offers};
 use crate::segments::{self, Segments};
 use crate::sources::{self, Source};
@@ -56,6 +58,8 @@ pub struct Pipeline {
     pub(crate) checks: Vec<Check>,
     pub(crate) erasure: Option<Erasure>,
     pub(crate) output: Uri,
+    /// Options for object stores, per bucket.
+    pub(crate) stores: Vec<StoreConfig>,
     /// Profile columns copied into audience rows.
     pub(crate) activation_columns: Vec<String>,
     /// Where `output.columns` is declared.
@@ -110,6 +114,17 @@ impl Pipeline {
     pub(crate) fn offer_names(&self) -> Vec<&str> {
         let offers = self.offers.iter().flat_map(|o| &o.list);
         offers.map(|o| o.name.as_str()).collect()
+    }
+
+    /// Opens the object stores the pipeline's sources and output are on.
+    pub(crate) fn open_stores(&self, timeout: std::time::Duration) -> Result<Stores, ObjectsError> {
+        let uris = self.sources.values().map(|s| &s.uri);
+        Stores::open(uris.chain([&self.output]), &self.stores, timeout)
+    }
+
+    /// The published folder of this pipeline.
+    pub(crate) fn store(&self, stores: &Stores) -> PipelineStore {
+        PipelineStore::new(stores.folder(&self.output), &self.name)
     }
 
     /// One line counting what the pipeline declares, for `validate`.
@@ -182,6 +197,7 @@ pub(crate) fn compile(
     };
     let checks = checks::compile(&mut c, &spec.checks, &params, &checkable);
     let output_at = c.at(&["output", "columns"]);
+    let stores = objects::compile(&mut c, &spec.stores);
     let root = c.finish().map_err(CompileError::Invalid)?;
     Ok(Pipeline {
         name: spec.pipeline.clone(),
@@ -198,6 +214,7 @@ pub(crate) fn compile(
         checks,
         erasure,
         output: output.expect("compile reports a bad output.uri"),
+        stores,
         activation_columns: spec.output.columns.clone(),
         output_at,
     })

@@ -4,9 +4,8 @@
 use chrono::NaiveDate;
 use tracing::info;
 
-use super::{RunError, RunOptions, run};
+use super::{Doing, Locked, RunError, RunOptions, limited, run_date};
 use crate::pipeline::Pipeline;
-use crate::store::PipelineStore;
 
 /// Why a backfill stopped, with what it had published before.
 #[derive(Debug, thiserror::Error)]
@@ -31,11 +30,39 @@ pub struct BackfillReport {
     pub rebuilt: Vec<NaiveDate>,
 }
 
-/// Runs every date from `from` to `to` in order. Dates already published are skipped unless
-/// `rerun`; the first failure stops the backfill, leaving earlier dates published, so running
-/// the same command again resumes at the failed date.
+/// Runs every date from `from` to `to` in order, under the pipeline's lock. Dates already
+/// published are skipped unless `rerun`; the first failure stops the backfill, leaving earlier
+/// dates published, so running the same command again resumes at the failed date.
 pub async fn backfill(
     pipeline: &Pipeline,
+    from: NaiveDate,
+    to: NaiveDate,
+    rerun: bool,
+    options: &RunOptions,
+    on_date: impl FnMut(NaiveDate, bool),
+) -> Result<BackfillReport, BackfillError> {
+    let doing = Doing::default();
+    let total = from.iter_days().take_while(|d| *d <= to).count();
+    let start = RunOptions {
+        date: from,
+        ..options.clone()
+    };
+    let locked = Locked::take(pipeline, &start, doing)
+        .await
+        .map_err(|source| BackfillError {
+            date: from,
+            published: 0,
+            skipped: 0,
+            total,
+            source,
+        })?;
+    let result = backfill_locked(&locked, from, to, rerun, options, on_date).await;
+    locked.release().await;
+    result
+}
+
+async fn backfill_locked(
+    locked: &Locked<'_>,
     from: NaiveDate,
     to: NaiveDate,
     rerun: bool,
@@ -51,8 +78,10 @@ pub async fn backfill(
         total: dates.len(),
         source,
     };
-    let published = PipelineStore::new(&pipeline.output, &pipeline.name)
-        .and_then(|s| s.published_dates())
+    let published = locked
+        .store
+        .published_dates()
+        .await
         .map_err(|e| fail(from, &report, e.into()))?;
     for date in &dates {
         if !rerun && published.contains(date) {
@@ -64,14 +93,14 @@ pub async fn backfill(
             date: *date,
             ..options.clone()
         };
-        run(pipeline, &options)
+        limited(&options, &locked.doing, run_date(locked, &options))
             .await
             .map_err(|e| fail(*date, &report, e))?;
         report.published.push(*date);
         on_date(*date, true);
     }
     if let Some(last) = report.published.last().copied() {
-        report.rebuilt = rebuild_following(pipeline, last, options)
+        report.rebuilt = rebuild_following(locked, last, options)
             .await
             .map_err(|e| fail(last, &report, e))?;
     }
@@ -81,17 +110,18 @@ pub async fn backfill(
 /// Reruns, in order, every published date after `date` when the pipeline carries history:
 /// each run's changes and history are computed against the run before it, so replacing a
 /// date invalidates what follows.
-pub async fn rebuild_following(
-    pipeline: &Pipeline,
+pub(super) async fn rebuild_following(
+    locked: &Locked<'_>,
     date: NaiveDate,
     options: &RunOptions,
 ) -> Result<Vec<NaiveDate>, RunError> {
-    if !pipeline.carries_state() {
+    if !locked.pipeline.carries_state() {
         return Ok(Vec::new());
     }
-    let store = PipelineStore::new(&pipeline.output, &pipeline.name)?;
-    let later: Vec<NaiveDate> = store
-        .published_dates()?
+    let later: Vec<NaiveDate> = locked
+        .store
+        .published_dates()
+        .await?
         .into_iter()
         .filter(|d| *d > date)
         .collect();
@@ -101,7 +131,7 @@ pub async fn rebuild_following(
             date: *later_date,
             ..options.clone()
         };
-        run(pipeline, &options).await?;
+        run_date(locked, &options).await?;
     }
     Ok(later)
 }

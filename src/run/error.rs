@@ -1,7 +1,5 @@
 //! Why a run failed, and the exit code each reason maps to.
 
-use std::path::PathBuf;
-
 use crate::checks::ChecksError;
 use crate::engine::{EngineError, PlanError};
 use crate::models::ModelError;
@@ -35,16 +33,18 @@ pub enum RunError {
     Checks(#[from] ChecksError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Objects(#[from] crate::objects::ObjectsError),
     #[error(
         "blocked: nothing was published for {}; the previous published run stays in place{}\n{}",
         .report.run_date,
-        .kept.as_ref().map(|p| format!(" (report and failing rows: {})", p.display())).unwrap_or_default(),
+        .kept.as_ref().map(|p| format!(" (report and failing rows: {p})")).unwrap_or_default(),
         .failures.join("\n")
     )]
     Blocked {
         failures: Vec<String>,
         report: Box<Manifest>,
-        kept: Option<PathBuf>,
+        kept: Option<String>,
     },
     /// Date or number arithmetic in the SQL left the supported range, most often because of
     /// a `--date` or a `--param` far from what the SQL expects.
@@ -85,14 +85,14 @@ impl RunError {
     pub fn exit_code(&self) -> u8 {
         let invalid = match self {
             RunError::Blocked { .. } => return 3,
-            RunError::Params(_) | RunError::Plan(_) => true,
+            RunError::Params(_) | RunError::Plan(_) | RunError::Objects(_) => true,
             RunError::Source(e) => !matches!(e, SourceError::Unreadable { .. }),
             RunError::Model(e) => matches!(e, ModelError::Plan(_)),
             RunError::Suppressions(e) => matches!(e, SuppressionsError::Plan(_)),
             RunError::Segments(e) => matches!(e, SegmentsError::Plan(_)),
             RunError::Offers(e) => matches!(e, OffersError::Plan(_)),
             RunError::Checks(e) => matches!(e, ChecksError::Plan(_)),
-            RunError::Store(e) => matches!(e, StoreError::RemoteOutput(_)),
+            RunError::Store(_) => false,
             RunError::Engine(_) | RunError::Timeout { .. } => false,
             RunError::Overflow { .. } => true,
         };

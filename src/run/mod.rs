@@ -16,19 +16,20 @@ mod scrub;
 mod steps;
 mod validate;
 
-use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use tracing::{Instrument, info, info_span};
 
-pub use backfill::{BackfillError, backfill, rebuild_following};
+pub use backfill::{BackfillError, backfill};
+use backfill::rebuild_following;
 pub use error::RunError;
 pub use validate::validate;
 
 use crate::engine::EngineOptions;
+use crate::objects::Stores;
 use crate::pipeline::Pipeline;
 use crate::report::Manifest;
-use crate::store::PipelineStore;
+use crate::store::{PipelineLock, PipelineStore};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -60,9 +61,12 @@ impl Doing {
 #[derive(Debug)]
 pub struct RunReport {
     pub manifest: Manifest,
-    pub run_dir: PathBuf,
+    /// Where the run was published (a folder, or an object-store URL).
+    pub run_dir: String,
     /// Whether `latest.json` points at this run (false when an older date was rerun).
     pub is_latest: bool,
+    /// Published dates after this one, rerun because their history follows from it.
+    pub rebuilt: Vec<NaiveDate>,
 }
 
 pub(crate) fn new_run_id() -> String {
@@ -73,16 +77,53 @@ pub(crate) fn new_run_id() -> String {
     )
 }
 
-/// Runs the pipeline for one date and publishes it.
-pub async fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<RunReport, RunError> {
-    let span = info_span!("run", pipeline = %pipeline.name, run_date = %options.date);
-    let doing = Doing::default();
-    let work = run_inner(pipeline, options, &doing).instrument(span);
+/// A pipeline's object stores, its published folder and the lock one command holds on it.
+pub(crate) struct Locked<'a> {
+    pipeline: &'a Pipeline,
+    stores: Stores,
+    store: PipelineStore,
+    lock: PipelineLock,
+    doing: Doing,
+}
+
+impl<'a> Locked<'a> {
+    /// Opens the stores and takes the pipeline's lock for a run of `date`.
+    async fn take(
+        pipeline: &'a Pipeline,
+        options: &RunOptions,
+        doing: Doing,
+    ) -> Result<Self, RunError> {
+        // Arguments are checked before anything is written.
+        pipeline.params.bind(options.date, &options.params)?;
+        let stores = pipeline.open_stores(options.engine.store_timeout)?;
+        let store = pipeline.store(&stores);
+        doing.set("waiting for the pipeline's lock");
+        let lock = store.lock(options.date, &new_run_id()).await?;
+        Ok(Self {
+            pipeline,
+            stores,
+            store,
+            lock,
+            doing,
+        })
+    }
+
+    async fn release(self) {
+        self.lock.release().await;
+    }
+}
+
+/// Runs `work` within the options' time limit, saying which step it was in if it ran out.
+async fn limited<T>(
+    options: &RunOptions,
+    doing: &Doing,
+    work: impl std::future::Future<Output = Result<T, RunError>>,
+) -> Result<T, RunError> {
     let Some(limit) = options.timeout else {
         return work.await;
     };
-    // Dropping the run cancels its queries, removes its staging and releases its lock: the
-    // published state stays as it was.
+    // Dropping the run cancels its queries, removes its staging and gives up its lock (a lock
+    // on an object store lapses with its lease): the published state stays as it was.
     tokio::time::timeout(limit, work)
         .await
         .map_err(|_| RunError::Timeout {
@@ -92,14 +133,31 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<RunReport,
         })?
 }
 
-async fn run_inner(
-    pipeline: &Pipeline,
-    options: &RunOptions,
-    doing: &Doing,
-) -> Result<RunReport, RunError> {
+/// Runs the pipeline for one date and publishes it; then reruns the published dates after it,
+/// whose history follows from it. All under the pipeline's lock.
+pub async fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<RunReport, RunError> {
+    let span = info_span!("run", pipeline = %pipeline.name, run_date = %options.date);
+    let doing = Doing::default();
+    let work = async {
+        let locked = Locked::take(pipeline, options, doing.clone()).await?;
+        let result = async {
+            let mut report = run_date(&locked, options).await?;
+            report.rebuilt = rebuild_following(&locked, options.date, options).await?;
+            Ok(report)
+        }
+        .await;
+        locked.release().await;
+        result
+    };
+    limited(options, &doing, work.instrument(span)).await
+}
+
+/// One date, under the lock: steps, gates, publish, and the rewrite of earlier runs when
+/// customers were erased.
+async fn run_date(locked: &Locked<'_>, options: &RunOptions) -> Result<RunReport, RunError> {
+    let pipeline = locked.pipeline;
     let params = pipeline.params.bind(options.date, &options.params)?;
-    let store = PipelineStore::new(&pipeline.output, &pipeline.name)?;
-    let mut run = steps::Run::begin(pipeline, &store, params, options, doing.clone()).await?;
+    let mut run = steps::Run::begin(locked, params, options).await?;
     run.register_sources().await?;
     run.erasure().await?;
     run.models().await?;
@@ -109,18 +167,15 @@ async fn run_inner(
         staged,
         manifest,
         ctx,
-    } = run.finish(&store)?;
+        previous,
+    } = run.finish().await?;
     let newly_erased = manifest.output_rows("erased")
-        > manifest
-            .previous_run
-            .map(|date| store.read_manifest::<Manifest>(date))
-            .transpose()?
-            .map_or(0, |previous| previous.output_rows("erased"));
-    let run_dir = store.run_dir(options.date);
-    let is_latest = staged.publish(&manifest)?;
-    info!(run_dir = %run_dir.display(), is_latest, "run published");
+        > previous.as_ref().map_or(0, |p| p.output_rows("erased"));
+    let is_latest = staged.publish(&locked.lock, &manifest).await?;
+    let run_dir = locked.store.describe_run(options.date).await;
+    info!(run_dir = %run_dir, is_latest, "run published");
     if newly_erased {
-        let scrubbed = scrub::scrub_earlier_runs(&ctx, pipeline, &store, options.date).await?;
+        let scrubbed = scrub::scrub_earlier_runs(&ctx, locked, options.date).await?;
         if !scrubbed.is_empty() {
             let dates: Vec<String> = scrubbed.iter().map(ToString::to_string).collect();
             info!(dates = %dates.join(", "), "erased customers removed from earlier runs");
@@ -130,6 +185,7 @@ async fn run_inner(
         manifest,
         run_dir,
         is_latest,
+        rebuilt: Vec::new(),
     })
 }
 
@@ -142,7 +198,7 @@ impl RunReport {
             "published {} for {} to {}{}\n",
             m.pipeline,
             m.run_date,
-            self.run_dir.display(),
+            self.run_dir,
             if self.is_latest {
                 ""
             } else {

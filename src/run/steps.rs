@@ -1,12 +1,11 @@
 //! The steps of one run, in order, each recording what it did in the manifest.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use datafusion::prelude::SessionContext;
 use tracing::{Instrument, info, info_span};
 
-use super::{RunError, RunOptions, new_run_id};
+use super::{Locked, RunError, RunOptions, new_run_id};
 use crate::checks::{self, Sizes};
 use crate::engine::{self};
 use crate::erasure;
@@ -18,17 +17,19 @@ use crate::report::{InvalidIdentifiers, Manifest, RunStatus, Step};
 use crate::segments;
 use crate::sources::{self, SourceError};
 use crate::sql::Params;
-use crate::store::{PipelineStore, RunDirs, StagedRun};
+use crate::objects::Folder;
+use crate::store::{RunDirs, StagedRun};
 use crate::suppressions;
 
 /// A run in progress: its session, staged folder and the manifest filled in step by step.
 pub(super) struct Run<'a> {
+    locked: &'a Locked<'a>,
     pipeline: &'a Pipeline,
     params: Params,
     ctx: SessionContext,
     identifiers: IdentifierStats,
     staged: StagedRun,
-    previous_dir: Option<PathBuf>,
+    previous_dir: Option<Folder>,
     force: bool,
     manifest: Manifest,
     doing: super::Doing,
@@ -41,22 +42,27 @@ pub(super) struct Finished {
     pub(super) staged: StagedRun,
     pub(super) manifest: Manifest,
     pub(super) ctx: SessionContext,
+    /// The manifest of the run this one was compared with.
+    pub(super) previous: Option<Manifest>,
 }
 
 impl<'a> Run<'a> {
-    /// Takes the date's lock, stages an empty run and starts a session.
+    /// Stages an empty run and starts a session, under the pipeline's lock.
     pub(super) async fn begin(
-        pipeline: &'a Pipeline,
-        store: &PipelineStore,
+        locked: &'a Locked<'a>,
         params: Params,
         options: &RunOptions,
-        doing: super::Doing,
     ) -> Result<Self, RunError> {
-        doing.set("waiting for the pipeline's lock");
+        let pipeline = locked.pipeline;
         let run_id = new_run_id();
-        let staged = store.begin(options.date, &run_id)?;
-        let previous_run = store.previous_run(options.date)?;
+        let store = &locked.store;
+        let staged = store.stage(&locked.lock, options.date, &run_id).await?;
+        let previous_run = store.previous_run(options.date).await?;
         info!(run_id = %run_id, previous_run = ?previous_run, "run started");
+        let previous_dir = match previous_run {
+            Some(date) => store.published_run(date).await?,
+            None => None,
+        };
         let manifest = Manifest::start(
             &pipeline.name,
             options.date,
@@ -64,26 +70,27 @@ impl<'a> Run<'a> {
             previous_run,
             params.to_json(),
         );
-        let (ctx, identifiers) = engine::session(&options.engine)?;
+        let (ctx, identifiers) = engine::session(&options.engine, &locked.stores)?;
         Ok(Self {
+            locked,
             pipeline,
             params,
             ctx,
             identifiers,
             staged,
-            previous_dir: previous_run.map(|date| store.run_dir(date)),
+            previous_dir,
             force: options.force,
             manifest,
-            doing,
+            doing: locked.doing.clone(),
             overrides: options.params.clone(),
         })
     }
 
     fn dirs(&self) -> RunDirs<'_> {
         RunDirs {
-            run_dir: self.staged.run_dir(),
-            work_dir: self.staged.work_dir(),
-            previous_run: self.previous_dir.as_deref(),
+            run_dir: self.staged.run(),
+            work_dir: self.staged.work(),
+            previous_run: self.previous_dir.as_ref(),
         }
     }
 
@@ -194,14 +201,14 @@ impl<'a> Run<'a> {
             &self.ctx,
             &self.pipeline.checks,
             &self.params,
-            self.staged.run_dir(),
+            self.staged.run(),
         )
         .instrument(info_span!("checks"))
         .await?;
         self.manifest.checks = results;
         self.step("checks", None, clock);
         if !self.force && self.manifest.blocked_by_checks() {
-            return Err(self.block());
+            return Err(self.block().await);
         }
         Ok(())
     }
@@ -212,7 +219,7 @@ impl<'a> Run<'a> {
             return Ok(());
         };
         let pipeline = self.pipeline;
-        let work_dir = self.staged.work_dir().to_owned();
+        let work_dir = self.staged.work().clone();
         self.doing.set("suppressions");
         suppressions::evaluate(
             &self.ctx,
@@ -241,7 +248,7 @@ impl<'a> Run<'a> {
             &pipeline.suppressions,
             &held,
             &self.params,
-            self.staged.run_dir(),
+            self.staged.run(),
         )
         .await?;
         self.manifest.outputs.push(output);
@@ -320,17 +327,16 @@ impl<'a> Run<'a> {
 
     /// Circuit breakers against the previous published run, then the run is ready to publish
     /// (or blocked).
-    pub(super) fn finish(mut self, store: &PipelineStore) -> Result<Finished, RunError> {
+    pub(super) async fn finish(mut self) -> Result<Finished, RunError> {
         self.manifest.finished_at = Some(chrono::Utc::now());
         self.manifest.invalid_identifiers = InvalidIdentifiers {
             emails: self.identifiers.invalid_emails(),
             phones: self.identifiers.invalid_phones(),
         };
-        let previous: Option<Manifest> = self
-            .manifest
-            .previous_run
-            .map(|date| store.read_manifest(date))
-            .transpose()?;
+        let previous: Option<Manifest> = match self.manifest.previous_run {
+            Some(date) => Some(self.locked.store.read_manifest(date).await?),
+            None => None,
+        };
         let today = Sizes {
             segments: &self.manifest.segments,
             offers: &self.manifest.offers,
@@ -343,7 +349,7 @@ impl<'a> Run<'a> {
         self.manifest.checks.extend(breakers);
         if self.manifest.blocked_by_checks() {
             if !self.force {
-                return Err(self.block());
+                return Err(self.block().await);
             }
             self.manifest.forced = true;
             tracing::warn!("publishing despite failed checks (--force)");
@@ -352,12 +358,13 @@ impl<'a> Run<'a> {
             staged: self.staged,
             manifest: self.manifest,
             ctx: self.ctx,
+            previous,
         })
     }
 
     /// Stops the run at a failed gate: keeps its report and failing rows aside, publishes
     /// nothing.
-    fn block(&mut self) -> RunError {
+    async fn block(&mut self) -> RunError {
         let mut manifest = self.manifest.clone();
         manifest.status = RunStatus::Blocked;
         manifest.finished_at = Some(chrono::Utc::now());
@@ -367,7 +374,7 @@ impl<'a> Run<'a> {
             .filter(|c| c.blocks())
             .map(|c| c.line())
             .collect();
-        let kept = self.staged.keep_blocked(&manifest).ok();
+        let kept = self.staged.keep_blocked(&manifest).await.ok();
         RunError::Blocked {
             failures,
             report: Box::new(manifest),

@@ -8,7 +8,9 @@ use crate::{checks, erasure, models, offers, segments, sources, suppressions};
 
 /// Registers sources and plans every model, segment, suppression, offer and check.
 pub async fn validate(pipeline: &Pipeline) -> Result<(), RunError> {
-    let (ctx, _) = engine::session(&EngineOptions::default())?;
+    let options = EngineOptions::default();
+    let stores = pipeline.open_stores(options.store_timeout)?;
+    let (ctx, _) = engine::session(&options, &stores)?;
     sources::register_all(&ctx, pipeline.sources.values()).await?;
     let params = pipeline.params.bind(chrono::Utc::now().date_naive(), &[])?;
     for model in &pipeline.models {

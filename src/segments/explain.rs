@@ -3,7 +3,6 @@
 //! behind each condition. Set-based: a few queries per segment, however many customers.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
@@ -11,6 +10,7 @@ use serde::Serialize;
 use super::sql::{HELD, MEMBERS, RAW};
 use super::{Segment, Segments};
 use crate::engine::{self, ConditionExplanation, EngineError};
+use crate::objects::Folder;
 use crate::sql::{KeyFilter, Params, Rule, ident, literal};
 
 #[derive(Debug, Serialize)]
@@ -40,7 +40,7 @@ pub(crate) async fn explain(
     only: &KeyFilter,
     segments: &Segments,
     params: &Params,
-    published_run: Option<&Path>,
+    published_run: Option<&Folder>,
 ) -> Result<HashMap<String, Vec<SegmentExplanation>>, EngineError> {
     let mut explained: HashMap<String, Vec<SegmentExplanation>> = HashMap::new();
     for segment in &segments.list {
@@ -82,7 +82,7 @@ impl Facts {
         segments: &Segments,
         segment: &Segment,
         params: &Params,
-        published_run: Option<&Path>,
+        published_run: Option<&Folder>,
     ) -> Result<Self, EngineError> {
         let k = ident(key);
         let this = format!(
@@ -113,7 +113,7 @@ impl Facts {
         );
         let published = match published_run {
             Some(run) => {
-                let audience = run.join(format!("audiences/segment={}", segment.name));
+                let audience = run.join(&format!("audiences/segment={}", segment.name));
                 Some(published_keys(ctx, &audience, key, only, params).await?)
             }
             None => None,
@@ -148,14 +148,11 @@ fn held_back_by(rows: Vec<Vec<Option<String>>>) -> HashMap<String, Vec<String>> 
 /// The keys a published table (a folder of Parquet) lists, among those explained.
 pub(crate) async fn published_keys(
     ctx: &SessionContext,
-    dir: &Path,
+    dir: &Folder,
     key: &str,
     only: &KeyFilter,
     params: &Params,
 ) -> Result<HashSet<String>, EngineError> {
-    if !dir.is_dir() {
-        return Ok(HashSet::new());
-    }
     let table = "__segflow_published";
     engine::register_parquet(ctx, table, dir).await?;
     let k = ident(key);

@@ -2,7 +2,6 @@
 //! applied, groups assigned), then publish audiences, changes, migration and history.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -17,6 +16,7 @@ use crate::engine::{self, EngineError, PlanError, RuleColumns};
 use crate::erasure::not_erased;
 use crate::location::Location;
 use crate::sql::{KeyFilter, Params, Rule, ident, idents};
+use crate::objects::Folder;
 use crate::store::{Output, OutputKind, RunDirs};
 use crate::suppressions::{self, Suppression};
 
@@ -120,7 +120,7 @@ pub(crate) async fn evaluate(
     suppressions: &[Suppression],
     params: &Params,
     only: Option<&KeyFilter>,
-    work_dir: &Path,
+    work_dir: &Folder,
 ) -> Result<(), SegmentsError> {
     plan_rules(ctx, key, segments, params).await?;
     let raw = sql::raw_members(key, segments, only);
@@ -177,13 +177,14 @@ pub(crate) async fn publish(
     dirs: RunDirs<'_>,
 ) -> Result<SegmentsRun, SegmentsError> {
     let run_dir = dirs.run_dir;
-    register_previous(
-        ctx,
-        key,
-        dirs.previous("state/memberships").as_deref(),
-        params,
-    )
-    .await?;
+    let previous = dirs
+        .previous("state/memberships")
+        .await
+        .map_err(|source| EngineError::Write {
+            what: "membership history".into(),
+            source,
+        })?;
+    register_previous(ctx, key, previous.as_ref(), params).await?;
     let mut outputs = Vec::new();
     for segment in &segments.list {
         let sql = sql::audience(key, &segments.from, &segment.name, activation_columns);
@@ -237,7 +238,7 @@ pub(crate) async fn publish(
 async fn register_previous(
     ctx: &SessionContext,
     key: &str,
-    previous_state: Option<&Path>,
+    previous_state: Option<&Folder>,
     params: &Params,
 ) -> Result<(), EngineError> {
     let what = "membership history";

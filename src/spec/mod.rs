@@ -59,6 +59,32 @@ pub struct PipelineSpec {
     #[serde(default)]
     pub checks: Vec<CheckSpec>,
     pub output: OutputSpec,
+    /// Options for object stores, per URL prefix (`s3://bucket`): region, endpoint, … Secrets
+    /// only as `{ env: VARIABLE }`.
+    #[serde(default)]
+    pub stores: IndexMap<String, IndexMap<String, StoreOptionSpec>>,
+}
+
+/// One option of an object store: a value, or the environment variable that holds it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum StoreOptionSpec {
+    Env { env: String },
+    Bool(bool),
+    Int(i64),
+    Text(String),
+}
+
+impl StoreOptionSpec {
+    /// A value written in the file, as text.
+    pub fn text(&self) -> String {
+        match self {
+            StoreOptionSpec::Env { env } => format!("${env}"),
+            StoreOptionSpec::Bool(b) => b.to_string(),
+            StoreOptionSpec::Int(i) => i.to_string(),
+            StoreOptionSpec::Text(t) => t.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

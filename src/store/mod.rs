@@ -1,61 +1,89 @@
-//! Where runs are published, and how a run becomes visible all at once.
+//! Where runs are published, and how a run becomes visible all at once — on a local disk, or
+//! on an object store that has no rename.
 //!
-//! A run goes through these stages, and a reader can only ever see the result of the last:
+//! A run holds the pipeline's lock for everything it publishes, then goes through these
+//! stages; a reader can only ever see the result of the last:
 //!
 //! ```text
-//!  lock ──► stage ──────────────────────► verify ──► publish ──────────────► point
-//!  .locks/  .staging/<run_id>/run/…       row counts  runs/run_date=D ⇄ staged  latest.json
-//!  run_date=D.lock  Parquet + manifest.json last      (one atomic rename/swap)
+//!  lock ─────────► stage ───────────────────────► publish ────────────────► point
+//!  one run of the   every file of the run, then   make the run the date's   latest.json
+//!  pipeline at a    manifest.json, under a        published run in one      (when the date
+//!  time (a second   folder of its own             atomic step               is the newest)
+//!  run of the same
+//!  date is refused; others wait)
 //! ```
 //!
-//! Everything of a run is written under `.staging/<run_id>/` first; `manifest.json` is written
-//! last. Publishing is a single `rename` of the staged folder onto `runs/run_date=D` — or, when
-//! that date was published before, an atomic exchange of the two folders (Linux
-//! `renameat2(RENAME_EXCHANGE)`), so a reader sees the old run or the new one, never a mix and
-//! never nothing. A run killed before that rename leaves only a stale staging folder, which the
-//! next run removes. `latest.json` is replaced by rename too.
+//! **Local folder.** The run is staged under `.staging/<run_id>/run/`; publishing is one
+//! `rename` onto `runs/run_date=D` — or, when the date was published before, an atomic exchange
+//! of the two folders (`renameat2(RENAME_EXCHANGE)`). `latest.json` is replaced by rename.
+//! A run killed before the rename leaves only a staging folder, which the next run removes.
+//! The lock is a file created exclusively; a lock whose process is gone is taken over.
+//!
+//! **Object store** (`s3://`, `gs://`, `az://`). Each attempt is written under its own prefix,
+//! `runs/run_date=D/run=<run_id>/`, manifest last. Publishing is one conditional write of the
+//! date's pointer `runs/run_date=D/published.json` (`If-Match` the version read when the run
+//! started, `If-None-Match: *` for a new date), then of `latest.json` the same way. Readers
+//! follow `latest.json` or `published.json` to the run's folder and its `manifest.json`, so
+//! they never see a partial or mixed run; files of other attempts of that date are never
+//! named. After publishing, attempts of the date other than the published one and the one it
+//! replaced are deleted (a reader who read the previous pointer can finish). The lock is an
+//! object created with `If-None-Match: *`, renewed with `If-Match` while the run lasts (a
+//! lease); a lock whose lease ran out, or whose process on this host is gone, is taken over.
 
+mod local;
 mod lock;
 mod output;
 mod parquet;
+mod remote;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-pub(crate) use lock::RunLock;
+pub(crate) use lock::PipelineLock;
 pub use output::{Output, OutputKind};
 pub(crate) use output::{RunDirs, Written};
-pub(crate) use parquet::write_stream;
 pub use parquet::{ColumnSchema, WrittenFile};
+pub(crate) use parquet::write_stream;
 
-use crate::location::Uri;
+use crate::objects::Folder;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{path}: {action}: {source}")]
+    #[error("{}: {action}: {source}", .path.display())]
     Io {
         path: PathBuf,
         action: &'static str,
         source: std::io::Error,
     },
+    #[error("{uri}: {action}: {problem}")]
+    Object {
+        action: String,
+        uri: String,
+        /// What went wrong and what to check.
+        problem: String,
+    },
     #[error("{path}: writing Parquet: {message}")]
-    Parquet { path: PathBuf, message: String },
+    Parquet { path: String, message: String },
     #[error("{path}: {message}")]
-    Corrupt { path: PathBuf, message: String },
+    Corrupt { path: String, message: String },
     #[error(
-        "another run of this pipeline for {run_date} is in progress (run {run_id}, pid {pid}, started {started_at}); wait for it, or delete {lock} if that process is gone"
+        "another run of this pipeline for {run_date} is in progress (run {run_id}, pid {pid} on {host}, started {started_at}); wait for it, or delete {lock} if that process is gone"
     )]
     Locked {
         run_date: NaiveDate,
         run_id: String,
         pid: u32,
+        host: String,
         started_at: String,
-        lock: PathBuf,
+        lock: String,
     },
-    #[error("output {0}: publishing to object stores is not supported yet; use a local folder")]
-    RemoteOutput(String),
+    #[error(
+        "{lock}: another run took this pipeline's lock over while this run was publishing (its lease ran out); nothing more was published — rerun the date"
+    )]
+    LockLost { lock: String },
     #[error("{0}")]
     Injected(String),
     /// The query feeding an output failed while it streamed.
@@ -75,6 +103,15 @@ impl StoreError {
             source,
         }
     }
+
+    /// An object store's error, said with what to check.
+    pub(crate) fn object(action: &str, at: &Folder, err: object_store::Error) -> Self {
+        StoreError::Object {
+            action: action.to_string(),
+            uri: at.to_string(),
+            problem: remote::advice(&err),
+        }
+    }
 }
 
 /// `latest.json`: the newest published run date of a pipeline.
@@ -92,229 +129,219 @@ pub struct Latest {
 /// The published folder of one pipeline: `<output>/<pipeline>/`.
 #[derive(Debug, Clone)]
 pub struct PipelineStore {
-    root: PathBuf,
+    root: Folder,
     pipeline: String,
 }
 
 impl PipelineStore {
-    pub fn new(output: &Uri, pipeline: &str) -> Result<Self, StoreError> {
-        match output {
-            Uri::Local(path) => Ok(Self {
-                root: std::path::absolute(path)
-                    .unwrap_or_else(|_| path.clone())
-                    .join(pipeline),
-                pipeline: pipeline.to_string(),
-            }),
-            Uri::Url(url) => Err(StoreError::RemoteOutput(url.to_string())),
+    /// The pipeline's folder under the output folder.
+    pub(crate) fn new(output: Folder, pipeline: &str) -> Self {
+        Self {
+            root: output.join(pipeline),
+            pipeline: pipeline.to_string(),
         }
     }
 
-    pub fn run_dir(&self, date: NaiveDate) -> PathBuf {
-        self.root.join("runs").join(format!("run_date={date}"))
+    /// Takes the pipeline's lock for a run of `date`: refused at once when a live run of the
+    /// same date holds it, waited for when a run of another date does.
+    pub(crate) async fn lock(
+        &self,
+        date: NaiveDate,
+        run_id: &str,
+    ) -> Result<PipelineLock, StoreError> {
+        let lock = PipelineLock::acquire(&self.root, date, run_id).await?;
+        if let Some(root) = self.root.local_path() {
+            // With the lock held no other run of this pipeline is live: any staging left is
+            // from a run that died.
+            local::remove_staging(root);
+        }
+        Ok(lock)
     }
 
-    fn manifest_path(&self, date: NaiveDate) -> PathBuf {
-        self.run_dir(date).join("manifest.json")
-    }
-
-    /// Dates with a published run (a run folder holding a manifest), oldest first.
-    pub fn published_dates(&self) -> Result<Vec<NaiveDate>, StoreError> {
-        let runs = self.root.join("runs");
-        let entries = match std::fs::read_dir(&runs) {
-            Ok(entries) => entries,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(err) => return Err(StoreError::io(&runs, "listing published runs")(err)),
-        };
-        let mut dates: Vec<NaiveDate> = entries
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                NaiveDate::parse_from_str(name.strip_prefix("run_date=")?, "%Y-%m-%d").ok()
-            })
-            .filter(|date| self.manifest_path(*date).is_file())
-            .collect();
-        dates.sort();
-        Ok(dates)
+    /// Dates with a published run, oldest first.
+    pub(crate) async fn published_dates(&self) -> Result<Vec<NaiveDate>, StoreError> {
+        match self.root.local_path() {
+            Some(root) => local::published_dates(root),
+            None => remote::published_dates(&self.root).await,
+        }
     }
 
     /// The latest published run strictly before `date`: what a run of `date` compares with.
-    pub fn previous_run(&self, date: NaiveDate) -> Result<Option<NaiveDate>, StoreError> {
+    pub(crate) async fn previous_run(
+        &self,
+        date: NaiveDate,
+    ) -> Result<Option<NaiveDate>, StoreError> {
         Ok(self
-            .published_dates()?
+            .published_dates()
+            .await?
             .into_iter()
             .rev()
             .find(|d| *d < date))
     }
 
-    pub fn read_manifest<T: serde::de::DeserializeOwned>(
+    /// The folder of the run published for `date`, if any.
+    pub(crate) async fn published_run(
+        &self,
+        date: NaiveDate,
+    ) -> Result<Option<Folder>, StoreError> {
+        match self.root.local_path() {
+            Some(root) => Ok(local::published_run(root, date).map(|p| Folder::local(&p))),
+            None => remote::published_run(&self.root, date).await,
+        }
+    }
+
+    pub(crate) async fn read_manifest<T: serde::de::DeserializeOwned>(
         &self,
         date: NaiveDate,
     ) -> Result<T, StoreError> {
-        read_json(&self.manifest_path(date))
+        let run = self
+            .published_run(date)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                path: self.root.to_string(),
+                message: format!("no run is published for {date}"),
+            })?;
+        read_json(&run.join("manifest.json")).await
     }
 
-    /// Takes the lock for `date` and prepares an empty staging folder for the run.
-    pub fn begin(&self, date: NaiveDate, run_id: &str) -> Result<StagedRun, StoreError> {
-        let lock = RunLock::acquire(&self.root.join(".locks"), date, run_id)?;
-        self.remove_stale_staging();
-        let dir = self.root.join(".staging").join(run_id);
-        let run_dir = dir.join("run");
-        let work_dir = dir.join("work");
-        for d in [&run_dir, &work_dir] {
-            std::fs::create_dir_all(d).map_err(StoreError::io(d, "creating the staging folder"))?;
-        }
+    /// Prepares an empty run for `date`, under the lock.
+    pub(crate) async fn stage(
+        &self,
+        _lock: &PipelineLock,
+        date: NaiveDate,
+        run_id: &str,
+    ) -> Result<StagedRun, StoreError> {
+        let staged = match self.root.local_path() {
+            Some(root) => local::stage(root, run_id)?,
+            None => remote::stage(&self.root, date, run_id).await?,
+        };
         Ok(StagedRun {
             store: self.clone(),
             date,
             run_id: run_id.to_string(),
-            dir,
-            run_dir,
-            work_dir,
-            _lock: lock,
+            staged,
         })
     }
 
-    /// Staging folders of runs that died; no lock holder uses them any more.
-    fn remove_stale_staging(&self) {
-        let staging = self.root.join(".staging");
-        let Ok(entries) = std::fs::read_dir(&staging) else {
-            return;
-        };
-        let live = lock::live_run_ids(&self.root.join(".locks"));
-        for entry in entries.filter_map(Result::ok) {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !live.contains(&name) {
-                let _ = std::fs::remove_dir_all(entry.path());
+    /// Prepares a copy of the run published for `date` to rewrite some of its tables (files
+    /// are hard-linked or copied on the store: published files are never changed in place).
+    pub(crate) async fn restage(
+        &self,
+        lock: &PipelineLock,
+        date: NaiveDate,
+        run_id: &str,
+    ) -> Result<StagedRun, StoreError> {
+        let published = self
+            .published_run(date)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt {
+                path: self.root.to_string(),
+                message: format!("no run is published for {date}"),
+            })?;
+        let staged = self.stage(lock, date, run_id).await?;
+        match (published.local_path(), staged.run().local_path()) {
+            (Some(from), Some(to)) => {
+                local::link_tree(from, to).map_err(StoreError::io(to, "copying the run"))?
             }
+            _ => remote::copy_tree(&published, staged.run()).await?,
         }
+        Ok(staged)
     }
 
-    fn write_latest(&self, latest: &Latest) -> Result<(), StoreError> {
-        write_json_atomic(&self.root.join("latest.json"), latest)
+    /// Where a run of `date` is (or would be) published, for messages.
+    pub(crate) async fn describe_run(&self, date: NaiveDate) -> String {
+        match self.published_run(date).await {
+            Ok(Some(folder)) => folder.to_string(),
+            _ => self.root.join(&format!("runs/run_date={date}")).to_string(),
+        }
     }
 }
 
-/// A run being written: files go under `run_dir` (published) and `work_dir` (scratch).
+/// Where a staged run lives, by backend.
 #[derive(Debug)]
-pub struct StagedRun {
+enum Staged {
+    Local(local::Staging),
+    Remote(remote::Attempt),
+}
+
+/// A run being written: files go under [`StagedRun::run`] (published) and
+/// [`StagedRun::work`] (scratch on this machine).
+#[derive(Debug)]
+pub(crate) struct StagedRun {
     store: PipelineStore,
     date: NaiveDate,
     run_id: String,
-    dir: PathBuf,
-    run_dir: PathBuf,
-    work_dir: PathBuf,
-    _lock: RunLock,
+    staged: Staged,
 }
 
 impl StagedRun {
-    pub fn run_dir(&self) -> &Path {
-        &self.run_dir
+    pub(crate) fn run(&self) -> &Folder {
+        match &self.staged {
+            Staged::Local(s) => &s.run,
+            Staged::Remote(a) => &a.run,
+        }
     }
 
-    pub fn work_dir(&self) -> &Path {
-        &self.work_dir
+    pub(crate) fn work(&self) -> &Folder {
+        match &self.staged {
+            Staged::Local(s) => &s.work,
+            Staged::Remote(a) => &a.work,
+        }
+    }
+
+    /// Empties a table of the staged run (a folder or a file) before it is written anew.
+    pub(crate) async fn clear(&self, relative: &str) -> Result<(), StoreError> {
+        let table = self.run().join(relative);
+        match table.local_path() {
+            Some(path) if path.is_dir() => {
+                std::fs::remove_dir_all(path).map_err(StoreError::io(path, "replacing"))
+            }
+            Some(path) => std::fs::remove_file(path).map_err(StoreError::io(path, "replacing")),
+            None => remote::delete_tree(&table).await,
+        }
     }
 
     /// Keeps the report and failing-row samples of a blocked run in `blocked/run_date=D/` (the
-    /// run itself is not published) for inspection, replacing an older blocked report.
-    pub fn keep_blocked<M: Serialize>(&self, report: &M) -> Result<PathBuf, StoreError> {
-        let keep = self.dir.join("blocked");
-        std::fs::create_dir_all(&keep).map_err(StoreError::io(&keep, "creating folder"))?;
-        let checks = self.run_dir.join("checks");
-        if checks.is_dir() {
-            std::fs::rename(&checks, keep.join("checks"))
-                .map_err(StoreError::io(&checks, "keeping check samples"))?;
-        }
-        write_json_atomic(&keep.join("report.json"), report)?;
-        let target = self
-            .store
-            .root
-            .join("blocked")
-            .join(format!("run_date={}", self.date));
-        let parent = target.parent().expect("has a parent");
-        std::fs::create_dir_all(parent).map_err(StoreError::io(parent, "creating blocked/"))?;
-        if target.exists() {
-            std::fs::remove_dir_all(&target)
-                .map_err(StoreError::io(&target, "replacing the blocked report"))?;
-        }
-        std::fs::rename(&keep, &target)
-            .map_err(StoreError::io(&target, "keeping the blocked report"))?;
-        Ok(target)
+    /// run itself is not published), replacing an older blocked report; returns where.
+    pub(crate) async fn keep_blocked<M: Serialize>(
+        &self,
+        report: &M,
+    ) -> Result<String, StoreError> {
+        let target = self.store.root.join(&format!("blocked/run_date={}", self.date));
+        match &self.staged {
+            Staged::Local(staging) => local::keep_blocked(staging, &target, report),
+            Staged::Remote(attempt) => remote::keep_blocked(attempt, &target, report).await,
+        }?;
+        Ok(target.to_string())
     }
 
     /// Writes `manifest.json` (last of the run's files) and publishes the run atomically.
     /// Returns true when `latest.json` now points at this run.
-    pub fn publish<M: Serialize>(self, manifest: &M) -> Result<bool, StoreError> {
-        write_json_atomic(&self.run_dir.join("manifest.json"), manifest)?;
+    pub(crate) async fn publish<M: Serialize>(
+        self,
+        lock: &PipelineLock,
+        manifest: &M,
+    ) -> Result<bool, StoreError> {
+        write_json(&self.run().join("manifest.json"), manifest).await?;
         failpoint("before-publish")?;
-        let target = self.store.run_dir(self.date);
-        let parent = target.parent().expect("run folder has a parent");
-        std::fs::create_dir_all(parent).map_err(StoreError::io(parent, "creating runs/"))?;
-        if target.exists() {
-            exchange(&self.run_dir, &target)?;
-        } else {
-            std::fs::rename(&self.run_dir, &target)
-                .map_err(StoreError::io(&target, "publishing the run folder"))?;
-        }
-        let newest = self.store.published_dates()?.last().copied();
-        let is_latest = newest == Some(self.date);
-        if is_latest {
-            self.store.write_latest(&Latest {
-                pipeline: self.store.pipeline.clone(),
-                run_date: self.date,
-                run_id: self.run_id.clone(),
-                path: format!("runs/run_date={}", self.date),
-                manifest: format!("runs/run_date={}/manifest.json", self.date),
-                published_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            })?;
-        }
-        Ok(is_latest)
-    }
-}
-
-impl Drop for StagedRun {
-    fn drop(&mut self) {
-        // After a publish this holds the replaced run (or nothing); after a failure, the
-        // partial run. Either way no reader looks here.
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Atomically swaps two folders, so `target` is always a complete run.
-fn exchange(staged: &Path, target: &Path) -> Result<(), StoreError> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::ffi::CString;
-        use std::os::unix::ffi::OsStrExt;
-        let a = CString::new(staged.as_os_str().as_bytes()).expect("path without NUL");
-        let b = CString::new(target.as_os_str().as_bytes()).expect("path without NUL");
-        // SAFETY: both arguments are valid NUL-terminated paths; AT_FDCWD is ignored for
-        // absolute paths.
-        let rc = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                a.as_ptr(),
-                libc::AT_FDCWD,
-                b.as_ptr(),
-                libc::RENAME_EXCHANGE,
-            )
+        lock.check().await?;
+        let latest = |path: String| Latest {
+            pipeline: self.store.pipeline.clone(),
+            run_date: self.date,
+            run_id: self.run_id.clone(),
+            manifest: format!("{path}/manifest.json"),
+            path,
+            published_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
-        if rc == 0 {
-            return Ok(());
-        }
-        let err = std::io::Error::last_os_error();
-        // Filesystems without RENAME_EXCHANGE fall through to the two-step swap.
-        if err.raw_os_error() != Some(libc::EINVAL) && err.raw_os_error() != Some(libc::ENOSYS) {
-            return Err(StoreError::io(target, "swapping in the new run folder")(
-                err,
-            ));
+        match &self.staged {
+            Staged::Local(staging) => {
+                local::publish(&self.store, staging, self.date, latest).await
+            }
+            Staged::Remote(attempt) => {
+                remote::publish(&self.store, attempt, self.date, latest).await
+            }
         }
     }
-    // Two renames: for a moment the date has no folder, but never a partial one.
-    let old = staged.with_extension("replaced");
-    std::fs::rename(target, &old).map_err(StoreError::io(target, "moving the old run aside"))?;
-    std::fs::rename(staged, target).map_err(StoreError::io(target, "publishing the run folder"))?;
-    std::fs::rename(&old, staged).map_err(StoreError::io(staged, "retiring the old run"))
 }
 
 /// Test hook: `SEGFLOW_FAILPOINT=before-publish` fails a run just before its atomic publish
@@ -326,7 +353,7 @@ pub fn failpoint(name: &str) -> Result<(), StoreError> {
     };
     match setting.split_once('=') {
         Some((point, "sleep")) if point == name => {
-            std::thread::sleep(std::time::Duration::from_secs(300));
+            std::thread::sleep(Duration::from_secs(300));
             Ok(())
         }
         None if setting == name => Err(StoreError::Injected(format!(
@@ -336,22 +363,26 @@ pub fn failpoint(name: &str) -> Result<(), StoreError> {
     }
 }
 
-pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StoreError> {
-    let text = std::fs::read_to_string(path).map_err(StoreError::io(path, "reading"))?;
-    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-        path: path.to_owned(),
+/// Reads a JSON document (a manifest, a pointer) from a local file or an object.
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+    file: &Folder,
+) -> Result<T, StoreError> {
+    let bytes = remote::get(file).await?;
+    serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+        path: file.to_string(),
         message: e.to_string(),
     })
 }
 
-/// Writes JSON to a temporary file beside `path` and renames it into place.
-pub fn write_json_atomic<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), StoreError> {
+/// Writes a JSON document whole: by rename on a local disk, as one object on a store.
+pub(crate) async fn write_json<T: Serialize + ?Sized>(
+    file: &Folder,
+    value: &T,
+) -> Result<(), StoreError> {
     let mut text = serde_json::to_string_pretty(value).expect("manifests serialize");
     text.push('\n');
-    let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(StoreError::io(parent, "creating folder"))?;
+    match file.local_path() {
+        Some(path) => local::write_atomic(path, text.as_bytes()),
+        None => remote::put(file, text.into_bytes()).await,
     }
-    std::fs::write(&tmp, text).map_err(StoreError::io(&tmp, "writing"))?;
-    std::fs::rename(&tmp, path).map_err(StoreError::io(path, "replacing"))
 }

@@ -1,10 +1,9 @@
 //! What a run wrote, as its manifest lists it: each table's files, rows and schema.
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 
-use super::{ColumnSchema, WrittenFile};
+use super::{ColumnSchema, StoreError, WrittenFile};
+use crate::objects::Folder;
 
 /// One published table of the run: a folder of Parquet files (or one file).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,19 +55,26 @@ impl Written {
 }
 
 /// Where one run reads and writes: the staged run folder (published), scratch space (never
-/// published), and the folder of the previous published run it compares with.
+/// published, always on this machine), and the folder of the previous published run it
+/// compares with.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RunDirs<'a> {
-    pub(crate) run_dir: &'a Path,
-    pub(crate) work_dir: &'a Path,
-    pub(crate) previous_run: Option<&'a Path>,
+    pub(crate) run_dir: &'a Folder,
+    pub(crate) work_dir: &'a Folder,
+    pub(crate) previous_run: Option<&'a Folder>,
 }
 
 impl RunDirs<'_> {
     /// A table of the previous run (e.g. `state/memberships`), when that run has it.
-    pub(crate) fn previous(&self, relative: &str) -> Option<std::path::PathBuf> {
-        self.previous_run
-            .map(|dir| dir.join(relative))
-            .filter(|path| path.exists())
+    pub(crate) async fn previous(&self, relative: &str) -> Result<Option<Folder>, StoreError> {
+        let Some(run) = self.previous_run else {
+            return Ok(None);
+        };
+        let table = run.join(relative);
+        let exists = table
+            .exists()
+            .await
+            .map_err(|source| StoreError::object("reading the previous run", &table, source))?;
+        Ok(exists.then_some(table))
     }
 }

@@ -1,7 +1,6 @@
 //! Streams record batches into zstd Parquet files through `object_store`, counting rows as they
 //! pass; a table is never held in memory.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
@@ -12,11 +11,12 @@ use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use futures::StreamExt;
+use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
-use object_store::local::LocalFileSystem;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
+use crate::objects::Folder;
 
 /// Files roll over after this many rows, so no single file grows without bound.
 const ROWS_PER_FILE: u64 = 5_000_000;
@@ -78,37 +78,30 @@ pub fn describe_schema(schema: &Schema) -> Vec<ColumnSchema> {
 }
 
 /// Writes Parquet files `part-00000.parquet`, `part-00001.parquet`, … into one folder, or one
-/// file when the target ends in `.parquet`.
+/// file when the target ends in `.parquet`; on a local disk or an object store alike.
 pub struct ParquetWriter {
-    dir: PathBuf,
+    dir: Folder,
     single_file: Option<String>,
-    run_root: PathBuf,
+    run_root: Folder,
     schema: SchemaRef,
-    store: Arc<LocalFileSystem>,
-    current: Option<(AsyncArrowWriter<BufWriter>, PathBuf, u64)>,
+    current: Option<(AsyncArrowWriter<BufWriter>, Folder, u64)>,
     files: Vec<WrittenFile>,
 }
 
 impl ParquetWriter {
-    /// `dir` is where the files go; paths in the manifest are relative to `run_root`.
-    pub fn new(target: &Path, run_root: &Path, schema: &Schema) -> Self {
-        let single_file = target.extension().is_some_and(|e| e == "parquet").then(|| {
-            target
-                .file_name()
-                .expect("file name")
-                .to_string_lossy()
-                .into_owned()
-        });
-        let dir = match single_file {
-            Some(_) => target.parent().expect("file has a folder").to_owned(),
-            None => target.to_owned(),
+    /// `target` is where the files go; paths in the manifest are relative to `run_root`.
+    pub(crate) fn new(target: &Folder, run_root: &Folder, schema: &Schema) -> Self {
+        let name = target.path().filename().unwrap_or_default().to_string();
+        let (dir, single_file) = if name.ends_with(".parquet") {
+            (target.parent(), Some(name))
+        } else {
+            (target.clone(), None)
         };
         Self {
             dir,
             single_file,
-            run_root: run_root.to_owned(),
+            run_root: run_root.clone(),
             schema: portable_schema(schema),
-            store: Arc::new(LocalFileSystem::new()),
             current: None,
             files: Vec::new(),
         }
@@ -119,18 +112,14 @@ impl ParquetWriter {
     }
 
     fn open(&mut self) -> Result<(), StoreError> {
-        std::fs::create_dir_all(&self.dir).map_err(StoreError::io(&self.dir, "creating folder"))?;
         let name = match &self.single_file {
             Some(name) => name.clone(),
             None => format!("part-{:05}.parquet", self.files.len()),
         };
-        let path = self.dir.join(name);
-        let location = object_store::path::Path::from_absolute_path(&path).map_err(|e| {
-            StoreError::Parquet {
-                path: path.clone(),
-                message: e.to_string(),
-            }
-        })?;
+        let file = self.dir.join(&name);
+        if let Some(local) = self.dir.local_path() {
+            std::fs::create_dir_all(local).map_err(StoreError::io(local, "creating folder"))?;
+        }
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(3).expect("valid level"),
@@ -138,21 +127,18 @@ impl ParquetWriter {
             .set_max_row_group_row_count(Some(128 * 1024))
             .build();
         let writer = AsyncArrowWriter::try_new(
-            BufWriter::new(self.store.clone(), location),
+            BufWriter::new(file.store().clone(), file.path().clone()),
             self.schema.clone(),
             Some(props),
         )
-        .map_err(|e| parquet_error(&path, e))?;
-        self.current = Some((writer, path, 0));
+        .map_err(|e| parquet_error(&file, e))?;
+        self.current = Some((writer, file, 0));
         Ok(())
     }
 
     /// The batch with this writer's portable column types.
     pub fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
-        let failed = |e: datafusion::arrow::error::ArrowError| StoreError::Parquet {
-            path: self.dir.clone(),
-            message: e.to_string(),
-        };
+        let failed = |e: datafusion::arrow::error::ArrowError| parquet_error(&self.dir, e);
         let columns = batch
             .columns()
             .iter()
@@ -185,28 +171,26 @@ impl ParquetWriter {
             self.open()?;
         }
         let batch = self.conform(batch)?;
-        let (writer, path, rows) = self.current.as_mut().expect("opened above");
+        let (writer, file, rows) = self.current.as_mut().expect("opened above");
         writer
             .write(&batch)
             .await
-            .map_err(|e| parquet_error(path, e))?;
+            .map_err(|e| parquet_error(file, e))?;
         *rows += batch.num_rows() as u64;
         Ok(())
     }
 
     async fn close_current(&mut self) -> Result<(), StoreError> {
-        if let Some((writer, path, rows)) = self.current.take() {
-            writer.close().await.map_err(|e| parquet_error(&path, e))?;
-            let bytes = std::fs::metadata(&path)
-                .map_err(StoreError::io(&path, "reading size"))?
-                .len();
-            let relative = path
-                .strip_prefix(&self.run_root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .into_owned();
+        if let Some((writer, file, rows)) = self.current.take() {
+            writer.close().await.map_err(|e| parquet_error(&file, e))?;
+            let bytes = file
+                .store()
+                .head(file.path())
+                .await
+                .map_err(|e| parquet_error(&file, e))?
+                .size;
             self.files.push(WrittenFile {
-                path: relative,
+                path: self.run_root.relative(file.path()),
                 rows,
                 bytes,
             });
@@ -224,9 +208,9 @@ impl ParquetWriter {
     }
 }
 
-fn parquet_error(path: &Path, err: impl std::fmt::Display) -> StoreError {
+fn parquet_error(file: &Folder, err: impl std::fmt::Display) -> StoreError {
     StoreError::Parquet {
-        path: path.to_owned(),
+        path: file.to_string(),
         message: err.to_string(),
     }
 }
@@ -239,16 +223,13 @@ const WRITE_BATCH_ROWS: usize = 8192;
 /// Streams every batch of `stream` into Parquet files in `dir`.
 pub async fn write_stream(
     mut stream: SendableRecordBatchStream,
-    dir: &Path,
-    run_root: &Path,
+    dir: &Folder,
+    run_root: &Folder,
 ) -> Result<(Vec<WrittenFile>, Vec<ColumnSchema>), StoreError> {
     let mut writer = ParquetWriter::new(dir, run_root, &stream.schema());
     let schema = describe_schema(writer.schema());
     let mut chunks = BatchCoalescer::new(writer.schema().clone(), WRITE_BATCH_ROWS);
-    let coalesce_error = |e: datafusion::arrow::error::ArrowError| StoreError::Parquet {
-        path: dir.to_owned(),
-        message: e.to_string(),
-    };
+    let coalesce_error = |e: datafusion::arrow::error::ArrowError| parquet_error(dir, e);
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(StoreError::Query)?;
         chunks

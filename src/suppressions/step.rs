@@ -1,7 +1,6 @@
 //! The suppression steps of a run: plan every rule, evaluate them once into a table of
 //! matches, and write `suppressed/` with per-rule counts once segments and offers applied them.
 
-use std::path::Path;
 
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
@@ -10,6 +9,7 @@ use super::Suppression;
 use super::sql::{all_matches, matches_query, rule_view, suppressed};
 use crate::engine::{self, EngineError, PlanError, RuleColumns};
 use crate::sql::{KeyFilter, Params, Rule, ident};
+use crate::objects::Folder;
 use crate::store::{Output, OutputKind};
 
 /// Every rule's matches today: `(key, suppression, reason, detail, offer)`.
@@ -73,7 +73,7 @@ pub(crate) async fn evaluate(
     profile: &str,
     params: &Params,
     only: Option<&KeyFilter>,
-    work_dir: &Path,
+    work_dir: &Folder,
 ) -> Result<(), SuppressionsError> {
     plan(ctx, suppressions, key, profile, params).await?;
     let sql = all_matches(key, profile, suppressions, only);
@@ -102,7 +102,7 @@ pub(crate) async fn write_suppressed(
     suppressions: &[Suppression],
     held: &[&str],
     params: &Params,
-    run_dir: &Path,
+    run_dir: &Folder,
 ) -> Result<(Output, Vec<SuppressionStats>), SuppressionsError> {
     let k = ident(key);
     let held = format!("({})", suppressed(key, held));

@@ -3,7 +3,7 @@
 //! into a scratch folder that is removed afterwards.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
@@ -18,6 +18,7 @@ use crate::engine::{self, EngineError, EngineOptions};
 use crate::pipeline::Pipeline;
 use crate::run::RunError;
 use crate::sql::{Params, Rule, literal};
+use crate::objects::{Folder, Stores};
 use crate::store::RunDirs;
 use crate::{erasure, models, offers, segments, suppressions};
 
@@ -89,12 +90,12 @@ impl Workspace {
         Ok(Self { dir })
     }
 
-    fn run_dir(&self) -> PathBuf {
-        self.dir.join("run")
+    fn run_dir(&self) -> Folder {
+        Folder::local(&self.dir.join("run"))
     }
 
-    fn work_dir(&self) -> PathBuf {
-        self.dir.join("work")
+    fn work_dir(&self) -> Folder {
+        Folder::local(&self.dir.join("work"))
     }
 }
 
@@ -171,7 +172,7 @@ async fn collect(
 async fn read_back(
     ctx: &SessionContext,
     what: &str,
-    dir: &Path,
+    dir: &Folder,
     filter: &str,
     params: &Params,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), RunError> {
@@ -192,7 +193,7 @@ async fn actual(
     test: &PreparedTest,
     workspace: &Workspace,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), RunError> {
-    let (ctx, _) = engine::session(&EngineOptions::default())?;
+    let (ctx, _) = engine::session(&EngineOptions::default(), &Stores::default())?;
     // A handful of rows: one partition plans and runs fastest.
     ctx.sql("SET datafusion.execution.target_partitions = 1")
         .await
@@ -247,7 +248,7 @@ async fn actual(
             segments::evaluate(&ctx, key, segments, rules, params, None, &work_dir).await?;
             let columns = &pipeline.activation_columns;
             segments::publish(&ctx, key, segments, columns, params, dirs).await?;
-            let audience = run_dir.join(format!("audiences/segment={name}"));
+            let audience = run_dir.join(&format!("audiences/segment={name}"));
             read_back(&ctx, &what, &audience, "", params).await
         }
         Target::Offers(offer) => {

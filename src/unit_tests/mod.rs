@@ -142,6 +142,8 @@ pub enum UnitTestError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Objects(#[from] crate::objects::ObjectsError),
 }
 
 impl UnitTestError {

@@ -29,7 +29,9 @@ pub struct Tables {
 
 impl Tables {
     pub async fn discover(pipeline: &Pipeline) -> Result<Self, super::UnitTestError> {
-        let (ctx, _) = engine::session(&EngineOptions::default())?;
+        let options = EngineOptions::default();
+        let stores = pipeline.open_stores(options.store_timeout)?;
+        let (ctx, _) = engine::session(&options, &stores)?;
         sources::register_all(&ctx, pipeline.sources.values()).await?;
         let mut sources = IndexMap::new();
         for name in pipeline.sources.keys() {

@@ -1,0 +1,305 @@
+//! Publishing to an object store, which has no rename: every attempt under its own prefix, one
+//! conditional write of the date's pointer to publish it, then of `latest.json`.
+
+use bytes::Bytes;
+use chrono::NaiveDate;
+use futures::{StreamExt, TryStreamExt};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde::{Deserialize, Serialize};
+
+use super::{Latest, PipelineStore, StoreError};
+use crate::objects::Folder;
+
+/// `runs/run_date=D/published.json`: which attempt is the date's published run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pointer {
+    run_id: String,
+    /// The run's folder, relative to the pipeline's folder.
+    path: String,
+    /// The attempt this one replaced, kept until the next publish so that a reader who read
+    /// the previous pointer can finish reading.
+    previous: Option<String>,
+    published_at: String,
+}
+
+/// A run staged on an object store: its own prefix, and scratch space on this machine.
+#[derive(Debug)]
+pub(super) struct Attempt {
+    pub(super) run: Folder,
+    pub(super) work: Folder,
+    work_dir: std::path::PathBuf,
+    /// The pointer the run replaces, as it was when the run started (`None`: a new date).
+    replaces: Option<(Pointer, UpdateVersion)>,
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.work_dir);
+    }
+}
+
+/// What went wrong with an object store, and what to check.
+pub(crate) fn advice(err: &object_store::Error) -> String {
+    use object_store::Error as E;
+    let text = err.to_string();
+    let first_line = text.lines().next().unwrap_or_default();
+    let short: String = first_line.chars().take(300).collect();
+    let check = match err {
+        E::NotFound { .. } => "not found",
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
+            "access denied: check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, GOOGLE_SERVICE_ACCOUNT, AZURE_STORAGE_ACCOUNT_KEY, …) and the bucket's permissions"
+        }
+        _ if text.contains("NoSuchBucket") || text.contains("bucket does not exist") => {
+            "the bucket does not exist: check the bucket name in the URI"
+        }
+        _ if text.contains("AccessDenied")
+            || text.contains("InvalidAccessKeyId")
+            || text.contains("SignatureDoesNotMatch")
+            || text.contains("403") =>
+        {
+            "access denied: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the bucket's permissions"
+        }
+        _ if text.contains("error sending request")
+            || text.contains("onnect")
+            || text.contains("timed out")
+            || text.contains("dns") =>
+        {
+            "cannot reach the store: check the endpoint (AWS_ENDPOINT_URL, AWS_ALLOW_HTTP for http://), the network, and --store-timeout"
+        }
+        _ => "check the URI, the credentials and the endpoint",
+    };
+    format!("{check} ({short})")
+}
+
+/// The bytes of a file (local or on a store).
+pub(super) async fn get(file: &Folder) -> Result<Bytes, StoreError> {
+    let read = async { file.store().get(file.path()).await?.bytes().await };
+    read.await
+        .map_err(|e| StoreError::object("reading", file, e))
+}
+
+pub(super) async fn put(file: &Folder, bytes: Vec<u8>) -> Result<(), StoreError> {
+    file.store()
+        .put(file.path(), PutPayload::from(bytes))
+        .await
+        .map(|_| ())
+        .map_err(|e| StoreError::object("writing", file, e))
+}
+
+/// Writes `value` at `file` only if it is still at `version` (`None`: only if absent).
+async fn put_if(
+    file: &Folder,
+    value: &impl Serialize,
+    version: Option<UpdateVersion>,
+) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec_pretty(value).expect("pointers serialize");
+    let mode = match version {
+        Some(version) => PutMode::Update(version),
+        None => PutMode::Create,
+    };
+    let options = PutOptions {
+        mode,
+        ..PutOptions::default()
+    };
+    match file
+        .store()
+        .put_opts(file.path(), PutPayload::from(bytes), options)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {
+            Err(StoreError::Object {
+                action: "publishing".into(),
+                uri: file.to_string(),
+                problem: "it changed while this run was writing (another process publishes to this pipeline without its lock); nothing was published".into(),
+            })
+        }
+        Err(e) => Err(StoreError::object("publishing", file, e)),
+    }
+}
+
+/// A JSON object and its version, or `None` when it does not exist.
+async fn read_versioned<T: serde::de::DeserializeOwned>(
+    file: &Folder,
+) -> Result<Option<(T, UpdateVersion)>, StoreError> {
+    let result = match file.store().get(file.path()).await {
+        Ok(result) => result,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(StoreError::object("reading", file, e)),
+    };
+    let version = UpdateVersion {
+        e_tag: result.meta.e_tag.clone(),
+        version: result.meta.version.clone(),
+    };
+    let bytes = result
+        .bytes()
+        .await
+        .map_err(|e| StoreError::object("reading", file, e))?;
+    let value = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+        path: file.to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(Some((value, version)))
+}
+
+fn date_folder(root: &Folder, date: NaiveDate) -> Folder {
+    root.join(&format!("runs/run_date={date}"))
+}
+
+fn pointer(root: &Folder, date: NaiveDate) -> Folder {
+    date_folder(root, date).join("published.json")
+}
+
+/// Dates whose pointer exists, oldest first.
+pub(super) async fn published_dates(root: &Folder) -> Result<Vec<NaiveDate>, StoreError> {
+    let runs = root.join("runs");
+    let listed = runs
+        .store()
+        .list_with_delimiter(Some(runs.path()))
+        .await
+        .map_err(|e| StoreError::object("listing published runs", &runs, e))?;
+    let candidates: Vec<NaiveDate> = listed
+        .common_prefixes
+        .iter()
+        .filter_map(|prefix| {
+            let name = prefix.filename()?;
+            NaiveDate::parse_from_str(name.strip_prefix("run_date=")?, "%Y-%m-%d").ok()
+        })
+        .collect();
+    let checks = futures::stream::iter(candidates)
+        .map(|date| async move {
+            let file = pointer(root, date);
+            match file.store().head(file.path()).await {
+                Ok(_) => Ok(Some(date)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(StoreError::object("reading", &file, e)),
+            }
+        })
+        .buffer_unordered(16);
+    let mut dates: Vec<NaiveDate> = checks.try_filter_map(|d| async move { Ok(d) }).try_collect().await?;
+    dates.sort();
+    Ok(dates)
+}
+
+pub(super) async fn published_run(
+    root: &Folder,
+    date: NaiveDate,
+) -> Result<Option<Folder>, StoreError> {
+    let current: Option<(Pointer, UpdateVersion)> = read_versioned(&pointer(root, date)).await?;
+    Ok(current.map(|(p, _)| root.join(&p.path)))
+}
+
+pub(super) async fn stage(
+    root: &Folder,
+    date: NaiveDate,
+    run_id: &str,
+) -> Result<super::Staged, StoreError> {
+    let replaces = read_versioned(&pointer(root, date)).await?;
+    let work_dir = std::env::temp_dir().join(format!("segflow-work-{run_id}"));
+    std::fs::create_dir_all(&work_dir)
+        .map_err(StoreError::io(&work_dir, "creating scratch space"))?;
+    Ok(super::Staged::Remote(Attempt {
+        run: date_folder(root, date).join(&format!("run={run_id}")),
+        work: Folder::local(&work_dir),
+        work_dir,
+        replaces,
+    }))
+}
+
+/// Copies every object below `from` to the same place below `to` (on the store, no download).
+pub(super) async fn copy_tree(from: &Folder, to: &Folder) -> Result<(), StoreError> {
+    let files = from
+        .files()
+        .await
+        .map_err(|e| StoreError::object("listing", from, e))?;
+    for meta in files {
+        let target = to.join(&from.relative(&meta.location));
+        from.store()
+            .copy(&meta.location, target.path())
+            .await
+            .map_err(|e| StoreError::object("copying", &target, e))?;
+    }
+    Ok(())
+}
+
+/// Deletes every object at or below `folder`.
+pub(super) async fn delete_tree(folder: &Folder) -> Result<(), StoreError> {
+    let files = folder
+        .files()
+        .await
+        .map_err(|e| StoreError::object("listing", folder, e))?;
+    for meta in files {
+        folder
+            .store()
+            .delete(&meta.location)
+            .await
+            .map_err(|e| StoreError::object("deleting", folder, e))?;
+    }
+    Ok(())
+}
+
+pub(super) async fn keep_blocked<M: Serialize>(
+    attempt: &Attempt,
+    target: &Folder,
+    report: &M,
+) -> Result<(), StoreError> {
+    delete_tree(target).await?;
+    let checks = attempt.run.join("checks");
+    copy_tree(&checks, &target.join("checks")).await?;
+    super::write_json(&target.join("report.json"), report).await?;
+    delete_tree(&attempt.run).await
+}
+
+/// Points the date at the staged attempt (conditionally on the pointer read when the run
+/// started), then `latest.json` when the date is the newest, then deletes attempts of the date
+/// that are neither published nor the one just replaced.
+pub(super) async fn publish(
+    store: &PipelineStore,
+    attempt: &Attempt,
+    date: NaiveDate,
+    latest: impl FnOnce(String) -> Latest,
+) -> Result<bool, StoreError> {
+    let root = &store.root;
+    let run_id = attempt.run.path().filename().unwrap_or_default().trim_start_matches("run=");
+    let path = format!("runs/run_date={date}/run={run_id}");
+    let (previous, version) = match &attempt.replaces {
+        Some((pointer, version)) => (Some(pointer.run_id.clone()), Some(version.clone())),
+        None => (None, None),
+    };
+    let published = Pointer {
+        run_id: run_id.to_string(),
+        path: path.clone(),
+        previous: previous.clone(),
+        published_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    put_if(&pointer(root, date), &published, version).await?;
+    let is_latest = published_dates(root).await?.last() == Some(&date);
+    if is_latest {
+        let file = root.join("latest.json");
+        let current: Option<(Latest, UpdateVersion)> = read_versioned(&file).await?;
+        put_if(&file, &latest(path), current.map(|(_, v)| v)).await?;
+    }
+    let keep = [Some(run_id.to_string()), previous];
+    remove_other_attempts(&date_folder(root, date), &keep).await?;
+    Ok(is_latest)
+}
+
+async fn remove_other_attempts(
+    date: &Folder,
+    keep: &[Option<String>],
+) -> Result<(), StoreError> {
+    let listed = date
+        .store()
+        .list_with_delimiter(Some(date.path()))
+        .await
+        .map_err(|e| StoreError::object("listing attempts", date, e))?;
+    for prefix in listed.common_prefixes {
+        let Some(id) = prefix.filename().and_then(|n| n.strip_prefix("run=")) else {
+            continue;
+        };
+        if !keep.iter().flatten().any(|k| k == id) {
+            delete_tree(&date.join(&format!("run={id}"))).await?;
+        }
+    }
+    Ok(())
+}
