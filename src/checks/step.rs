@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::sql::{failing_rows, newest, sql_view};
 use super::{Check, CheckKind, SAMPLE_ROWS};
 use crate::engine::{self, EngineError, PlanError};
-use crate::spec::Severity;
 use crate::objects::Folder;
+use crate::spec::Severity;
 use crate::sql::{Params, ident};
 
 #[derive(Debug, thiserror::Error)]

@@ -16,13 +16,13 @@ use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use crate::engine::{self, EngineError, EngineOptions};
+use crate::objects::Folder;
 use crate::offers::{self, OfferExplanation};
 use crate::pipeline::Pipeline;
 use crate::report::Manifest;
 use crate::run::RunError;
 use crate::segments::{self, SegmentExplanation};
 use crate::sql::{KeyFilter, Params, ident, literal};
-use crate::objects::Folder;
 use crate::{erasure, models, sources, suppressions};
 
 #[derive(Debug, Serialize)]
@@ -111,7 +111,15 @@ pub async fn explain(
         (None, None) => None,
     };
     let scratch_folder = Folder::local(&scratch.0);
-    evaluate(&ctx, pipeline, &params, &only, state.as_ref(), &scratch_folder).await?;
+    evaluate(
+        &ctx,
+        pipeline,
+        &params,
+        &only,
+        state.as_ref(),
+        &scratch_folder,
+    )
+    .await?;
     let published = published_run.as_ref();
     let mut facts = Facts::gather(&ctx, pipeline, &params, &only, published).await?;
     Ok(only

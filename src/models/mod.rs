@@ -1,8 +1,8 @@
 //! Models: named SQL queries over sources and other models, found by name in the SQL (no
 //! `ref()` macro), run in dependency order as views or materialized once as Parquet.
 
-use std::collections::BTreeSet;
 use crate::objects::Folder;
+use std::collections::BTreeSet;
 
 use datafusion::dataframe::DataFrame;
 use datafusion::prelude::SessionContext;

@@ -114,7 +114,10 @@ impl Folder {
     /// `path` relative to this folder (`audiences/segment=x/part-00000.parquet`).
     pub(crate) fn relative(&self, path: &ObjectPath) -> String {
         match path.prefix_match(&self.path) {
-            Some(parts) => parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"),
+            Some(parts) => parts
+                .map(|p| p.as_ref().to_string())
+                .collect::<Vec<_>>()
+                .join("/"),
             None => path.to_string(),
         }
     }

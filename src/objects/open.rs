@@ -24,7 +24,9 @@ impl StoreConfig {
     pub(crate) fn covers(&self, url: &url::Url) -> bool {
         url.scheme() == self.prefix.scheme()
             && url.authority() == self.prefix.authority()
-            && url.path().starts_with(self.prefix.path().trim_end_matches('/'))
+            && url
+                .path()
+                .starts_with(self.prefix.path().trim_end_matches('/'))
     }
 }
 
@@ -103,13 +105,11 @@ fn check_key(scheme: &str, key: &str) -> Result<(), String> {
         #[cfg(feature = "aws")]
         "s3" | "s3a" => key.parse::<object_store::aws::AmazonS3ConfigKey>().is_ok(),
         #[cfg(feature = "gcp")]
-        "gs" => key
-            .parse::<object_store::gcp::GoogleConfigKey>()
-            .is_ok(),
+        "gs" => key.parse::<object_store::gcp::GoogleConfigKey>().is_ok(),
         #[cfg(feature = "azure")]
-        "az" | "abfs" | "abfss" | "azure" => key
-            .parse::<object_store::azure::AzureConfigKey>()
-            .is_ok(),
+        "az" | "abfs" | "abfss" | "azure" => {
+            key.parse::<object_store::azure::AzureConfigKey>().is_ok()
+        }
         _ => key.parse::<object_store::ClientConfigKey>().is_ok(),
     };
     if known {
@@ -128,7 +128,7 @@ pub(super) fn open<'a>(
     timeout: Duration,
 ) -> Result<Arc<dyn ObjectStore>, ObjectsError> {
     let uri = url.to_string();
-    let mut pairs = Vec::new();
+    let mut pairs: Vec<(String, String)> = Vec::new();
     for option in options {
         let value = match &option.value {
             OptionValue::Text(text) => text.clone(),
@@ -152,9 +152,17 @@ pub(super) fn open<'a>(
         retry_timeout: timeout,
         ..RetryConfig::default()
     };
-    let client = ClientOptions::new()
-        .with_timeout(timeout)
-        .with_connect_timeout(timeout.min(Duration::from_secs(10)));
+    // As options (not a replaced `ClientOptions`), so settings from the environment such as
+    // AWS_ALLOW_HTTP are kept; the pipeline's own options come after and win.
+    let connect = timeout.min(Duration::from_secs(10));
+    pairs.insert(0, ("timeout".into(), format!("{}ms", timeout.as_millis())));
+    pairs.insert(
+        1,
+        (
+            "connect_timeout".into(),
+            format!("{}ms", connect.as_millis()),
+        ),
+    );
     let bucket = format!("{}://{}", url.scheme(), url.authority());
     let store: Arc<dyn ObjectStore> = match url.scheme() {
         #[cfg(feature = "aws")]
@@ -166,7 +174,7 @@ pub(super) fn open<'a>(
                     Err(_) => b,
                 },
             );
-            let builder = builder.with_retry(retry).with_client_options(client);
+            let builder = builder.with_retry(retry);
             Arc::new(builder.build().map_err(failed)?)
         }
         #[cfg(feature = "gcp")]
@@ -178,7 +186,7 @@ pub(super) fn open<'a>(
                     Err(_) => b,
                 },
             );
-            let builder = builder.with_retry(retry).with_client_options(client);
+            let builder = builder.with_retry(retry);
             Arc::new(builder.build().map_err(failed)?)
         }
         #[cfg(feature = "azure")]
@@ -190,11 +198,14 @@ pub(super) fn open<'a>(
                     Err(_) => b,
                 },
             );
-            let builder = builder.with_retry(retry).with_client_options(client);
+            let builder = builder.with_retry(retry);
             Arc::new(builder.build().map_err(failed)?)
         }
         #[cfg(feature = "http")]
         "http" | "https" => {
+            let client = ClientOptions::new()
+                .with_timeout(timeout)
+                .with_connect_timeout(connect);
             let builder = object_store::http::HttpBuilder::new()
                 .with_url(&bucket)
                 .with_retry(retry)
@@ -213,4 +224,3 @@ pub(super) fn open<'a>(
     };
     Ok(store)
 }
-

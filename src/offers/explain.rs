@@ -42,10 +42,7 @@ pub(crate) async fn explain(
     params: &Params,
     published_run: Option<&Folder>,
 ) -> Result<HashMap<String, Vec<OfferExplanation>>, EngineError> {
-    let decisions = match published_run {
-        Some(run) => Some(run.join("decisions")),
-        None => None,
-    };
+    let decisions = published_run.map(|run| run.join("decisions"));
     if let Some(dir) = &decisions {
         engine::register_parquet(ctx, PUBLISHED_DECISIONS, dir).await?;
     }

@@ -1,7 +1,6 @@
 //! The decisioning steps of a run: plan every offer, evaluate eligibility and suppressions,
 //! decide under capacity, then publish offers, decisions and changes.
 
-
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
@@ -10,8 +9,8 @@ pub(crate) use super::sql::HELD;
 use super::sql::{self, ASSIGNED, AVAILABLE, CANDIDATES, DECISIONS, ELIGIBLE};
 use crate::engine::{self, EngineError, PlanError};
 use crate::holdouts::Holdout;
-use crate::sql::{KeyFilter, Params};
 use crate::objects::Folder;
+use crate::sql::{KeyFilter, Params};
 use crate::store::{Output, OutputKind, RunDirs};
 use crate::suppressions::{self, Suppression};
 
@@ -204,10 +203,13 @@ pub(crate) async fn publish(
         .await?,
     ];
     engine::register_parquet(ctx, DECISIONS, &run_dir.join("decisions")).await?;
-    let before = dirs.previous("offers").await.map_err(|source| EngineError::Write {
-        what: "offer changes".into(),
-        source,
-    })?;
+    let before = dirs
+        .previous("offers")
+        .await
+        .map_err(|source| EngineError::Write {
+            what: "offer changes".into(),
+            source,
+        })?;
     let previous = match before {
         Some(dir) => {
             engine::register_parquet(ctx, "__segflow_previous_offers", &dir).await?;

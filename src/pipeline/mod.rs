@@ -20,12 +20,12 @@ use crate::erasure::{self, Erasure};
 use crate::location::{Diagnostic, Location, Uri};
 use crate::models::{self, Model};
 use crate::objects::{self, ObjectsError, StoreConfig, Stores};
-use crate::store::PipelineStore;
 use crate::offers::{self, Offers};
 use crate::segments::{self, Segments};
 use crate::sources::{self, Source};
 use crate::spec::{self, PipelineSpec};
 use crate::sql::{Params, Rule};
+use crate::store::PipelineStore;
 use crate::suppressions::{self, Suppression, Targets};
 
 /// Everything wrong with a pipeline, one line each.

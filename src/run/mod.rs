@@ -16,12 +16,11 @@ mod scrub;
 mod steps;
 mod validate;
 
-
 use chrono::NaiveDate;
 use tracing::{Instrument, info, info_span};
 
-pub use backfill::{BackfillError, backfill};
 use backfill::rebuild_following;
+pub use backfill::{BackfillError, backfill};
 pub use error::RunError;
 pub use validate::validate;
 
@@ -169,8 +168,8 @@ async fn run_date(locked: &Locked<'_>, options: &RunOptions) -> Result<RunReport
         ctx,
         previous,
     } = run.finish().await?;
-    let newly_erased = manifest.output_rows("erased")
-        > previous.as_ref().map_or(0, |p| p.output_rows("erased"));
+    let newly_erased =
+        manifest.output_rows("erased") > previous.as_ref().map_or(0, |p| p.output_rows("erased"));
     let is_latest = staged.publish(&locked.lock, &manifest).await?;
     let run_dir = locked.store.describe_run(options.date).await;
     info!(run_dir = %run_dir, is_latest, "run published");

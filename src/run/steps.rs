@@ -11,13 +11,13 @@ use crate::engine::{self};
 use crate::erasure;
 use crate::functions::IdentifierStats;
 use crate::models;
+use crate::objects::Folder;
 use crate::offers;
 use crate::pipeline::Pipeline;
 use crate::report::{InvalidIdentifiers, Manifest, RunStatus, Step};
 use crate::segments;
 use crate::sources::{self, SourceError};
 use crate::sql::Params;
-use crate::objects::Folder;
 use crate::store::{RunDirs, StagedRun};
 use crate::suppressions;
 

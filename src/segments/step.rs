@@ -15,8 +15,8 @@ use super::{Segment, Segments};
 use crate::engine::{self, EngineError, PlanError, RuleColumns};
 use crate::erasure::not_erased;
 use crate::location::Location;
-use crate::sql::{KeyFilter, Params, Rule, ident, idents};
 use crate::objects::Folder;
+use crate::sql::{KeyFilter, Params, Rule, ident, idents};
 use crate::store::{Output, OutputKind, RunDirs};
 use crate::suppressions::{self, Suppression};
 
@@ -177,13 +177,13 @@ pub(crate) async fn publish(
     dirs: RunDirs<'_>,
 ) -> Result<SegmentsRun, SegmentsError> {
     let run_dir = dirs.run_dir;
-    let previous = dirs
-        .previous("state/memberships")
-        .await
-        .map_err(|source| EngineError::Write {
-            what: "membership history".into(),
-            source,
-        })?;
+    let previous =
+        dirs.previous("state/memberships")
+            .await
+            .map_err(|source| EngineError::Write {
+                what: "membership history".into(),
+                source,
+            })?;
     register_previous(ctx, key, previous.as_ref(), params).await?;
     let mut outputs = Vec::new();
     for segment in &segments.list {

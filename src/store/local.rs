@@ -91,7 +91,9 @@ pub(super) fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 fn local(folder: &Folder) -> &Path {
-    folder.local_path().expect("a local store's folders are local")
+    folder
+        .local_path()
+        .expect("a local store's folders are local")
 }
 
 pub(super) fn keep_blocked<M: Serialize>(

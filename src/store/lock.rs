@@ -58,14 +58,14 @@ impl Holder {
     }
 
     fn in_progress(&self, lock: &Folder) -> StoreError {
-        StoreError::Locked {
+        StoreError::Locked(Box::new(super::InProgress {
             run_date: self.run_date,
             run_id: self.run_id.clone(),
             pid: self.pid,
             host: self.host.clone(),
             started_at: self.started_at.clone(),
             lock: lock.to_string(),
-        }
+        }))
     }
 }
 
@@ -234,9 +234,9 @@ async fn put_holder(
             e_tag: put.e_tag,
             version: put.version,
         })),
-        Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-            Ok(Err(()))
-        }
+        Err(
+            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
+        ) => Ok(Err(())),
         Err(e) => Err(StoreError::object("taking the pipeline's lock", file, e)),
     }
 }

@@ -45,8 +45,8 @@ use serde::{Deserialize, Serialize};
 pub(crate) use lock::PipelineLock;
 pub use output::{Output, OutputKind};
 pub(crate) use output::{RunDirs, Written};
-pub use parquet::{ColumnSchema, WrittenFile};
 pub(crate) use parquet::write_stream;
+pub use parquet::{ColumnSchema, WrittenFile};
 
 use crate::objects::Folder;
 
@@ -69,17 +69,8 @@ pub enum StoreError {
     Parquet { path: String, message: String },
     #[error("{path}: {message}")]
     Corrupt { path: String, message: String },
-    #[error(
-        "another run of this pipeline for {run_date} is in progress (run {run_id}, pid {pid} on {host}, started {started_at}); wait for it, or delete {lock} if that process is gone"
-    )]
-    Locked {
-        run_date: NaiveDate,
-        run_id: String,
-        pid: u32,
-        host: String,
-        started_at: String,
-        lock: String,
-    },
+    #[error("{0}")]
+    Locked(Box<InProgress>),
     #[error(
         "{lock}: another run took this pipeline's lock over while this run was publishing (its lease ran out); nothing more was published — rerun the date"
     )]
@@ -111,6 +102,27 @@ impl StoreError {
             uri: at.to_string(),
             problem: remote::advice(&err),
         }
+    }
+}
+
+/// The run that holds a pipeline's lock, when another run of the same date wants it.
+#[derive(Debug)]
+pub struct InProgress {
+    pub run_date: NaiveDate,
+    pub run_id: String,
+    pub pid: u32,
+    pub host: String,
+    pub started_at: String,
+    pub lock: String,
+}
+
+impl std::fmt::Display for InProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "another run of this pipeline for {} is in progress (run {}, pid {} on {}, started {}); wait for it, or delete {} if that process is gone",
+            self.run_date, self.run_id, self.pid, self.host, self.started_at, self.lock
+        )
     }
 }
 
@@ -307,7 +319,10 @@ impl StagedRun {
         &self,
         report: &M,
     ) -> Result<String, StoreError> {
-        let target = self.store.root.join(&format!("blocked/run_date={}", self.date));
+        let target = self
+            .store
+            .root
+            .join(&format!("blocked/run_date={}", self.date));
         match &self.staged {
             Staged::Local(staging) => local::keep_blocked(staging, &target, report),
             Staged::Remote(attempt) => remote::keep_blocked(attempt, &target, report).await,
@@ -334,9 +349,7 @@ impl StagedRun {
             published_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
         match &self.staged {
-            Staged::Local(staging) => {
-                local::publish(&self.store, staging, self.date, latest).await
-            }
+            Staged::Local(staging) => local::publish(&self.store, staging, self.date, latest).await,
             Staged::Remote(attempt) => {
                 remote::publish(&self.store, attempt, self.date, latest).await
             }

@@ -45,6 +45,10 @@ pub(crate) fn advice(err: &object_store::Error) -> String {
     let first_line = text.lines().next().unwrap_or_default();
     let short: String = first_line.chars().take(300).collect();
     let check = match err {
+        // Writes only fail with "not found" when there is no bucket to write into.
+        E::NotFound { .. } if text.contains("PUT ") => {
+            "the bucket does not exist: check the bucket name in the URI"
+        }
         E::NotFound { .. } => "not found",
         E::PermissionDenied { .. } | E::Unauthenticated { .. } => {
             "access denied: check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, GOOGLE_SERVICE_ACCOUNT, AZURE_STORAGE_ACCOUNT_KEY, …) and the bucket's permissions"
@@ -176,7 +180,10 @@ pub(super) async fn published_dates(root: &Folder) -> Result<Vec<NaiveDate>, Sto
             }
         })
         .buffer_unordered(16);
-    let mut dates: Vec<NaiveDate> = checks.try_filter_map(|d| async move { Ok(d) }).try_collect().await?;
+    let mut dates: Vec<NaiveDate> = checks
+        .try_filter_map(|d| async move { Ok(d) })
+        .try_collect()
+        .await?;
     dates.sort();
     Ok(dates)
 }
@@ -260,7 +267,12 @@ pub(super) async fn publish(
     latest: impl FnOnce(String) -> Latest,
 ) -> Result<bool, StoreError> {
     let root = &store.root;
-    let run_id = attempt.run.path().filename().unwrap_or_default().trim_start_matches("run=");
+    let run_id = attempt
+        .run
+        .path()
+        .filename()
+        .unwrap_or_default()
+        .trim_start_matches("run=");
     let path = format!("runs/run_date={date}/run={run_id}");
     let (previous, version) = match &attempt.replaces {
         Some((pointer, version)) => (Some(pointer.run_id.clone()), Some(version.clone())),
@@ -284,10 +296,7 @@ pub(super) async fn publish(
     Ok(is_latest)
 }
 
-async fn remove_other_attempts(
-    date: &Folder,
-    keep: &[Option<String>],
-) -> Result<(), StoreError> {
+async fn remove_other_attempts(date: &Folder, keep: &[Option<String>]) -> Result<(), StoreError> {
     let listed = date
         .store()
         .list_with_delimiter(Some(date.path()))

@@ -1,15 +1,14 @@
 //! The suppression steps of a run: plan every rule, evaluate them once into a table of
 //! matches, and write `suppressed/` with per-rule counts once segments and offers applied them.
 
-
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
 use super::Suppression;
 use super::sql::{all_matches, matches_query, rule_view, suppressed};
 use crate::engine::{self, EngineError, PlanError, RuleColumns};
-use crate::sql::{KeyFilter, Params, Rule, ident};
 use crate::objects::Folder;
+use crate::sql::{KeyFilter, Params, Rule, ident};
 use crate::store::{Output, OutputKind};
 
 /// Every rule's matches today: `(key, suppression, reason, detail, offer)`.

@@ -15,10 +15,10 @@ use super::compare;
 use super::prepare::{PreparedTest, Tables, Target};
 use super::rows;
 use crate::engine::{self, EngineError, EngineOptions};
+use crate::objects::{Folder, Stores};
 use crate::pipeline::Pipeline;
 use crate::run::RunError;
 use crate::sql::{Params, Rule, literal};
-use crate::objects::{Folder, Stores};
 use crate::store::RunDirs;
 use crate::{erasure, models, offers, segments, suppressions};
 
