@@ -60,6 +60,8 @@ pub struct Pipeline {
     pub(crate) output: Uri,
     /// Options for object stores, per bucket.
     pub(crate) stores: Vec<StoreConfig>,
+    /// Replaced runs of a date kept readable on an object store.
+    keep_replaced: u32,
     /// Profile columns copied into audience rows.
     pub(crate) activation_columns: Vec<String>,
     /// Where `output.columns` is declared.
@@ -124,7 +126,7 @@ impl Pipeline {
 
     /// The published folder of this pipeline.
     pub(crate) fn store(&self, stores: &Stores) -> PipelineStore {
-        PipelineStore::new(stores.folder(&self.output), &self.name)
+        PipelineStore::new(stores.folder(&self.output), &self.name, self.keep_replaced)
     }
 
     /// One line counting what the pipeline declares, for `validate`.
@@ -198,6 +200,12 @@ pub(crate) fn compile(
     let checks = checks::compile(&mut c, &spec.checks, &params, &checkable);
     let output_at = c.at(&["output", "columns"]);
     let stores = objects::compile(&mut c, &spec.stores);
+    if spec.output.keep_replaced.is_some_and(|n| n > 100) {
+        c.problem(
+            &["output", "keep_replaced"],
+            "output.keep_replaced: keep at most 100 replaced runs of a date",
+        );
+    }
     let root = c.finish().map_err(CompileError::Invalid)?;
     Ok(Pipeline {
         name: spec.pipeline.clone(),
@@ -215,6 +223,7 @@ pub(crate) fn compile(
         erasure,
         output: output.expect("compile reports a bad output.uri"),
         stores,
+        keep_replaced: spec.output.keep_replaced.unwrap_or(1),
         activation_columns: spec.output.columns.clone(),
         output_at,
     })

@@ -360,6 +360,10 @@ pub struct OutputSpec {
     /// Columns of the profile model copied into every audience row for activation tools.
     #[serde(default)]
     pub columns: Vec<String>,
+    /// On object stores: how many replaced runs of a date stay readable after a rerun, for
+    /// readers that followed an older pointer (default 1).
+    #[serde(default)]
+    pub keep_replaced: Option<u32>,
 }
 
 /// `segments:` — who is in which segment today, and who is held out.

@@ -25,8 +25,9 @@
 //! started, `If-None-Match: *` for a new date), then of `latest.json` the same way. Readers
 //! follow `latest.json` or `published.json` to the run's folder and its `manifest.json`, so
 //! they never see a partial or mixed run; files of other attempts of that date are never
-//! named. After publishing, attempts of the date other than the published one and the one it
-//! replaced are deleted (a reader who read the previous pointer can finish). The lock is an
+//! named. After publishing, attempts of the date other than the published one and the last
+//! `output.keep_replaced` (default 1) it replaced are deleted: a reader who followed an older
+//! pointer can finish reading, and failed attempts do not pile up. The lock is an
 //! object created with `If-None-Match: *`, renewed with `If-Match` while the run lasts (a
 //! lease); a lock whose lease ran out, or whose process on this host is gone, is taken over.
 
@@ -143,14 +144,17 @@ pub struct Latest {
 pub struct PipelineStore {
     root: Folder,
     pipeline: String,
+    /// Replaced runs of a date an object store keeps readable.
+    keep_replaced: usize,
 }
 
 impl PipelineStore {
     /// The pipeline's folder under the output folder.
-    pub(crate) fn new(output: Folder, pipeline: &str) -> Self {
+    pub(crate) fn new(output: Folder, pipeline: &str, keep_replaced: u32) -> Self {
         Self {
             root: output.join(pipeline),
             pipeline: pipeline.to_string(),
+            keep_replaced: keep_replaced as usize,
         }
     }
 

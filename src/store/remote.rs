@@ -16,9 +16,10 @@ struct Pointer {
     run_id: String,
     /// The run's folder, relative to the pipeline's folder.
     path: String,
-    /// The attempt this one replaced, kept until the next publish so that a reader who read
-    /// the previous pointer can finish reading.
-    previous: Option<String>,
+    /// The runs this one replaced, newest first, kept (`output.keep_replaced` of them) so that
+    /// a reader who followed an older pointer can finish reading.
+    #[serde(default)]
+    replaced: Vec<String>,
     published_at: String,
 }
 
@@ -259,7 +260,7 @@ pub(super) async fn keep_blocked<M: Serialize>(
 
 /// Points the date at the staged attempt (conditionally on the pointer read when the run
 /// started), then `latest.json` when the date is the newest, then deletes attempts of the date
-/// that are neither published nor the one just replaced.
+/// that are neither published nor among the last `keep_replaced` replaced ones.
 pub(super) async fn publish(
     store: &PipelineStore,
     attempt: &Attempt,
@@ -274,14 +275,21 @@ pub(super) async fn publish(
         .unwrap_or_default()
         .trim_start_matches("run=");
     let path = format!("runs/run_date={date}/run={run_id}");
-    let (previous, version) = match &attempt.replaces {
-        Some((pointer, version)) => (Some(pointer.run_id.clone()), Some(version.clone())),
-        None => (None, None),
+    let (mut replaced, version) = match &attempt.replaces {
+        Some((pointer, version)) => {
+            let older = pointer.replaced.iter().cloned();
+            let all: Vec<String> = std::iter::once(pointer.run_id.clone())
+                .chain(older)
+                .collect();
+            (all, Some(version.clone()))
+        }
+        None => (Vec::new(), None),
     };
+    replaced.truncate(store.keep_replaced);
     let published = Pointer {
         run_id: run_id.to_string(),
         path: path.clone(),
-        previous: previous.clone(),
+        replaced: replaced.clone(),
         published_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
     put_if(&pointer(root, date), &published, version).await?;
@@ -291,12 +299,14 @@ pub(super) async fn publish(
         let current: Option<(Latest, UpdateVersion)> = read_versioned(&file).await?;
         put_if(&file, &latest(path), current.map(|(_, v)| v)).await?;
     }
-    let keep = [Some(run_id.to_string()), previous];
+    let keep: Vec<String> = std::iter::once(run_id.to_string())
+        .chain(replaced)
+        .collect();
     remove_other_attempts(&date_folder(root, date), &keep).await?;
     Ok(is_latest)
 }
 
-async fn remove_other_attempts(date: &Folder, keep: &[Option<String>]) -> Result<(), StoreError> {
+async fn remove_other_attempts(date: &Folder, keep: &[String]) -> Result<(), StoreError> {
     let listed = date
         .store()
         .list_with_delimiter(Some(date.path()))
@@ -306,7 +316,7 @@ async fn remove_other_attempts(date: &Folder, keep: &[Option<String>]) -> Result
         let Some(id) = prefix.filename().and_then(|n| n.strip_prefix("run=")) else {
             continue;
         };
-        if !keep.iter().flatten().any(|k| k == id) {
+        if !keep.iter().any(|k| k == id) {
             delete_tree(&date.join(&format!("run={id}"))).await?;
         }
     }

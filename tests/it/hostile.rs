@@ -312,3 +312,30 @@ fn a_run_that_never_ends_times_out_naming_the_model_and_publishes_nothing() {
     assert_eq!(p.read("out/mini/latest.json"), before);
     assert!(!p.path("out/mini/runs/run_date=2026-11-20").exists());
 }
+
+#[test]
+fn a_secret_written_in_the_pipeline_is_refused_and_unknown_store_options_are_named() {
+    let p = Project::mini();
+    p.edit(
+        MINI,
+        "output:",
+        "stores:\n  s3://bucket:\n    secret_access_key: hunter2\n    regoin: eu-west-1\n    region: eu-west-1\noutput:",
+    );
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("mini.yaml:24:5: stores.s3://bucket.secret_access_key: a secret never goes in the pipeline file"),
+        "{err}"
+    );
+    assert!(
+        err.contains("stores.s3://bucket.regoin: not an option of s3:// stores"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+    p.edit(
+        MINI,
+        "secret_access_key: hunter2",
+        "secret_access_key: { env: MY_SECRET }",
+    );
+    p.edit(MINI, "    regoin: eu-west-1\n", "");
+    p.ok(&["validate", MINI]);
+}

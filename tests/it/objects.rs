@@ -111,6 +111,34 @@ fn the_sample_on_s3_publishes_the_same_rows_as_on_a_local_disk() {
             > 10
     );
     assert_eq!(remote, expected);
+    // A rerun replaces the date; the replaced run stays readable (output.keep_replaced: 1),
+    // older attempts are deleted.
+    ok(&p, &s3, &["run", PIPELINE, "--date", "2026-11-20"]);
+    ok(&p, &s3, &["run", PIPELINE, "--date", "2026-11-20"]);
+    let attempts = s3.python(
+        "r = s3.list_objects_v2(Bucket='out', Prefix='daily_segments/runs/run_date=2026-11-20/', Delimiter='/')\n\
+         print(len(r.get('CommonPrefixes', [])))",
+    );
+    assert_eq!(attempts.trim(), "2");
+    // A run a circuit breaker stops publishes nothing and keeps its report on the store.
+    let latest = s3.python("print(s3.get_object(Bucket='out', Key='daily_segments/latest.json')['Body'].read().decode())");
+    let args = [
+        "run",
+        PIPELINE,
+        "--date",
+        "2026-11-21",
+        "--param",
+        "high_value_threshold=100000.0",
+    ];
+    let err = fails(&p, &s3, &args, 3);
+    assert!(
+        err.contains("s3://out/daily_segments/blocked/run_date=2026-11-21"),
+        "{err}"
+    );
+    let report = s3.python("print(s3.get_object(Bucket='out', Key='daily_segments/blocked/run_date=2026-11-21/report.json')['Body'].read().decode())");
+    assert!(report.contains("\"status\": \"blocked\""), "{report}");
+    let after = s3.python("print(s3.get_object(Bucket='out', Key='daily_segments/latest.json')['Body'].read().decode())");
+    assert_eq!(after, latest);
     // validate and explain read the sources and the published run on the store too.
     ok(&p, &s3, &["validate", PIPELINE]);
     let explained = ok(
