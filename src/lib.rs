@@ -29,6 +29,7 @@ mod erasure;
 mod error;
 mod explain;
 pub mod functions;
+mod fuzz;
 mod generate;
 mod holdouts;
 mod location;

@@ -16,7 +16,7 @@ use object_store::ObjectStore;
 pub(crate) use folder::Folder;
 pub(crate) use open::{StoreConfig, compile};
 
-use crate::location::Uri;
+use crate::location::{Location, Uri};
 
 /// Waiting for an object store gives up after this long by default (`--store-timeout`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,10 +24,18 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// An object store that cannot be opened or used.
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectsError {
-    #[error("{uri}: {problem}")]
-    Open { uri: String, problem: String },
-    #[error("{uri}: environment variable {variable} (named in stores:) is not set")]
-    MissingEnv { uri: String, variable: String },
+    #[error("{at}: {uri}: {problem}")]
+    Open {
+        at: Location,
+        uri: String,
+        problem: String,
+    },
+    #[error("{at}: {uri}: environment variable {variable} (named in stores:) is not set")]
+    MissingEnv {
+        at: Location,
+        uri: String,
+        variable: String,
+    },
 }
 
 /// The object stores of one run, by `scheme://bucket`.
@@ -38,13 +46,14 @@ pub(crate) struct Stores {
 
 impl Stores {
     /// Opens a store for every bucket the URIs name, with the pipeline's options for it.
+    /// `uris` are each URI with where the pipeline names it.
     pub(crate) fn open<'a>(
-        uris: impl IntoIterator<Item = &'a Uri>,
+        uris: impl IntoIterator<Item = (&'a Uri, &'a Location)>,
         configs: &[StoreConfig],
         timeout: Duration,
     ) -> Result<Self, ObjectsError> {
         let mut stores = HashMap::new();
-        for uri in uris {
+        for (uri, at) in uris {
             let Uri::Url(url) = uri else { continue };
             let key = bucket_of(url);
             if stores.contains_key(&key) {
@@ -54,7 +63,7 @@ impl Stores {
                 .iter()
                 .filter(|c| c.covers(url))
                 .flat_map(|c| c.options.iter());
-            let store = open::open(url, options, timeout)?;
+            let store = open::open(url, options, timeout, at)?;
             stores.insert(key, store);
         }
         Ok(Self { stores })

@@ -9,7 +9,7 @@ use object_store::{ClientOptions, ObjectStore, RetryConfig};
 
 use super::ObjectsError;
 use crate::compile::Compiler;
-use crate::location::Uri;
+use crate::location::{Location, Uri};
 use crate::spec::StoreOptionSpec;
 
 /// Options for the buckets under one URL prefix (`stores:` in the pipeline).
@@ -126,6 +126,7 @@ pub(super) fn open<'a>(
     url: &url::Url,
     options: impl Iterator<Item = &'a StoreOption>,
     timeout: Duration,
+    at: &Location,
 ) -> Result<Arc<dyn ObjectStore>, ObjectsError> {
     let uri = url.to_string();
     let mut pairs: Vec<(String, String)> = Vec::new();
@@ -134,6 +135,7 @@ pub(super) fn open<'a>(
             OptionValue::Text(text) => text.clone(),
             OptionValue::Env(variable) => {
                 std::env::var(variable).map_err(|_| ObjectsError::MissingEnv {
+                    at: at.clone(),
                     uri: uri.clone(),
                     variable: variable.clone(),
                 })?
@@ -142,6 +144,7 @@ pub(super) fn open<'a>(
         pairs.push((option.key.clone(), value));
     }
     let failed = |e: object_store::Error| ObjectsError::Open {
+        at: at.clone(),
         uri: uri.clone(),
         problem: e.to_string(),
     };
@@ -215,6 +218,7 @@ pub(super) fn open<'a>(
         "memory" => Arc::new(object_store::memory::InMemory::new()),
         other => {
             return Err(ObjectsError::Open {
+                at: at.clone(),
                 uri,
                 problem: format!(
                     "this segflow was built without support for {other}:// (build with the default features)"

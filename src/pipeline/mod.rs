@@ -66,6 +66,8 @@ pub struct Pipeline {
     pub(crate) activation_columns: Vec<String>,
     /// Where `output.columns` is declared.
     pub(crate) output_at: Location,
+    /// Where `output.uri` is declared.
+    output_uri_at: Location,
 }
 
 impl Pipeline {
@@ -120,8 +122,9 @@ impl Pipeline {
 
     /// Opens the object stores the pipeline's sources and output are on.
     pub(crate) fn open_stores(&self, timeout: std::time::Duration) -> Result<Stores, ObjectsError> {
-        let uris = self.sources.values().map(|s| &s.uri);
-        Stores::open(uris.chain([&self.output]), &self.stores, timeout)
+        let uris = self.sources.values().map(|s| (&s.uri, &s.at));
+        let output = (&self.output, &self.output_uri_at);
+        Stores::open(uris.chain([output]), &self.stores, timeout)
     }
 
     /// The published folder of this pipeline.
@@ -199,6 +202,7 @@ pub(crate) fn compile(
     };
     let checks = checks::compile(&mut c, &spec.checks, &params, &checkable);
     let output_at = c.at(&["output", "columns"]);
+    let output_uri_at = c.at(&["output", "uri"]);
     let stores = objects::compile(&mut c, &spec.stores);
     if spec.output.keep_replaced.is_some_and(|n| n > 100) {
         c.problem(
@@ -226,6 +230,7 @@ pub(crate) fn compile(
         keep_replaced: spec.output.keep_replaced.unwrap_or(1),
         activation_columns: spec.output.columns.clone(),
         output_at,
+        output_uri_at,
     })
 }
 
