@@ -21,8 +21,11 @@ const PIPELINE: &str = "pipelines/daily_segments.yaml";
 /// A case taking longer than this has hung.
 const HANG: Duration = Duration::from_secs(60);
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+/// The project the cases start from: this repository, or `SEGFLOW_FUZZ_PROJECT`.
+fn repo() -> PathBuf {
+    std::env::var_os("SEGFLOW_FUZZ_PROJECT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 fn copy_dir(from: &Path, to: &Path) {
