@@ -344,6 +344,7 @@ async fn row_check(
             params,
             &run_dir.join(&relative),
             run_dir,
+            engine::TableLayout::default(),
         )
         .await?;
         result.sample = Some(relative);

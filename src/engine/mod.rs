@@ -16,6 +16,9 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::parquet::file::metadata::SortingColumn;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use rules::ConditionExplanation;
@@ -28,6 +31,7 @@ use crate::functions::{self, IdentifierStats};
 use crate::location::{Location, find_identifier};
 use crate::objects::{Folder, Stores};
 use crate::sql::{Params, SqlQuery};
+pub(crate) use crate::store::TableLayout;
 use crate::store::{StoreError, Written, write_stream};
 
 /// A DataFusion error as people read it: no category prefix, no backtrace, and — for errors
@@ -423,29 +427,56 @@ pub(crate) fn first_two(rows: Vec<Vec<Option<String>>>) -> HashMap<String, Strin
         .collect()
 }
 
+/// The sort order a plan's single output stream guarantees, as Parquet records it: readers
+/// may then skip sorting (the same rows in the same order give the same bytes, too).
+fn sorted_by(plan: &Arc<dyn ExecutionPlan>) -> Vec<SortingColumn> {
+    if plan.output_partitioning().partition_count() != 1 {
+        return Vec::new();
+    }
+    let Some(ordering) = plan.output_ordering() else {
+        return Vec::new();
+    };
+    let mut columns = Vec::new();
+    for sort in ordering.iter() {
+        let Some(column) = sort.expr.downcast_ref::<Column>() else {
+            break;
+        };
+        columns.push(SortingColumn {
+            column_idx: column.index() as i32,
+            descending: sort.options.descending,
+            nulls_first: sort.options.nulls_first,
+        });
+    }
+    columns
+}
+
 /// Streams a planned query into Parquet at `target` (a folder, or a `.parquet` file); paths in
-/// the result are relative to `root`.
+/// the result are relative to `root`; `layout` says which columns are required and which
+/// constant columns every row carries (the sort order is read from the plan).
 pub(crate) async fn write_frame(
     what: &str,
     df: DataFrame,
     target: &Folder,
     root: &Folder,
+    mut layout: TableLayout,
 ) -> Result<Written, EngineError> {
     let clock = Instant::now();
-    let stream = df
-        .execute_stream()
+    let task = Arc::new(df.task_ctx());
+    let plan = df
+        .create_physical_plan()
         .await
         .map_err(|e| EngineError::execution(what, e))?;
-    let (files, schema) =
-        write_stream(stream, target, root)
-            .await
-            .map_err(|source| match source {
-                StoreError::Query(err) => EngineError::execution(what, err),
-                source => EngineError::Write {
-                    what: what.to_string(),
-                    source,
-                },
-            })?;
+    layout.sorted_by = sorted_by(&plan);
+    let stream = execute_stream(plan, task).map_err(|e| EngineError::execution(what, e))?;
+    let (files, schema) = write_stream(stream, target, root, &layout)
+        .await
+        .map_err(|source| match source {
+            StoreError::Query(err) => EngineError::execution(what, err),
+            source => EngineError::Write {
+                what: what.to_string(),
+                source,
+            },
+        })?;
     let written = Written { files, schema };
     tracing::debug!(
         what,
@@ -465,9 +496,10 @@ pub(crate) async fn write_query(
     params: &Params,
     target: &Folder,
     root: &Folder,
+    layout: TableLayout,
 ) -> Result<Written, EngineError> {
     let df = plan_step(ctx, what, sql, params).await?;
-    write_frame(what, df, target, root).await
+    write_frame(what, df, target, root, layout).await
 }
 
 /// Streams generated SQL into scratch Parquet under `work_dir` and registers it as `table`, so
@@ -481,7 +513,16 @@ pub(crate) async fn materialize(
     table: &str,
 ) -> Result<u64, EngineError> {
     let dir = work_dir.join(table.trim_start_matches("__segflow_"));
-    let written = write_query(ctx, what, sql, params, &dir, work_dir).await?;
+    let written = write_query(
+        ctx,
+        what,
+        sql,
+        params,
+        &dir,
+        work_dir,
+        TableLayout::default(),
+    )
+    .await?;
     register_parquet(ctx, table, &dir).await?;
     Ok(written.rows())
 }

@@ -11,7 +11,7 @@ use crate::objects::Folder;
 use datafusion::prelude::SessionContext;
 
 use crate::compile::Compiler;
-use crate::engine::{self, EngineError, PlanError};
+use crate::engine::{self, EngineError, PlanError, TableLayout};
 use crate::location::Location;
 use crate::spec::ErasureSpec;
 use crate::sql::{KeyFilter, Params, ident};
@@ -70,7 +70,7 @@ pub(crate) fn not_erased(key: &str) -> String {
 pub(crate) fn kept_union(key: &str, parts: &[String], only: Option<&KeyFilter>) -> String {
     let k = ident(key);
     format!(
-        "SELECT * FROM ({}) WHERE {}{}",
+        "SELECT * FROM ({}) WHERE {k} IS NOT NULL AND {}{}",
         parts.join(" UNION ALL "),
         not_erased(&k),
         only.map(|f| format!(" AND {}", f.predicate(&k)))
@@ -125,7 +125,19 @@ pub(crate) async fn register(
         parts.join(" UNION ALL ")
     );
     let target = run_dir.join(STATE);
-    let written = engine::write_query(ctx, "erasure list", &sql, params, &target, run_dir).await?;
+    let written = engine::write_query(
+        ctx,
+        "erasure list",
+        &sql,
+        params,
+        &target,
+        run_dir,
+        TableLayout {
+            not_null: vec!["key_sha256".into()],
+            ..TableLayout::default()
+        },
+    )
+    .await?;
     engine::register_parquet(ctx, ERASED, &target).await?;
     Ok(Some(written.into_output(
         "erased",
@@ -195,5 +207,9 @@ pub(crate) async fn rewrite_without_erased(
     root: &Folder,
 ) -> Result<Written, EngineError> {
     let sql = format!("SELECT * FROM {table} WHERE {}", not_erased(&ident(key)));
-    engine::write_query(ctx, "erasure", &sql, params, target, root).await
+    let layout = TableLayout {
+        not_null: vec![key.to_string()],
+        ..TableLayout::default()
+    };
+    engine::write_query(ctx, "erasure", &sql, params, target, root, layout).await
 }

@@ -9,7 +9,7 @@ use datafusion::prelude::SessionContext;
 use indexmap::IndexMap;
 
 use crate::compile::{Compiler, topological_order};
-use crate::engine::{self, EngineError, PlanError};
+use crate::engine::{self, EngineError, PlanError, TableLayout};
 use crate::erasure::not_erased;
 use crate::spec::ModelSpec;
 use crate::sql::{Params, SqlQuery, ident};
@@ -184,7 +184,12 @@ pub(crate) async fn run(
     let relative = format!("models/{}", model.name);
     let base = if model.publish { run_dir } else { work_dir };
     let dir = base.join(&relative);
-    let written = engine::write_frame(&model.what(), df, &dir, base).await?;
+    let layout = if model.publish {
+        TableLayout::published(None, params.run_date())
+    } else {
+        TableLayout::default()
+    };
+    let written = engine::write_frame(&model.what(), df, &dir, base, layout).await?;
     engine::register_parquet(ctx, &model.name, &dir).await?;
     let rows = written.rows();
     let output = model

@@ -129,7 +129,17 @@ pub(super) fn open<'a>(
     at: &Location,
 ) -> Result<Arc<dyn ObjectStore>, ObjectsError> {
     let uri = url.to_string();
-    let mut pairs: Vec<(String, String)> = Vec::new();
+    // As options (not a replaced `ClientOptions`), so settings from the environment such as
+    // AWS_ALLOW_HTTP are kept; the pipeline's own options come after and win. A store that
+    // does not answer must not hold a run for minutes.
+    let connect = timeout.min(Duration::from_secs(10));
+    let mut pairs = vec![
+        ("timeout".to_string(), format!("{}ms", timeout.as_millis())),
+        (
+            "connect_timeout".to_string(),
+            format!("{}ms", connect.as_millis()),
+        ),
+    ];
     for option in options {
         let value = match &option.value {
             OptionValue::Text(text) => text.clone(),
@@ -143,72 +153,77 @@ pub(super) fn open<'a>(
         };
         pairs.push((option.key.clone(), value));
     }
-    let failed = |e: object_store::Error| ObjectsError::Open {
-        at: at.clone(),
-        uri: uri.clone(),
-        problem: e.to_string(),
-    };
-    // A store that does not answer must not hold a run for minutes: each request and its
-    // retries together are bounded by `timeout`.
+    // Each request and its retries together are bounded by `timeout`.
     let retry = RetryConfig {
         max_retries: 3,
         retry_timeout: timeout,
         ..RetryConfig::default()
     };
-    // As options (not a replaced `ClientOptions`), so settings from the environment such as
-    // AWS_ALLOW_HTTP are kept; the pipeline's own options come after and win.
-    let connect = timeout.min(Duration::from_secs(10));
-    pairs.insert(0, ("timeout".into(), format!("{}ms", timeout.as_millis())));
-    pairs.insert(
-        1,
-        (
-            "connect_timeout".into(),
-            format!("{}ms", connect.as_millis()),
-        ),
-    );
+    build(url, &pairs, retry, timeout).map_err(|problem| ObjectsError::Open {
+        at: at.clone(),
+        uri,
+        problem,
+    })
+}
+
+/// Applies `key: value` options a builder knows (unknown ones were refused at compile time).
+macro_rules! configured {
+    ($builder:expr, $pairs:expr) => {
+        $pairs.iter().fold($builder, |b, (k, v)| match k.parse() {
+            Ok(key) => b.with_config(key, v),
+            Err(_) => b,
+        })
+    };
+}
+
+/// The builder of the URL's scheme, from the environment and the options.
+fn build(
+    url: &url::Url,
+    pairs: &[(String, String)],
+    retry: RetryConfig,
+    timeout: Duration,
+) -> Result<Arc<dyn ObjectStore>, String> {
     let bucket = format!("{}://{}", url.scheme(), url.authority());
-    let store: Arc<dyn ObjectStore> = match url.scheme() {
+    let failed = |e: object_store::Error| e.to_string();
+    // Unused by a build without the cloud features.
+    let _ = (pairs, &retry, timeout);
+    Ok(match url.scheme() {
         #[cfg(feature = "aws")]
         "s3" | "s3a" => {
-            let builder = pairs.iter().fold(
-                object_store::aws::AmazonS3Builder::from_env().with_url(&bucket),
-                |b, (k, v)| match k.parse() {
-                    Ok(key) => b.with_config(key, v),
-                    Err(_) => b,
-                },
-            );
-            let builder = builder.with_retry(retry);
-            Arc::new(builder.build().map_err(failed)?)
+            let builder = object_store::aws::AmazonS3Builder::from_env().with_url(&bucket);
+            Arc::new(
+                configured!(builder, pairs)
+                    .with_retry(retry)
+                    .build()
+                    .map_err(failed)?,
+            )
         }
         #[cfg(feature = "gcp")]
         "gs" => {
-            let builder = pairs.iter().fold(
-                object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(&bucket),
-                |b, (k, v)| match k.parse() {
-                    Ok(key) => b.with_config(key, v),
-                    Err(_) => b,
-                },
-            );
-            let builder = builder.with_retry(retry);
-            Arc::new(builder.build().map_err(failed)?)
+            let builder =
+                object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(&bucket);
+            Arc::new(
+                configured!(builder, pairs)
+                    .with_retry(retry)
+                    .build()
+                    .map_err(failed)?,
+            )
         }
         #[cfg(feature = "azure")]
         "az" | "abfs" | "abfss" | "azure" => {
-            let builder = pairs.iter().fold(
-                object_store::azure::MicrosoftAzureBuilder::from_env().with_url(&bucket),
-                |b, (k, v)| match k.parse() {
-                    Ok(key) => b.with_config(key, v),
-                    Err(_) => b,
-                },
-            );
-            let builder = builder.with_retry(retry);
-            Arc::new(builder.build().map_err(failed)?)
+            let builder = object_store::azure::MicrosoftAzureBuilder::from_env().with_url(&bucket);
+            Arc::new(
+                configured!(builder, pairs)
+                    .with_retry(retry)
+                    .build()
+                    .map_err(failed)?,
+            )
         }
         #[cfg(feature = "http")]
         "http" | "https" => {
             let client = ClientOptions::new()
                 .with_timeout(timeout)
-                .with_connect_timeout(connect);
+                .with_connect_timeout(timeout.min(Duration::from_secs(10)));
             let builder = object_store::http::HttpBuilder::new()
                 .with_url(&bucket)
                 .with_retry(retry)
@@ -217,14 +232,9 @@ pub(super) fn open<'a>(
         }
         "memory" => Arc::new(object_store::memory::InMemory::new()),
         other => {
-            return Err(ObjectsError::Open {
-                at: at.clone(),
-                uri,
-                problem: format!(
-                    "this segflow was built without support for {other}:// (build with the default features)"
-                ),
-            });
+            return Err(format!(
+                "this segflow was built without support for {other}:// (build with the default features)"
+            ));
         }
-    };
-    Ok(store)
+    })
 }

@@ -128,7 +128,7 @@ pub(super) fn refusals_after_round(key: &str, offers: &Offers, refused: &str) ->
 pub(super) fn assigned(key: &str, offers: &Offers, refused: &str) -> String {
     let k = ident(key);
     format!(
-        "SELECT {k}, offer, score, reasons, ROW_NUMBER() OVER (PARTITION BY {k} ORDER BY preference) AS rank \
+        "SELECT {k}, offer, score, reasons, CAST(ROW_NUMBER() OVER (PARTITION BY {k} ORDER BY preference) AS BIGINT) AS rank \
          FROM ({}) WHERE capacity IS NULL OR position <= capacity",
         ranked(key, offers, refused)
     )
@@ -139,7 +139,7 @@ pub(super) fn published(key: &str, offers: &Offers, global: Option<&Holdout>) ->
     let k = ident(key);
     let group = group_case(global, &offers.groups(), &format!("a.{k}"), "a.offer");
     format!(
-        "SELECT a.{k}, a.rank, a.offer, a.score, c.channel, {group} AS \"group\", a.reasons \
+        "SELECT a.{k}, a.rank, a.offer, a.score, c.channel, {group} AS test_group, a.reasons \
          FROM {ASSIGNED} a JOIN {AVAILABLE} c ON c.{k} = a.{k} AND c.offer = a.offer \
          ORDER BY a.{k}, a.rank, c.channel"
     )

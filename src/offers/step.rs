@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::Offers;
 pub(crate) use super::sql::HELD;
 use super::sql::{self, ASSIGNED, AVAILABLE, CANDIDATES, DECISIONS, ELIGIBLE};
-use crate::engine::{self, EngineError, PlanError};
+use crate::engine::{self, EngineError, PlanError, TableLayout};
 use crate::holdouts::Holdout;
 use crate::objects::Folder;
 use crate::sql::{KeyFilter, Params};
@@ -185,7 +185,9 @@ pub(crate) async fn publish(
     let run_dir = dirs.run_dir;
     let write = |what: &'static str, sql: String, kind: OutputKind| async move {
         let target = run_dir.join(what);
-        let written = engine::write_query(ctx, what, &sql, params, &target, run_dir).await?;
+        let layout = TableLayout::published(Some(key), params.run_date());
+        let written =
+            engine::write_query(ctx, what, &sql, params, &target, run_dir, layout).await?;
         Ok::<_, EngineError>(written.into_output(what, kind, what))
     };
     let mut outputs = vec![

@@ -102,7 +102,10 @@ impl Facts {
         let qualifying =
             engine::first_column(rows(format!("SELECT {k} FROM {RAW} WHERE {this}")).await?);
         let groups = engine::first_two(
-            rows(format!("SELECT {k}, \"group\" FROM {MEMBERS} WHERE {this}")).await?,
+            rows(format!(
+                "SELECT {k}, test_group FROM {MEMBERS} WHERE {this}"
+            ))
+            .await?,
         );
         let held = held_back_by(
             rows(format!(

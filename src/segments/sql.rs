@@ -91,7 +91,7 @@ pub(super) fn members(key: &str, segments: &Segments) -> String {
                   AND NOT EXISTS (SELECT 1 FROM held h WHERE h.{k} = r.{k} AND h.segment = r.segment AND h.channel = c.channel)), \
               reachable AS ( \
                 SELECT {k}, segment, string_agg(channel, ',' ORDER BY channel) AS channels FROM open GROUP BY {k}, segment) \
-         SELECT r.{k}, r.segment, r.reasons, NULLIF(a.channels, '') AS channels, {group} AS \"group\" \
+         SELECT r.{k}, r.segment, r.reasons, NULLIF(a.channels, '') AS channels, {group} AS test_group \
          FROM {RAW} r JOIN reachable a ON a.{k} = r.{k} AND a.segment = r.segment",
         channels = segment_channels(segments),
         group = group_case(
@@ -118,7 +118,7 @@ pub(super) fn audience(
         .map(|c| format!(", p.{}", ident(c)))
         .collect();
     format!(
-        "SELECT m.{k}, m.\"group\", m.reasons, m.channels{columns} FROM {MEMBERS} m \
+        "SELECT m.{k}, m.test_group, m.reasons, m.channels{columns} FROM {MEMBERS} m \
          JOIN {profile} p ON p.{k} = m.{k} WHERE m.segment = {name} ORDER BY m.{k}",
         profile = ident(profile),
         name = literal(segment),
@@ -200,7 +200,7 @@ pub(super) fn history(key: &str, run_date: &str) -> String {
 
 /// Members per segment and group.
 pub(super) fn group_counts() -> String {
-    format!("SELECT segment, \"group\", COUNT(*) AS n FROM {MEMBERS} GROUP BY 1, 2")
+    format!("SELECT segment, test_group, COUNT(*) AS n FROM {MEMBERS} GROUP BY 1, 2")
 }
 
 /// Added and removed members per segment.

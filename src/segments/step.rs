@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) use super::sql::HELD;
 use super::sql::{self, MEMBERS, PREVIOUS, RAW, TODAY};
 use super::{Segment, Segments};
-use crate::engine::{self, EngineError, PlanError, RuleColumns};
+use crate::engine::{self, EngineError, PlanError, RuleColumns, TableLayout};
 use crate::erasure::not_erased;
 use crate::location::Location;
 use crate::objects::Folder;
@@ -186,13 +186,15 @@ pub(crate) async fn publish(
             })?;
     register_previous(ctx, key, previous.as_ref(), params).await?;
     let mut outputs = Vec::new();
+    let published = TableLayout::published(Some(key), params.run_date());
     for segment in &segments.list {
         let sql = sql::audience(key, &segments.from, &segment.name, activation_columns);
         let relative = format!("audiences/segment={}", segment.name);
         let what = format!("audience {}", segment.name);
+        let target = run_dir.join(&relative);
+        let layout = published.clone().with("segment", &segment.name);
         let written =
-            engine::write_query(ctx, &what, &sql, params, &run_dir.join(&relative), run_dir)
-                .await?;
+            engine::write_query(ctx, &what, &sql, params, &target, run_dir, layout).await?;
         outputs.push(written.into_output(&segment.name, OutputKind::Audience, &relative));
     }
     let today = engine::plan_step(ctx, "segment membership", &sql::today(key), params).await?;
@@ -201,9 +203,10 @@ pub(crate) async fn publish(
         let relative = format!("changes/segment={}", segment.name);
         let what = format!("changes {}", segment.name);
         let sql = sql::changes(key, &segment.name);
+        let target = run_dir.join(&relative);
+        let layout = published.clone().with("segment", &segment.name);
         let written =
-            engine::write_query(ctx, &what, &sql, params, &run_dir.join(&relative), run_dir)
-                .await?;
+            engine::write_query(ctx, &what, &sql, params, &target, run_dir, layout).await?;
         outputs.push(written.into_output(&segment.name, OutputKind::Changes, &relative));
     }
     let relative = "migration.parquet";
@@ -214,6 +217,7 @@ pub(crate) async fn publish(
         params,
         &run_dir.join(relative),
         run_dir,
+        TableLayout::published(None, params.run_date()),
     )
     .await?;
     outputs.push(written.into_output("migration", OutputKind::Migration, relative));
@@ -226,6 +230,10 @@ pub(crate) async fn publish(
         params,
         &run_dir.join(relative),
         run_dir,
+        TableLayout {
+            not_null: vec![key.to_string()],
+            ..TableLayout::default()
+        },
     )
     .await?;
     outputs.push(written.into_output("memberships", OutputKind::State, relative));

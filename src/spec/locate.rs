@@ -6,6 +6,9 @@
 //! one-line flow mappings (`name: { uri: x, format: csv }`), which covers how pipelines are
 //! written. When a path cannot be followed to the end, the deepest part found is returned.
 
+/// Opens a one-line flow mapping (`name: { uri: x }`).
+const FLOW: char = '{';
+
 /// 1-based (line, column) of the last path element that could be found, or (1, 1).
 pub fn locate(text: &str, path: &[&str]) -> (usize, usize) {
     let lines: Vec<&str> = text.lines().collect();
@@ -24,7 +27,7 @@ pub fn locate(text: &str, path: &[&str]) -> (usize, usize) {
         best = (line + 1, column + 1);
         // A flow mapping on the same line: look for the remaining keys inside it.
         let rest = &lines[line][column..];
-        if let Some(brace) = rest.find('{') {
+        if let Some(brace) = rest.find(FLOW) {
             let mut offset = column + brace;
             for key in segments.by_ref() {
                 match find_inline_key(&lines[line][offset..], key) {
@@ -57,7 +60,7 @@ pub fn locate_repeat(text: &str, path: &[&str]) -> Option<(usize, usize)> {
     let lines: Vec<&str> = text.lines().collect();
     let first = lines.get(line - 1)?;
     // A flow mapping: the repeat follows on the same line.
-    if first[column - 1..].trim_start().starts_with(['"', '\'']) || first.contains('{') {
+    if first[column - 1..].trim_start().starts_with(['"', '\'']) || first.contains(FLOW) {
         let after = column - 1 + key.len();
         if let Some(at) = find_inline_key(&first[after..], key) {
             return Some((line, after + at + 1));
@@ -172,7 +175,8 @@ fn find_inline_key(text: &str, key: &str) -> Option<usize> {
         let start = from + at;
         let before = text[..start].trim_end().chars().next_back();
         let after = text[start + key.len()..].trim_start().chars().next();
-        if matches!(before, Some('{' | ',' | '"' | '\'')) && after == Some(':') {
+        if before.is_some_and(|c| c == FLOW || matches!(c, ',' | '"' | '\'')) && after == Some(':')
+        {
             return Some(start);
         }
         from = start + key.len();

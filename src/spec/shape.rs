@@ -6,6 +6,10 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
+/// Flow collections: sequences and mappings written inline.
+const OPENING: [char; 2] = ['[', '{'];
+const CLOSING: [char; 2] = [']', '}'];
+
 /// Deeper than any pipeline or test file needs (they nest about 8 levels).
 pub const MAX_DEPTH: usize = 32;
 
@@ -184,13 +188,13 @@ pub(super) fn too_deep_brackets(text: &str) -> Option<usize> {
             (Some(_), _) => {}
             (None, '#') => comment = true,
             (None, '\'' | '"') => quote = Some(c),
-            (None, '[' | '{') => {
+            (None, c) if OPENING.contains(&c) => {
                 depth += 1;
                 if depth > MAX_DEPTH {
                     return Some(offset);
                 }
             }
-            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            (None, c) if CLOSING.contains(&c) => depth = depth.saturating_sub(1),
             _ => {}
         }
     }

@@ -46,8 +46,8 @@ use serde::{Deserialize, Serialize};
 pub(crate) use lock::PipelineLock;
 pub use output::{Output, OutputKind};
 pub(crate) use output::{RunDirs, Written};
-pub(crate) use parquet::write_stream;
 pub use parquet::{ColumnSchema, WrittenFile};
+pub(crate) use parquet::{TableLayout, write_stream};
 
 use crate::objects::Folder;
 

@@ -9,7 +9,9 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::scalar::ScalarValue;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
@@ -38,9 +40,45 @@ pub struct ColumnSchema {
     pub nullable: bool,
 }
 
-/// Types every Parquet reader understands: view and dictionary arrays become plain ones.
+/// How a table's files are laid out beyond its rows: its sort order, its required columns, and
+/// the constant columns every row carries.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TableLayout {
+    pub(crate) sorted_by: Vec<SortingColumn>,
+    /// Columns declared required (not nullable): keys.
+    pub(crate) not_null: Vec<String>,
+    /// Columns with one value for the whole table, written into every file (`run_date`,
+    /// `segment`) so that no reader depends on folder names to see them.
+    pub(crate) stamps: Vec<(String, ScalarValue)>,
+}
+
+impl TableLayout {
+    /// A table segflow publishes: `key` (if any) required, `run_date` in every row.
+    pub(crate) fn published(key: Option<&str>, run_date: chrono::NaiveDate) -> Self {
+        let days = crate::sql::days_since_epoch(run_date);
+        Self {
+            sorted_by: Vec::new(),
+            not_null: key.map(str::to_string).into_iter().collect(),
+            stamps: vec![("run_date".into(), ScalarValue::Date32(Some(days)))],
+        }
+    }
+
+    /// Adds a constant column (e.g. the segment an audience is of).
+    pub(crate) fn with(mut self, name: &str, value: &str) -> Self {
+        self.stamps
+            .push((name.to_string(), ScalarValue::Utf8(Some(value.to_string()))));
+        self
+    }
+}
+
+/// Types every Parquet reader understands: view and dictionary arrays become plain ones, and
+/// unsigned integers signed ones (Spark reads UInt64 as decimal(20,0), and `rank - 3` wraps
+/// around in Polars).
 fn portable(data_type: &DataType) -> DataType {
     match data_type {
+        DataType::UInt8 => DataType::Int16,
+        DataType::UInt16 => DataType::Int32,
+        DataType::UInt32 | DataType::UInt64 => DataType::Int64,
         DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
         DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
         DataType::Dictionary(_, value) => portable(value),
@@ -55,14 +93,17 @@ fn portable(data_type: &DataType) -> DataType {
     }
 }
 
-fn portable_schema(schema: &Schema) -> SchemaRef {
-    Arc::new(Schema::new(
-        schema
-            .fields()
-            .iter()
-            .map(|f| Field::new(f.name(), portable(f.data_type()), f.is_nullable()))
-            .collect::<Vec<_>>(),
-    ))
+fn portable_schema(schema: &Schema, layout: &TableLayout) -> SchemaRef {
+    let columns = schema.fields().iter().map(|f| {
+        let nullable = f.is_nullable() && !layout.not_null.contains(f.name());
+        Field::new(f.name(), portable(f.data_type()), nullable)
+    });
+    let stamps = layout
+        .stamps
+        .iter()
+        .filter(|(name, _)| schema.field_with_name(name).is_err())
+        .map(|(name, value)| Field::new(name, value.data_type(), false));
+    Arc::new(Schema::new(columns.chain(stamps).collect::<Vec<_>>()))
 }
 
 pub fn describe_schema(schema: &Schema) -> Vec<ColumnSchema> {
@@ -84,13 +125,21 @@ pub struct ParquetWriter {
     single_file: Option<String>,
     run_root: Folder,
     schema: SchemaRef,
+    sorted_by: Vec<SortingColumn>,
+    /// Constant columns appended to every batch.
+    stamps: Vec<ScalarValue>,
     current: Option<(AsyncArrowWriter<BufWriter>, Folder, u64)>,
     files: Vec<WrittenFile>,
 }
 
 impl ParquetWriter {
     /// `target` is where the files go; paths in the manifest are relative to `run_root`.
-    pub(crate) fn new(target: &Folder, run_root: &Folder, schema: &Schema) -> Self {
+    pub(crate) fn new(
+        target: &Folder,
+        run_root: &Folder,
+        schema: &Schema,
+        layout: &TableLayout,
+    ) -> Self {
         let name = target.path().filename().unwrap_or_default().to_string();
         let (dir, single_file) = if name.ends_with(".parquet") {
             (target.parent(), Some(name))
@@ -101,7 +150,14 @@ impl ParquetWriter {
             dir,
             single_file,
             run_root: run_root.clone(),
-            schema: portable_schema(schema),
+            schema: portable_schema(schema, layout),
+            sorted_by: layout.sorted_by.clone(),
+            stamps: layout
+                .stamps
+                .iter()
+                .filter(|(name, _)| schema.field_with_name(name).is_err())
+                .map(|(_, value)| value.clone())
+                .collect(),
             current: None,
             files: Vec::new(),
         }
@@ -125,6 +181,7 @@ impl ParquetWriter {
                 ZstdLevel::try_new(3).expect("valid level"),
             ))
             .set_max_row_group_row_count(Some(128 * 1024))
+            .set_sorting_columns((!self.sorted_by.is_empty()).then(|| self.sorted_by.clone()))
             .build();
         let writer = AsyncArrowWriter::try_new(
             BufWriter::new(file.store().clone(), file.path().clone()),
@@ -136,10 +193,10 @@ impl ParquetWriter {
         Ok(())
     }
 
-    /// The batch with this writer's portable column types.
+    /// The batch with this writer's portable column types and constant columns.
     pub fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
         let failed = |e: datafusion::arrow::error::ArrowError| parquet_error(&self.dir, e);
-        let columns = batch
+        let mut columns = batch
             .columns()
             .iter()
             .zip(self.schema.fields())
@@ -152,9 +209,16 @@ impl ParquetWriter {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(failed)?;
+        for stamp in &self.stamps {
+            let constant = stamp
+                .to_array_of_size(batch.num_rows())
+                .map_err(|e| parquet_error(&self.dir, e))?;
+            columns.push(constant);
+        }
         RecordBatch::try_new(self.schema.clone(), columns).map_err(failed)
     }
 
+    /// Writes a batch already [`Self::conform`]ed.
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
         if batch.num_rows() == 0 {
             return Ok(());
@@ -170,10 +234,9 @@ impl ParquetWriter {
         if self.current.is_none() {
             self.open()?;
         }
-        let batch = self.conform(batch)?;
         let (writer, file, rows) = self.current.as_mut().expect("opened above");
         writer
-            .write(&batch)
+            .write(batch)
             .await
             .map_err(|e| parquet_error(file, e))?;
         *rows += batch.num_rows() as u64;
@@ -225,8 +288,9 @@ pub async fn write_stream(
     mut stream: SendableRecordBatchStream,
     dir: &Folder,
     run_root: &Folder,
+    layout: &TableLayout,
 ) -> Result<(Vec<WrittenFile>, Vec<ColumnSchema>), StoreError> {
-    let mut writer = ParquetWriter::new(dir, run_root, &stream.schema());
+    let mut writer = ParquetWriter::new(dir, run_root, &stream.schema(), layout);
     let schema = describe_schema(writer.schema());
     let mut chunks = BatchCoalescer::new(writer.schema().clone(), WRITE_BATCH_ROWS);
     let coalesce_error = |e: datafusion::arrow::error::ArrowError| parquet_error(dir, e);

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Suppression;
 use super::sql::{all_matches, matches_query, rule_view, suppressed};
-use crate::engine::{self, EngineError, PlanError, RuleColumns};
+use crate::engine::{self, EngineError, PlanError, RuleColumns, TableLayout};
 use crate::objects::Folder;
 use crate::sql::{KeyFilter, Params, Rule, ident};
 use crate::store::{Output, OutputKind};
@@ -114,6 +114,7 @@ pub(crate) async fn write_suppressed(
         params,
         &run_dir.join(relative),
         run_dir,
+        TableLayout::published(Some(key), params.run_date()),
     )
     .await?;
     let output = written.into_output("suppressed", OutputKind::Suppressed, relative);

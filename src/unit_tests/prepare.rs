@@ -109,7 +109,7 @@ impl Target {
                 .ok()
                 .map(|s| s.fields().iter().map(|f| f.name().clone()).collect()),
             Target::Segment(_) => Some(
-                [key.clone(), "group".into(), "reasons".into()]
+                [key.clone(), "test_group".into(), "reasons".into()]
                     .into_iter()
                     .chain(
                         pipeline
@@ -121,7 +121,9 @@ impl Target {
                     .collect(),
             ),
             Target::Suppression(_) => fixed(&["suppression", "reason", "detail", "offer"]),
-            Target::Offers(_) => fixed(&["rank", "offer", "score", "channel", "group", "reasons"]),
+            Target::Offers(_) => {
+                fixed(&["rank", "offer", "score", "channel", "test_group", "reasons"])
+            }
         }
     }
 }

@@ -155,9 +155,9 @@ async fn a_changed_condition_shows_who_entered_the_segment() {
         report.outcomes[0].failure.as_deref().unwrap(),
         "\
 segment lapsing_big_spenders: 1 unexpected row (+); expected 1 row, got 2
-    customer_id | group     | reasons                                                     | first_name
-    1           | treatment | Spent over 500 in the last year; Bought nothing for 60 days | Ada
-  + 2           | treatment | Spent over 500 in the last year; Bought nothing for 60 days | Bob"
+    customer_id | test_group | reasons                                                     | first_name
+    1           | treatment  | Spent over 500 in the last year; Bought nothing for 60 days | Ada
+  + 2           | treatment  | Spent over 500 in the last year; Bought nothing for 60 days | Bob"
     );
     assert!(
         report

@@ -47,7 +47,7 @@ fn sample_control_groups_follow_the_documented_formula_and_stay_put() {
 import duckdb, hashlib, json
 def bucket(salt, key):
     return int.from_bytes(hashlib.sha256(f"{{salt}}:{{key}}".encode()).digest()[:8], "big") % 10000
-rows = duckdb.sql("select customer_id, segment, \"group\", run_date from read_parquet('{out}/*/audiences/*/*.parquet', hive_partitioning=true)").fetchall()
+rows = duckdb.sql("select customer_id, segment, test_group, run_date from read_parquet('{out}/*/audiences/*/*.parquet', hive_partitioning=true)").fetchall()
 assert len(rows) > 3000, len(rows)
 groups = {{}}
 for key, segment, group, day in rows:
@@ -168,7 +168,7 @@ fn explain_agrees_with_the_published_run_for_every_customer() {
     };
     let run = format!("{{out}}/runs/run_date={date}");
     let published_members = rows(&format!(
-        "SELECT customer_id, segment, \"group\" FROM read_parquet('{run}/audiences/*/*.parquet', hive_partitioning = true)"
+        "SELECT customer_id, segment, test_group FROM read_parquet('{run}/audiences/*/*.parquet', hive_partitioning = true)"
     ));
     assert!(published_members.len() > 1000);
     assert_eq!(members, published_members, "audiences");

@@ -105,7 +105,9 @@ fn audiences_carry_group_reasons_and_activation_columns() {
             &p,
             "select * from read_parquet('{out}/runs/run_date=2026-11-04/audiences/segment=big_spenders/*.parquet', hive_partitioning=false)"
         ),
-        [r#"["1", "treatment", "spent_over_100_today: spend_today > 100", null, "Ada", "email"]"#]
+        [
+            r#"["1", "treatment", "spent_over_100_today: spend_today > 100", null, "Ada", "email", "2026-11-04", "big_spenders"]"#
+        ]
     );
     assert_eq!(
         rows(
@@ -123,7 +125,7 @@ fn published_rows(p: &Project) -> Vec<String> {
     rows(
         p,
         "select * from (\
-           select 'audience' as kind, segment, customer_id::varchar as k, \"group\" as v, run_date from read_parquet('{out}/runs/*/audiences/*/*.parquet', hive_partitioning=true) \
+           select 'audience' as kind, segment, customer_id::varchar as k, test_group as v, run_date from read_parquet('{out}/runs/*/audiences/*/*.parquet', hive_partitioning=true) \
            union all select 'change', segment, customer_id::varchar, change, run_date from read_parquet('{out}/runs/*/changes/*/*.parquet', hive_partitioning=true) \
            union all select 'state', segment, customer_id::varchar, entered_on::varchar || '..' || coalesce(exited_on::varchar, ''), run_date from read_parquet('{out}/runs/*/state/memberships/*.parquet', hive_partitioning=true) \
            union all select 'migration', from_segment, to_segment, customers::varchar, run_date from read_parquet('{out}/runs/*/migration.parquet', hive_partitioning=true)\
