@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
-# Benchmark: generate N customers with a year of interactions, run the example pipeline on
-# them with a release build, and print throughput, peak memory and the time of each step
-# (segment evaluation vs offer decisioning).
+# Benchmark, side by side in one go: generate N customers with a year of interactions (or reuse
+# them), run the example pipeline with a release build, then DuckDB on the same model SQL and
+# the same files (benches/duckdb_models.py). Prints the time and peak memory of each, their
+# ratios, and the time of each segflow step.
 #
-#   benches/daily.sh [CUSTOMERS] [MEMORY_LIMIT]      default: 1000000 customers, 8GiB
+#   benches/daily.sh [CUSTOMERS] [MEMORY_LIMIT]      default: 1000000 customers, no limit
 #
-# Needs GNU time (/usr/bin/time, Debian package "time") for peak memory.
+# BENCH_DIR keeps the generated data between runs (default: a new folder under /tmp).
+# Needs GNU time (/usr/bin/time, Debian package "time") and `pip install duckdb pyarrow`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 customers=${1:-1000000}
-memory_limit=${2:-8GiB}
+memory_limit=${2:-}
 work=${BENCH_DIR:-$(mktemp -d /tmp/segflow-bench.XXXXXX)}
 date=2026-11-20
+benches=$(pwd)/benches
 
 cargo build --release --quiet
 bin=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/segflow
 [ -x /usr/bin/time ] || { echo "install GNU time (apt-get install time) for peak memory" >&2; exit 2; }
 
 mkdir -p "$work"
+rm -rf "$work/pipelines" "$work/sql"
 cp -r pipelines sql "$work/"
 if [ ! -f "$work/data/sample/crm/customers.csv" ] || [ "$(wc -l < "$work/data/sample/crm/customers.csv")" -ne $((customers + 1)) ]; then
   rm -rf "$work/data/sample"
@@ -28,28 +32,41 @@ cp data/sample/crm/erasure_requests.csv "$work/data/sample/crm/"
 
 cd "$work"
 rm -rf out
-/usr/bin/time -f "%e %M" -o time.txt "$bin" -q run daily_segments --date "$date" --memory-limit "$memory_limit" --json > manifest.json
-read -r seconds peak_kib < time.txt
+limit_args=()
+[ -n "$memory_limit" ] && limit_args=(--memory-limit "$memory_limit")
+echo "segflow run ${limit_args[*]}" >&2
+/usr/bin/time -f "%e %M" -o segflow.time "$bin" -q run daily_segments --date "$date" "${limit_args[@]}" --json > manifest.json
+echo "duckdb, same model SQL ${memory_limit:+(memory_limit $memory_limit)}" >&2
+/usr/bin/time -f "%e %M" -o duckdb.time python3 "$benches/duckdb_models.py" "$work" "$date" "$work/duckdb_profile.parquet" ${memory_limit:+"$memory_limit"} > duckdb.seconds
 
-python3 - "$seconds" "$peak_kib" <<'PY'
-import json, sys
-seconds, peak_kib = float(sys.argv[1]), int(sys.argv[2])
+python3 - <<'PY'
+import glob, json
+import pyarrow.parquet as pq
+
+def timed(name):
+    seconds, kib = open(name).read().split()
+    return float(seconds), int(kib) / 1024
+
+run_s, run_mib = timed("segflow.time")
+duck_wall, duck_mib = timed("duckdb.time")
+duck_models = float(open("duckdb.seconds").read())
 m = json.load(open("manifest.json"))
-input_bytes = sum(i["bytes"] for i in m["inputs"])
+steps = {s["step"]: s["elapsed_ms"] / 1000 for s in m["steps"]}
+chain = sum(v for k, v in steps.items() if k.startswith("model ") or k == "register sources")
+after = sum(v for k, v in steps.items() if not (k.startswith("model ") or k == "register sources"))
 profile = next(o for o in m["outputs"] if o["name"] == "customer_profile")["rows"]
-steps = {s["step"]: s for s in m["steps"]}
-import pyarrow.parquet as pq, glob
 events = sum(pq.ParquetFile(f).metadata.num_rows for f in glob.glob("data/sample/events/*/*/*.parquet"))
-print(f"customers (profile rows):   {profile:,}")
-print(f"interaction rows read:      {events:,}")
-print(f"input size:                 {input_bytes / 2**20:,.0f} MiB")
-print(f"wall time:                  {seconds:,.1f} s")
-print(f"throughput:                 {events / seconds:,.0f} interaction rows/s, {profile / seconds:,.0f} customers/s")
-print(f"peak memory (RSS):          {peak_kib / 1024:,.0f} MiB")
-for name in ["register sources", "model customer_profile", "checks", "segments", "offers"]:
-    if name in steps:
-        print(f"  step {name:<24} {steps[name]['elapsed_ms'] / 1000:8.1f} s")
+
+print(f"customers {profile:,}, interactions {events:,}")
+print(f"{'':34} {'segflow':>10} {'duckdb':>10} {'ratio':>7}")
+print(f"{'model chain (3 models), s':34} {chain:10.1f} {duck_models:10.1f} {chain / duck_models:7.2f}")
+print(f"{'whole run vs duckdb model chain, s':34} {run_s:10.1f} {duck_models:10.1f} {run_s / duck_models:7.2f}")
+print(f"{'after the profile / model chain':34} {after:10.1f} {'':>10} {after / chain:7.2f}")
+print(f"{'peak memory (RSS), MiB':34} {run_mib:10.0f} {duck_mib:10.0f} {run_mib / duck_mib:7.2f}")
+print(f"throughput: {events / run_s:,.0f} interaction rows/s, {profile / run_s:,.0f} customers/s")
+for name, seconds in steps.items():
+    print(f"  step {name:<30} {seconds:8.1f} s")
 offers = m["offers"]
-candidates = sum(o["eligible"] for o in offers)
-print(f"offers: {len(offers)} offers, {candidates:,} eligible (customer, offer) pairs, {sum(o['assigned'] for o in offers):,} assigned")
+print(f"offers: {len(offers)}, {sum(o['eligible'] for o in offers):,} eligible (customer, offer) pairs, "
+      f"{sum(o['assigned'] for o in offers):,} assigned")
 PY

@@ -5,7 +5,12 @@ use segflow::cli::{Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(cli: &Cli) {
-    let default = if cli.quiet { "warn" } else { "info" };
+    // On a terminal the progress display shows the steps; log lines would tear it.
+    let default = if cli.quiet || cli.shows_progress() {
+        "warn"
+    } else {
+        "info"
+    };
     let filter = EnvFilter::try_from_env("SEGFLOW_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -59,8 +59,8 @@ fn names_a_line(message: &str) -> bool {
         && parts[2].parse::<usize>().is_ok_and(|c| c > 0)
 }
 
-/// What a reader of the published folder sees: every file under it (the lock and staging
-/// aside), with its size.
+/// What a reader of the published runs sees: every file under the output (the lock, staging,
+/// blocked-run reports and the index of runs aside), with its size.
 fn published_state(root: &Path) -> Vec<(String, u64)> {
     fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, u64)>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -69,7 +69,7 @@ fn published_state(root: &Path) -> Vec<(String, u64)> {
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
+            if name.starts_with('.') || name == "blocked" || name == "index.html" {
                 continue;
             }
             if path.is_dir() {
@@ -96,6 +96,7 @@ fn run_case(root: &Path, pipeline: &Pipeline) -> Result<u8, String> {
         engine: Default::default(),
         force: false,
         timeout: Some(Duration::from_secs(45)),
+        progress: Default::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -247,6 +248,7 @@ fn publish_baseline(root: &Path) {
         engine: Default::default(),
         force: false,
         timeout: None,
+        progress: Default::default(),
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
+pub(crate) use lineage::{NodeKind, lineage};
 pub use render::PlanFormat;
 pub(crate) use render::render;
 

@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use tracing::info;
 
-use super::{Doing, Locked, RunError, RunOptions, limited, run_date};
+use super::{Locked, RunError, RunOptions, limited, run_date};
 use crate::pipeline::Pipeline;
 
 /// Why a backfill stopped, with what it had published before.
@@ -41,13 +41,12 @@ pub async fn backfill(
     options: &RunOptions,
     on_date: impl FnMut(NaiveDate, bool),
 ) -> Result<BackfillReport, BackfillError> {
-    let doing = Doing::default();
     let total = from.iter_days().take_while(|d| *d <= to).count();
     let start = RunOptions {
         date: from,
         ..options.clone()
     };
-    let locked = Locked::take(pipeline, &start, doing)
+    let locked = Locked::take(pipeline, &start)
         .await
         .map_err(|source| BackfillError {
             date: from,
@@ -93,7 +92,7 @@ async fn backfill_locked(
             date: *date,
             ..options.clone()
         };
-        limited(&options, &locked.doing, run_date(locked, &options))
+        limited(&options, run_date(locked, &options))
             .await
             .map_err(|e| fail(*date, &report, e))?;
         report.published.push(*date);

@@ -12,6 +12,8 @@
 
 mod backfill;
 mod error;
+mod progress;
+mod report;
 mod scrub;
 mod steps;
 mod validate;
@@ -22,6 +24,8 @@ use tracing::{Instrument, info, info_span};
 use backfill::rebuild_following;
 pub use backfill::{BackfillError, backfill};
 pub use error::RunError;
+pub use progress::{Progress, StepProgress};
+pub use report::rebuild as rebuild_report;
 pub use validate::validate;
 
 use crate::engine::EngineOptions;
@@ -40,20 +44,8 @@ pub struct RunOptions {
     pub force: bool,
     /// Stop a run that takes longer (nothing is published).
     pub timeout: Option<std::time::Duration>,
-}
-
-/// The step a run is in, for messages about a run that is stopped or slow.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Doing(std::sync::Arc<std::sync::Mutex<String>>);
-
-impl Doing {
-    pub(crate) fn set(&self, step: impl Into<String>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = step.into();
-    }
-
-    fn get(&self) -> String {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
+    /// Where the run is, for whoever shows it.
+    pub progress: Progress,
 }
 
 /// What a finished run published.
@@ -82,28 +74,25 @@ pub(crate) struct Locked<'a> {
     stores: Stores,
     store: PipelineStore,
     lock: PipelineLock,
-    doing: Doing,
+    progress: Progress,
 }
 
 impl<'a> Locked<'a> {
     /// Opens the stores and takes the pipeline's lock for a run of `date`.
-    async fn take(
-        pipeline: &'a Pipeline,
-        options: &RunOptions,
-        doing: Doing,
-    ) -> Result<Self, RunError> {
+    async fn take(pipeline: &'a Pipeline, options: &RunOptions) -> Result<Self, RunError> {
+        let progress = options.progress.clone();
         // Arguments are checked before anything is written.
         pipeline.params.bind(options.date, &options.params)?;
         let stores = pipeline.open_stores(options.engine.store_timeout)?;
         let store = pipeline.store(&stores);
-        doing.set("waiting for the pipeline's lock");
+        progress.set("waiting for the pipeline's lock");
         let lock = store.lock(options.date, &new_run_id()).await?;
         Ok(Self {
             pipeline,
             stores,
             store,
             lock,
-            doing,
+            progress,
         })
     }
 
@@ -115,7 +104,6 @@ impl<'a> Locked<'a> {
 /// Runs `work` within the options' time limit, saying which step it was in if it ran out.
 async fn limited<T>(
     options: &RunOptions,
-    doing: &Doing,
     work: impl std::future::Future<Output = Result<T, RunError>>,
 ) -> Result<T, RunError> {
     let Some(limit) = options.timeout else {
@@ -128,7 +116,7 @@ async fn limited<T>(
         .map_err(|_| RunError::Timeout {
             date: options.date,
             limit,
-            step: doing.get(),
+            step: options.progress.step(),
         })?
 }
 
@@ -136,9 +124,8 @@ async fn limited<T>(
 /// whose history follows from it. All under the pipeline's lock.
 pub async fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<RunReport, RunError> {
     let span = info_span!("run", pipeline = %pipeline.name, run_date = %options.date);
-    let doing = Doing::default();
     let work = async {
-        let locked = Locked::take(pipeline, options, doing.clone()).await?;
+        let locked = Locked::take(pipeline, options).await?;
         let result = async {
             let mut report = run_date(&locked, options).await?;
             report.rebuilt = rebuild_following(&locked, options.date, options).await?;
@@ -148,7 +135,7 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<RunReport,
         locked.release().await;
         result
     };
-    limited(options, &doing, work.instrument(span)).await
+    limited(options, work.instrument(span)).await
 }
 
 /// One date, under the lock: steps, gates, publish, and the rewrite of earlier runs when
@@ -158,6 +145,7 @@ async fn run_date(locked: &Locked<'_>, options: &RunOptions) -> Result<RunReport
     let params = pipeline.params.bind(options.date, &options.params)?;
     let mut run = steps::Run::begin(locked, params, options).await?;
     run.register_sources().await?;
+    options.progress.set("erasure");
     run.erasure().await?;
     run.models().await?;
     run.table_checks().await?;
@@ -167,18 +155,30 @@ async fn run_date(locked: &Locked<'_>, options: &RunOptions) -> Result<RunReport
         manifest,
         ctx,
         previous,
-    } = run.finish().await?;
+    } = {
+        options.progress.set("circuit breakers");
+        run.finish().await?
+    };
+    options.progress.set("publish");
     let newly_erased =
         manifest.output_rows("erased") > previous.as_ref().map_or(0, |p| p.output_rows("erased"));
+    let html = report::page(&locked.store, pipeline, &manifest).await?;
+    crate::store::write_text(&staged.run().join("report.html"), html).await?;
     let is_latest = staged.publish(&locked.lock, &manifest).await?;
+    report::write_index(&locked.store).await?;
     let run_dir = locked.store.describe_run(options.date).await;
     info!(run_dir = %run_dir, is_latest, "run published");
+    options.progress.done();
     if newly_erased {
+        options
+            .progress
+            .set("removing erased customers from earlier runs");
         let scrubbed = scrub::scrub_earlier_runs(&ctx, locked, options.date).await?;
         if !scrubbed.is_empty() {
             let dates: Vec<String> = scrubbed.iter().map(ToString::to_string).collect();
             info!(dates = %dates.join(", "), "erased customers removed from earlier runs");
         }
+        options.progress.done();
     }
     Ok(RunReport {
         manifest,

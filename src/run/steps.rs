@@ -32,7 +32,7 @@ pub(super) struct Run<'a> {
     previous_dir: Option<Folder>,
     force: bool,
     manifest: Manifest,
-    doing: super::Doing,
+    progress: super::Progress,
     /// `--param` overrides, for messages.
     overrides: Vec<(String, String)>,
 }
@@ -81,7 +81,7 @@ impl<'a> Run<'a> {
             previous_dir,
             force: options.force,
             manifest,
-            doing: locked.doing.clone(),
+            progress: locked.progress.clone(),
             overrides: options.params.clone(),
         })
     }
@@ -125,7 +125,7 @@ impl<'a> Run<'a> {
     /// Registers every source under its contract. Data that breaks its contract is a broken
     /// upstream: the run is blocked, like by a failed gate.
     pub(super) async fn register_sources(&mut self) -> Result<(), RunError> {
-        self.doing.set("reading the sources");
+        self.progress.set("reading the sources");
         let clock = Instant::now();
         match sources::register_all(&self.ctx, self.pipeline.sources.values()).await {
             Ok(inputs) => self.manifest.inputs = inputs,
@@ -169,7 +169,7 @@ impl<'a> Run<'a> {
     pub(super) async fn models(&mut self) -> Result<(), RunError> {
         for model in &self.pipeline.models {
             let clock = Instant::now();
-            self.doing.set(format!("model {}", model.name));
+            self.progress.set(format!("model {}", model.name));
             let span = info_span!("model", model = %model.name);
             let dirs = self.dirs();
             let done = models::run(
@@ -195,7 +195,7 @@ impl<'a> Run<'a> {
 
     /// Source and model checks; a failed `error` check stops the run here unless forced.
     pub(super) async fn table_checks(&mut self) -> Result<(), RunError> {
-        self.doing.set("checks");
+        self.progress.set("checks");
         let clock = Instant::now();
         let results = checks::run_table_checks(
             &self.ctx,
@@ -220,7 +220,7 @@ impl<'a> Run<'a> {
         };
         let pipeline = self.pipeline;
         let work_dir = self.staged.work().clone();
-        self.doing.set("suppressions");
+        self.progress.set("suppressions");
         suppressions::evaluate(
             &self.ctx,
             &pipeline.suppressions,
@@ -262,7 +262,7 @@ impl<'a> Run<'a> {
             return Ok(());
         };
         let clock = Instant::now();
-        self.doing.set("segments");
+        self.progress.set("segments");
         let dirs = self.dirs();
         segments::evaluate(
             &self.ctx,
@@ -289,6 +289,8 @@ impl<'a> Run<'a> {
         let members = done.stats.iter().map(|s| s.size).sum();
         self.manifest.outputs.extend(done.outputs);
         self.manifest.segments = done.stats;
+        self.manifest.segment_overlap = done.overlap;
+        self.manifest.migration = done.migration;
         self.step("segments", Some(members), clock);
         Ok(())
     }
@@ -299,7 +301,7 @@ impl<'a> Run<'a> {
             return Ok(());
         };
         let clock = Instant::now();
-        self.doing.set("offers");
+        self.progress.set("offers");
         let dirs = self.dirs();
         let (ctx, params) = (&self.ctx, &self.params);
         offers::evaluate(
@@ -374,7 +376,12 @@ impl<'a> Run<'a> {
             .filter(|c| c.blocks())
             .map(|c| c.line())
             .collect();
-        let kept = self.staged.keep_blocked(&manifest).await.ok();
+        let store = &self.locked.store;
+        let page = super::report::page(store, self.pipeline, &manifest)
+            .await
+            .unwrap_or_default();
+        let kept = self.staged.keep_blocked(&manifest, page).await.ok();
+        let _ = super::report::write_index(store).await;
         RunError::Blocked {
             failures,
             report: Box::new(manifest),

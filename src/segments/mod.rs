@@ -14,5 +14,5 @@ mod step;
 pub(crate) use compile::{Segment, Segments, compile};
 pub use explain::SegmentExplanation;
 pub(crate) use explain::explain;
-pub use step::SegmentStats;
+pub use step::{Flow, Overlap, SegmentStats};
 pub(crate) use step::{HELD, SegmentsError, evaluate, plan, publish};

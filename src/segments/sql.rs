@@ -198,6 +198,15 @@ pub(super) fn history(key: &str, run_date: &str) -> String {
     )
 }
 
+/// Customers in both segments, for every pair of segments (and each with itself).
+pub(super) fn overlap(key: &str) -> String {
+    let k = ident(key);
+    format!(
+        "SELECT a.segment, b.segment AS other, COUNT(*) AS customers FROM {TODAY} a \
+         JOIN {TODAY} b ON a.{k} = b.{k} GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+}
+
 /// Members per segment and group.
 pub(super) fn group_counts() -> String {
     format!("SELECT segment, test_group, COUNT(*) AS n FROM {MEMBERS} GROUP BY 1, 2")

@@ -164,6 +164,25 @@ pub(crate) async fn evaluate(
 pub(crate) struct SegmentsRun {
     pub(crate) outputs: Vec<Output>,
     pub(crate) stats: Vec<SegmentStats>,
+    pub(crate) overlap: Vec<Overlap>,
+    pub(crate) migration: Vec<Flow>,
+}
+
+/// Customers in both of two segments today (a segment with itself: its size).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Overlap {
+    pub segment: String,
+    pub other: String,
+    pub customers: u64,
+}
+
+/// Customers who moved from one segment to another since the previous run (`(none)` for no
+/// segment), as `migration.parquet` lists them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Flow {
+    pub from_segment: String,
+    pub to_segment: String,
+    pub customers: u64,
 }
 
 /// Writes audiences, changes, migration and the new membership history into the staged run,
@@ -209,7 +228,7 @@ pub(crate) async fn publish(
             engine::write_query(ctx, &what, &sql, params, &target, run_dir, layout).await?;
         outputs.push(written.into_output(&segment.name, OutputKind::Changes, &relative));
     }
-    let relative = "migration.parquet";
+    let relative = relative_migration();
     let written = engine::write_query(
         ctx,
         "migration",
@@ -238,7 +257,46 @@ pub(crate) async fn publish(
     .await?;
     outputs.push(written.into_output("memberships", OutputKind::State, relative));
     let stats = stats(ctx, key, segments, params).await?;
-    Ok(SegmentsRun { outputs, stats })
+    let overlap = engine::count_rows(ctx, "segment overlap", &sql::overlap(key), params)
+        .await?
+        .into_iter()
+        .map(|r| Overlap {
+            segment: r.labels[0].clone(),
+            other: r.labels[1].clone(),
+            customers: r.counts[0],
+        })
+        .collect();
+    // Read back from the published file: the manifest says what the file says.
+    engine::register_parquet(
+        ctx,
+        "__segflow_migration",
+        &run_dir.join(relative_migration()),
+    )
+    .await?;
+    let migration = engine::count_rows(
+        ctx,
+        "migration",
+        "SELECT from_segment, to_segment, customers FROM __segflow_migration ORDER BY 1, 2",
+        params,
+    )
+    .await?
+    .into_iter()
+    .map(|r| Flow {
+        from_segment: r.labels[0].clone(),
+        to_segment: r.labels[1].clone(),
+        customers: r.counts[0],
+    })
+    .collect();
+    Ok(SegmentsRun {
+        outputs,
+        stats,
+        overlap,
+        migration,
+    })
+}
+
+fn relative_migration() -> &'static str {
+    "migration.parquet"
 }
 
 /// Registers the previous run's membership history (erased customers left out), or an empty

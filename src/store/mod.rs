@@ -47,7 +47,7 @@ pub(crate) use lock::PipelineLock;
 pub use output::{Output, OutputKind};
 pub(crate) use output::{RunDirs, Written};
 pub use parquet::{ColumnSchema, WrittenFile};
-pub(crate) use parquet::{TableLayout, write_stream};
+pub(crate) use parquet::{TableLayout, rows_written, write_stream};
 
 use crate::objects::Folder;
 
@@ -264,6 +264,49 @@ impl PipelineStore {
         Ok(staged)
     }
 
+    /// Dates with a report of a blocked run, oldest first.
+    pub(crate) async fn blocked_dates(&self) -> Result<Vec<NaiveDate>, StoreError> {
+        let blocked = self.root.join("blocked");
+        let listed = blocked
+            .store()
+            .list_with_delimiter(Some(blocked.path()))
+            .await;
+        let listed = match listed {
+            Ok(listed) => listed,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::object("listing blocked runs", &blocked, e)),
+        };
+        let mut dates: Vec<NaiveDate> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename()?.strip_prefix("run_date=")?.parse().ok())
+            .collect();
+        dates.sort();
+        Ok(dates)
+    }
+
+    /// The report of the blocked run of `date`.
+    pub(crate) async fn read_blocked<T: serde::de::DeserializeOwned>(
+        &self,
+        date: NaiveDate,
+    ) -> Result<T, StoreError> {
+        read_json(&self.blocked_folder(date).join("report.json")).await
+    }
+
+    pub(crate) fn blocked_folder(&self, date: NaiveDate) -> Folder {
+        self.root.join(&format!("blocked/run_date={date}"))
+    }
+
+    /// The pipeline's folder (where `latest.json` and `index.html` are).
+    pub(crate) fn root(&self) -> &Folder {
+        &self.root
+    }
+
+    /// A path below the pipeline's folder, relative to it.
+    pub(crate) fn relative(&self, folder: &Folder) -> String {
+        self.root.relative(folder.path())
+    }
+
     /// Where a run of `date` is (or would be) published, for messages.
     pub(crate) async fn describe_run(&self, date: NaiveDate) -> String {
         match self.published_run(date).await {
@@ -322,15 +365,14 @@ impl StagedRun {
     pub(crate) async fn keep_blocked<M: Serialize>(
         &self,
         report: &M,
+        page: String,
     ) -> Result<String, StoreError> {
-        let target = self
-            .store
-            .root
-            .join(&format!("blocked/run_date={}", self.date));
+        let target = self.store.blocked_folder(self.date);
         match &self.staged {
             Staged::Local(staging) => local::keep_blocked(staging, &target, report),
             Staged::Remote(attempt) => remote::keep_blocked(attempt, &target, report).await,
         }?;
+        write_text(&target.join("report.html"), page).await?;
         Ok(target.to_string())
     }
 
@@ -398,6 +440,11 @@ pub(crate) async fn write_json<T: Serialize + ?Sized>(
 ) -> Result<(), StoreError> {
     let mut text = serde_json::to_string_pretty(value).expect("manifests serialize");
     text.push('\n');
+    write_text(file, text).await
+}
+
+/// Writes a text file whole: by rename on a local disk, as one object on a store.
+pub(crate) async fn write_text(file: &Folder, text: String) -> Result<(), StoreError> {
     match file.local_path() {
         Some(path) => local::write_atomic(path, text.as_bytes()),
         None => remote::put(file, text.into_bytes()).await,

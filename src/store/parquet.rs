@@ -20,6 +20,14 @@ use serde::{Deserialize, Serialize};
 use super::StoreError;
 use crate::objects::Folder;
 
+/// Rows this process has written to Parquet, for the progress display.
+static ROWS_WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Rows this process has written to Parquet so far.
+pub(crate) fn rows_written() -> u64 {
+    ROWS_WRITTEN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Files roll over after this many rows, so no single file grows without bound.
 const ROWS_PER_FILE: u64 = 5_000_000;
 
@@ -240,6 +248,10 @@ impl ParquetWriter {
             .await
             .map_err(|e| parquet_error(file, e))?;
         *rows += batch.num_rows() as u64;
+        ROWS_WRITTEN.fetch_add(
+            batch.num_rows() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         Ok(())
     }
 

@@ -8,6 +8,7 @@ mod objects;
 mod offers;
 mod publish;
 mod reader;
+mod report;
 mod s3;
 mod sample;
 mod segments;

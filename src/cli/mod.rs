@@ -1,6 +1,9 @@
 //! The command line: argument types, checked as they are parsed, and one function per
 //! command. Results go to stdout; progress and timings go to stderr through tracing.
 
+mod progress;
+
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -28,6 +31,13 @@ pub struct Cli {
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Whether runs draw a live progress display: on a terminal, with text logs, without `-q`.
+    pub fn shows_progress(&self) -> bool {
+        !self.quiet && self.log_format == LogFormat::Text && std::io::stderr().is_terminal()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -112,6 +122,7 @@ impl RunArgs {
             },
             force: self.force,
             timeout: self.timeout,
+            progress: run::Progress::default(),
         }
     }
 }
@@ -169,6 +180,15 @@ pub enum Command {
         /// Only run tests whose name contains this text.
         #[arg(long)]
         filter: Option<String>,
+    },
+    /// (Re)build the page of a run (default: the newest) and the pipeline's index.html.
+    Report {
+        pipeline: String,
+        #[arg(long, value_parser = parse_date)]
+        date: Option<NaiveDate>,
+        /// Open the page in a browser (on this machine, for a local output).
+        #[arg(long)]
+        open: bool,
     },
     /// Show the DAG and what a run would do.
     Plan {
@@ -257,20 +277,24 @@ fn today() -> NaiveDate {
 
 /// Runs the command the arguments name.
 pub async fn execute(cli: Cli) -> Result<(), Error> {
+    let show = cli.shows_progress();
     match cli.command {
         Command::Run {
             pipeline,
             date,
             args,
             json,
-        } => run_command(&pipeline, args.options(date.unwrap_or_else(today)), json).await,
+        } => {
+            let options = args.options(date.unwrap_or_else(today));
+            run_command(&pipeline, options, json, show).await
+        }
         Command::Backfill {
             pipeline,
             from,
             to,
             rerun,
             args,
-        } => backfill_command(&pipeline, from, to, rerun, args.options(from)).await,
+        } => backfill_command(&pipeline, from, to, rerun, args.options(from), show).await,
         Command::Explain {
             pipeline,
             keys,
@@ -280,6 +304,11 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
         } => explain_command(&pipeline, &keys, date.unwrap_or_else(today), &params, json).await,
         Command::Validate { pipeline } => validate_command(&pipeline).await,
         Command::Test { pipeline, filter } => test_command(&pipeline, filter.as_deref()).await,
+        Command::Report {
+            pipeline,
+            date,
+            open,
+        } => report_command(&pipeline, date, open).await,
         Command::Plan { pipeline, format } => {
             print!("{}", render(&load(&pipeline)?, format));
             Ok(())
@@ -307,9 +336,18 @@ fn print_json(value: &impl serde::Serialize) {
     );
 }
 
-async fn run_command(pipeline: &str, options: RunOptions, json: bool) -> Result<(), Error> {
+async fn run_command(
+    pipeline: &str,
+    options: RunOptions,
+    json: bool,
+    show: bool,
+) -> Result<(), Error> {
     let pipeline = load(pipeline)?;
-    let report = match run::run(&pipeline, &options).await {
+    let prefix = format!("{} {}", pipeline.name(), options.date);
+    let display = progress::Display::run(show, options.progress.clone(), prefix);
+    let report = run::run(&pipeline, &options).await;
+    display.finish();
+    let report = match report {
         Ok(report) => report,
         Err(err) => {
             if let (true, RunError::Blocked { report, .. }) = (json, &err) {
@@ -340,31 +378,20 @@ async fn backfill_command(
     to: NaiveDate,
     rerun: bool,
     options: RunOptions,
+    show: bool,
 ) -> Result<(), Error> {
     if to < from {
         return Err(Error::BackwardRange { from, to });
     }
     let pipeline = load(pipeline)?;
     let days = (to - from).num_days() as u64 + 1;
-    let bar = indicatif::ProgressBar::new(days).with_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} dates, {elapsed} ({msg})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("backfill {}", pipeline.name()));
+    let prefix = format!("backfill {}", pipeline.name());
+    let display = progress::Display::backfill(show, options.progress.clone(), prefix, days);
     let report = run::backfill(&pipeline, from, to, rerun, &options, |date, ran| {
-        let what = if ran {
-            "published"
-        } else {
-            "already published"
-        };
-        bar.set_message(format!("{date} {what}"));
-        bar.inc(1);
+        display.date_done(date, ran);
     })
     .await;
-    bar.finish_and_clear();
+    display.finish();
     let report = report?;
     let rebuilt = if report.rebuilt.is_empty() {
         String::new()
@@ -425,6 +452,24 @@ async fn test_command(pipeline: &str, filter: Option<&str>) -> Result<(), Error>
         0 => Ok(()),
         _ => Err(Error::TestsFailed(report.failed())),
     }
+}
+
+async fn report_command(pipeline: &str, date: Option<NaiveDate>, open: bool) -> Result<(), Error> {
+    let pipeline = load(pipeline)?;
+    let page = run::rebuild_report(&pipeline, date).await?;
+    println!("{page}");
+    if open {
+        let opened = std::process::Command::new("xdg-open")
+            .arg(&page)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !opened {
+            eprintln!("segflow: no browser to open {page} here; open it yourself");
+        }
+    }
+    Ok(())
 }
 
 fn generate_command(options: GenerateOptions) -> Result<(), Error> {

@@ -1,0 +1,105 @@
+//! Writing the pages people read: each run's `report.html` (staged with the run, so it is
+//! published with it) and the pipeline's `index.html`.
+
+use chrono::NaiveDate;
+
+use super::RunError;
+use crate::objects::Folder;
+use crate::pipeline::Pipeline;
+use crate::report::{IndexEntry, Manifest, ReportInput, index, render};
+use crate::store::{PipelineStore, StoreError, write_text};
+
+/// Runs shown over time in a run's page.
+const HISTORY: usize = 30;
+/// Runs listed in the index.
+const INDEXED: usize = 120;
+
+/// The page of the run `manifest` describes, with the published runs before it.
+pub(crate) async fn page(
+    store: &PipelineStore,
+    pipeline: &Pipeline,
+    manifest: &Manifest,
+) -> Result<String, StoreError> {
+    let dates = store.published_dates().await?;
+    let earlier: Vec<NaiveDate> = dates
+        .into_iter()
+        .filter(|d| *d < manifest.run_date)
+        .collect();
+    let mut history = Vec::new();
+    for date in earlier.iter().rev().take(HISTORY).rev() {
+        history.push(store.read_manifest::<Manifest>(*date).await?);
+    }
+    Ok(render(&ReportInput {
+        manifest,
+        history: &history,
+        pipeline,
+    }))
+}
+
+/// Writes `index.html`: published and blocked runs, newest first.
+pub(crate) async fn write_index(store: &PipelineStore) -> Result<(), StoreError> {
+    let mut entries = Vec::new();
+    for date in store.published_dates().await?.iter().rev().take(INDEXED) {
+        if let Some(run) = store.published_run(*date).await? {
+            let manifest: Manifest = store.read_manifest(*date).await?;
+            let report = store.relative(&run.join("report.html"));
+            entries.push(IndexEntry { manifest, report });
+        }
+    }
+    for date in store.blocked_dates().await?.iter().rev().take(INDEXED) {
+        // A blocked attempt matters until a later run of its date was published.
+        let manifest: Manifest = store.read_blocked(*date).await?;
+        let replaced = entries
+            .iter()
+            .any(|e| e.manifest.run_date == *date && e.manifest.started_at > manifest.started_at);
+        if !replaced {
+            let report = store.relative(&store.blocked_folder(*date).join("report.html"));
+            entries.push(IndexEntry { manifest, report });
+        }
+    }
+    entries.sort_by(|a, b| {
+        (b.manifest.run_date, b.manifest.started_at)
+            .cmp(&(a.manifest.run_date, a.manifest.started_at))
+    });
+    write_text(
+        &store.root().join("index.html"),
+        index(&store_name(store), &entries),
+    )
+    .await
+}
+
+fn store_name(store: &PipelineStore) -> String {
+    store
+        .root()
+        .path()
+        .filename()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `segflow report`: rebuilds the page of the run published for `date` (default: the newest)
+/// and the index; returns the page's location.
+pub async fn rebuild(pipeline: &Pipeline, date: Option<NaiveDate>) -> Result<String, RunError> {
+    let stores = pipeline.open_stores(crate::objects::DEFAULT_TIMEOUT)?;
+    let store = pipeline.store(&stores);
+    let date = match date {
+        Some(date) => date,
+        None => *store
+            .published_dates()
+            .await?
+            .last()
+            .ok_or_else(|| StoreError::Corrupt {
+                path: store.root().to_string(),
+                message: "no run is published yet".into(),
+            })?,
+    };
+    let (manifest, folder): (Manifest, Folder) = match store.published_run(date).await? {
+        Some(run) => (store.read_manifest(date).await?, run),
+        None => (store.read_blocked(date).await?, store.blocked_folder(date)),
+    };
+    let html = page(&store, pipeline, &manifest).await?;
+    let file = folder.join("report.html");
+    write_text(&file, html).await?;
+    write_index(&store).await?;
+    Ok(file.to_string())
+}
