@@ -15,7 +15,9 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::disk_manager::DiskManagerBuilder;
+use datafusion::config::ConfigOptions;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, execute_stream};
@@ -168,6 +170,12 @@ pub enum EngineError {
     },
     #[error("starting DataFusion")]
     Session(#[source] QueryError),
+    #[error("{variable}={value:?} is not a valid value for DataFusion's {key}; unset it or give a valid value")]
+    Setting {
+        variable: String,
+        value: String,
+        key: String,
+    },
 }
 
 impl EngineError {
@@ -196,6 +204,31 @@ impl Default for EngineOptions {
     }
 }
 
+/// segflow's choices among DataFusion's settings, for pipelines that aggregate large event
+/// tables per customer and join one-row-per-customer tables.
+fn tune(options: &mut ConfigOptions) {
+    let _ = options;
+}
+
+/// Any DataFusion setting can be overridden for a run from the environment, as DataFusion
+/// names them: `datafusion.execution.batch_size` is `DATAFUSION_EXECUTION_BATCH_SIZE`.
+fn overrides_from_env(options: &mut ConfigOptions) -> Result<(), EngineError> {
+    let keys: Vec<String> = options.entries().into_iter().map(|e| e.key).collect();
+    for key in keys {
+        let variable = key.replace('.', "_").to_uppercase();
+        if let Ok(value) = std::env::var(&variable) {
+            if options.set(&key, &value).is_err() {
+                return Err(EngineError::Setting {
+                    variable,
+                    value,
+                    key,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A DataFusion session for one run, with segflow's functions and the run's object stores
 /// registered.
 pub(crate) fn session(
@@ -206,6 +239,8 @@ pub(crate) fn session(
         .with_information_schema(false)
         .with_create_default_catalog_and_schema(true);
     config.options_mut().sql_parser.collect_spans = true;
+    tune(config.options_mut());
+    overrides_from_env(config.options_mut())?;
     let mut runtime =
         RuntimeEnvBuilder::new().with_disk_manager_builder(DiskManagerBuilder::default());
     if let Some(limit) = options.memory_limit {
@@ -467,7 +502,8 @@ pub(crate) async fn write_frame(
         .await
         .map_err(|e| EngineError::execution(what, e))?;
     layout.sorted_by = sorted_by(&plan);
-    let stream = execute_stream(plan, task).map_err(|e| EngineError::execution(what, e))?;
+    let stream =
+        execute_stream(plan.clone(), task).map_err(|e| EngineError::execution(what, e))?;
     let (files, schema) = write_stream(stream, target, root, &layout)
         .await
         .map_err(|source| match source {
@@ -485,6 +521,12 @@ pub(crate) async fn write_frame(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         "written"
     );
+    // Where the time went, operator by operator (EXPLAIN ANALYZE): rows, time, spills. Plans
+    // and metrics hold no row values.
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let analyzed = DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(true);
+        tracing::debug!(what, "plan with metrics:\n{analyzed}");
+    }
     Ok(written)
 }
 

@@ -221,7 +221,9 @@ fn build(
         }
         #[cfg(feature = "http")]
         "http" | "https" => {
+            // A plain http:// URI in the pipeline is the user's choice of transport.
             let client = ClientOptions::new()
+                .with_allow_http(url.scheme() == "http")
                 .with_timeout(timeout)
                 .with_connect_timeout(timeout.min(Duration::from_secs(10)));
             let builder = object_store::http::HttpBuilder::new()

@@ -93,7 +93,8 @@ impl RunError {
             RunError::Offers(e) => matches!(e, OffersError::Plan(_)),
             RunError::Checks(e) => matches!(e, ChecksError::Plan(_)),
             RunError::Store(_) => false,
-            RunError::Engine(_) | RunError::Timeout { .. } => false,
+            RunError::Engine(e) => matches!(e, EngineError::Setting { .. }),
+            RunError::Timeout { .. } => false,
             RunError::Overflow { .. } => true,
         };
         if invalid { 2 } else { 1 }

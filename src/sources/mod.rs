@@ -47,6 +47,15 @@ pub enum SourceError {
         #[source]
         source: QueryError,
     },
+    /// HTTP has no listing of its own: folders and globs need a server that speaks WebDAV.
+    #[error(
+        "{at}: source {name}: {uri} names a folder or glob, and this HTTP server does not list files (WebDAV PROPFIND); name a file, serve the folder with WebDAV, or put it on an object store"
+    )]
+    HttpListing {
+        at: Location,
+        name: String,
+        uri: String,
+    },
     /// A file of a partitioned source outside its partition folders would never be read.
     #[error(
         "{at}: source {name}: {file} is not under the partition folders {folders}; segflow reads only files there, so move it into its partition folder or out of the source's folder"

@@ -78,6 +78,14 @@ fn missing(source: &Source) -> SourceError {
 }
 
 fn unreadable(source: &Source, err: datafusion::common::DataFusionError) -> SourceError {
+    let http = matches!(&source.uri, Uri::Url(url) if url.scheme().starts_with("http"));
+    if http && err.to_string().contains("PROPFIND") {
+        return SourceError::HttpListing {
+            at: source.at.clone(),
+            name: source.name.clone(),
+            uri: source.uri.to_string(),
+        };
+    }
     SourceError::Unreadable {
         at: source.at.clone(),
         name: source.name.clone(),

@@ -339,3 +339,23 @@ fn a_secret_written_in_the_pipeline_is_refused_and_unknown_store_options_are_nam
     p.edit(MINI, "    regoin: eu-west-1\n", "");
     p.ok(&["validate", MINI]);
 }
+
+#[test]
+fn a_bad_datafusion_setting_in_the_environment_is_named_and_nothing_is_published() {
+    let p = Project::mini();
+    let run = |batch_size: &str| {
+        p.command(&["-q", "run", MINI, "--date", "2026-11-20"])
+            .env("DATAFUSION_EXECUTION_BATCH_SIZE", batch_size)
+            .output()
+            .unwrap()
+    };
+    let out = run("lots");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("DATAFUSION_EXECUTION_BATCH_SIZE=\"lots\" is not a valid value for DataFusion's datafusion.execution.batch_size"),
+        "{err}"
+    );
+    assert!(!p.path("out/mini/latest.json").exists());
+    assert!(run("1024").status.success());
+}

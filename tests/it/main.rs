@@ -3,6 +3,7 @@
 mod errors;
 mod gates;
 mod hostile;
+mod http;
 mod names;
 mod objects;
 mod offers;
