@@ -26,15 +26,16 @@ held AS (
 ),
 
 satellite_refused AS (
-    -- Addresses where a technician found satellite TV impossible. Keyed by address, so the
-    -- finding stops applying as soon as the customer lives somewhere else.
-    SELECT DISTINCT customer_id, address_id
+    -- Addresses where a technician found satellite TV impossible, and when first. Keyed by
+    -- address, so the finding stops applying as soon as the customer lives somewhere else.
+    SELECT customer_id, address_id, MIN(CAST(event_time AS DATE)) AS refused_on
     FROM interactions
     WHERE event_type = 'technician_visit'
       AND outcome = 'not_serviceable'
       AND product = 'satellite_tv'
       AND event_time < $run_date + INTERVAL '1 day'
       AND year * 100 + month <= date_part('year', $run_date) * 100 + date_part('month', $run_date)
+    GROUP BY customer_id, address_id
 )
 
 SELECT
@@ -93,7 +94,8 @@ SELECT
     COALESCE(h.owns_tv_streaming, false) AS owns_tv_streaming,
     COALESCE(h.products_held, 0) AS products_held,
 
-    s.address_id IS NOT NULL AS satellite_not_serviceable_here
+    s.address_id IS NOT NULL AS satellite_not_serviceable_here,
+    s.refused_on AS satellite_refused_on
 FROM customers AS c
 LEFT JOIN current_address AS a ON a.customer_id = c.customer_id
 LEFT JOIN customer_features AS f ON f.customer_id = c.customer_id

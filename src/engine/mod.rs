@@ -5,21 +5,24 @@
 mod rules;
 
 use std::collections::{HashMap, HashSet};
+use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use datafusion::common::DataFusionError;
+use datafusion::config::ConfigOptions;
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::execution::disk_manager::DiskManagerBuilder;
-use datafusion::config::ConfigOptions;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -168,9 +171,23 @@ pub enum EngineError {
         #[source]
         source: QueryError,
     },
+    /// DataFusion's memory pool ran out under `--memory-limit`.
+    #[error(
+        "{what} needs more memory than --memory-limit {} allows (only sorts and aggregations spill); run it with --memory-limit {} or more",
+        size(*.limit),
+        size(advised(*.limit))
+    )]
+    OutOfMemory {
+        what: String,
+        limit: usize,
+        #[source]
+        source: QueryError,
+    },
     #[error("starting DataFusion")]
     Session(#[source] QueryError),
-    #[error("{variable}={value:?} is not a valid value for DataFusion's {key}; unset it or give a valid value")]
+    #[error(
+        "{variable}={value:?} is not a valid value for DataFusion's {key}; unset it or give a valid value"
+    )]
     Setting {
         variable: String,
         value: String,
@@ -178,11 +195,36 @@ pub enum EngineError {
     },
 }
 
+/// The run's `--memory-limit` in bytes (0: none), for the advice when memory runs out.
+static MEMORY_LIMIT: AtomicUsize = AtomicUsize::new(0);
+
+fn size(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{}GiB", b >> 30),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{}MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{}KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// Twice the limit that was too small, and at least 512 MiB.
+fn advised(limit: usize) -> usize {
+    limit.saturating_mul(2).max(512 << 20)
+}
+
 impl EngineError {
     pub(crate) fn execution(what: impl Into<String>, err: DataFusionError) -> Self {
-        EngineError::Execution {
-            what: what.into(),
-            source: QueryError::from_data(err),
+        let limit = MEMORY_LIMIT.load(Ordering::Relaxed);
+        let out_of_memory = matches!(err.find_root(), DataFusionError::ResourcesExhausted(_));
+        let (what, source) = (what.into(), QueryError::from_data(err));
+        if out_of_memory && limit > 0 {
+            EngineError::OutOfMemory {
+                what,
+                limit,
+                source,
+            }
+        } else {
+            EngineError::Execution { what, source }
         }
     }
 }
@@ -204,26 +246,20 @@ impl Default for EngineOptions {
     }
 }
 
-/// segflow's choices among DataFusion's settings, for pipelines that aggregate large event
-/// tables per customer and join one-row-per-customer tables.
-fn tune(options: &mut ConfigOptions) {
-    let _ = options;
-}
-
 /// Any DataFusion setting can be overridden for a run from the environment, as DataFusion
 /// names them: `datafusion.execution.batch_size` is `DATAFUSION_EXECUTION_BATCH_SIZE`.
 fn overrides_from_env(options: &mut ConfigOptions) -> Result<(), EngineError> {
     let keys: Vec<String> = options.entries().into_iter().map(|e| e.key).collect();
     for key in keys {
         let variable = key.replace('.', "_").to_uppercase();
-        if let Ok(value) = std::env::var(&variable) {
-            if options.set(&key, &value).is_err() {
-                return Err(EngineError::Setting {
-                    variable,
-                    value,
-                    key,
-                });
-            }
+        if let Ok(value) = std::env::var(&variable)
+            && options.set(&key, &value).is_err()
+        {
+            return Err(EngineError::Setting {
+                variable,
+                value,
+                key,
+            });
         }
     }
     Ok(())
@@ -239,12 +275,17 @@ pub(crate) fn session(
         .with_information_schema(false)
         .with_create_default_catalog_and_schema(true);
     config.options_mut().sql_parser.collect_spans = true;
-    tune(config.options_mut());
     overrides_from_env(config.options_mut())?;
     let mut runtime =
         RuntimeEnvBuilder::new().with_disk_manager_builder(DiskManagerBuilder::default());
+    MEMORY_LIMIT.store(options.memory_limit.unwrap_or(0), Ordering::Relaxed);
     if let Some(limit) = options.memory_limit {
-        runtime = runtime.with_memory_limit(limit, 1.0);
+        // A fair pool, not DataFusion's greedy default: every operator that can spill (sorts,
+        // aggregations) gets its share and spills at it, so one big sort cannot starve the
+        // others; the five largest consumers are named when memory runs out.
+        let fair = FairSpillPool::new(limit);
+        let tracked = TrackConsumersPool::new(fair, NonZeroUsize::new(5).expect("5 > 0"));
+        runtime = runtime.with_memory_pool(Arc::new(tracked));
     }
     let runtime = runtime
         .build_arc()
@@ -502,8 +543,7 @@ pub(crate) async fn write_frame(
         .await
         .map_err(|e| EngineError::execution(what, e))?;
     layout.sorted_by = sorted_by(&plan);
-    let stream =
-        execute_stream(plan.clone(), task).map_err(|e| EngineError::execution(what, e))?;
+    let stream = execute_stream(plan.clone(), task).map_err(|e| EngineError::execution(what, e))?;
     let (files, schema) = write_stream(stream, target, root, &layout)
         .await
         .map_err(|source| match source {

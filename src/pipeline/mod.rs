@@ -7,6 +7,7 @@
 mod lineage;
 mod render;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
@@ -202,6 +203,7 @@ pub(crate) fn compile(
         offers: &offer_names,
     };
     let checks = checks::compile(&mut c, &spec.checks, &params, &checkable);
+    materialize_shared(&mut models, &segments, &suppressions, &checks);
     let output_at = c.at(&["output", "columns"]);
     let output_uri_at = c.at(&["output", "uri"]);
     let stores = objects::compile(&mut c, &spec.stores);
@@ -233,6 +235,41 @@ pub(crate) fn compile(
         output_at,
         output_uri_at,
     })
+}
+
+/// A model read by more than one model, rule or check is computed once, as Parquet, instead of
+/// once per reader as a view: a check on a view over a year of events would otherwise scan them
+/// again.
+fn materialize_shared(
+    models: &mut [Model],
+    segments: &Option<Segments>,
+    suppressions: &[Suppression],
+    checks: &[Check],
+) {
+    let rules = segments
+        .iter()
+        .flat_map(|s| &s.list)
+        .map(|s| &s.rule)
+        .chain(suppressions.iter().map(|s| &s.rule));
+    let readers: Vec<&BTreeSet<String>> = models
+        .iter()
+        .map(Model::reads)
+        .chain(rules.filter_map(|rule| match rule {
+            Rule::Sql(query) => Some(&query.tables),
+            Rule::Conditions(_) => None,
+        }))
+        .collect();
+    let read_by = |name: &str| {
+        readers.iter().filter(|r| r.contains(name)).count()
+            + checks
+                .iter()
+                .filter(|c| c.target.table() == Some(name))
+                .count()
+    };
+    let shared: Vec<bool> = models.iter().map(|m| read_by(&m.name) > 1).collect();
+    for (model, shared) in models.iter_mut().zip(shared) {
+        model.materialize |= shared;
+    }
 }
 
 /// Segments, suppressions and offers: what the pipeline decides about customers.

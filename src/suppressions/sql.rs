@@ -121,10 +121,11 @@ fn offer_scope(suppressions: &[Suppression], offers: &[Reach]) -> String {
     values(rows, &["suppression", "offer", "channel"])
 }
 
-/// Eligible offers held back on a channel: each match is spread over the (offer, channel)
-/// pairs its rule covers first, then joined to `eligible` (`key, offer`) on (key, offer): two
-/// equi-joins, whatever the number of rules. A rule returning an `offer` holds back that offer
-/// only. Columns: `key, held_back_from, target, offer, channel, suppression, reason, detail`.
+/// Eligible offers held back on a channel: `eligible` (`key, offer`) joined to the matches of
+/// the same key, then to the (offer, channel) pairs each rule covers: two equi-joins, whatever
+/// the number of rules, and the large one partitioned by key so that no side is collected
+/// whole into memory. A rule returning an `offer` holds back that offer only. Columns: `key,
+/// held_back_from, target, offer, channel, suppression, reason, detail`.
 pub(crate) fn held_from_offers(
     key: &str,
     eligible: &str,
@@ -134,13 +135,11 @@ pub(crate) fn held_from_offers(
 ) -> String {
     let k = ident(key);
     format!(
-        "WITH covered AS ( \
-           SELECT s.{k}, sc.offer, sc.channel, s.suppression, s.reason, s.detail \
-           FROM {matches} s JOIN ({scope}) sc ON sc.suppression = s.suppression \
-           WHERE s.offer IS NULL OR s.offer = sc.offer) \
-         SELECT e.{k}, 'offer' AS held_back_from, e.offer || ' via ' || h.channel AS target, \
-                e.offer, h.channel, h.suppression, h.reason, h.detail \
-         FROM {eligible} e JOIN covered h ON h.{k} = e.{k} AND h.offer = e.offer",
+        "SELECT e.{k}, 'offer' AS held_back_from, e.offer || ' via ' || sc.channel AS target, \
+                e.offer, sc.channel, s.suppression, s.reason, s.detail \
+         FROM {eligible} e \
+         JOIN {matches} s ON s.{k} = e.{k} AND (s.offer IS NULL OR s.offer = e.offer) \
+         JOIN ({scope}) sc ON sc.suppression = s.suppression AND sc.offer = e.offer",
         scope = offer_scope(suppressions, offers),
     )
 }

@@ -239,7 +239,7 @@ fn a_parameter_that_overflows_date_arithmetic_names_the_parameter() {
     ];
     let err = p.fails(&args, 2);
     assert!(
-        err.contains("model customer_profile overflowed computing dates or numbers with --date 2026-11-20 and --param lookback_days=100000000000"),
+        err.contains("model customer_features overflowed computing dates or numbers with --date 2026-11-20 and --param lookback_days=100000000000"),
         "{err}"
     );
     assert!(!p.path("out/daily_segments/runs").exists());
@@ -358,4 +358,32 @@ fn a_bad_datafusion_setting_in_the_environment_is_named_and_nothing_is_published
     );
     assert!(!p.path("out/mini/latest.json").exists());
     assert!(run("1024").status.success());
+}
+
+#[test]
+fn running_out_of_memory_names_the_step_and_suggests_a_limit_and_publishes_nothing() {
+    let p = Project::sample();
+    p.ok(&["-q", "run", "daily_segments", "--date", "2026-11-19"]);
+    let before = p.read("out/daily_segments/latest.json");
+    let args = [
+        "-q",
+        "run",
+        "daily_segments",
+        "--date",
+        "2026-11-20",
+        "--memory-limit",
+        "64KiB",
+    ];
+    let err = p.fails(&args, 1);
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("needs more memory than --memory-limit 64KiB allows")
+            && first.contains("run it with --memory-limit 512MiB or more"),
+        "{err}"
+    );
+    assert_eq!(p.read("out/daily_segments/latest.json"), before);
+    assert!(
+        !p.path("out/daily_segments/runs/run_date=2026-11-20")
+            .exists()
+    );
 }

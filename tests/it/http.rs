@@ -16,7 +16,15 @@ struct WebServer {
 impl WebServer {
     fn serve(folder: &std::path::Path) -> Self {
         let mut child = Command::new("python3")
-            .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory"])
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
             .arg(folder)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
