@@ -56,10 +56,11 @@ chain = sum(v for k, v in steps.items() if k.startswith("model ") or k == "regis
 after = sum(v for k, v in steps.items() if not (k.startswith("model ") or k == "register sources"))
 profile = next(o for o in m["outputs"] if o["name"] == "customer_profile")["rows"]
 events = sum(pq.ParquetFile(f).metadata.num_rows for f in glob.glob("data/sample/events/*/*/*.parquet"))
+open("interactions.count", "w").write(str(events))
 
 print(f"customers {profile:,}, interactions {events:,}")
 print(f"{'':34} {'segflow':>10} {'duckdb':>10} {'ratio':>7}")
-print(f"{'model chain (3 models), s':34} {chain:10.1f} {duck_models:10.1f} {chain / duck_models:7.2f}")
+print(f"{'model chain (all models), s':34} {chain:10.1f} {duck_models:10.1f} {chain / duck_models:7.2f}")
 print(f"{'whole run vs duckdb model chain, s':34} {run_s:10.1f} {duck_models:10.1f} {run_s / duck_models:7.2f}")
 print(f"{'after the profile / model chain':34} {after:10.1f} {'':>10} {after / chain:7.2f}")
 print(f"{'peak memory (RSS), MiB':34} {run_mib:10.0f} {duck_mib:10.0f} {run_mib / duck_mib:7.2f}")

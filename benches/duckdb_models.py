@@ -3,8 +3,9 @@
     python3 benches/duckdb_models.py PROJECT RUN_DATE OUT.parquet [MEMORY_LIMIT]
 
 Reads the sources as the pipeline declares them (CSV with the same typed columns, the
-interactions as Hive-partitioned Parquet), runs `current_address`, `customer_features` and
-`customer_profile` from `sql/daily_segments/` with the parameters bound, and writes the profile
+interactions as Hive-partitioned Parquet), runs the pipeline's models (`current_address`,
+`campaign_contacts`, `customer_features`, `customer_profile` from `sql/daily_segments/`) with
+the parameters bound, and writes the profile
 to one zstd Parquet file, as segflow does. segflow's identifier functions become DuckDB's
 `sha256`, `lower` and `regexp_replace`: cheaper than segflow's (which validate and normalize by
 country) but close enough to compare the engines. Prints the seconds it took.
@@ -66,7 +67,7 @@ con.execute(
     f"'{data}/events/*/*/*.parquet', hive_partitioning = true, "
     "hive_types = {'year': INTEGER, 'month': INTEGER})"
 )
-for name in ["current_address", "customer_features"]:
+for name in ["current_address", "campaign_contacts", "customer_features"]:
     con.execute(f"CREATE VIEW {name} AS {model(name)}")
 con.execute(
     f"COPY ({model('customer_profile')}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"

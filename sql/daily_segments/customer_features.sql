@@ -21,29 +21,14 @@ WITH recent AS (
           AND date_part('year', $run_date) * 100 + date_part('month', $run_date)
 ),
 
--- Campaign messages per offer over 90 days, and whether the customer reacted to that offer at all
--- (opened, clicked or bought it).
-offer_response AS (
-    SELECT
-        customer_id,
-        offer,
-        SUM(CASE WHEN event_type IN ('email_send', 'sms_send') THEN 1 ELSE 0 END) AS sends,
-        SUM(CASE WHEN event_type IN ('email_open', 'email_click', 'purchase') THEN 1 ELSE 0 END)
-            AS responses
-    FROM interactions
-    WHERE offer IS NOT NULL
-      AND event_time < $run_date + INTERVAL '1 day'
-      AND event_time >= CAST($run_date - 89 AS TIMESTAMP)
-      AND year * 100 + month >= date_part('year', $run_date - 89) * 100
-          + date_part('month', $run_date - 89)
-    GROUP BY customer_id, offer
-),
-
+-- The most sends of one offer in 90 days without any open, click or purchase of it.
 unanswered AS (
     SELECT
         customer_id,
-        MAX(CASE WHEN responses = 0 THEN sends ELSE 0 END) AS unanswered_sends_same_offer_max
-    FROM offer_response
+        MAX(CASE WHEN responses_90d = 0 THEN sends_90d ELSE 0 END)
+            AS unanswered_sends_same_offer_max
+    FROM campaign_contacts
+    WHERE offer IS NOT NULL
     GROUP BY customer_id
 ),
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The scaling curve: benches/daily.sh at several sizes one after the other, then one line per
+# size with segflow's time, peak memory and throughput beside DuckDB's model chain. Time should
+# grow with the number of interactions, not faster.
+#
+#   benches/scaling.sh [CUSTOMERS...]        default: 100000 1000000
+#
+# MEMORY_LIMIT (e.g. 3GiB) applies to every size. BENCH_ROOT keeps each size's generated data in
+# BENCH_ROOT/<customers> between runs (default: a new folder under /tmp).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=("$@")
+[ ${#sizes[@]} -eq 0 ] && sizes=(100000 1000000)
+root=${BENCH_ROOT:-$(mktemp -d /tmp/segflow-scaling.XXXXXX)}
+
+for customers in "${sizes[@]}"; do
+  echo "== $customers customers" >&2
+  BENCH_DIR="$root/$customers" benches/daily.sh "$customers" ${MEMORY_LIMIT:-} >&2
+done
+
+python3 - "$root" "${sizes[@]}" <<'PY'
+import sys
+
+root, sizes = sys.argv[1], sys.argv[2:]
+
+def timed(path):
+    seconds, kib = open(path).read().split()
+    return float(seconds), int(kib) / 1024
+
+print(f"{'customers':>11} {'interactions':>14} {'segflow s':>10} {'RSS MiB':>8} "
+      f"{'rows/s':>11} {'duckdb chain s':>15} {'ratio':>6}")
+for size in sizes:
+    work = f"{root}/{size}"
+    seconds, mib = timed(f"{work}/segflow.time")
+    duck = float(open(f"{work}/duckdb.seconds").read())
+    events = int(open(f"{work}/interactions.count").read())
+    print(f"{int(size):>11,} {events:>14,} {seconds:>10.1f} {mib:>8.0f} "
+          f"{events / seconds:>11,.0f} {duck:>15.1f} {seconds / duck:>6.2f}")
+PY
