@@ -275,6 +275,12 @@ pub(crate) fn session(
         .with_information_schema(false)
         .with_create_default_catalog_and_schema(true);
     config.options_mut().sql_parser.collect_spans = true;
+    if options.memory_limit.is_some() {
+        // Hash joins hold their build side in memory and cannot spill: joining ten million
+        // customers to their features and addresses needs gigabytes. Under a memory limit,
+        // sort-merge joins sort (and spill) both sides instead; slower, but bounded.
+        config.options_mut().optimizer.prefer_hash_join = false;
+    }
     overrides_from_env(config.options_mut())?;
     let mut runtime =
         RuntimeEnvBuilder::new().with_disk_manager_builder(DiskManagerBuilder::default());
