@@ -246,11 +246,7 @@ fn materialize_shared(
     suppressions: &[Suppression],
     checks: &[Check],
 ) {
-    let rules = segments
-        .iter()
-        .flat_map(|s| &s.list)
-        .map(|s| &s.rule)
-        .chain(suppressions.iter().map(|s| &s.rule));
+    let rules = named_rules(segments, suppressions).map(|(_, rule)| rule);
     let readers: Vec<&BTreeSet<String>> = models
         .iter()
         .map(Model::reads)
@@ -358,13 +354,11 @@ fn compile_suppressions(
     suppressions::compile(c, &spec.suppressions, params, &targets, has_profile)
 }
 
-/// SQL segments and suppressions read tables like models do.
-fn check_rule_reads(
-    c: &mut Compiler,
-    segments: &Option<Segments>,
-    suppressions: &[Suppression],
-    tables: &[String],
-) {
+/// Every segment's and suppression's rule, with what it belongs to (`segment at_risk`).
+fn named_rules<'a>(
+    segments: &'a Option<Segments>,
+    suppressions: &'a [Suppression],
+) -> impl Iterator<Item = (String, &'a Rule)> {
     let segment_rules = segments
         .iter()
         .flat_map(|s| &s.list)
@@ -372,7 +366,17 @@ fn check_rule_reads(
     let suppression_rules = suppressions
         .iter()
         .map(|s| (format!("suppression {}", s.name), &s.rule));
-    for (what, rule) in segment_rules.chain(suppression_rules) {
+    segment_rules.chain(suppression_rules)
+}
+
+/// SQL segments and suppressions read tables like models do.
+fn check_rule_reads(
+    c: &mut Compiler,
+    segments: &Option<Segments>,
+    suppressions: &[Suppression],
+    tables: &[String],
+) {
+    for (what, rule) in named_rules(segments, suppressions) {
         if let Rule::Sql(query) = rule {
             models::check_reads(c, &what, query, tables);
         }
