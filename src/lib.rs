@@ -9,6 +9,7 @@
 //!  store                            files, Parquet, locks, atomic publish
 //!  engine                           DataFusion session, planning, streaming to Parquet
 //!  sources, holdouts, erasure       what every step builds on
+//!  features                         windowed aggregates kept up to date day by day
 //!  models, suppressions, segments,  one folder per concept: its compiled types, its SQL,
 //!  offers, checks                   its run step and its explanation
 //!  pipeline                         the parts compiled together, names resolved across them
@@ -28,6 +29,7 @@ mod engine;
 mod erasure;
 mod error;
 mod explain;
+mod features;
 pub mod functions;
 mod fuzz;
 mod generate;

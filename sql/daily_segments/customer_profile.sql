@@ -1,5 +1,10 @@
 -- One row per customer who had joined by the run date: who they are, where they live now, how
 -- they behave and what they hold. Everything segments, suppressions and offers decide on.
+--
+-- Behaviour comes from the feature tables customer_features, campaign_contacts and
+-- satellite_refusals, declared in the pipeline and kept up to date day by day: no query here
+-- scans the interactions. Recency (days since the last purchase or visit) looks back
+-- max($lookback_days, 365) days and is NULL when nothing happened in that time.
 WITH held_products AS (
     -- A product is held on the run date if it started on or before it and had not ended by then.
     -- One row per product held, so the count below needs no COUNT(DISTINCT), whose per-group hash
@@ -25,17 +30,15 @@ held AS (
     GROUP BY customer_id
 ),
 
-satellite_refused AS (
-    -- Addresses where a technician found satellite TV impossible, and when first. Keyed by
-    -- address, so the finding stops applying as soon as the customer lives somewhere else.
-    SELECT customer_id, address_id, MIN(CAST(event_time AS DATE)) AS refused_on
-    FROM interactions
-    WHERE event_type = 'technician_visit'
-      AND outcome = 'not_serviceable'
-      AND product = 'satellite_tv'
-      AND event_time < $run_date + INTERVAL '1 day'
-      AND year * 100 + month <= date_part('year', $run_date) * 100 + date_part('month', $run_date)
-    GROUP BY customer_id, address_id
+-- The most sends of one offer in 90 days without any open, click or purchase of it.
+unanswered AS (
+    SELECT
+        customer_id,
+        MAX(CASE WHEN responses_90d = 0 THEN sends_90d ELSE 0 END)
+            AS unanswered_sends_same_offer_max
+    FROM campaign_contacts
+    WHERE offer IS NOT NULL
+    GROUP BY customer_id
 )
 
 SELECT
@@ -66,7 +69,8 @@ SELECT
     a.satellite_line_of_sight,
     a.moved_in_on,
 
-    f.days_since_last_purchase,
+    CASE WHEN f.last_purchase >= CAST($run_date - (GREATEST($lookback_days, 365) - 1) AS TIMESTAMP)
+        THEN $run_date - CAST(f.last_purchase AS DATE) END AS days_since_last_purchase,
     COALESCE(f.purchases_30d, 0) AS purchases_30d,
     COALESCE(f.purchases_90d, 0) AS purchases_90d,
     COALESCE(f.purchases_365d, 0) AS purchases_365d,
@@ -81,9 +85,10 @@ SELECT
     COALESCE(f.complaints_90d, 0) AS complaints_90d,
     COALESCE(f.support_calls_90d, 0) AS support_calls_90d,
     COALESCE(f.unresolved_calls_30d, 0) AS unresolved_calls_30d,
-    f.days_since_last_visit,
+    CASE WHEN f.last_visit >= CAST($run_date - (GREATEST($lookback_days, 365) - 1) AS TIMESTAMP)
+        THEN $run_date - CAST(f.last_visit AS DATE) END AS days_since_last_visit,
     COALESCE(f.visits_30d, 0) AS visits_30d,
-    COALESCE(f.unanswered_sends_same_offer_max, 0) AS unanswered_sends_same_offer_max,
+    COALESCE(u.unanswered_sends_same_offer_max, 0) AS unanswered_sends_same_offer_max,
 
     COALESCE(h.owns_internet, false) AS owns_internet,
     COALESCE(h.owns_dsl, false) AS owns_dsl,
@@ -95,11 +100,12 @@ SELECT
     COALESCE(h.products_held, 0) AS products_held,
 
     s.address_id IS NOT NULL AS satellite_not_serviceable_here,
-    s.refused_on AS satellite_refused_on
+    CAST(s.first_refused AS DATE) AS satellite_refused_on
 FROM customers AS c
 LEFT JOIN current_address AS a ON a.customer_id = c.customer_id
 LEFT JOIN customer_features AS f ON f.customer_id = c.customer_id
+LEFT JOIN unanswered AS u ON u.customer_id = c.customer_id
 LEFT JOIN held AS h ON h.customer_id = c.customer_id
-LEFT JOIN satellite_refused AS s
+LEFT JOIN satellite_refusals AS s
     ON s.customer_id = c.customer_id AND s.address_id = a.address_id
 WHERE CAST(c.signup_date AS DATE) <= $run_date

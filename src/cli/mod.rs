@@ -102,6 +102,10 @@ pub struct RunArgs {
     /// Publish even if an `error` check or circuit breaker fails; recorded in the manifest.
     #[arg(long)]
     force: bool,
+    /// Compute feature tables from all their events instead of continuing from the previous
+    /// run's state (the first date only, for a backfill).
+    #[arg(long)]
+    full_refresh: bool,
     /// How long one request to an object store, with its retries, may take before the run
     /// fails (e.g. 30s).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "SEGFLOW_STORE_TIMEOUT", default_value = "30s")]
@@ -121,6 +125,7 @@ impl RunArgs {
                 store_timeout: self.store_timeout,
             },
             force: self.force,
+            full_refresh: self.full_refresh,
             timeout: self.timeout,
             progress: run::Progress::default(),
         }

@@ -56,6 +56,11 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// How many problems were found so far.
+    pub(crate) fn problem_count(&self) -> usize {
+        self.problems.len()
+    }
+
     /// Records a problem at the field `path`.
     pub(crate) fn problem(&mut self, path: &[&str], message: impl Into<String>) {
         let at = self.at(path);

@@ -576,6 +576,32 @@ pub(crate) async fn write_frame(
     Ok(written)
 }
 
+/// Streams a planned query sorted by the date column `column` into one folder per day below
+/// `target`; returns the days written.
+pub(crate) async fn write_frame_by_day(
+    what: &str,
+    df: DataFrame,
+    column: &str,
+    target: &Folder,
+    root: &Folder,
+) -> Result<Vec<chrono::NaiveDate>, EngineError> {
+    let task = Arc::new(df.task_ctx());
+    let plan = df
+        .create_physical_plan()
+        .await
+        .map_err(|e| EngineError::execution(what, e))?;
+    let stream = execute_stream(plan, task).map_err(|e| EngineError::execution(what, e))?;
+    crate::store::write_stream_by_day(stream, column, target, root)
+        .await
+        .map_err(|source| match source {
+            StoreError::Query(err) => EngineError::execution(what, err),
+            source => EngineError::Write {
+                what: what.to_string(),
+                source,
+            },
+        })
+}
+
 /// Runs SQL segflow generated and streams the result into Parquet at `target`.
 pub(crate) async fn write_query(
     ctx: &SessionContext,
@@ -633,6 +659,34 @@ pub(crate) async fn register_parquet(
         .await
         .map_err(failed)?;
     let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(schema);
+    let table = ListingTable::try_new(config).map_err(failed)?;
+    ctx.deregister_table(name).map_err(failed)?;
+    ctx.register_table(name, Arc::new(table)).map_err(failed)?;
+    Ok(())
+}
+
+/// Registers the Parquet files of several folders as one table, replacing any of that name.
+pub(crate) async fn register_parquet_folders(
+    ctx: &SessionContext,
+    what: &str,
+    name: &str,
+    folders: &[Folder],
+) -> Result<(), EngineError> {
+    let failed = |e| EngineError::execution(what, e);
+    let urls = folders
+        .iter()
+        .map(|f| ListingTableUrl::parse(f.url(false)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(failed)?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let schema = options
+        .infer_schema(&ctx.state(), &urls[0])
+        .await
+        .map_err(failed)?;
+    let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .with_schema(schema);
     let table = ListingTable::try_new(config).map_err(failed)?;

@@ -95,6 +95,7 @@ fn run_case(root: &Path, pipeline: &Pipeline) -> Result<u8, String> {
         params: Vec::new(),
         engine: Default::default(),
         force: false,
+        full_refresh: false,
         timeout: Some(Duration::from_secs(45)),
         progress: Default::default(),
     };
@@ -247,6 +248,7 @@ fn publish_baseline(root: &Path) {
         params: Vec::new(),
         engine: Default::default(),
         force: false,
+        full_refresh: false,
         timeout: None,
         progress: Default::default(),
     };

@@ -3,6 +3,7 @@
 
 use crate::objects::Folder;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use datafusion::dataframe::DataFrame;
 use datafusion::prelude::SessionContext;
@@ -11,6 +12,7 @@ use indexmap::IndexMap;
 use crate::compile::{Compiler, topological_order};
 use crate::engine::{self, EngineError, PlanError, TableLayout};
 use crate::erasure::not_erased;
+use crate::features::{self, Feature};
 use crate::spec::ModelSpec;
 use crate::sql::{Params, SqlQuery, ident};
 use crate::store::{Output, OutputKind};
@@ -22,9 +24,31 @@ pub(crate) struct Model {
     pub(crate) query: SqlQuery,
     pub(crate) materialize: bool,
     pub(crate) publish: bool,
+    /// A declared feature table, maintained incrementally; `query` computes the same rows from
+    /// all its events.
+    pub(crate) feature: Option<Arc<Feature>>,
 }
 
 impl Model {
+    /// A feature table as a model: read by name, its query the full computation.
+    pub(crate) fn from_feature(
+        feature: Feature,
+        description: Option<String>,
+        publish: bool,
+        file: &std::path::Path,
+        params: &Params,
+    ) -> Result<Self, Vec<crate::location::Diagnostic>> {
+        let query = crate::sql::parse_query(file, &feature.query_text(), params)?;
+        Ok(Self {
+            name: feature.name.clone(),
+            description,
+            query,
+            materialize: true,
+            publish,
+            feature: Some(Arc::new(feature)),
+        })
+    }
+
     /// Sources and models this model reads.
     pub(crate) fn reads(&self) -> &BTreeSet<String> {
         &self.query.tables
@@ -71,6 +95,7 @@ pub(crate) fn compile(
                     query,
                     materialize: spec.materialize || spec.publish,
                     publish: spec.publish,
+                    feature: None,
                 },
             );
         }
@@ -122,6 +147,9 @@ pub(crate) async fn register_view(
     model: &Model,
     params: &Params,
 ) -> Result<(), ModelError> {
+    if let Some(feature) = &model.feature {
+        features::check_plan(ctx, feature, params).await?;
+    }
     let df = engine::plan_query(ctx, &model.what(), &model.query, params).await?;
     engine::register_view(ctx, &model.what(), &model.name, df)?;
     Ok(())

@@ -19,6 +19,7 @@ pub(crate) use render::render;
 use crate::checks::{self, Check, Checkable};
 use crate::compile::Compiler;
 use crate::erasure::{self, Erasure};
+use crate::features;
 use crate::location::{Diagnostic, Location, Uri};
 use crate::models::{self, Model};
 use crate::objects::{self, ObjectsError, StoreConfig, Stores};
@@ -106,10 +107,13 @@ impl Pipeline {
         self.key().zip(self.profile())
     }
 
-    /// Whether a run depends on the run before it (memberships, offers, erasures), so that
+    /// Whether a run depends on the run before it (memberships, offers, erasures, features), so that
     /// replacing a date invalidates the dates after it.
     pub(crate) fn carries_state(&self) -> bool {
-        self.segments.is_some() || self.offers.is_some() || self.erasure.is_some()
+        self.segments.is_some()
+            || self.offers.is_some()
+            || self.erasure.is_some()
+            || self.models.iter().any(|m| m.feature.is_some())
     }
 
     pub(crate) fn segment_names(&self) -> Vec<&str> {
@@ -163,11 +167,25 @@ pub(crate) fn compile(
     let tables: Vec<String> = spec
         .sources
         .keys()
+        .chain(spec.features.keys())
         .chain(spec.models.keys())
         .cloned()
         .collect();
-    let mut models = models::compile(&mut c, &spec.models, &source_names, &tables, &params);
-    let model_names: Vec<&str> = spec.models.keys().map(String::as_str).collect();
+    let declared_models: Vec<&str> = spec.models.keys().map(String::as_str).collect();
+    let mut models = compile_features(&mut c, spec, file, &sources, &declared_models, &params);
+    models.extend(models::compile(
+        &mut c,
+        &spec.models,
+        &source_names,
+        &tables,
+        &params,
+    ));
+    let model_names: Vec<&str> = spec
+        .features
+        .keys()
+        .chain(spec.models.keys())
+        .map(String::as_str)
+        .collect();
 
     let (segments, suppressions, offers) = compile_decisions(&mut c, spec, &params, &model_names);
     check_rule_reads(&mut c, &segments, &suppressions, &tables);
@@ -235,6 +253,38 @@ pub(crate) fn compile(
         output_at,
         output_uri_at,
     })
+}
+
+/// Feature tables, as the models that run first: they read sources only.
+fn compile_features(
+    c: &mut Compiler,
+    spec: &PipelineSpec,
+    file: &Path,
+    sources: &IndexMap<String, Source>,
+    models: &[&str],
+    params: &Params,
+) -> Vec<Model> {
+    let compiled = features::compile(c, &spec.features, sources, models, params);
+    let mut list = Vec::new();
+    for feature in compiled {
+        let declared = &spec.features[&feature.name];
+        let at = feature.at.clone();
+        match Model::from_feature(
+            feature,
+            declared.description.clone(),
+            declared.publish,
+            file,
+            params,
+        ) {
+            Ok(model) => list.push(model),
+            Err(problems) => {
+                for problem in problems {
+                    c.problem_at(at.clone(), problem.message);
+                }
+            }
+        }
+    }
+    list
 }
 
 /// A model read by more than one model, rule or check is computed once, as Parquet, instead of

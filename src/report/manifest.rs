@@ -58,6 +58,9 @@ pub struct Manifest {
     #[serde(default)]
     pub invalid_identifiers: InvalidIdentifiers,
     pub steps: Vec<Step>,
+    /// How each feature table was brought up to date.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<crate::features::FeatureMaintenance>,
     /// Set when a later run rewrote this one to remove customers erased since.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub erasure_applied_by: Option<String>,
@@ -94,6 +97,7 @@ impl Manifest {
             checks: Vec::new(),
             invalid_identifiers: InvalidIdentifiers::default(),
             steps: Vec::new(),
+            features: Vec::new(),
             erasure_applied_by: None,
         }
     }

@@ -88,8 +88,11 @@ async fn backfill_locked(
             on_date(*date, false);
             continue;
         }
+        // `--full-refresh` recomputes the features of the first date run; the dates after it
+        // continue from its state.
         let options = RunOptions {
             date: *date,
+            full_refresh: options.full_refresh && report.published.is_empty(),
             ..options.clone()
         };
         limited(&options, run_date(locked, &options))
@@ -126,8 +129,10 @@ pub(super) async fn rebuild_following(
         .collect();
     for later_date in &later {
         info!(rebuilding = %later_date, after = %date, "rebuilding a later run");
+        // Later dates continue from the state of the date just rerun.
         let options = RunOptions {
             date: *later_date,
+            full_refresh: false,
             ..options.clone()
         };
         run_date(locked, &options).await?;

@@ -2,6 +2,7 @@
 
 use crate::checks::ChecksError;
 use crate::engine::{EngineError, PlanError};
+use crate::features::FeatureError;
 use crate::models::ModelError;
 use crate::offers::OffersError;
 use crate::report::Manifest;
@@ -19,6 +20,8 @@ pub enum RunError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Feature(#[from] FeatureError),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -88,6 +91,7 @@ impl RunError {
             RunError::Params(_) | RunError::Plan(_) | RunError::Objects(_) => true,
             RunError::Source(e) => !matches!(e, SourceError::Unreadable { .. }),
             RunError::Model(e) => matches!(e, ModelError::Plan(_)),
+            RunError::Feature(e) => matches!(e, FeatureError::Plan(_)),
             RunError::Suppressions(e) => matches!(e, SuppressionsError::Plan(_)),
             RunError::Segments(e) => matches!(e, SegmentsError::Plan(_)),
             RunError::Offers(e) => matches!(e, OffersError::Plan(_)),

@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub engine: EngineOptions,
     /// Publish even when an `error` check fails (recorded in the manifest).
     pub force: bool,
+    /// Compute features from all their events, not from the previous run's state.
+    pub full_refresh: bool,
     /// Stop a run that takes longer (nothing is published).
     pub timeout: Option<std::time::Duration>,
     /// Where the run is, for whoever shows it.

@@ -9,6 +9,7 @@ use super::{Locked, RunError, RunOptions, new_run_id};
 use crate::checks::{self, Sizes};
 use crate::engine::{self};
 use crate::erasure;
+use crate::features;
 use crate::functions::IdentifierStats;
 use crate::models;
 use crate::objects::Folder;
@@ -31,6 +32,8 @@ pub(super) struct Run<'a> {
     staged: StagedRun,
     previous_dir: Option<Folder>,
     force: bool,
+    /// Compute features from all their events instead of the previous run's state.
+    full_refresh: bool,
     manifest: Manifest,
     progress: super::Progress,
     /// `--param` overrides, for messages.
@@ -80,6 +83,7 @@ impl<'a> Run<'a> {
             staged,
             previous_dir,
             force: options.force,
+            full_refresh: options.full_refresh,
             manifest,
             progress: locked.progress.clone(),
             overrides: options.params.clone(),
@@ -172,6 +176,24 @@ impl<'a> Run<'a> {
             self.progress.set(format!("model {}", model.name));
             let span = info_span!("model", model = %model.name);
             let dirs = self.dirs();
+            if let Some(feature) = &model.feature {
+                self.progress.set(format!("feature {}", model.name));
+                let inputs = features::Inputs {
+                    ctx: &self.ctx,
+                    key: self.pipeline.key(),
+                    params: &self.params,
+                    dirs,
+                    full_refresh: self.full_refresh,
+                };
+                let done = features::run(feature, model.publish, &inputs)
+                    .instrument(span)
+                    .await
+                    .map_err(|err| self.overflow(&format!("feature {}", model.name), err.into()))?;
+                self.manifest.outputs.extend(done.outputs);
+                self.manifest.features.push(done.maintenance);
+                self.step(&format!("feature {}", model.name), Some(done.rows), clock);
+                continue;
+            }
             let done = models::run(
                 &self.ctx,
                 self.pipeline.key(),

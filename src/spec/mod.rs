@@ -42,6 +42,9 @@ pub struct PipelineSpec {
     pub params: IndexMap<String, ParamValue>,
     #[serde(default)]
     pub sources: IndexMap<String, SourceSpec>,
+    /// Windowed aggregates per key over an event source, maintained day by day.
+    #[serde(default)]
+    pub features: IndexMap<String, FeatureSpec>,
     #[serde(default)]
     pub models: IndexMap<String, ModelSpec>,
     #[serde(default)]
@@ -334,6 +337,77 @@ pub enum ColumnType {
     Boolean,
     Date,
     Timestamp,
+}
+
+/// Behaviour features: counts, sums and latest or earliest times per key over sliding windows
+/// of days, kept up to date from the days that changed instead of all history.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureSpec {
+    /// The event source the features are computed from.
+    pub from: String,
+    /// The column (or columns) the features are kept per.
+    pub key: OneOrMany,
+    /// The event's time: a `timestamp` or `date` column of the source.
+    pub time: String,
+    /// Window lengths in days, counting the run date itself.
+    #[serde(default)]
+    pub windows: Vec<u32>,
+    /// Events may arrive up to this many days after the day they happened.
+    #[serde(default)]
+    pub late_days: u32,
+    /// Only events for which this SQL condition holds count at all.
+    #[serde(default, rename = "where")]
+    pub filter: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Also publish the features in the run folder under `models/<name>/`.
+    #[serde(default)]
+    pub publish: bool,
+    pub aggregates: IndexMap<String, AggregateSpec>,
+}
+
+/// One aggregate of a feature table: exactly one of `count`, `sum`, `max`, `min`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateSpec {
+    /// `"*"` (events) or a column (events where it is not NULL).
+    #[serde(default)]
+    pub count: Option<String>,
+    #[serde(default)]
+    pub sum: Option<String>,
+    /// The latest value of a timestamp or date column, over all history.
+    #[serde(default)]
+    pub max: Option<String>,
+    /// The earliest value of a timestamp or date column, over all history.
+    #[serde(default)]
+    pub min: Option<String>,
+    /// Only events for which this SQL condition holds count.
+    #[serde(default, rename = "where")]
+    pub filter: Option<String>,
+    /// Decimal places a `sum` of a `double` column is kept to, exactly.
+    #[serde(default)]
+    pub decimals: Option<u32>,
+    /// Windows of this aggregate, instead of the feature's.
+    #[serde(default)]
+    pub windows: Option<Vec<u32>>,
+}
+
+/// One name, or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(name) => vec![name.clone()],
+            OneOrMany::Many(names) => names.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -47,7 +47,7 @@ pub(crate) use lock::PipelineLock;
 pub use output::{Output, OutputKind};
 pub(crate) use output::{RunDirs, Written};
 pub use parquet::{ColumnSchema, WrittenFile};
-pub(crate) use parquet::{TableLayout, rows_written, write_stream};
+pub(crate) use parquet::{TableLayout, rows_written, write_stream, write_stream_by_day};
 
 use crate::objects::Folder;
 
@@ -419,6 +419,17 @@ pub fn failpoint(name: &str) -> Result<(), StoreError> {
             "failure injected at {name} (SEGFLOW_FAILPOINT)"
         ))),
         _ => Ok(()),
+    }
+}
+
+/// Copies a folder of a published run into a staged one, on the same disk or store: hard links
+/// on a local disk (published files are never changed in place), copies on an object store.
+pub(crate) async fn copy_folder(from: &Folder, to: &Folder) -> Result<(), StoreError> {
+    match (from.local_path(), to.local_path()) {
+        (Some(from), Some(to)) => {
+            local::link_tree(from, to).map_err(StoreError::io(to, "copying a folder"))
+        }
+        _ => remote::copy_tree(from, to).await,
     }
 }
 

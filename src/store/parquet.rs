@@ -295,6 +295,65 @@ fn parquet_error(file: &Folder, err: impl std::fmt::Display) -> StoreError {
 /// DataFusion happened to split them.
 const WRITE_BATCH_ROWS: usize = 8192;
 
+/// Streams a table sorted by the `Date32` column `column` into one folder per day below `dir`
+/// (`<column>=YYYY-MM-DD/part-00000.parquet`); returns the days written, in order.
+pub async fn write_stream_by_day(
+    mut stream: SendableRecordBatchStream,
+    column: &str,
+    dir: &Folder,
+    run_root: &Folder,
+) -> Result<Vec<chrono::NaiveDate>, StoreError> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Date32Type;
+    let schema = stream.schema();
+    let index = schema.index_of(column).map_err(|e| parquet_error(dir, e))?;
+    let layout = TableLayout::default();
+    let mut current: Option<(i32, ParquetWriter)> = None;
+    let mut days: Vec<i32> = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(StoreError::Query)?;
+        let values = batch.column(index).as_primitive::<Date32Type>();
+        let mut start = 0;
+        while start < batch.num_rows() {
+            let day = values.value(start);
+            let end = (start + 1..batch.num_rows())
+                .find(|i| values.value(*i) != day)
+                .unwrap_or(batch.num_rows());
+            if current.as_ref().map(|(d, _)| *d) != Some(day) {
+                if let Some((_, writer)) = current.take() {
+                    writer.finish().await?;
+                }
+                if days.last().is_some_and(|last| *last > day) {
+                    return Err(parquet_error(
+                        dir,
+                        format!("rows are not sorted by {column}"),
+                    ));
+                }
+                days.push(day);
+                let folder = dir.join(&format!("{column}={}", day_name(day)));
+                current = Some((day, ParquetWriter::new(&folder, run_root, &schema, &layout)));
+            }
+            let (_, writer) = current.as_mut().expect("opened above");
+            let slice = writer.conform(&batch.slice(start, end - start))?;
+            writer.write(&slice).await?;
+            start = end;
+        }
+    }
+    if let Some((_, writer)) = current.take() {
+        writer.finish().await?;
+    }
+    Ok(days.into_iter().map(date_of).collect())
+}
+
+fn date_of(days: i32) -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid epoch")
+        + chrono::TimeDelta::days(i64::from(days))
+}
+
+fn day_name(days: i32) -> String {
+    date_of(days).to_string()
+}
+
 /// Streams every batch of `stream` into Parquet files in `dir`.
 pub async fn write_stream(
     mut stream: SendableRecordBatchStream,

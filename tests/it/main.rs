@@ -1,6 +1,7 @@
 //! segflow's integration tests: the binary run on fixture projects in temporary folders.
 
 mod errors;
+mod features;
 mod gates;
 mod hostile;
 mod http;

@@ -1,0 +1,583 @@
+//! Running a feature: from the previous run's state and the days that changed, or from all its
+//! events when there is no usable state. See the module above for the arithmetic.
+
+use std::collections::BTreeSet;
+
+use chrono::{Days, NaiveDate};
+use datafusion::prelude::SessionContext;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tracing::info;
+
+use super::{DAY, Feature, ROWS, date_literal};
+use crate::engine::{self, EngineError, PlanError, TableLayout};
+use crate::erasure::{self, not_erased};
+use crate::location::Location;
+use crate::objects::Folder;
+use crate::sql::{Params, ident};
+use crate::store::{self, Output, OutputKind, RunDirs, StoreError, Written};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How a run brought a feature up to date, as its manifest records it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FeatureMaintenance {
+    pub feature: String,
+    /// `incremental` or `full`.
+    pub mode: String,
+    /// Why the features were computed from all events (first run, `--full-refresh`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The run whose state this one continued from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_run: Option<NaiveDate>,
+    /// Days of events read (the changed days when incremental).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub days_read: Vec<NaiveDate>,
+    pub rows: u64,
+}
+
+/// What a feature's run left in the run folder.
+pub(crate) struct FeatureRun {
+    pub(crate) rows: u64,
+    pub(crate) outputs: Vec<Output>,
+    pub(crate) maintenance: FeatureMaintenance,
+}
+
+/// The state's description, next to its tables.
+#[derive(Debug, Serialize, Deserialize)]
+struct StateInfo {
+    /// A hash of everything the totals depend on: the generated SQL and the parameters it uses.
+    definition: String,
+    run_date: NaiveDate,
+    /// The days with a partials folder.
+    days: Vec<NaiveDate>,
+}
+
+/// Where a run keeps a feature's state, relative to the run folder.
+fn state_dir(feature: &Feature) -> String {
+    format!("state/features/{}", feature.name)
+}
+
+fn day_dir(day: NaiveDate) -> String {
+    format!("days/{DAY}={day}")
+}
+
+/// What a run needs to bring a feature up to date.
+pub(crate) struct Inputs<'a> {
+    pub(crate) ctx: &'a SessionContext,
+    /// The pipeline's key, when the feature is kept per it (erased keys are left out).
+    pub(crate) key: Option<&'a str>,
+    pub(crate) params: &'a Params,
+    pub(crate) dirs: RunDirs<'a>,
+    pub(crate) full_refresh: bool,
+}
+
+/// Plans every part of a feature on its own, so that a mistake is reported at its line in the
+/// pipeline file rather than in the SQL segflow generates from it.
+pub(crate) async fn check_plan(
+    ctx: &SessionContext,
+    feature: &Feature,
+    params: &Params,
+) -> Result<(), PlanError> {
+    let what = format!("feature {}", feature.name);
+    let source = ident(&feature.source);
+    let mut pieces: Vec<(String, &Location)> = vec![
+        (feature.keys(), &feature.key_at),
+        (ident(&feature.time), &feature.time_at),
+    ];
+    if let Some(filter) = &feature.filter {
+        pieces.push((format!("({}) AS f", filter.sql), &filter.at));
+    }
+    for aggregate in &feature.aggregates {
+        if let Some(column) = &aggregate.column {
+            pieces.push((ident(&column.sql), &column.at));
+        }
+        if let Some(filter) = &aggregate.filter {
+            pieces.push((format!("({}) AS f", filter.sql), &filter.at));
+        }
+    }
+    for (select, at) in pieces {
+        let sql = format!("SELECT {select} FROM {source}");
+        engine::plan_located(ctx, &sql, params, at, &what).await?;
+    }
+    let sql = feature.query_text();
+    engine::plan_located(ctx, &sql, params, &feature.at, &what).await?;
+    Ok(())
+}
+
+/// Brings `feature` up to date for the run's date and registers it under its name.
+pub(crate) async fn run(
+    feature: &Feature,
+    publish: bool,
+    inputs: &Inputs<'_>,
+) -> Result<FeatureRun, FeatureError> {
+    check_plan(inputs.ctx, feature, inputs.params).await?;
+    let date = inputs.params.run_date();
+    let definition = definition(feature, inputs.params);
+    let state = inputs.dirs.run_dir.join(&state_dir(feature));
+    let previous = previous_state(feature, inputs, &definition, date).await?;
+    let key = inputs
+        .key
+        .filter(|k| feature.key.iter().any(|c| c == k))
+        .map(ident);
+    let job = Job {
+        feature,
+        inputs,
+        state: &state,
+        date,
+        erased: key.as_ref().map(|k| format!(" WHERE {}", not_erased(k))),
+    };
+    let (days, totals, mut maintenance) = match previous {
+        Ok(previous) => job.incremental(&previous).await?,
+        Err(reason) => job.full(reason).await?,
+    };
+    let info = StateInfo {
+        definition,
+        run_date: date,
+        days,
+    };
+    store::write_json(&state.join("feature.json"), &info).await?;
+
+    let what = format!("feature {}", feature.name);
+    let totals_dir = state.join("totals");
+    let totals_table = format!("__segflow_feature_{}", feature.name);
+    engine::register_parquet(inputs.ctx, &totals_table, &totals_dir).await?;
+    let rows = totals.rows();
+    let df = engine::plan_step(
+        inputs.ctx,
+        &what,
+        &feature.projection(&totals_table),
+        inputs.params,
+    )
+    .await?;
+    engine::register_view(inputs.ctx, &what, &feature.name, df)?;
+    let relative = format!("{}/totals", state_dir(feature));
+    let mut outputs = vec![totals.into_output(
+        &format!("feature_{}", feature.name),
+        OutputKind::State,
+        &relative,
+    )];
+    if publish {
+        let relative = format!("models/{}", feature.name);
+        let sql = format!(
+            "SELECT * FROM {} ORDER BY {}",
+            ident(&feature.name),
+            feature.keys()
+        );
+        let dir = inputs.dirs.run_dir.join(&relative);
+        let layout = TableLayout::published(None, date);
+        let written = engine::write_query(
+            inputs.ctx,
+            &what,
+            &sql,
+            inputs.params,
+            &dir,
+            inputs.dirs.run_dir,
+            layout,
+        )
+        .await?;
+        outputs.push(written.into_output(&feature.name, OutputKind::Model, &relative));
+    }
+    maintenance.rows = rows;
+    info!(
+        feature = %feature.name,
+        mode = %maintenance.mode,
+        days_read = maintenance.days_read.len(),
+        rows,
+        "feature up to date"
+    );
+    Ok(FeatureRun {
+        rows,
+        outputs,
+        maintenance,
+    })
+}
+
+/// A hash of what the feature's values depend on; a state made under another definition is not
+/// continued from.
+fn definition(feature: &Feature, params: &Params) -> String {
+    let text = feature.query_text();
+    let mut hash = Sha256::new();
+    hash.update(b"segflow feature state 1\n");
+    hash.update(text.as_bytes());
+    for (name, value) in params.to_json() {
+        if name != "run_date" && text.contains(&format!("${name}")) {
+            hash.update(format!("\n{name}={value}").as_bytes());
+        }
+    }
+    format!("{:x}", hash.finalize())
+}
+
+/// The previous run's state, or why the feature is computed from its events instead.
+async fn previous_state(
+    feature: &Feature,
+    inputs: &Inputs<'_>,
+    definition: &str,
+    date: NaiveDate,
+) -> Result<Result<(Folder, StateInfo), String>, FeatureError> {
+    if inputs.full_refresh {
+        return Ok(Err("--full-refresh".into()));
+    }
+    let Some(previous_run) = inputs.dirs.previous_run else {
+        return Ok(Err("no earlier run".into()));
+    };
+    let Some(file) = inputs
+        .dirs
+        .previous(&format!("{}/feature.json", state_dir(feature)))
+        .await?
+    else {
+        return Ok(Err("the previous run has no state for this feature".into()));
+    };
+    let info: StateInfo = store::read_json(&file).await?;
+    if info.definition != definition {
+        return Ok(Err(
+            "the feature's definition or parameters changed since the previous run".into(),
+        ));
+    }
+    if info.run_date >= date {
+        return Ok(Err("the previous run is not earlier".into()));
+    }
+    Ok(Ok((previous_run.join(&state_dir(feature)), info)))
+}
+
+/// One feature's work in one run.
+struct Job<'a> {
+    feature: &'a Feature,
+    inputs: &'a Inputs<'a>,
+    /// The feature's state folder in the staged run.
+    state: &'a Folder,
+    date: NaiveDate,
+    /// ` WHERE <key not erased>`, when the feature is kept per the pipeline's key.
+    erased: Option<String>,
+}
+
+impl Job<'_> {
+    fn what(&self) -> String {
+        format!("feature {}", self.feature.name)
+    }
+
+    /// The first day of the longest window, if there are windows.
+    fn first_kept_day(&self) -> Option<NaiveDate> {
+        let longest = self.feature.longest_window();
+        (longest > 0).then(|| self.date - Days::new(u64::from(longest) - 1))
+    }
+
+    fn kept(&self, sql: String) -> String {
+        match &self.erased {
+            Some(filter) => format!("SELECT * FROM ({sql}) AS kept{filter}"),
+            None => sql,
+        }
+    }
+
+    /// Everything from the events: the totals, then the partials of the longest window.
+    async fn full(
+        &self,
+        reason: String,
+    ) -> Result<(Vec<NaiveDate>, Written, FeatureMaintenance), FeatureError> {
+        let what = self.what();
+        let inputs = self.inputs;
+        let totals = self.kept(self.feature.totals_from_events(Some(self.date)));
+        let written = engine::write_query(
+            inputs.ctx,
+            &what,
+            &totals,
+            inputs.params,
+            &self.state.join("totals"),
+            inputs.dirs.run_dir,
+            TableLayout::default(),
+        )
+        .await?;
+        let days = match self.first_kept_day() {
+            Some(first) => self.write_partials(first).await?,
+            None => Vec::new(),
+        };
+        let maintenance = FeatureMaintenance {
+            feature: self.feature.name.clone(),
+            mode: "full".into(),
+            reason: Some(reason),
+            from_run: None,
+            days_read: Vec::new(),
+            rows: 0,
+        };
+        Ok((days, written, maintenance))
+    }
+
+    /// Partials of the days `from..=date`, one folder per day with events, into the state.
+    async fn write_partials(&self, from: NaiveDate) -> Result<Vec<NaiveDate>, FeatureError> {
+        let sql = self.kept(self.feature.partials(from, self.date));
+        let sql = format!("{sql} ORDER BY {DAY}");
+        let df = engine::plan_step(self.inputs.ctx, &self.what(), &sql, self.inputs.params).await?;
+        let written = engine::write_frame_by_day(
+            &self.what(),
+            df,
+            DAY,
+            &self.state.join("days"),
+            self.inputs.dirs.run_dir,
+        )
+        .await?;
+        Ok(written)
+    }
+
+    /// From the previous run's totals, adding the changed days and taking away the days that
+    /// left a window (and the old version of the changed ones).
+    async fn incremental(
+        &self,
+        (previous, info): &(Folder, StateInfo),
+    ) -> Result<(Vec<NaiveDate>, Written, FeatureMaintenance), FeatureError> {
+        let feature = self.feature;
+        let inputs = self.inputs;
+        let ctx = inputs.ctx;
+        let what = self.what();
+        let (date, before) = (self.date, info.run_date);
+        // An event that arrived after the previous run happened at most `late_days` before it
+        // arrived: the days from the previous run's date + 1 - late_days on may have changed.
+        let changed_from =
+            before.succ_opt().unwrap_or(before) - Days::new(u64::from(feature.late_days));
+        let first_kept = self.first_kept_day();
+        let name = &feature.name;
+
+        // The changed days, from the events: the only scan of the source.
+        let new_days = match first_kept {
+            Some(_) => self.write_partials(changed_from).await?,
+            None => Vec::new(),
+        };
+        let new_table = format!("__segflow_feature_{name}_new");
+        let new_rows = if first_kept.is_some() {
+            let folders: Vec<Folder> = new_days
+                .iter()
+                .map(|d| self.state.join(&day_dir(*d)))
+                .collect();
+            register_days(ctx, &what, &new_table, &folders).await?
+        } else {
+            // Only all-time aggregates: nothing is kept per day.
+            let sql = self.kept(feature.partials(changed_from, date));
+            engine::materialize(
+                ctx,
+                &what,
+                &sql,
+                inputs.params,
+                inputs.dirs.work_dir,
+                &new_table,
+            )
+            .await?;
+            true
+        };
+
+        // Days of the previous state that are needed: those that left a window, and the old
+        // version of those recomputed.
+        let windows: BTreeSet<u32> = feature
+            .aggregates
+            .iter()
+            .flat_map(|a| a.windows.iter().copied())
+            .collect();
+        let left = |d: NaiveDate, w: u32| {
+            d + Days::new(u64::from(w)) > before && d + Days::new(u64::from(w)) <= date
+        };
+        let old_days: Vec<NaiveDate> = info
+            .days
+            .iter()
+            .copied()
+            .filter(|d| *d >= changed_from || windows.iter().any(|w| left(*d, *w)))
+            .collect();
+        let old_table = format!("__segflow_feature_{name}_old");
+        let old_folders: Vec<Folder> = old_days
+            .iter()
+            .map(|d| previous.join(&day_dir(*d)))
+            .collect();
+        let old_rows = register_days(ctx, &what, &old_table, &old_folders).await?;
+        let previous_table = format!("__segflow_feature_{name}_previous");
+        engine::register_parquet(ctx, &previous_table, &previous.join("totals")).await?;
+
+        let sql = self.kept(self.update_sql(
+            &previous_table,
+            new_rows.then_some(new_table.as_str()),
+            old_rows.then_some(old_table.as_str()),
+            before,
+            changed_from,
+        ));
+        let written = engine::write_query(
+            ctx,
+            &what,
+            &sql,
+            inputs.params,
+            &self.state.join("totals"),
+            inputs.dirs.run_dir,
+            TableLayout::default(),
+        )
+        .await?;
+
+        // The days still in the longest window and not recomputed come along unchanged (without
+        // anyone erased since).
+        let carried: Vec<NaiveDate> = match first_kept {
+            Some(first) => info
+                .days
+                .iter()
+                .copied()
+                .filter(|d| *d >= first && *d < changed_from)
+                .collect(),
+            None => Vec::new(),
+        };
+        let scrub = match inputs.key {
+            Some(key) if self.erased.is_some() => {
+                erasure::holds_erased(ctx, &previous_table, key, inputs.params).await?
+            }
+            _ => false,
+        };
+        for day in &carried {
+            let from = previous.join(&day_dir(*day));
+            let to = self.state.join(&day_dir(*day));
+            if scrub {
+                let table = format!("__segflow_feature_{name}_carried");
+                engine::register_parquet(ctx, &table, &from).await?;
+                let key = inputs.key.expect("scrubbing needs the key");
+                erasure::rewrite_without_erased(
+                    ctx,
+                    &table,
+                    key,
+                    inputs.params,
+                    &to,
+                    inputs.dirs.run_dir,
+                )
+                .await?;
+            } else {
+                store::copy_folder(&from, &to).await?;
+            }
+        }
+        let mut days = carried;
+        days.extend(new_days);
+        let days_read = date_range(changed_from, date);
+        let maintenance = FeatureMaintenance {
+            feature: name.clone(),
+            mode: "incremental".into(),
+            reason: None,
+            from_run: Some(before),
+            days_read,
+            rows: 0,
+        };
+        Ok((days, written, maintenance))
+    }
+
+    /// The new totals: previous totals, plus the changed days' partials inside each window, minus
+    /// the old partials that left a window or were recomputed. Keys left with no event in the
+    /// longest window drop out (unless an all-time aggregate keeps them).
+    fn update_sql(
+        &self,
+        previous: &str,
+        new: Option<&str>,
+        old: Option<&str>,
+        before: NaiveDate,
+        changed_from: NaiveDate,
+    ) -> String {
+        let feature = self.feature;
+        let day = ident(DAY);
+        let since = |d: NaiveDate, w: u32| date_literal(d - Days::new(u64::from(w) - 1));
+        let until = |d: NaiveDate, w: u32| date_literal(d - Days::new(u64::from(w)));
+        let changed = date_literal(changed_from);
+        let longest = feature.longest_window();
+        let keys = feature.keys();
+
+        let mut previous_cols = vec![keys.clone()];
+        let mut new_cols = vec![keys.clone()];
+        let mut old_cols = vec![keys.clone()];
+        let mut outer = vec![keys.clone()];
+        for (aggregate, column, window) in feature.total_columns() {
+            let partial = ident(&aggregate.name);
+            let column = ident(&column);
+            previous_cols.push(column.clone());
+            match window {
+                Some(w) => {
+                    new_cols.push(format!(
+                        "CASE WHEN {day} >= {} THEN {partial} END AS {column}",
+                        since(self.date, w)
+                    ));
+                    old_cols.push(format!(
+                        "-(CASE WHEN {day} >= {} AND ({day} <= {} OR {day} >= {changed}) THEN {partial} END) AS {column}",
+                        since(before, w),
+                        until(self.date, w)
+                    ));
+                    outer.push(format!("COALESCE(SUM({column}), 0) AS {column}"));
+                }
+                None => {
+                    new_cols.push(format!("{partial} AS {column}"));
+                    old_cols.push(format!("CASE WHEN false THEN {partial} END AS {column}"));
+                    outer.push(format!("{}({column}) AS {column}", aggregate.combine()));
+                }
+            }
+        }
+        let mut having = String::new();
+        if longest > 0 {
+            let rows = ident(ROWS);
+            previous_cols.push(rows.clone());
+            new_cols.push(format!(
+                "CASE WHEN {day} >= {} THEN {rows} END AS {rows}",
+                since(self.date, longest)
+            ));
+            old_cols.push(format!(
+                "-(CASE WHEN {day} >= {} AND ({day} <= {} OR {day} >= {changed}) THEN {rows} END) AS {rows}",
+                since(before, longest),
+                until(self.date, longest)
+            ));
+            outer.push(format!("COALESCE(SUM({rows}), 0) AS {rows}"));
+            if !feature.has_all_time() {
+                having = format!(" HAVING COALESCE(SUM({rows}), 0) > 0");
+            }
+        }
+        let mut parts = vec![format!(
+            "SELECT {} FROM {previous}",
+            previous_cols.join(", ")
+        )];
+        if let Some(new) = new {
+            parts.push(format!("SELECT {} FROM {new}", new_cols.join(", ")));
+        }
+        if let Some(old) = old {
+            parts.push(format!("SELECT {} FROM {old}", old_cols.join(", ")));
+        }
+        format!(
+            "SELECT {} FROM ({}) AS changes GROUP BY {keys}{having}",
+            outer.join(", "),
+            parts.join("\nUNION ALL\n")
+        )
+    }
+}
+
+fn date_range(from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
+    from.iter_days().take_while(|d| *d <= to).collect()
+}
+
+/// Registers the partials of some days as one table; false when there are none.
+async fn register_days(
+    ctx: &SessionContext,
+    what: &str,
+    table: &str,
+    folders: &[Folder],
+) -> Result<bool, FeatureError> {
+    if folders.is_empty() {
+        return Ok(false);
+    }
+    engine::register_parquet_folders(ctx, what, table, folders).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_ranges_include_both_ends() {
+        let d = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(
+            date_range(d("2026-11-18"), d("2026-11-20")),
+            vec![d("2026-11-18"), d("2026-11-19"), d("2026-11-20")]
+        );
+        assert!(date_range(d("2026-11-21"), d("2026-11-20")).is_empty());
+    }
+}
