@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark, side by side in one go: generate N customers with a year of interactions (or reuse
-# them), run the example pipeline with a release build, then DuckDB on the same model SQL and
-# the same files (benches/duckdb_models.py). Prints the time and peak memory of each, their
-# ratios, and the time of each segflow step.
+# them), run the example pipeline with a release build (its first run: features are computed
+# from all events), then DuckDB on the same model SQL — `segflow plan --format sql`, features as
+# the queries computing them from all events — and the same files (benches/duckdb_models.py).
+# Prints the time and peak memory of each, their ratios, and the time of each segflow step.
 #
 #   benches/daily.sh [CUSTOMERS] [MEMORY_LIMIT]      default: 1000000 customers, no limit
 #
@@ -37,7 +38,8 @@ limit_args=()
 echo "segflow run ${limit_args[*]}" >&2
 /usr/bin/time -f "%e %M" -o segflow.time "$bin" -q run daily_segments --date "$date" "${limit_args[@]}" --json > manifest.json
 echo "duckdb, same model SQL ${memory_limit:+(memory_limit $memory_limit)}" >&2
-/usr/bin/time -f "%e %M" -o duckdb.time python3 "$benches/duckdb_models.py" "$work" "$date" "$work/duckdb_profile.parquet" ${memory_limit:+"$memory_limit"} > duckdb.seconds
+"$bin" -q plan daily_segments --format sql > models.sql
+/usr/bin/time -f "%e %M" -o duckdb.time python3 "$benches/duckdb_models.py" "$work" "$date" "$work/duckdb_profile.parquet" models.sql ${memory_limit:+"$memory_limit"} > duckdb.seconds
 
 python3 - <<'PY'
 import glob, json
@@ -52,8 +54,9 @@ duck_wall, duck_mib = timed("duckdb.time")
 duck_models = float(open("duckdb.seconds").read())
 m = json.load(open("manifest.json"))
 steps = {s["step"]: s["elapsed_ms"] / 1000 for s in m["steps"]}
-chain = sum(v for k, v in steps.items() if k.startswith("model ") or k == "register sources")
-after = sum(v for k, v in steps.items() if not (k.startswith("model ") or k == "register sources"))
+in_chain = lambda step: step.startswith(("model ", "feature ")) or step == "register sources"
+chain = sum(v for k, v in steps.items() if in_chain(k))
+after = sum(v for k, v in steps.items() if not in_chain(k))
 profile = next(o for o in m["outputs"] if o["name"] == "customer_profile")["rows"]
 events = sum(pq.ParquetFile(f).metadata.num_rows for f in glob.glob("data/sample/events/*/*/*.parquet"))
 open("interactions.count", "w").write(str(events))

@@ -1,12 +1,13 @@
 """The example pipeline's model chain run by DuckDB on the same files, to compare with segflow.
 
-    python3 benches/duckdb_models.py PROJECT RUN_DATE OUT.parquet [MEMORY_LIMIT]
+    segflow plan daily_segments --format sql > MODELS.sql
+    python3 benches/duckdb_models.py PROJECT RUN_DATE OUT.parquet MODELS.sql [MEMORY_LIMIT]
 
 Reads the sources as the pipeline declares them (CSV with the same typed columns, the
-interactions as Hive-partitioned Parquet), runs the pipeline's models (`current_address`,
-`campaign_contacts`, `customer_features`, `customer_profile` from `sql/daily_segments/`) with
-the parameters bound, and writes the profile
-to one zstd Parquet file, as segflow does. segflow's identifier functions become DuckDB's
+interactions as Hive-partitioned Parquet), runs every model and feature of the pipeline in run
+order as `segflow plan --format sql` prints them (a feature as the query computing it from all
+its events, as a full refresh does) with the parameters bound, and writes the last one, the
+profile, to one zstd Parquet file, as segflow does. segflow's identifier functions become DuckDB's
 `sha256`, `lower` and `regexp_replace`: cheaper than segflow's (which validate and normalize by
 country) but close enough to compare the engines. Prints the seconds it took.
 """
@@ -17,8 +18,8 @@ import time
 
 import duckdb
 
-project, run_date, out = sys.argv[1], sys.argv[2], sys.argv[3]
-memory_limit = sys.argv[4] if len(sys.argv) > 4 else None
+project, run_date, out, models_sql = sys.argv[1:5]
+memory_limit = sys.argv[5] if len(sys.argv) > 5 else None
 
 params = {"run_date": f"DATE '{run_date}'", "lookback_days": "365"}
 functions = {
@@ -28,8 +29,13 @@ functions = {
 }
 
 
-def model(name):
-    sql = open(f"{project}/sql/daily_segments/{name}.sql").read()
+def models():
+    """(name, SQL) of every model and feature, in run order."""
+    blocks = re.split(r"^-- (?:model|feature): (\w+)$", open(models_sql).read(), flags=re.M)
+    return [(name, bind(sql.strip().rstrip(";"))) for name, sql in zip(blocks[1::2], blocks[2::2])]
+
+
+def bind(sql):
     for param, value in params.items():
         sql = sql.replace(f"${param}", value)
     for pattern, replacement in functions.items():
@@ -67,9 +73,8 @@ con.execute(
     f"'{data}/events/*/*/*.parquet', hive_partitioning = true, "
     "hive_types = {'year': INTEGER, 'month': INTEGER})"
 )
-for name in ["current_address", "campaign_contacts", "customer_features"]:
-    con.execute(f"CREATE VIEW {name} AS {model(name)}")
-con.execute(
-    f"COPY ({model('customer_profile')}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)"
-)
+*chain, (_, profile) = models()
+for name, sql in chain:
+    con.execute(f"CREATE VIEW {name} AS {sql}")
+con.execute(f"COPY ({profile}) TO '{out}' (FORMAT parquet, COMPRESSION zstd)")
 print(f"{time.monotonic() - started:.2f}")

@@ -32,7 +32,7 @@ use chrono::NaiveDate;
 
 pub(crate) use compile::compile;
 pub use state::FeatureMaintenance;
-pub(crate) use state::{FeatureError, Inputs, check_plan, run};
+pub(crate) use state::{FeatureError, Inputs, check_plan, days_beside, run, scrub_days};
 
 use crate::location::Location;
 use crate::sql::{ident, idents};

@@ -202,6 +202,45 @@ pub(crate) async fn run(
     })
 }
 
+/// The per-day partials folder beside a feature's totals (`state/features/<name>/totals`).
+pub(crate) fn days_beside(totals: &str) -> Option<String> {
+    let state = totals.strip_suffix("/totals")?;
+    state
+        .starts_with("state/features/")
+        .then(|| format!("{state}/days"))
+}
+
+/// Rewrites a feature's per-day partials without erased keys, from a published run into a
+/// staged copy of it (whose `days/` folder is empty), and updates the state's list of days.
+pub(crate) async fn scrub_days(
+    ctx: &SessionContext,
+    published: &Folder,
+    staged: &Folder,
+    totals: &str,
+    key: &str,
+    params: &Params,
+) -> Result<(), FeatureError> {
+    let Some(days) = days_beside(totals) else {
+        return Ok(());
+    };
+    let state = days.trim_end_matches("/days");
+    let info_file = format!("{state}/feature.json");
+    let mut info: StateInfo = store::read_json(&published.join(&info_file)).await?;
+    if info.days.is_empty() {
+        return Ok(());
+    }
+    let table = "__segflow_scrub_days";
+    engine::register_parquet(ctx, table, &published.join(&days)).await?;
+    let sql = format!(
+        "SELECT * FROM {table} WHERE {} ORDER BY {DAY}",
+        not_erased(&ident(key))
+    );
+    let df = engine::plan_step(ctx, "erasure", &sql, params).await?;
+    info.days = engine::write_frame_by_day("erasure", df, DAY, &staged.join(&days), staged).await?;
+    store::write_json(&staged.join(&info_file), &info).await?;
+    Ok(())
+}
+
 /// A hash of what the feature's values depend on; a state made under another definition is not
 /// continued from.
 fn definition(feature: &Feature, params: &Params) -> String {

@@ -19,6 +19,8 @@ pub(crate) struct Node {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NodeKind {
     Source,
+    /// A declared feature table, maintained day by day.
+    Feature,
     View,
     MaterializedModel,
     PublishedModel,
@@ -32,6 +34,7 @@ impl NodeKind {
     pub(crate) fn label(self) -> &'static str {
         match self {
             NodeKind::Source => "source",
+            NodeKind::Feature => "feature",
             NodeKind::View => "view",
             NodeKind::MaterializedModel => "materialized model",
             NodeKind::PublishedModel => "published model",
@@ -70,6 +73,7 @@ pub(crate) fn lineage(pipeline: &Pipeline) -> Vec<Node> {
         .collect();
     for model in &pipeline.models {
         let kind = match (model.publish, model.materialize) {
+            _ if model.feature.is_some() => NodeKind::Feature,
             (true, _) => NodeKind::PublishedModel,
             (false, true) => NodeKind::MaterializedModel,
             (false, false) => NodeKind::View,

@@ -141,9 +141,10 @@ impl Pipeline {
     /// One line counting what the pipeline declares, for `validate`.
     pub fn summary(&self) -> String {
         format!(
-            "{} sources, {} models, {} segments, {} suppressions, {} offers, {} checks",
+            "{} sources, {} features, {} models, {} segments, {} suppressions, {} offers, {} checks",
             self.sources.len(),
-            self.models.len(),
+            self.models.iter().filter(|m| m.feature.is_some()).count(),
+            self.models.iter().filter(|m| m.feature.is_none()).count(),
             self.segments.as_ref().map_or(0, |s| s.list.len()),
             self.suppressions.len(),
             self.offers.as_ref().map_or(0, |o| o.list.len()),

@@ -11,6 +11,9 @@ pub enum PlanFormat {
     Text,
     Dot,
     Mermaid,
+    /// Every model's query in run order (a feature as the query computing it from all its
+    /// events), `$name` parameters unbound.
+    Sql,
 }
 
 pub(crate) fn render(pipeline: &Pipeline, format: PlanFormat) -> String {
@@ -18,7 +21,22 @@ pub(crate) fn render(pipeline: &Pipeline, format: PlanFormat) -> String {
         PlanFormat::Text => text(pipeline),
         PlanFormat::Dot => dot(pipeline),
         PlanFormat::Mermaid => mermaid(pipeline),
+        PlanFormat::Sql => sql(pipeline),
     }
+}
+
+fn sql(pipeline: &Pipeline) -> String {
+    let mut out = String::new();
+    for model in &pipeline.models {
+        let kind = if model.feature.is_some() {
+            "feature"
+        } else {
+            "model"
+        };
+        let text = model.query.text.trim_end().trim_end_matches(';');
+        let _ = writeln!(out, "-- {kind}: {}\n{text};\n", model.name);
+    }
+    out
 }
 
 fn text(pipeline: &Pipeline) -> String {

@@ -399,7 +399,10 @@ fn lineage_section(pipeline: &Pipeline) -> String {
         .map(|n| GraphNode {
             kind: match n.kind {
                 NodeKind::Source => "source",
-                NodeKind::View | NodeKind::MaterializedModel | NodeKind::PublishedModel => "model",
+                NodeKind::Feature
+                | NodeKind::View
+                | NodeKind::MaterializedModel
+                | NodeKind::PublishedModel => "model",
                 NodeKind::Suppression => "suppression",
                 NodeKind::Segment => "segment",
                 NodeKind::Offer => "offer",

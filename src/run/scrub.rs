@@ -14,6 +14,7 @@ use tracing::info;
 use super::{Locked, RunError, new_run_id};
 use crate::engine;
 use crate::erasure;
+use crate::features;
 use crate::report::Manifest;
 use crate::sql::Params;
 
@@ -77,6 +78,11 @@ async fn scrub_run(
         let target = staged.run().join(&output.path);
         let written =
             erasure::rewrite_without_erased(ctx, name, key, params, &target, staged.run()).await?;
+        // A feature's per-day partials sit beside its totals, not in the manifest.
+        if let Some(days) = features::days_beside(&output.path) {
+            staged.clear(&days).await?;
+            features::scrub_days(ctx, &published, staged.run(), &output.path, key, params).await?;
+        }
         output.rows = written.rows();
         output.files = written.files;
     }

@@ -196,3 +196,121 @@ fn a_changed_definition_is_recomputed_from_all_events() {
     );
     assert_eq!(features[1]["mode"], "incremental");
 }
+
+#[test]
+fn erased_customers_leave_the_feature_state_of_every_run() {
+    let p = Project::sample();
+    let requests = p.path("erasure_requests.csv");
+    let committed = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/sample/crm/erasure_requests.csv"
+    );
+    std::fs::copy(committed, &requests).unwrap();
+    p.edit(
+        PIPELINE,
+        "uri: data/sample/crm/erasure_requests.csv",
+        "uri: erasure_requests.csv",
+    );
+    for date in ["2026-11-18", "2026-11-19"] {
+        p.ok(&["run", PIPELINE, "--date", date]);
+    }
+    let state = |date: &str, feature: &str, part: &str| {
+        format!("{{out}}/runs/run_date={date}/state/features/{feature}/{part}/**/*.parquet")
+    };
+    // A customer who bought and was contacted recently.
+    let customer = p.duckdb(
+        "daily_segments",
+        &format!(
+            "select t.customer_id from read_parquet('{}') t join read_parquet('{}') c using (customer_id) where t.purchases_30d > 0 order by 1 limit 1",
+            state("2026-11-19", "customer_features", "totals"),
+            state("2026-11-19", "campaign_contacts", "totals")
+        ),
+    )[0]
+    .trim_matches(['[', ']', '"'])
+    .to_string();
+    let rows = |date: &str, feature: &str, part: &str| -> u64 {
+        let sql = format!(
+            "select count(*) from read_parquet('{}') where customer_id = {customer}",
+            state(date, feature, part)
+        );
+        p.duckdb("daily_segments", &sql)[0]
+            .trim_matches(['[', ']', '"'])
+            .parse()
+            .unwrap()
+    };
+    assert!(rows("2026-11-18", "customer_features", "days") > 0);
+
+    let mut text = std::fs::read_to_string(&requests).unwrap();
+    text.push_str(&format!("{customer},2026-11-20\n"));
+    std::fs::write(&requests, text).unwrap();
+    p.ok(&["run", PIPELINE, "--date", "2026-11-20"]);
+    assert_eq!(modes(&p, "2026-11-20"), ["incremental"; 3]);
+    for date in ["2026-11-18", "2026-11-19", "2026-11-20"] {
+        for feature in ["customer_features", "campaign_contacts"] {
+            for part in ["totals", "days"] {
+                assert_eq!(rows(date, feature, part), 0, "{date} {feature} {part}");
+            }
+        }
+    }
+    // The next run continues from the scrubbed state.
+    p.ok(&["run", PIPELINE, "--date", "2026-11-21"]);
+    assert_eq!(modes(&p, "2026-11-21"), ["incremental"; 3]);
+}
+
+/// Replaces the example's customer_features aggregates with `aggregates` and validates.
+fn invalid(aggregates: &str) -> String {
+    let p = Project::sample();
+    let text = p.read(PIPELINE);
+    let start = text.find("    aggregates:\n      purchases:").unwrap();
+    let end = text.find("  campaign_contacts:\n    description").unwrap();
+    p.write(
+        PIPELINE,
+        &format!(
+            "{}    aggregates:\n{aggregates}{}",
+            &text[..start],
+            &text[end..]
+        ),
+    );
+    p.fails(&["validate", PIPELINE], 2)
+}
+
+#[test]
+fn aggregates_that_cannot_be_kept_up_to_date_are_refused_at_their_line() {
+    let err = invalid("      biggest: { max: amount }\n");
+    assert!(
+        err.contains("pipelines/daily_segments.yaml:")
+            && err.contains("features.customer_features.aggregates.biggest: max of amount cannot be kept up to date day by day"),
+        "{err}"
+    );
+    let err = invalid("      spend: { sum: amount }\n");
+    assert!(
+        err.contains("spend: amount is a double; sums are kept exactly, as decimals")
+            && err.contains("e.g. decimals: 2"),
+        "{err}"
+    );
+    let err = invalid("      recent: { count: \"*\", where: \"event_time > $run_date\" }\n");
+    assert!(err.contains("remove $run_date"), "{err}");
+    let err = invalid("      last: { max: event_time, windows: [30] }\n");
+    assert!(
+        err.contains("is over all history and has no windows"),
+        "{err}"
+    );
+    let err = invalid("      both: { count: \"*\", sum: amount }\n");
+    assert!(
+        err.contains("give exactly one of count, sum, max or min"),
+        "{err}"
+    );
+    // A mistake in a condition is reported at the condition, not in generated SQL.
+    let err = invalid("      oops: { count: \"*\", where: \"evnt_type = 'purchase'\" }\n");
+    let after_file = err.split("daily_segments.yaml:").nth(1).unwrap();
+    let line: usize = after_file.split(':').next().unwrap().parse().unwrap();
+    let original = Project::sample().read(PIPELINE);
+    // The line after the first `aggregates:`, where `oops` went.
+    let expected = original
+        .lines()
+        .position(|l| l == "    aggregates:")
+        .unwrap()
+        + 2;
+    assert_eq!(line, expected, "{err}");
+    assert!(err.contains("evnt_type"), "{err}");
+}

@@ -239,7 +239,7 @@ fn a_parameter_that_overflows_date_arithmetic_names_the_parameter() {
     ];
     let err = p.fails(&args, 2);
     assert!(
-        err.contains("model customer_features overflowed computing dates or numbers with --date 2026-11-20 and --param lookback_days=100000000000"),
+        err.contains("model customer_profile overflowed computing dates or numbers with --date 2026-11-20 and --param lookback_days=100000000000"),
         "{err}"
     );
     assert!(!p.path("out/daily_segments/runs").exists());
