@@ -590,8 +590,8 @@ pub(crate) async fn write_frame_by_day(
         .create_physical_plan()
         .await
         .map_err(|e| EngineError::execution(what, e))?;
-    let stream = execute_stream(plan, task).map_err(|e| EngineError::execution(what, e))?;
-    crate::store::write_stream_by_day(stream, column, target, root)
+    let stream = execute_stream(plan.clone(), task).map_err(|e| EngineError::execution(what, e))?;
+    let days = crate::store::write_stream_by_day(stream, column, target, root)
         .await
         .map_err(|source| match source {
             StoreError::Query(err) => EngineError::execution(what, err),
@@ -599,7 +599,12 @@ pub(crate) async fn write_frame_by_day(
                 what: what.to_string(),
                 source,
             },
-        })
+        })?;
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let analyzed = DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(true);
+        tracing::debug!(what, days = days.len(), "plan with metrics:\n{analyzed}");
+    }
+    Ok(days)
 }
 
 /// Runs SQL segflow generated and streams the result into Parquet at `target`.

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{Days, NaiveDate};
+use chrono::{Datelike, Days, NaiveDate};
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -351,19 +351,37 @@ impl Job<'_> {
     }
 
     /// Partials of the days `from..=date`, one folder per day with events, into the state.
+    /// A calendar month at a time: a year of (key, day) groups at once would hold tens of
+    /// millions of groups in memory, a month a twelfth of that (and reads one month partition).
     async fn write_partials(&self, from: NaiveDate) -> Result<Vec<NaiveDate>, FeatureError> {
-        let sql = self.kept(self.feature.partials(from, self.date));
-        let sql = format!("{sql} ORDER BY {DAY}");
-        let df = engine::plan_step(self.inputs.ctx, &self.what(), &sql, self.inputs.params).await?;
-        let written = engine::write_frame_by_day(
-            &self.what(),
-            df,
-            DAY,
-            &self.state.join("days"),
-            self.inputs.dirs.run_dir,
-        )
-        .await?;
-        Ok(written)
+        let mut days = Vec::new();
+        let mut start = from;
+        while start <= self.date {
+            let next_month = start
+                .with_day(1)
+                .and_then(|first| first.checked_add_months(chrono::Months::new(1)))
+                .unwrap_or(self.date.succ_opt().unwrap_or(self.date));
+            let end = next_month.pred_opt().unwrap_or(next_month).min(self.date);
+            let sql = self.kept(self.feature.partials(start, end));
+            let sql = format!("{sql} ORDER BY {DAY}");
+            let df =
+                engine::plan_step(self.inputs.ctx, &self.what(), &sql, self.inputs.params).await?;
+            days.extend(
+                engine::write_frame_by_day(
+                    &self.what(),
+                    df,
+                    DAY,
+                    &self.state.join("days"),
+                    self.inputs.dirs.run_dir,
+                )
+                .await?,
+            );
+            if end >= self.date {
+                break;
+            }
+            start = end.succ_opt().unwrap_or(end);
+        }
+        Ok(days)
     }
 
     /// From the previous run's totals, adding the changed days and taking away the days that

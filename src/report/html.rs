@@ -455,6 +455,7 @@ fn facts(m: &Manifest) -> String {
         .map(|s| (s.step.clone(), vec![("ms".to_string(), s.elapsed_ms)]))
         .collect();
     out += &bars(&steps, 300.0, seconds);
+    out += &features(m);
     out += "<table><tr><th>output</th><th class=\"num\">rows</th><th class=\"num\">files</th></tr>";
     for o in &m.outputs {
         let _ = write!(
@@ -468,6 +469,32 @@ fn facts(m: &Manifest) -> String {
         );
     }
     out + "</table></section>"
+}
+
+/// How each feature table was brought up to date: from the previous run's state and the days
+/// read, or from all events and why.
+fn features(m: &Manifest) -> String {
+    let mut out = String::new();
+    for f in &m.features {
+        let how = match (&f.from_run, f.days_read.first(), f.days_read.last()) {
+            (Some(from), Some(first), Some(last)) => {
+                format!("incremental from the run of {from}: read the events of {first} to {last}")
+            }
+            _ => format!(
+                "computed from all events ({})",
+                f.reason.as_deref().unwrap_or("full refresh")
+            ),
+        };
+        let _ = write!(
+            out,
+            "<p class=\"muted\" data-feature=\"{}\">feature {}: {}, {} rows</p>",
+            escape(&f.feature),
+            escape(&f.feature),
+            escape(&how),
+            num(f.rows)
+        );
+    }
+    out
 }
 
 /// One line of the index: a run (or a blocked attempt) of a date.
