@@ -3,8 +3,9 @@
 # (generated once, then each month's events put in time order, as an event log lands them), the
 # example pipeline run for the day before D from all events, then for D continuing from that
 # state — and, in a second project reading the same files, D from all events (--full-refresh).
-# Prints the feature steps' time and the whole run's time of the full and the incremental run of
-# D, their ratios, and each run's peak memory.
+# Then DuckDB recomputes the model chain (features from all events) on the same files, the
+# other way to get the same profile every day. Prints the feature steps' time and the whole
+# run's time of the full and the incremental run of D, their ratios, and peak memory.
 #
 #   benches/incremental.sh [CUSTOMERS] [MEMORY_LIMIT]   default: 1000000 customers, no limit
 #
@@ -70,6 +71,11 @@ run() { # PROJECT LABEL DATE [ARGS]
 run daily history "$day_before"
 run daily incremental "$date"
 run full full "$date" --full-refresh
+echo "duckdb, the model chain from all events ${memory_limit:+(memory_limit $memory_limit)}" >&2
+(cd "$work/daily" && "$bin" -q plan daily_segments --format sql > ../models.sql)
+/usr/bin/time -f "%e %M" -o "$work/duckdb.time" python3 benches/duckdb_models.py "$work/daily" "$date" \
+  "$work/duckdb_profile.parquet" "$work/models.sql" ${memory_limit:+"$memory_limit"} > "$work/duckdb.seconds" \
+  || { echo "DuckDB failed (see above)" >&2; echo failed > "$work/duckdb.seconds"; }
 
 cd "$work"
 python3 - <<'PY'
@@ -96,4 +102,13 @@ print(f"{'whole run, s':30} {full[0]:9.1f} {inc[0]:12.1f} {full[0] / inc[0]:7.1f
 print(f"{'peak memory (RSS), MiB':30} {full[1]:9.0f} {inc[1]:12.0f}")
 for name in full[3]:
     print(f"  step {name:<32} {full[3][name]:8.1f} s {inc[3].get(name, 0):8.1f} s")
+in_chain = lambda step: step.startswith(("model ", "feature ")) or step == "register sources"
+chain = sum(v for k, v in inc[3].items() if in_chain(k))
+duck = open("duckdb.seconds").read().strip()
+if duck == "failed":
+    print(f"model chain of the incremental run {chain:.1f} s; DuckDB recomputing it failed")
+else:
+    duck_mib = int(open("duckdb.time").read().split()[1]) / 1024
+    print(f"model chain of the incremental run {chain:.1f} s vs DuckDB recomputing it "
+          f"{float(duck):.1f} s ({duck_mib:,.0f} MiB): {chain / float(duck):.2f}x")
 PY

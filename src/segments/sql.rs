@@ -161,17 +161,20 @@ fn open_spells(key: &str) -> String {
     )
 }
 
-/// Who was added to and removed from `segment` since the previous run.
+/// Who was added to and removed from `segment` since the previous run: the keys on one side
+/// only. Both sides hold a key at most once (today's pairs are distinct, a customer has one open
+/// spell per segment), so grouping the two together finds them; an aggregation spills under
+/// `--memory-limit` where two anti-joins' sorts and merge buffers did not.
 pub(super) fn changes(key: &str, segment: &str) -> String {
     let k = ident(key);
     let name = literal(segment);
     let open = open_spells(key);
     format!(
-        "SELECT t.{k}, 'added' AS change FROM {TODAY} t WHERE t.segment = {name} \
-           AND NOT EXISTS (SELECT 1 FROM ({open}) o WHERE o.{k} = t.{k} AND o.segment = t.segment) \
-         UNION ALL \
-         SELECT o.{k}, 'removed' AS change FROM ({open}) o WHERE o.segment = {name} \
-           AND NOT EXISTS (SELECT 1 FROM {TODAY} t WHERE t.{k} = o.{k} AND t.segment = o.segment) \
+        "SELECT {k}, CASE WHEN MAX(today) THEN 'added' ELSE 'removed' END AS change FROM ( \
+           SELECT t.{k}, true AS today FROM {TODAY} t WHERE t.segment = {name} \
+           UNION ALL \
+           SELECT o.{k}, false AS today FROM ({open}) o WHERE o.segment = {name}) AS sides \
+         GROUP BY {k} HAVING COUNT(*) = 1 \
          ORDER BY change, {k}"
     )
 }
