@@ -225,63 +225,16 @@ fn aggregate(
         return None;
     };
     let declared = column_type(source, column);
-    let kind = match (*function, declared) {
-        ("count", _) => Kind::Count,
-        ("sum", Some(ColumnType::Int)) => Kind::Sum {
-            decimals: spec.decimals,
-        },
-        ("sum", Some(ColumnType::Double)) => match spec.decimals {
-            Some(places) if places <= 18 => Kind::Sum {
-                decimals: Some(places),
-            },
-            Some(_) => {
-                c.problem_at(at, format!("{what}.decimals: at most 18"));
-                return None;
-            }
-            None => {
-                c.problem_at(
-                    at,
-                    format!(
-                        "{what}: {column} is a double; sums are kept exactly, as decimals, so that adding a day and taking one away gives the same total as summing again — say how many decimal places to keep, e.g. decimals: 2"
-                    ),
-                );
-                return None;
-            }
-        },
-        ("max" | "min", Some(ColumnType::Timestamp | ColumnType::Date)) => {
-            if *function == "max" {
-                Kind::Max
-            } else {
-                Kind::Min
-            }
-        }
-        ("max" | "min", Some(_)) => {
-            c.problem_at(
-                at,
-                format!(
-                    "{what}: {function} of {column} cannot be kept up to date day by day — when the day holding it leaves the window, the next {function} is unknown without rescanning; {function} works on timestamp and date columns (the latest or earliest event, over all history), otherwise compute it in a SQL model"
-                ),
-            );
-            return None;
-        }
-        (_, None) if column.as_str() != "*" => {
-            c.problem_at(
-                at,
-                format!(
-                    "{what}: declare {column}'s type under sources.{}.columns so that segflow can check how it adds up",
-                    source.name
-                ),
-            );
-            return None;
-        }
-        (_, _) => {
-            c.problem_at(
-                at,
-                format!("{what}: {function} needs a column; \"*\" counts events (count: \"*\")"),
-            );
-            return None;
-        }
-    };
+    let kind = kind(
+        c,
+        &at,
+        what,
+        function,
+        column,
+        declared,
+        spec.decimals,
+        &source.name,
+    )?;
     if spec.decimals.is_some() && !matches!(kind, Kind::Sum { .. }) {
         c.problem_at(
             at.clone(),
@@ -330,6 +283,78 @@ fn aggregate(
         filter,
         windows,
     })
+}
+
+/// What an aggregate computes, given the declared type of its column; a problem when it cannot
+/// be kept up to date day by day.
+#[allow(clippy::too_many_arguments)]
+fn kind(
+    c: &mut Compiler,
+    at: &crate::location::Location,
+    what: &str,
+    function: &str,
+    column: &str,
+    declared: Option<ColumnType>,
+    decimals: Option<u32>,
+    source: &str,
+) -> Option<Kind> {
+    let at = at.clone();
+    let kind = match (function, declared) {
+        ("count", _) => Kind::Count,
+        ("sum", Some(ColumnType::Int)) => Kind::Sum { decimals },
+        ("sum", Some(ColumnType::Double)) => match decimals {
+            Some(places) if places <= 18 => Kind::Sum {
+                decimals: Some(places),
+            },
+            Some(_) => {
+                c.problem_at(at, format!("{what}.decimals: at most 18"));
+                return None;
+            }
+            None => {
+                c.problem_at(
+                    at,
+                    format!(
+                        "{what}: {column} is a double; sums are kept exactly, as decimals, so that adding a day and taking one away gives the same total as summing again — say how many decimal places to keep, e.g. decimals: 2"
+                    ),
+                );
+                return None;
+            }
+        },
+        ("max" | "min", Some(ColumnType::Timestamp | ColumnType::Date)) => {
+            if function == "max" {
+                Kind::Max
+            } else {
+                Kind::Min
+            }
+        }
+        ("max" | "min", Some(_)) => {
+            c.problem_at(
+                at,
+                format!(
+                    "{what}: {function} of {column} cannot be kept up to date day by day — when the day holding it leaves the window, the next {function} is unknown without rescanning; {function} works on timestamp and date columns (the latest or earliest event, over all history), otherwise compute it in a SQL model"
+                ),
+            );
+            return None;
+        }
+        (_, None) if column != "*" => {
+            c.problem_at(
+                at,
+                format!(
+                    "{what}: declare {column}'s type under sources.{}.columns so that segflow can check how it adds up",
+                    source
+                ),
+            );
+            return None;
+        }
+        (_, _) => {
+            c.problem_at(
+                at,
+                format!("{what}: {function} needs a column; \"*\" counts events (count: \"*\")"),
+            );
+            return None;
+        }
+    };
+    Some(kind)
 }
 
 /// Output columns must differ from each other and from the key.

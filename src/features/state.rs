@@ -390,65 +390,20 @@ impl Job<'_> {
         &self,
         (previous, info): &(Folder, StateInfo),
     ) -> Result<(Vec<NaiveDate>, Written, FeatureMaintenance), FeatureError> {
-        let feature = self.feature;
         let inputs = self.inputs;
-        let ctx = inputs.ctx;
-        let what = self.what();
-        let (date, before) = (self.date, info.run_date);
+        let (ctx, name, what) = (inputs.ctx, &self.feature.name, self.what());
+        let before = info.run_date;
         // An event that arrived after the previous run happened at most `late_days` before it
         // arrived: the days from the previous run's date + 1 - late_days on may have changed.
         let changed_from =
-            before.succ_opt().unwrap_or(before) - Days::new(u64::from(feature.late_days));
-        let first_kept = self.first_kept_day();
-        let name = &feature.name;
+            before.succ_opt().unwrap_or(before) - Days::new(u64::from(self.feature.late_days));
 
-        // The changed days, from the events: the only scan of the source.
-        let new_days = match first_kept {
-            Some(_) => self.write_partials(changed_from).await?,
-            None => Vec::new(),
-        };
         let new_table = format!("__segflow_feature_{name}_new");
-        let new_rows = if first_kept.is_some() {
-            let folders: Vec<Folder> = new_days
-                .iter()
-                .map(|d| self.state.join(&day_dir(*d)))
-                .collect();
-            register_days(ctx, &what, &new_table, &folders).await?
-        } else {
-            // Only all-time aggregates: nothing is kept per day.
-            let sql = self.kept(feature.partials(changed_from, date));
-            engine::materialize(
-                ctx,
-                &what,
-                &sql,
-                inputs.params,
-                inputs.dirs.work_dir,
-                &new_table,
-            )
-            .await?;
-            true
-        };
-
-        // Days of the previous state that are needed: those that left a window, and the old
-        // version of those recomputed.
-        let windows: BTreeSet<u32> = feature
-            .aggregates
-            .iter()
-            .flat_map(|a| a.windows.iter().copied())
-            .collect();
-        let left = |d: NaiveDate, w: u32| {
-            d + Days::new(u64::from(w)) > before && d + Days::new(u64::from(w)) <= date
-        };
-        let old_days: Vec<NaiveDate> = info
-            .days
-            .iter()
-            .copied()
-            .filter(|d| *d >= changed_from || windows.iter().any(|w| left(*d, *w)))
-            .collect();
+        let (new_days, new_rows) = self.new_partials(changed_from, &new_table).await?;
         let old_table = format!("__segflow_feature_{name}_old");
-        let old_folders: Vec<Folder> = old_days
-            .iter()
-            .map(|d| previous.join(&day_dir(*d)))
+        let old_folders: Vec<Folder> = self
+            .old_days_needed(info, changed_from)
+            .map(|d| previous.join(&day_dir(d)))
             .collect();
         let old_rows = register_days(ctx, &what, &old_table, &old_folders).await?;
         let previous_table = format!("__segflow_feature_{name}_previous");
@@ -472,55 +427,116 @@ impl Job<'_> {
         )
         .await?;
 
-        // The days still in the longest window and not recomputed come along unchanged (without
-        // anyone erased since).
-        let carried: Vec<NaiveDate> = match first_kept {
-            Some(first) => info
-                .days
-                .iter()
-                .copied()
-                .filter(|d| *d >= first && *d < changed_from)
-                .collect(),
-            None => Vec::new(),
-        };
-        let scrub = match inputs.key {
-            Some(key) if self.erased.is_some() => {
-                erasure::holds_erased(ctx, &previous_table, key, inputs.params).await?
-            }
-            _ => false,
-        };
-        for day in &carried {
-            let from = previous.join(&day_dir(*day));
-            let to = self.state.join(&day_dir(*day));
-            if scrub {
-                let table = format!("__segflow_feature_{name}_carried");
-                engine::register_parquet(ctx, &table, &from).await?;
-                let key = inputs.key.expect("scrubbing needs the key");
-                erasure::rewrite_without_erased(
-                    ctx,
-                    &table,
-                    key,
-                    inputs.params,
-                    &to,
-                    inputs.dirs.run_dir,
-                )
-                .await?;
-            } else {
-                store::copy_folder(&from, &to).await?;
-            }
-        }
-        let mut days = carried;
+        let mut days = self
+            .carry(previous, info, changed_from, &previous_table)
+            .await?;
         days.extend(new_days);
-        let days_read = date_range(changed_from, date);
         let maintenance = FeatureMaintenance {
             feature: name.clone(),
             mode: "incremental".into(),
             reason: None,
             from_run: Some(before),
-            days_read,
+            days_read: date_range(changed_from, self.date),
             rows: 0,
         };
         Ok((days, written, maintenance))
+    }
+
+    /// The partials of the changed days, from the events (the only scan of the source), written
+    /// into the state and registered as `table`; the days written, and whether there are any.
+    async fn new_partials(
+        &self,
+        changed_from: NaiveDate,
+        table: &str,
+    ) -> Result<(Vec<NaiveDate>, bool), FeatureError> {
+        let inputs = self.inputs;
+        if self.first_kept_day().is_none() {
+            // Only all-time aggregates: nothing is kept per day.
+            let sql = self.kept(self.feature.partials(changed_from, self.date));
+            let dir = inputs.dirs.work_dir;
+            engine::materialize(inputs.ctx, &self.what(), &sql, inputs.params, dir, table).await?;
+            return Ok((Vec::new(), true));
+        }
+        let days = self.write_partials(changed_from).await?;
+        let folders: Vec<Folder> = days.iter().map(|d| self.state.join(&day_dir(*d))).collect();
+        let any = register_days(inputs.ctx, &self.what(), table, &folders).await?;
+        Ok((days, any))
+    }
+
+    /// Days of the previous state whose partials the update takes away: those that left a
+    /// window since, and the old version of those recomputed.
+    fn old_days_needed<'b>(
+        &self,
+        info: &'b StateInfo,
+        changed_from: NaiveDate,
+    ) -> impl Iterator<Item = NaiveDate> + 'b {
+        let windows: BTreeSet<u32> = self
+            .feature
+            .aggregates
+            .iter()
+            .flat_map(|a| a.windows.iter().copied())
+            .collect();
+        let (before, date) = (info.run_date, self.date);
+        let left = move |d: NaiveDate, w: u32| {
+            let leaves = d + Days::new(u64::from(w));
+            leaves > before && leaves <= date
+        };
+        info.days
+            .iter()
+            .copied()
+            .filter(move |d| *d >= changed_from || windows.iter().any(|w| left(*d, *w)))
+    }
+
+    /// Carries the previous state's days still in the longest window and not recomputed into
+    /// this run's state, unchanged — or without anyone erased since, when the previous totals
+    /// (which hold every key of those days) hold an erased key. Returns the days carried.
+    async fn carry(
+        &self,
+        previous: &Folder,
+        info: &StateInfo,
+        changed_from: NaiveDate,
+        previous_totals: &str,
+    ) -> Result<Vec<NaiveDate>, FeatureError> {
+        let Some(first) = self.first_kept_day() else {
+            return Ok(Vec::new());
+        };
+        let inputs = self.inputs;
+        let carried: Vec<NaiveDate> = info
+            .days
+            .iter()
+            .copied()
+            .filter(|d| *d >= first && *d < changed_from)
+            .collect();
+        let scrub_key = match inputs.key {
+            Some(key) if self.erased.is_some() => {
+                erasure::holds_erased(inputs.ctx, previous_totals, key, inputs.params)
+                    .await?
+                    .then_some(key)
+            }
+            _ => None,
+        };
+        for day in &carried {
+            let from = previous.join(&day_dir(*day));
+            let to = self.state.join(&day_dir(*day));
+            match scrub_key {
+                Some(key) => {
+                    let table = format!("__segflow_feature_{}_carried", self.feature.name);
+                    engine::register_parquet(inputs.ctx, &table, &from).await?;
+                    let run_dir = inputs.dirs.run_dir;
+                    erasure::rewrite_without_erased(
+                        inputs.ctx,
+                        &table,
+                        key,
+                        inputs.params,
+                        &to,
+                        run_dir,
+                    )
+                    .await?;
+                }
+                None => store::copy_folder(&from, &to).await?,
+            }
+        }
+        Ok(carried)
     }
 
     /// The new totals: previous totals, plus the changed days' partials inside each window, minus

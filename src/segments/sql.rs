@@ -175,7 +175,7 @@ pub(super) fn changes(key: &str, segment: &str) -> String {
            UNION ALL \
            SELECT o.{k}, false AS today FROM ({open}) o WHERE o.segment = {name}) AS sides \
          GROUP BY {k} HAVING COUNT(*) = 1 \
-         ORDER BY change, {k}"
+         ORDER BY {k}"
     )
 }
 
