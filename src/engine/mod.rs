@@ -552,13 +552,7 @@ pub(crate) async fn write_frame(
     let stream = execute_stream(plan.clone(), task).map_err(|e| EngineError::execution(what, e))?;
     let (files, schema) = write_stream(stream, target, root, &layout)
         .await
-        .map_err(|source| match source {
-            StoreError::Query(err) => EngineError::execution(what, err),
-            source => EngineError::Write {
-                what: what.to_string(),
-                source,
-            },
-        })?;
+        .map_err(|source| write_error(what, source))?;
     let written = Written { files, schema };
     tracing::debug!(
         what,
@@ -567,13 +561,28 @@ pub(crate) async fn write_frame(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         "written"
     );
-    // Where the time went, operator by operator (EXPLAIN ANALYZE): rows, time, spills. Plans
-    // and metrics hold no row values.
+    log_plan_metrics(what, &plan);
+    Ok(written)
+}
+
+/// A failure while streaming a query into Parquet: the query's own, or the write's.
+fn write_error(what: &str, source: StoreError) -> EngineError {
+    match source {
+        StoreError::Query(err) => EngineError::execution(what, err),
+        source => EngineError::Write {
+            what: what.to_string(),
+            source,
+        },
+    }
+}
+
+/// Where the time went, operator by operator (EXPLAIN ANALYZE): rows, time, spills; at debug
+/// level. Plans and metrics hold no row values.
+fn log_plan_metrics(what: &str, plan: &Arc<dyn ExecutionPlan>) {
     if tracing::enabled!(tracing::Level::DEBUG) {
         let analyzed = DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(true);
         tracing::debug!(what, "plan with metrics:\n{analyzed}");
     }
-    Ok(written)
 }
 
 /// Streams a planned query sorted by the date column `column` into one folder per day below
@@ -593,17 +602,8 @@ pub(crate) async fn write_frame_by_day(
     let stream = execute_stream(plan.clone(), task).map_err(|e| EngineError::execution(what, e))?;
     let days = crate::store::write_stream_by_day(stream, column, target, root)
         .await
-        .map_err(|source| match source {
-            StoreError::Query(err) => EngineError::execution(what, err),
-            source => EngineError::Write {
-                what: what.to_string(),
-                source,
-            },
-        })?;
-    if tracing::enabled!(tracing::Level::DEBUG) {
-        let analyzed = DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(true);
-        tracing::debug!(what, days = days.len(), "plan with metrics:\n{analyzed}");
-    }
+        .map_err(|source| write_error(what, source))?;
+    log_plan_metrics(what, &plan);
     Ok(days)
 }
 

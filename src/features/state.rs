@@ -557,6 +557,23 @@ impl Job<'_> {
         let changed = date_literal(changed_from);
         let longest = feature.longest_window();
         let keys = feature.keys();
+        // A windowed column: a changed day's partial counts when inside the window; an old
+        // partial is taken away when it was inside the previous window and has left it since, or
+        // was recomputed; the total sums them with the previous total.
+        let windowed = |partial: &str, column: &str, w: u32| {
+            [
+                format!(
+                    "CASE WHEN {day} >= {} THEN {partial} END AS {column}",
+                    since(self.date, w)
+                ),
+                format!(
+                    "-(CASE WHEN {day} >= {} AND ({day} <= {} OR {day} >= {changed}) THEN {partial} END) AS {column}",
+                    since(before, w),
+                    until(self.date, w)
+                ),
+                format!("COALESCE(SUM({column}), 0) AS {column}"),
+            ]
+        };
 
         let mut previous_cols = vec![keys.clone()];
         let mut new_cols = vec![keys.clone()];
@@ -568,16 +585,10 @@ impl Job<'_> {
             previous_cols.push(column.clone());
             match window {
                 Some(w) => {
-                    new_cols.push(format!(
-                        "CASE WHEN {day} >= {} THEN {partial} END AS {column}",
-                        since(self.date, w)
-                    ));
-                    old_cols.push(format!(
-                        "-(CASE WHEN {day} >= {} AND ({day} <= {} OR {day} >= {changed}) THEN {partial} END) AS {column}",
-                        since(before, w),
-                        until(self.date, w)
-                    ));
-                    outer.push(format!("COALESCE(SUM({column}), 0) AS {column}"));
+                    let [new, old, sum] = windowed(&partial, &column, w);
+                    new_cols.push(new);
+                    old_cols.push(old);
+                    outer.push(sum);
                 }
                 None => {
                     new_cols.push(format!("{partial} AS {column}"));
@@ -590,16 +601,10 @@ impl Job<'_> {
         if longest > 0 {
             let rows = ident(ROWS);
             previous_cols.push(rows.clone());
-            new_cols.push(format!(
-                "CASE WHEN {day} >= {} THEN {rows} END AS {rows}",
-                since(self.date, longest)
-            ));
-            old_cols.push(format!(
-                "-(CASE WHEN {day} >= {} AND ({day} <= {} OR {day} >= {changed}) THEN {rows} END) AS {rows}",
-                since(before, longest),
-                until(self.date, longest)
-            ));
-            outer.push(format!("COALESCE(SUM({rows}), 0) AS {rows}"));
+            let [new, old, sum] = windowed(&rows, &rows, longest);
+            new_cols.push(new);
+            old_cols.push(old);
+            outer.push(sum);
             if !feature.has_all_time() {
                 having = format!(" HAVING COALESCE(SUM({rows}), 0) > 0");
             }
