@@ -2,6 +2,7 @@
 //! planning SQL with bound parameters, and streaming a query's result into Parquet and reading
 //! it back. Every step of a run goes through these few functions.
 
+mod row_number;
 mod rules;
 
 use std::collections::{HashMap, HashSet};
@@ -20,6 +21,7 @@ use datafusion::datasource::listing::{
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
@@ -296,7 +298,13 @@ pub(crate) fn session(
     let runtime = runtime
         .build_arc()
         .map_err(|e| EngineError::Session(e.into()))?;
-    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(row_number::RowNumbers))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     for (url, store) in stores.iter() {
         ctx.register_object_store(&url, store.clone());
     }
@@ -639,7 +647,7 @@ pub(crate) async fn materialize(
         params,
         &dir,
         work_dir,
-        TableLayout::default(),
+        TableLayout::scratch(),
     )
     .await?;
     register_parquet(ctx, table, &dir).await?;

@@ -215,7 +215,7 @@ pub(crate) async fn run(
     let layout = if model.publish {
         TableLayout::published(None, params.run_date())
     } else {
-        TableLayout::default()
+        TableLayout::scratch()
     };
     let written = engine::write_frame(&model.what(), df, &dir, base, layout).await?;
     engine::register_parquet(ctx, &model.name, &dir).await?;

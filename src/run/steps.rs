@@ -243,6 +243,7 @@ impl<'a> Run<'a> {
         let pipeline = self.pipeline;
         let work_dir = self.staged.work().clone();
         self.progress.set("suppressions");
+        let clock = Instant::now();
         suppressions::evaluate(
             &self.ctx,
             &pipeline.suppressions,
@@ -253,6 +254,7 @@ impl<'a> Run<'a> {
             &work_dir,
         )
         .await?;
+        self.step("suppressions", None, clock);
         let mut held = Vec::new();
         if pipeline.segments.is_some() {
             self.segments(key)
@@ -264,6 +266,8 @@ impl<'a> Run<'a> {
             self.offers(key).instrument(info_span!("offers")).await?;
             held.push(offers::HELD);
         }
+        self.progress.set("suppressed");
+        let clock = Instant::now();
         let (output, stats) = suppressions::write_suppressed(
             &self.ctx,
             key,
@@ -273,8 +277,10 @@ impl<'a> Run<'a> {
             self.staged.run(),
         )
         .await?;
+        let held_back = output.rows;
         self.manifest.outputs.push(output);
         self.manifest.suppressions = stats;
+        self.step("suppressed", Some(held_back), clock);
         Ok(())
     }
 

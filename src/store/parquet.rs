@@ -58,6 +58,10 @@ pub(crate) struct TableLayout {
     /// Columns with one value for the whole table, written into every file (`run_date`,
     /// `segment`) so that no reader depends on folder names to see them.
     pub(crate) stamps: Vec<(String, ScalarValue)>,
+    /// A scratch table the run reads back and deletes: written with LZ4, which costs a
+    /// fraction of zstd's time to encode and decode; what is published or kept as state is
+    /// zstd, smaller for readers and storage.
+    pub(crate) scratch: bool,
 }
 
 impl TableLayout {
@@ -68,6 +72,15 @@ impl TableLayout {
             sorted_by: Vec::new(),
             not_null: key.map(str::to_string).into_iter().collect(),
             stamps: vec![("run_date".into(), ScalarValue::Date32(Some(days)))],
+            scratch: false,
+        }
+    }
+
+    /// A table the run writes for itself and deletes with its staging folder.
+    pub(crate) fn scratch() -> Self {
+        Self {
+            scratch: true,
+            ..Self::default()
         }
     }
 
@@ -134,6 +147,7 @@ pub struct ParquetWriter {
     run_root: Folder,
     schema: SchemaRef,
     sorted_by: Vec<SortingColumn>,
+    compression: Compression,
     /// Constant columns appended to every batch.
     stamps: Vec<ScalarValue>,
     current: Option<(AsyncArrowWriter<BufWriter>, Folder, u64)>,
@@ -160,6 +174,11 @@ impl ParquetWriter {
             run_root: run_root.clone(),
             schema: portable_schema(schema, layout),
             sorted_by: layout.sorted_by.clone(),
+            compression: if layout.scratch {
+                Compression::LZ4_RAW
+            } else {
+                Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level"))
+            },
             stamps: layout
                 .stamps
                 .iter()
@@ -185,9 +204,7 @@ impl ParquetWriter {
             std::fs::create_dir_all(local).map_err(StoreError::io(local, "creating folder"))?;
         }
         let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(3).expect("valid level"),
-            ))
+            .set_compression(self.compression)
             .set_max_row_group_row_count(Some(128 * 1024))
             .set_sorting_columns((!self.sorted_by.is_empty()).then(|| self.sorted_by.clone()))
             .build();
