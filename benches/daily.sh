@@ -17,19 +17,12 @@ work=${BENCH_DIR:-$(mktemp -d /tmp/segflow-bench.XXXXXX)}
 date=2026-11-20
 benches=$(pwd)/benches
 
-cargo build --release --quiet
-bin=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/segflow
-[ -x /usr/bin/time ] || { echo "install GNU time (apt-get install time) for peak memory" >&2; exit 2; }
-
+. benches/common.sh
+release_build
 mkdir -p "$work"
 rm -rf "$work/pipelines" "$work/sql"
 cp -r pipelines sql "$work/"
-if [ ! -f "$work/data/sample/crm/customers.csv" ] || [ "$(wc -l < "$work/data/sample/crm/customers.csv")" -ne $((customers + 1)) ]; then
-  rm -rf "$work/data/sample"
-  echo "generating $customers customers with a year of interactions into $work/data/sample" >&2
-  /usr/bin/time -f "generate: %e s, peak %M KiB" "$bin" -q generate --customers "$customers" --days 365 --seed 42 "$work/data/sample"
-fi
-cp data/sample/crm/erasure_requests.csv "$work/data/sample/crm/"
+generate_data "$work/data/sample" "$customers"
 
 cd "$work"
 rm -rf out

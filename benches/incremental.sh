@@ -19,17 +19,11 @@ work=${BENCH_DIR:-$(mktemp -d /tmp/segflow-incremental.XXXXXX)}
 day_before=2026-11-19
 date=2026-11-20
 
-cargo build --release --quiet
-bin=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/segflow
-[ -x /usr/bin/time ] || { echo "install GNU time (apt-get install time) for peak memory" >&2; exit 2; }
-
+. benches/common.sh
+release_build
 mkdir -p "$work"
 data=$work/data/sample
-if [ ! -f "$data/crm/customers.csv" ] || [ "$(wc -l < "$data/crm/customers.csv")" -ne $((customers + 1)) ]; then
-  rm -rf "$data"
-  echo "generating $customers customers with a year of interactions into $data" >&2
-  "$bin" -q generate --customers "$customers" --days 365 --seed 42 "$data"
-fi
+generate_data "$data" "$customers"
 if [ ! -f "$data/events/.time_ordered" ]; then
   echo "putting each month's events in time order" >&2
   python3 - "$data/events" <<'PY'
@@ -50,7 +44,6 @@ for month in sorted(glob.glob(f"{events}/year=*/month=*")):
 open(f"{events}/.time_ordered", "w").close()
 PY
 fi
-cp data/sample/crm/erasure_requests.csv "$data/crm/"
 
 # Two projects on the same data: one runs day after day, the other recomputes D alone.
 for project in daily full; do

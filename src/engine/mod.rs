@@ -663,21 +663,8 @@ pub(crate) async fn register_parquet(
 ) -> Result<(), EngineError> {
     let what = format!("reading back {name}");
     let location = path.url(path.path().as_ref().ends_with(".parquet"));
-    let failed = |e| EngineError::execution(&what, e);
-    let url = ListingTableUrl::parse(location).map_err(failed)?;
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let schema = options
-        .infer_schema(&ctx.state(), &url)
-        .await
-        .map_err(failed)?;
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(schema);
-    let table = ListingTable::try_new(config).map_err(failed)?;
-    ctx.deregister_table(name).map_err(failed)?;
-    ctx.register_table(name, Arc::new(table)).map_err(failed)?;
-    Ok(())
+    let url = ListingTableUrl::parse(location).map_err(|e| EngineError::execution(&what, e))?;
+    register_listing(ctx, &what, name, vec![url]).await
 }
 
 /// Registers the Parquet files of several folders as one table, replacing any of that name.
@@ -687,16 +674,31 @@ pub(crate) async fn register_parquet_folders(
     name: &str,
     folders: &[Folder],
 ) -> Result<(), EngineError> {
-    let failed = |e| EngineError::execution(what, e);
     let urls = folders
         .iter()
         .map(|f| ListingTableUrl::parse(f.url(false)))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(failed)?;
+        .map_err(|e| EngineError::execution(what, e))?;
+    register_listing(ctx, what, name, urls).await
+}
+
+/// Registers the Parquet files at `urls` (the schema read from the first) as table `name`.
+async fn register_listing(
+    ctx: &SessionContext,
+    what: &str,
+    name: &str,
+    urls: Vec<ListingTableUrl>,
+) -> Result<(), EngineError> {
+    let failed = |e| EngineError::execution(what, e);
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let first = urls.first().ok_or_else(|| {
+        failed(DataFusionError::Internal(
+            "no Parquet folder to read".into(),
+        ))
+    })?;
     let schema = options
-        .infer_schema(&ctx.state(), &urls[0])
+        .infer_schema(&ctx.state(), first)
         .await
         .map_err(failed)?;
     let config = ListingTableConfig::new_with_multi_paths(urls)

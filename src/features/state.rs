@@ -47,7 +47,6 @@ pub struct FeatureMaintenance {
 
 /// What a feature's run left in the run folder.
 pub(crate) struct FeatureRun {
-    pub(crate) rows: u64,
     pub(crate) outputs: Vec<Output>,
     pub(crate) maintenance: FeatureMaintenance,
 }
@@ -196,7 +195,6 @@ pub(crate) async fn run(
         "feature up to date"
     );
     Ok(FeatureRun {
-        rows,
         outputs,
         maintenance,
     })

@@ -189,9 +189,10 @@ impl<'a> Run<'a> {
                     .instrument(span)
                     .await
                     .map_err(|err| self.overflow(&format!("feature {}", model.name), err.into()))?;
+                let rows = done.maintenance.rows;
                 self.manifest.outputs.extend(done.outputs);
                 self.manifest.features.push(done.maintenance);
-                self.step(&format!("feature {}", model.name), Some(done.rows), clock);
+                self.step(&format!("feature {}", model.name), Some(rows), clock);
                 continue;
             }
             let done = models::run(
