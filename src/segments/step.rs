@@ -17,7 +17,7 @@ use crate::erasure::not_erased;
 use crate::location::Location;
 use crate::objects::Folder;
 use crate::sql::{KeyFilter, Params, Rule, ident, idents};
-use crate::store::{Output, OutputKind, RunDirs};
+use crate::store::{Output, OutputKind, RunDirs, Written};
 use crate::suppressions::{self, Suppression};
 
 #[derive(Debug, thiserror::Error)]
@@ -204,16 +204,14 @@ pub(crate) async fn publish(
                 source,
             })?;
     register_previous(ctx, key, previous.as_ref(), params).await?;
-    let mut outputs = Vec::new();
     let published = TableLayout::published(Some(key), params.run_date());
+    let mut outputs = Vec::new();
     for segment in &segments.list {
         let sql = sql::audience(key, &segments.from, &segment.name, activation_columns);
         let relative = format!("audiences/segment={}", segment.name);
         let what = format!("audience {}", segment.name);
-        let target = run_dir.join(&relative);
         let layout = published.clone().with("segment", &segment.name);
-        let written =
-            engine::write_query(ctx, &what, &sql, params, &target, run_dir, layout).await?;
+        let written = write(ctx, &what, &sql, params, run_dir, &relative, layout).await?;
         outputs.push(written.into_output(&segment.name, OutputKind::Audience, &relative));
     }
     let today = engine::plan_step(ctx, "segment membership", &sql::today(key), params).await?;
@@ -222,37 +220,37 @@ pub(crate) async fn publish(
         let relative = format!("changes/segment={}", segment.name);
         let what = format!("changes {}", segment.name);
         let sql = sql::changes(key, &segment.name);
-        let target = run_dir.join(&relative);
         let layout = published.clone().with("segment", &segment.name);
-        let written =
-            engine::write_query(ctx, &what, &sql, params, &target, run_dir, layout).await?;
+        let written = write(ctx, &what, &sql, params, run_dir, &relative, layout).await?;
         outputs.push(written.into_output(&segment.name, OutputKind::Changes, &relative));
     }
     let relative = relative_migration();
-    let written = engine::write_query(
+    let layout = TableLayout::published(None, params.run_date());
+    let written = write(
         ctx,
         "migration",
         &sql::migration(key),
         params,
-        &run_dir.join(relative),
         run_dir,
-        TableLayout::published(None, params.run_date()),
+        relative,
+        layout,
     )
     .await?;
     outputs.push(written.into_output("migration", OutputKind::Migration, relative));
     let relative = "state/memberships";
     let history = sql::history(key, &params.run_date().to_string());
-    let written = engine::write_query(
+    let layout = TableLayout {
+        not_null: vec![key.to_string()],
+        ..TableLayout::default()
+    };
+    let written = write(
         ctx,
         "membership history",
         &history,
         params,
-        &run_dir.join(relative),
         run_dir,
-        TableLayout {
-            not_null: vec![key.to_string()],
-            ..TableLayout::default()
-        },
+        relative,
+        layout,
     )
     .await?;
     outputs.push(written.into_output("memberships", OutputKind::State, relative));
@@ -266,33 +264,49 @@ pub(crate) async fn publish(
             customers: r.counts[0],
         })
         .collect();
-    // Read back from the published file: the manifest says what the file says.
-    engine::register_parquet(
-        ctx,
-        "__segflow_migration",
-        &run_dir.join(relative_migration()),
-    )
-    .await?;
-    let migration = engine::count_rows(
-        ctx,
-        "migration",
-        "SELECT from_segment, to_segment, customers FROM __segflow_migration ORDER BY 1, 2",
-        params,
-    )
-    .await?
-    .into_iter()
-    .map(|r| Flow {
-        from_segment: r.labels[0].clone(),
-        to_segment: r.labels[1].clone(),
-        customers: r.counts[0],
-    })
-    .collect();
+    let migration = read_migration(ctx, run_dir, params).await?;
     Ok(SegmentsRun {
         outputs,
         stats,
         overlap,
         migration,
     })
+}
+
+/// Streams generated SQL into `relative` below the staged run.
+async fn write(
+    ctx: &SessionContext,
+    what: &str,
+    sql: &str,
+    params: &Params,
+    run_dir: &Folder,
+    relative: &str,
+    layout: TableLayout,
+) -> Result<Written, EngineError> {
+    let target = run_dir.join(relative);
+    engine::write_query(ctx, what, sql, params, &target, run_dir, layout).await
+}
+
+/// The migration counts as the published file holds them: the manifest says what the file
+/// says.
+async fn read_migration(
+    ctx: &SessionContext,
+    run_dir: &Folder,
+    params: &Params,
+) -> Result<Vec<Flow>, EngineError> {
+    let table = "__segflow_migration";
+    engine::register_parquet(ctx, table, &run_dir.join(relative_migration())).await?;
+    let sql = format!("SELECT from_segment, to_segment, customers FROM {table} ORDER BY 1, 2");
+    let flows = engine::count_rows(ctx, "migration", &sql, params)
+        .await?
+        .into_iter()
+        .map(|r| Flow {
+            from_segment: r.labels[0].clone(),
+            to_segment: r.labels[1].clone(),
+            customers: r.counts[0],
+        })
+        .collect();
+    Ok(flows)
 }
 
 fn relative_migration() -> &'static str {
