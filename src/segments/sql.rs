@@ -153,29 +153,32 @@ pub(super) fn today(key: &str) -> String {
     format!("SELECT DISTINCT {}, segment FROM {MEMBERS}", ident(key))
 }
 
-/// Open spells of the previous run: who was in which segment then.
-fn open_spells(key: &str) -> String {
+/// Every `(key, segment)` pair of the previous run's open spells and of today, once, with
+/// `today` (a member today) and `sides` (2: in the segment on both days, 1: on one side only).
+/// Both sides hold a pair at most once (today's pairs are distinct, a customer has one open spell
+/// per segment), so grouping them together compares the two days. Migration, history and the
+/// change counts are aggregations over it rather than anti-joins: an aggregation spills under
+/// `--memory-limit`, where anti-joins' sorts and merge buffers held memory that could not.
+fn sides(key: &str, filter: &str) -> String {
+    let k = ident(key);
     format!(
-        "SELECT {}, segment FROM {PREVIOUS} WHERE exited_on IS NULL",
-        ident(key)
+        "SELECT {k}, segment, bool_or(today) AS today, MIN(entered_on) AS entered_on, \
+                COUNT(*) AS sides FROM ( \
+           SELECT {k}, segment, true AS today, CAST(NULL AS DATE) AS entered_on FROM {TODAY} \
+           UNION ALL \
+           SELECT {k}, segment, false AS today, entered_on FROM {PREVIOUS} WHERE exited_on IS NULL \
+         ) AS pairs {filter} GROUP BY {k}, segment"
     )
 }
 
 /// Who was added to and removed from `segment` since the previous run: the keys on one side
-/// only. Both sides hold a key at most once (today's pairs are distinct, a customer has one open
-/// spell per segment), so grouping the two together finds them; an aggregation spills under
-/// `--memory-limit` where two anti-joins' sorts and merge buffers did not.
+/// only.
 pub(super) fn changes(key: &str, segment: &str) -> String {
     let k = ident(key);
-    let name = literal(segment);
-    let open = open_spells(key);
+    let sides = sides(key, &format!("WHERE segment = {}", literal(segment)));
     format!(
-        "SELECT {k}, CASE WHEN MAX(today) THEN 'added' ELSE 'removed' END AS change FROM ( \
-           SELECT t.{k}, true AS today FROM {TODAY} t WHERE t.segment = {name} \
-           UNION ALL \
-           SELECT o.{k}, false AS today FROM ({open}) o WHERE o.segment = {name}) AS sides \
-         GROUP BY {k} HAVING COUNT(*) = 1 \
-         ORDER BY {k}"
+        "SELECT {k}, CASE WHEN today THEN 'added' ELSE 'removed' END AS change \
+         FROM ({sides}) AS s WHERE sides = 1 ORDER BY {k}"
     )
 }
 
@@ -185,21 +188,16 @@ pub(super) fn changes(key: &str, segment: &str) -> String {
 pub(super) fn migration(key: &str) -> String {
     let k = ident(key);
     let none = literal(NO_SEGMENT);
-    let open = open_spells(key);
+    let sides = sides(key, "");
     format!(
-        "WITH before AS ({open}), after AS (SELECT {k}, segment FROM {TODAY}), \
-         stayed AS (SELECT b.{k}, b.segment AS from_segment, b.segment AS to_segment FROM before b \
-                    JOIN after a ON a.{k} = b.{k} AND a.segment = b.segment), \
-         left_ AS (SELECT b.{k}, b.segment FROM before b WHERE NOT EXISTS \
-                    (SELECT 1 FROM after a WHERE a.{k} = b.{k} AND a.segment = b.segment)), \
-         entered AS (SELECT a.{k}, a.segment FROM after a WHERE NOT EXISTS \
-                    (SELECT 1 FROM before b WHERE b.{k} = a.{k} AND b.segment = a.segment)), \
-         moves AS ( \
-           SELECT l.{k}, l.segment AS from_segment, e.segment AS to_segment FROM left_ l JOIN entered e ON e.{k} = l.{k} \
-           UNION ALL SELECT l.{k}, l.segment, {none} FROM left_ l WHERE NOT EXISTS (SELECT 1 FROM entered e WHERE e.{k} = l.{k}) \
-           UNION ALL SELECT e.{k}, {none}, e.segment FROM entered e WHERE NOT EXISTS (SELECT 1 FROM left_ l WHERE l.{k} = e.{k})) \
-         SELECT from_segment, to_segment, COUNT(*) AS customers \
-         FROM (SELECT * FROM stayed UNION ALL SELECT * FROM moves) \
+        "WITH left_ AS (SELECT {k}, segment FROM ({sides}) AS s WHERE sides = 1 AND NOT today), \
+              entered AS (SELECT {k}, segment FROM ({sides}) AS s WHERE sides = 1 AND today), \
+              flows AS ( \
+                SELECT segment AS from_segment, segment AS to_segment FROM ({sides}) AS s WHERE sides = 2 \
+                UNION ALL \
+                SELECT COALESCE(l.segment, {none}), COALESCE(e.segment, {none}) \
+                FROM left_ l FULL JOIN entered e ON e.{k} = l.{k}) \
+         SELECT from_segment, to_segment, COUNT(*) AS customers FROM flows \
          GROUP BY from_segment, to_segment ORDER BY from_segment, to_segment"
     )
 }
@@ -210,16 +208,13 @@ pub(super) fn migration(key: &str) -> String {
 pub(super) fn history(key: &str, run_date: &str) -> String {
     let k = ident(key);
     let today = format!("CAST({} AS DATE)", literal(run_date));
+    let sides = sides(key, "");
     format!(
         "SELECT {k}, segment, entered_on, exited_on FROM {PREVIOUS} WHERE exited_on IS NOT NULL \
          UNION ALL \
-         SELECT o.{k}, o.segment, o.entered_on, \
-                CASE WHEN t.{k} IS NULL THEN {today} ELSE CAST(NULL AS DATE) END AS exited_on \
-           FROM {PREVIOUS} o LEFT JOIN {TODAY} t ON t.{k} = o.{k} AND t.segment = o.segment \
-          WHERE o.exited_on IS NULL \
-         UNION ALL \
-         SELECT t.{k}, t.segment, {today} AS entered_on, CAST(NULL AS DATE) AS exited_on FROM {TODAY} t \
-          WHERE NOT EXISTS (SELECT 1 FROM {PREVIOUS} o WHERE o.exited_on IS NULL AND o.{k} = t.{k} AND o.segment = t.segment) \
+         SELECT {k}, segment, COALESCE(entered_on, {today}) AS entered_on, \
+                CASE WHEN today THEN CAST(NULL AS DATE) ELSE {today} END AS exited_on \
+           FROM ({sides}) AS s \
          ORDER BY segment, {k}, entered_on"
     )
 }
@@ -240,14 +235,9 @@ pub(super) fn group_counts() -> String {
 
 /// Added and removed members per segment.
 pub(super) fn change_counts(key: &str) -> String {
-    let k = ident(key);
     format!(
-        "SELECT segment, change, COUNT(*) AS n FROM ( \
-           SELECT t.segment, 'added' AS change FROM {TODAY} t WHERE NOT EXISTS ( \
-             SELECT 1 FROM {PREVIOUS} o WHERE o.exited_on IS NULL AND o.segment = t.segment AND o.{k} = t.{k}) \
-           UNION ALL \
-           SELECT o.segment, 'removed' AS change FROM {PREVIOUS} o WHERE o.exited_on IS NULL AND NOT EXISTS ( \
-             SELECT 1 FROM {TODAY} t WHERE t.segment = o.segment AND t.{k} = o.{k}) \
-         ) GROUP BY 1, 2"
+        "SELECT segment, CASE WHEN today THEN 'added' ELSE 'removed' END AS change, COUNT(*) AS n \
+         FROM ({sides}) AS s WHERE sides = 1 GROUP BY 1, 2",
+        sides = sides(key, ""),
     )
 }
