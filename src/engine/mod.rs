@@ -38,8 +38,9 @@ use crate::functions::{self, IdentifierStats};
 use crate::location::{Location, find_identifier};
 use crate::objects::{Folder, Stores};
 use crate::sql::{Params, SqlQuery};
+pub(crate) use crate::store::Part;
 pub(crate) use crate::store::TableLayout;
-use crate::store::{StoreError, Written, write_stream};
+use crate::store::{StoreError, Written, write_stream, write_stream_split};
 
 /// A DataFusion error as people read it: no category prefix, no backtrace, and — for errors
 /// raised while reading data — no quoted values, which may be a customer's data.
@@ -591,6 +592,59 @@ fn log_plan_metrics(what: &str, plan: &Arc<dyn ExecutionPlan>) {
         let analyzed = DisplayableExecutionPlan::with_metrics(plan.as_ref()).indent(true);
         tracing::debug!(what, "plan with metrics:\n{analyzed}");
     }
+}
+
+/// Streams a planned query sorted by the text column `column` (then by what each table is sorted
+/// by) into one table per value: `parts` say where each goes. Returns what each part wrote, in
+/// order.
+pub(crate) async fn write_frame_split(
+    what: &str,
+    df: DataFrame,
+    column: &str,
+    mut parts: Vec<Part>,
+    root: &Folder,
+) -> Result<Vec<Written>, EngineError> {
+    let clock = Instant::now();
+    let task = Arc::new(df.task_ctx());
+    let plan = df
+        .create_physical_plan()
+        .await
+        .map_err(|e| EngineError::execution(what, e))?;
+    // Each table is sorted by what follows the split column in the plan's order, its column
+    // indices shifted past the column the tables leave out.
+    let split = plan.schema().index_of(column).ok();
+    let order = sorted_by(&plan);
+    if let (Some(split), Some((first, rest))) = (split, order.split_first())
+        && first.column_idx as usize == split
+    {
+        let within: Vec<SortingColumn> = rest
+            .iter()
+            .map(|c| SortingColumn {
+                column_idx: c.column_idx - i32::from(c.column_idx as usize > split),
+                ..*c
+            })
+            .collect();
+        for part in &mut parts {
+            part.layout.sorted_by = within.clone();
+        }
+    }
+    let stream = execute_stream(plan.clone(), task).map_err(|e| EngineError::execution(what, e))?;
+    let tables = write_stream_split(stream, column, &parts, root)
+        .await
+        .map_err(|source| write_error(what, source))?;
+    let written: Vec<Written> = tables
+        .into_iter()
+        .map(|(files, schema)| Written { files, schema })
+        .collect();
+    tracing::debug!(
+        what,
+        tables = written.len(),
+        rows = written.iter().map(Written::rows).sum::<u64>(),
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "written"
+    );
+    log_plan_metrics(what, &plan);
+    Ok(written)
 }
 
 /// Streams a planned query sorted by the date column `column` into one folder per day below

@@ -208,7 +208,9 @@ impl Facts {
             only.predicate(&k)
         );
         facts.found = engine::first_column(engine::text_rows(ctx, "explain", &sql, params).await?);
-        for (text, name, detail) in suppressions::matches_for(ctx, key, only, params).await? {
+        for (text, name, detail) in
+            suppressions::matches_for(ctx, key, &pipeline.suppressions, only, params).await?
+        {
             let Some(rule) = pipeline.suppressions.iter().find(|r| r.name == name) else {
                 continue;
             };

@@ -261,11 +261,11 @@ impl<'a> Run<'a> {
             self.segments(key)
                 .instrument(info_span!("segments"))
                 .await?;
-            held.push(segments::HELD);
+            held.push(("segment", segments::HELD));
         }
         if pipeline.offers.is_some() {
             self.offers(key).instrument(info_span!("offers")).await?;
-            held.push(offers::HELD);
+            held.push(("offer", offers::HELD));
         }
         self.progress.set("suppressed");
         let clock = Instant::now();

@@ -15,8 +15,8 @@ pub(crate) const HELD: &str = "__segflow_held_segments";
 pub(super) const MEMBERS: &str = "__segflow_members";
 /// The previous run's membership spells: `(key, segment, entered_on, exited_on)`.
 pub(super) const PREVIOUS: &str = "__segflow_previous_memberships";
-/// Today's `(key, segment)` pairs.
-pub(super) const TODAY: &str = "__segflow_today";
+/// Yesterday's open spells and today's members, pair by pair (see [`sides`]).
+pub(super) const SIDES: &str = "__segflow_sides";
 /// The `segment` value for customers in no segment, in migration counts.
 pub(super) const NO_SEGMENT: &str = "(none)";
 
@@ -126,14 +126,9 @@ pub(super) fn members(key: &str, segments: &Segments) -> String {
     )
 }
 
-/// One segment's audience: members with their group, reasons, channels and the activation
-/// columns of the profile.
-pub(super) fn audience(
-    key: &str,
-    profile: &str,
-    segment: &str,
-    activation_columns: &[String],
-) -> String {
+/// Every segment's audience, sorted by segment then key, for writing one table per segment:
+/// members with their group, reasons, channels and the activation columns of the profile.
+pub(super) fn audiences(key: &str, profile: &str, activation_columns: &[String]) -> String {
     let k = ident(key);
     let columns: String = activation_columns
         .iter()
@@ -141,44 +136,37 @@ pub(super) fn audience(
         .map(|c| format!(", p.{}", ident(c)))
         .collect();
     format!(
-        "SELECT m.{k}, m.test_group, m.reasons, m.channels{columns} FROM {MEMBERS} m \
-         JOIN {profile} p ON p.{k} = m.{k} WHERE m.segment = {name} ORDER BY m.{k}",
+        "SELECT m.segment, m.{k}, m.test_group, m.reasons, m.channels{columns} FROM {MEMBERS} m \
+         JOIN {profile} p ON p.{k} = m.{k} ORDER BY m.segment, m.{k}",
         profile = ident(profile),
-        name = literal(segment),
     )
 }
 
-/// Today's distinct `(key, segment)` pairs.
-pub(super) fn today(key: &str) -> String {
-    format!("SELECT DISTINCT {}, segment FROM {MEMBERS}", ident(key))
-}
-
 /// Every `(key, segment)` pair of the previous run's open spells and of today, once, with
-/// `today` (a member today) and `sides` (2: in the segment on both days, 1: on one side only).
-/// Both sides hold a pair at most once (today's pairs are distinct, a customer has one open spell
-/// per segment), so grouping them together compares the two days. Migration, history and the
-/// change counts are aggregations over it rather than anti-joins: an aggregation spills under
-/// `--memory-limit`, where anti-joins' sorts and merge buffers held memory that could not.
-fn sides(key: &str, filter: &str) -> String {
+/// `today` (a member today) and `sides` (2: in the segment on both days, 1: on one side only):
+/// what changes, migration, history and the change counts are computed from ([`SIDES`]).
+/// A customer has one open spell per segment, so grouping both days' pairs together compares
+/// the two days: an aggregation, which spills under `--memory-limit`, where anti-joins' sorts
+/// and merge buffers held memory that could not.
+pub(super) fn sides(key: &str) -> String {
     let k = ident(key);
     format!(
         "SELECT {k}, segment, bool_or(today) AS today, MIN(entered_on) AS entered_on, \
                 COUNT(*) AS sides FROM ( \
-           SELECT {k}, segment, true AS today, CAST(NULL AS DATE) AS entered_on FROM {TODAY} \
+           SELECT DISTINCT {k}, segment, true AS today, CAST(NULL AS DATE) AS entered_on FROM {MEMBERS} \
            UNION ALL \
            SELECT {k}, segment, false AS today, entered_on FROM {PREVIOUS} WHERE exited_on IS NULL \
-         ) AS pairs {filter} GROUP BY {k}, segment"
+         ) AS pairs GROUP BY {k}, segment"
     )
 }
 
-/// Who was added to and removed from `segment` since the previous run: the keys on one side
-/// only.
-pub(super) fn changes(key: &str, segment: &str) -> String {
+/// Who was added to and removed from each segment since the previous run (the keys on one
+/// side only), sorted by segment then key, for writing one table per segment.
+pub(super) fn changes(key: &str) -> String {
     let k = ident(key);
-    let sides = sides(key, &format!("WHERE segment = {}", literal(segment)));
     format!(
-        "SELECT {k}, CASE WHEN today THEN 'added' ELSE 'removed' END AS change \
-         FROM ({sides}) AS s WHERE sides = 1 ORDER BY {k}"
+        "SELECT segment, {k}, CASE WHEN today THEN 'added' ELSE 'removed' END AS change \
+         FROM {SIDES} WHERE sides = 1 ORDER BY segment, {k}"
     )
 }
 
@@ -188,12 +176,11 @@ pub(super) fn changes(key: &str, segment: &str) -> String {
 pub(super) fn migration(key: &str) -> String {
     let k = ident(key);
     let none = literal(NO_SEGMENT);
-    let sides = sides(key, "");
     format!(
-        "WITH left_ AS (SELECT {k}, segment FROM ({sides}) AS s WHERE sides = 1 AND NOT today), \
-              entered AS (SELECT {k}, segment FROM ({sides}) AS s WHERE sides = 1 AND today), \
+        "WITH left_ AS (SELECT {k}, segment FROM {SIDES} WHERE sides = 1 AND NOT today), \
+              entered AS (SELECT {k}, segment FROM {SIDES} WHERE sides = 1 AND today), \
               flows AS ( \
-                SELECT segment AS from_segment, segment AS to_segment FROM ({sides}) AS s WHERE sides = 2 \
+                SELECT segment AS from_segment, segment AS to_segment FROM {SIDES} WHERE sides = 2 \
                 UNION ALL \
                 SELECT COALESCE(l.segment, {none}), COALESCE(e.segment, {none}) \
                 FROM left_ l FULL JOIN entered e ON e.{k} = l.{k}) \
@@ -208,23 +195,46 @@ pub(super) fn migration(key: &str) -> String {
 pub(super) fn history(key: &str, run_date: &str) -> String {
     let k = ident(key);
     let today = format!("CAST({} AS DATE)", literal(run_date));
-    let sides = sides(key, "");
     format!(
         "SELECT {k}, segment, entered_on, exited_on FROM {PREVIOUS} WHERE exited_on IS NOT NULL \
          UNION ALL \
          SELECT {k}, segment, COALESCE(entered_on, {today}) AS entered_on, \
                 CASE WHEN today THEN CAST(NULL AS DATE) ELSE {today} END AS exited_on \
-           FROM ({sides}) AS s \
+           FROM {SIDES} \
          ORDER BY segment, {k}, entered_on"
     )
 }
 
-/// Customers in both segments, for every pair of segments (and each with itself).
-pub(super) fn overlap(key: &str) -> String {
+/// Segments per bit of an overlap mask: 62 keeps the sum of distinct powers of two positive in
+/// a BIGINT.
+pub(super) const MASK_BITS: usize = 62;
+
+/// Customers per combination of segments today: one BIGINT mask per [`MASK_BITS`] segments
+/// (bit `i % MASK_BITS` of mask `i / MASK_BITS` set when in the `i`-th of `segments`), and how
+/// many customers have exactly those. The overlap of every pair of segments follows from these
+/// few rows: one aggregation instead of joining the members with themselves.
+pub(super) fn overlap_masks(key: &str, segments: &Segments) -> String {
     let k = ident(key);
+    let masks: Vec<String> = segments
+        .list
+        .chunks(MASK_BITS)
+        .enumerate()
+        .map(|(m, chunk)| {
+            let bits: String = chunk
+                .iter()
+                .enumerate()
+                .map(|(bit, s)| format!(" WHEN {} THEN {}", literal(&s.name), 1i64 << bit))
+                .collect();
+            format!("SUM(CASE segment{bits} ELSE 0 END) AS mask{m}")
+        })
+        .collect();
+    let names: Vec<String> = (0..masks.len()).map(|m| format!("mask{m}")).collect();
     format!(
-        "SELECT a.segment, b.segment AS other, COUNT(*) AS customers FROM {TODAY} a \
-         JOIN {TODAY} b ON a.{k} = b.{k} GROUP BY 1, 2 ORDER BY 1, 2"
+        "SELECT {names}, COUNT(*) AS customers FROM ( \
+           SELECT {k}, {masks} FROM {SIDES} WHERE today GROUP BY {k}) AS m \
+         GROUP BY {names}",
+        names = names.join(", "),
+        masks = masks.join(", "),
     )
 }
 
@@ -234,10 +244,9 @@ pub(super) fn group_counts() -> String {
 }
 
 /// Added and removed members per segment.
-pub(super) fn change_counts(key: &str) -> String {
+pub(super) fn change_counts() -> String {
     format!(
         "SELECT segment, CASE WHEN today THEN 'added' ELSE 'removed' END AS change, COUNT(*) AS n \
-         FROM ({sides}) AS s WHERE sides = 1 GROUP BY 1, 2",
-        sides = sides(key, ""),
+         FROM {SIDES} WHERE sides = 1 GROUP BY 1, 2"
     )
 }

@@ -10,9 +10,9 @@ use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use super::sql::HELD;
-use super::sql::{self, MEMBERS, PREVIOUS, RAW, TODAY};
+use super::sql::{self, MEMBERS, PREVIOUS, RAW, SIDES};
 use super::{Segment, Segments};
-use crate::engine::{self, EngineError, PlanError, RuleColumns, TableLayout};
+use crate::engine::{self, EngineError, Part, PlanError, RuleColumns, TableLayout};
 use crate::erasure::not_erased;
 use crate::location::Location;
 use crate::objects::Folder;
@@ -204,26 +204,14 @@ pub(crate) async fn publish(
                 source,
             })?;
     register_previous(ctx, key, previous.as_ref(), params).await?;
-    let published = TableLayout::published(Some(key), params.run_date());
-    let mut outputs = Vec::new();
-    for segment in &segments.list {
-        let sql = sql::audience(key, &segments.from, &segment.name, activation_columns);
-        let relative = format!("audiences/segment={}", segment.name);
-        let what = format!("audience {}", segment.name);
-        let layout = published.clone().with("segment", &segment.name);
-        let written = write(ctx, &what, &sql, params, run_dir, &relative, layout).await?;
-        outputs.push(written.into_output(&segment.name, OutputKind::Audience, &relative));
-    }
-    let today = engine::plan_step(ctx, "segment membership", &sql::today(key), params).await?;
-    engine::register_view(ctx, "segment membership", TODAY, today)?;
-    for segment in &segments.list {
-        let relative = format!("changes/segment={}", segment.name);
-        let what = format!("changes {}", segment.name);
-        let sql = sql::changes(key, &segment.name);
-        let layout = published.clone().with("segment", &segment.name);
-        let written = write(ctx, &what, &sql, params, run_dir, &relative, layout).await?;
-        outputs.push(written.into_output(&segment.name, OutputKind::Changes, &relative));
-    }
+    let what = "segment changes";
+    engine::materialize(ctx, what, &sql::sides(key), params, dirs.work_dir, SIDES).await?;
+    let audiences = sql::audiences(key, &segments.from, activation_columns);
+    let table = ("audiences", OutputKind::Audience);
+    let mut outputs = per_segment(ctx, key, table, &audiences, segments, params, run_dir).await?;
+    let table = ("changes", OutputKind::Changes);
+    let changes = sql::changes(key);
+    outputs.extend(per_segment(ctx, key, table, &changes, segments, params, run_dir).await?);
     let relative = relative_migration();
     let layout = TableLayout::published(None, params.run_date());
     let written = write(
@@ -254,16 +242,8 @@ pub(crate) async fn publish(
     )
     .await?;
     outputs.push(written.into_output("memberships", OutputKind::State, relative));
-    let stats = stats(ctx, key, segments, params).await?;
-    let overlap = engine::count_rows(ctx, "segment overlap", &sql::overlap(key), params)
-        .await?
-        .into_iter()
-        .map(|r| Overlap {
-            segment: r.labels[0].clone(),
-            other: r.labels[1].clone(),
-            customers: r.counts[0],
-        })
-        .collect();
+    let stats = stats(ctx, segments, params).await?;
+    let overlap = overlap(ctx, key, segments, params).await?;
     let migration = read_migration(ctx, run_dir, params).await?;
     Ok(SegmentsRun {
         outputs,
@@ -271,6 +251,77 @@ pub(crate) async fn publish(
         overlap,
         migration,
     })
+}
+
+/// Writes a query sorted by segment as one table per segment (`audiences/segment=<name>`,
+/// `changes/segment=<name>`), each carrying its `segment` in every row: one query for all
+/// segments.
+async fn per_segment(
+    ctx: &SessionContext,
+    key: &str,
+    (what, kind): (&str, OutputKind),
+    sql: &str,
+    segments: &Segments,
+    params: &Params,
+    run_dir: &Folder,
+) -> Result<Vec<Output>, EngineError> {
+    let layout = TableLayout::published(Some(key), params.run_date());
+    let relative = |s: &Segment| format!("{what}/segment={}", s.name);
+    let parts = segments
+        .list
+        .iter()
+        .map(|s| Part {
+            value: s.name.clone(),
+            target: run_dir.join(&relative(s)),
+            layout: layout.clone().with("segment", &s.name),
+        })
+        .collect();
+    let df = engine::plan_step(ctx, what, sql, params).await?;
+    let written = engine::write_frame_split(what, df, "segment", parts, run_dir).await?;
+    Ok(segments
+        .list
+        .iter()
+        .zip(written)
+        .map(|(s, w)| w.into_output(&s.name, kind, &relative(s)))
+        .collect())
+}
+
+/// Customers in both of every two segments today (a segment with itself: its size), from the
+/// count of customers per combination of segments.
+async fn overlap(
+    ctx: &SessionContext,
+    key: &str,
+    segments: &Segments,
+    params: &Params,
+) -> Result<Vec<Overlap>, EngineError> {
+    let sql = sql::overlap_masks(key, segments);
+    let combinations = engine::count_rows(ctx, "segment overlap", &sql, params).await?;
+    let mut pairs: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for row in combinations {
+        let Some((customers, masks)) = row.counts.split_last() else {
+            continue;
+        };
+        let members: Vec<&str> = segments
+            .list
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| masks[i / sql::MASK_BITS] >> (i % sql::MASK_BITS) & 1 == 1)
+            .map(|(_, s)| s.name.as_str())
+            .collect();
+        for a in &members {
+            for b in &members {
+                *pairs.entry((a, b)).or_default() += customers;
+            }
+        }
+    }
+    Ok(pairs
+        .into_iter()
+        .map(|((segment, other), customers)| Overlap {
+            segment: segment.to_string(),
+            other: other.to_string(),
+            customers,
+        })
+        .collect())
 }
 
 /// Streams generated SQL into `relative` below the staged run.
@@ -353,7 +404,6 @@ async fn register_previous(
 /// Per-segment sizes by group and change counts (small aggregates, collected).
 async fn stats(
     ctx: &SessionContext,
-    key: &str,
     segments: &Segments,
     params: &Params,
 ) -> Result<Vec<SegmentStats>, EngineError> {
@@ -378,8 +428,7 @@ async fn stats(
             stats.groups.insert(group.clone(), *n);
         }
     }
-    let changes =
-        engine::count_rows(ctx, "segment counts", &sql::change_counts(key), params).await?;
+    let changes = engine::count_rows(ctx, "segment counts", &sql::change_counts(), params).await?;
     for row in changes {
         if let (Some(stats), [_, change], [n]) = (
             list.iter_mut().find(|s| s.name == row.labels[0]),

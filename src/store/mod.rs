@@ -31,6 +31,7 @@
 //! object created with `If-None-Match: *`, renewed with `If-Match` while the run lasts (a
 //! lease); a lock whose lease ran out, or whose process on this host is gone, is taken over.
 
+mod encode;
 mod local;
 mod lock;
 mod output;
@@ -47,7 +48,9 @@ pub(crate) use lock::PipelineLock;
 pub use output::{Output, OutputKind};
 pub(crate) use output::{RunDirs, Written};
 pub use parquet::{ColumnSchema, WrittenFile};
-pub(crate) use parquet::{TableLayout, rows_written, write_stream, write_stream_by_day};
+pub(crate) use parquet::{
+    Part, TableLayout, rows_written, write_stream, write_stream_by_day, write_stream_split,
+};
 
 use crate::objects::Folder;
 

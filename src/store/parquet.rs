@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::{BatchCoalescer, cast};
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::{BatchCoalescer, cast, partition};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::WriterProperties;
@@ -18,6 +17,7 @@ use object_store::buffered::BufWriter;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
+use super::encode::ParallelWriter;
 use crate::objects::Folder;
 
 /// Rows this process has written to Parquet, for the progress display.
@@ -30,6 +30,10 @@ pub(crate) fn rows_written() -> u64 {
 
 /// Files roll over after this many rows, so no single file grows without bound.
 const ROWS_PER_FILE: u64 = 5_000_000;
+
+/// Rows per row group: what a reader skips or reads at once, and what a writer holds encoded in
+/// memory before it goes to the file.
+const ROWS_PER_GROUP: usize = 128 * 1024;
 
 /// One Parquet file of a run, as the manifest lists it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -150,7 +154,7 @@ pub struct ParquetWriter {
     compression: Compression,
     /// Constant columns appended to every batch.
     stamps: Vec<ScalarValue>,
-    current: Option<(AsyncArrowWriter<BufWriter>, Folder, u64)>,
+    current: Option<(ParallelWriter, Folder, u64)>,
     files: Vec<WrittenFile>,
 }
 
@@ -205,13 +209,13 @@ impl ParquetWriter {
         }
         let props = WriterProperties::builder()
             .set_compression(self.compression)
-            .set_max_row_group_row_count(Some(128 * 1024))
             .set_sorting_columns((!self.sorted_by.is_empty()).then(|| self.sorted_by.clone()))
             .build();
-        let writer = AsyncArrowWriter::try_new(
+        let writer = ParallelWriter::try_new(
             BufWriter::new(file.store().clone(), file.path().clone()),
             self.schema.clone(),
-            Some(props),
+            props,
+            ROWS_PER_GROUP,
         )
         .map_err(|e| parquet_error(&file, e))?;
         self.current = Some((writer, file, 0));
@@ -320,7 +324,6 @@ pub async fn write_stream_by_day(
     dir: &Folder,
     run_root: &Folder,
 ) -> Result<Vec<chrono::NaiveDate>, StoreError> {
-    use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::Date32Type;
     let schema = stream.schema();
     let index = schema.index_of(column).map_err(|e| parquet_error(dir, e))?;
@@ -378,22 +381,127 @@ pub async fn write_stream(
     run_root: &Folder,
     layout: &TableLayout,
 ) -> Result<(Vec<WrittenFile>, Vec<ColumnSchema>), StoreError> {
-    let mut writer = ParquetWriter::new(dir, run_root, &stream.schema(), layout);
-    let schema = describe_schema(writer.schema());
-    let mut chunks = BatchCoalescer::new(writer.schema().clone(), WRITE_BATCH_ROWS);
-    let coalesce_error = |e: datafusion::arrow::error::ArrowError| parquet_error(dir, e);
+    let mut table = TableWriter::new(dir, run_root, &stream.schema(), layout);
+    while let Some(batch) = stream.next().await {
+        table.push(&batch.map_err(StoreError::Query)?).await?;
+    }
+    table.finish().await
+}
+
+/// One table of a stream split by a column's value: the value, where its files go, and how
+/// they are laid out.
+pub(crate) struct Part {
+    pub(crate) value: String,
+    pub(crate) target: Folder,
+    pub(crate) layout: TableLayout,
+}
+
+/// Streams a table sorted by the text column `column` into one table per value (`parts`), each
+/// written as [`write_stream`] writes a table, without that column (a part's layout usually
+/// stamps it back as a constant). One query then feeds many tables — every segment's audience —
+/// instead of one query per table. Every part gets its files, an empty table included; returns
+/// them in the order of `parts`.
+pub(crate) async fn write_stream_split(
+    mut stream: SendableRecordBatchStream,
+    column: &str,
+    parts: &[Part],
+    run_root: &Folder,
+) -> Result<Vec<(Vec<WrittenFile>, Vec<ColumnSchema>)>, StoreError> {
+    let schema = stream.schema();
+    let failed = |e: datafusion::arrow::error::ArrowError| parquet_error(run_root, e);
+    let index = schema.index_of(column).map_err(failed)?;
+    let kept: Vec<usize> = (0..schema.fields().len()).filter(|i| *i != index).collect();
+    let table_schema = schema.project(&kept).map_err(failed)?;
+    let mut written: Vec<Option<(Vec<WrittenFile>, Vec<ColumnSchema>)>> =
+        parts.iter().map(|_| None).collect();
+    let mut current: Option<(usize, TableWriter)> = None;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(StoreError::Query)?;
-        chunks
-            .push_batch(writer.conform(&batch)?)
-            .map_err(coalesce_error)?;
-        while let Some(chunk) = chunks.next_completed_batch() {
-            writer.write(&chunk).await?;
+        let values = cast(batch.column(index), &DataType::Utf8).map_err(failed)?;
+        let values = values.as_string::<i32>();
+        let runs = partition(&[Arc::clone(batch.column(index))]).map_err(failed)?;
+        let rows = batch.project(&kept).map_err(failed)?;
+        for run in runs.ranges() {
+            let value = values.value(run.start);
+            if current
+                .as_ref()
+                .is_none_or(|(part, _)| parts[*part].value != value)
+            {
+                if let Some((part, table)) = current.take() {
+                    written[part] = Some(table.finish().await?);
+                }
+                let part = parts
+                    .iter()
+                    .position(|p| p.value == value)
+                    .filter(|part| written[*part].is_none())
+                    .ok_or_else(|| {
+                        parquet_error(
+                            run_root,
+                            format!("rows are not sorted by {column}, or a {column} has no table"),
+                        )
+                    })?;
+                let p = &parts[part];
+                current = Some((
+                    part,
+                    TableWriter::new(&p.target, run_root, &table_schema, &p.layout),
+                ));
+            }
+            let (_, table) = current.as_mut().expect("opened above");
+            table
+                .push(&rows.slice(run.start, run.end - run.start))
+                .await?;
         }
     }
-    chunks.finish_buffered_batch().map_err(coalesce_error)?;
-    while let Some(chunk) = chunks.next_completed_batch() {
-        writer.write(&chunk).await?;
+    if let Some((part, table)) = current.take() {
+        written[part] = Some(table.finish().await?);
     }
-    Ok((writer.finish().await?, schema))
+    let mut tables = Vec::with_capacity(parts.len());
+    for (part, done) in parts.iter().zip(written) {
+        tables.push(match done {
+            Some(done) => done,
+            None => {
+                TableWriter::new(&part.target, run_root, &table_schema, &part.layout)
+                    .finish()
+                    .await?
+            }
+        });
+    }
+    Ok(tables)
+}
+
+/// One table being written: batches conformed to the table's types and constant columns, and
+/// re-chunked to [`WRITE_BATCH_ROWS`] rows.
+struct TableWriter {
+    writer: ParquetWriter,
+    chunks: BatchCoalescer,
+}
+
+impl TableWriter {
+    fn new(dir: &Folder, run_root: &Folder, schema: &Schema, layout: &TableLayout) -> Self {
+        let writer = ParquetWriter::new(dir, run_root, schema, layout);
+        let chunks = BatchCoalescer::new(writer.schema().clone(), WRITE_BATCH_ROWS);
+        Self { writer, chunks }
+    }
+
+    async fn push(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
+        let conformed = self.writer.conform(batch)?;
+        self.chunks
+            .push_batch(conformed)
+            .map_err(|e| parquet_error(&self.writer.dir, e))?;
+        while let Some(chunk) = self.chunks.next_completed_batch() {
+            self.writer.write(&chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<(Vec<WrittenFile>, Vec<ColumnSchema>), StoreError> {
+        self.chunks
+            .finish_buffered_batch()
+            .map_err(|e| parquet_error(&self.writer.dir, e))?;
+        while let Some(chunk) = self.chunks.next_completed_batch() {
+            self.writer.write(&chunk).await?;
+        }
+        let schema = describe_schema(self.writer.schema());
+        Ok((self.writer.finish().await?, schema))
+    }
 }

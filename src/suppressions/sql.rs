@@ -10,29 +10,49 @@ pub(super) fn rule_view(suppression: &Suppression) -> String {
     format!("__segflow_suppression_{}", suppression.name)
 }
 
-/// One rule's matches as `(key, suppression, reason, detail, offer)`.
+/// One rule's matches as `(key, suppression, detail, offer)`. What is the same for every
+/// match of a rule (its reason, and the detail of a rule of conditions) is not repeated on
+/// every row: [`suppressed`] adds it from [`rules`] once the table is written.
 pub(super) fn matches_query(key: &str, profile: &str, suppression: &Suppression) -> String {
     let k = ident(key);
     let name = literal(&suppression.name);
-    let reason = literal(&suppression.reason);
     match &suppression.rule {
-        Rule::Conditions(conditions) => {
-            let detail: Vec<&str> = conditions.iter().map(|c| c.reason.as_str()).collect();
-            format!(
-                "SELECT {k}, {name} AS suppression, {reason} AS reason, {detail} AS detail, \
-                 CAST(NULL AS VARCHAR) AS offer FROM {profile} WHERE {all}",
-                detail = literal(&detail.join("; ")),
-                profile = ident(profile),
-                all = all_hold(conditions),
-            )
-        }
+        Rule::Conditions(conditions) => format!(
+            "SELECT {k}, {name} AS suppression, CAST(NULL AS VARCHAR) AS detail, \
+             CAST(NULL AS VARCHAR) AS offer FROM {profile} WHERE {all}",
+            profile = ident(profile),
+            all = all_hold(conditions),
+        ),
         Rule::Sql(_) => format!(
-            "SELECT {k}, {name} AS suppression, {reason} AS reason, __segflow_detail AS detail, \
+            "SELECT {k}, {name} AS suppression, __segflow_detail AS detail, \
              __segflow_offer AS offer FROM {view}",
             view = rule_view(suppression),
         ),
     }
 }
+
+/// `(suppression, reason, detail)` of every rule: its reason, and for a rule of conditions the
+/// detail every match shares (the conditions' reasons; a SQL rule's detail is per match).
+pub(super) fn rules(suppressions: &[Suppression]) -> String {
+    let rows = suppressions
+        .iter()
+        .map(|s| {
+            let detail = match &s.rule {
+                Rule::Conditions(conditions) => {
+                    let reasons: Vec<&str> = conditions.iter().map(|c| c.reason.as_str()).collect();
+                    literal(&reasons.join("; "))
+                }
+                Rule::Sql(_) => "CAST(NULL AS VARCHAR)".to_string(),
+            };
+            format!("({}, {}, {detail})", literal(&s.name), literal(&s.reason))
+        })
+        .collect();
+    values(rows, &["suppression", "reason", "detail"])
+}
+
+/// The detail of a match in [`MATCHES`](super::MATCHES) or a held table (alias `h`), with its
+/// rule's shared detail filled in from [`rules`] (alias `r`).
+pub(super) const DETAIL: &str = "COALESCE(h.detail, r.detail)";
 
 /// Every rule's matches, erased customers left out (restricted to `only` when given).
 pub(super) fn all_matches(
@@ -44,8 +64,8 @@ pub(super) fn all_matches(
     let k = ident(key);
     if suppressions.is_empty() {
         return format!(
-            "SELECT {k}, CAST(NULL AS VARCHAR) AS suppression, CAST(NULL AS VARCHAR) AS reason, \
-             CAST(NULL AS VARCHAR) AS detail, CAST(NULL AS VARCHAR) AS offer FROM {} WHERE false",
+            "SELECT {k}, CAST(NULL AS VARCHAR) AS suppression, CAST(NULL AS VARCHAR) AS detail, \
+             CAST(NULL AS VARCHAR) AS offer FROM {} WHERE false",
             ident(profile)
         );
     }
@@ -84,8 +104,7 @@ fn segment_scope(suppressions: &[Suppression], segments: &[Reach]) -> String {
 
 /// Members held back from their segment: a member of `members` (`key, segment`) matched by a
 /// rule whose scope covers the whole segment (channel `*`) or one of the channels the segment
-/// is activated through. Columns: `key, held_back_from, target, segment, channel, suppression,
-/// reason, detail`.
+/// is activated through. Columns: `key, segment, channel, suppression, detail`.
 pub(crate) fn held_from_segments(
     key: &str,
     members: &str,
@@ -95,9 +114,7 @@ pub(crate) fn held_from_segments(
 ) -> String {
     let k = ident(key);
     format!(
-        "SELECT r.{k}, 'segment' AS held_back_from, \
-                CASE WHEN sc.channel = '*' THEN r.segment ELSE r.segment || ' via ' || sc.channel END AS target, \
-                r.segment, sc.channel, s.suppression, s.reason, s.detail \
+        "SELECT r.{k}, r.segment, sc.channel, s.suppression, s.detail \
          FROM {members} r JOIN {matches} s ON s.{k} = r.{k} AND s.offer IS NULL \
          JOIN ({scope}) sc ON sc.suppression = s.suppression AND sc.segment = r.segment",
         scope = segment_scope(suppressions, segments),
@@ -125,7 +142,7 @@ fn offer_scope(suppressions: &[Suppression], offers: &[Reach]) -> String {
 /// the same key, then to the (offer, channel) pairs each rule covers: two equi-joins, whatever
 /// the number of rules, and the large one partitioned by key so that no side is collected
 /// whole into memory. A rule returning an `offer` holds back that offer only. Columns: `key,
-/// held_back_from, target, offer, channel, suppression, reason, detail`.
+/// offer, channel, suppression, detail`.
 pub(crate) fn held_from_offers(
     key: &str,
     eligible: &str,
@@ -135,8 +152,7 @@ pub(crate) fn held_from_offers(
 ) -> String {
     let k = ident(key);
     format!(
-        "SELECT e.{k}, 'offer' AS held_back_from, e.offer || ' via ' || sc.channel AS target, \
-                e.offer, sc.channel, s.suppression, s.reason, s.detail \
+        "SELECT e.{k}, e.offer, sc.channel, s.suppression, s.detail \
          FROM {eligible} e \
          JOIN {matches} s ON s.{k} = e.{k} AND (s.offer IS NULL OR s.offer = e.offer) \
          JOIN ({scope}) sc ON sc.suppression = s.suppression AND sc.offer = e.offer",
@@ -144,19 +160,49 @@ pub(crate) fn held_from_offers(
     )
 }
 
-/// Every (customer, segment or offer) held back, by which rule and why, from the held tables of
-/// segments and offers.
-pub(super) fn suppressed(key: &str, held: &[&str]) -> String {
+/// What a held table holds back: `segment` or `offer`, also the name of its column naming
+/// which, and the table.
+pub(crate) type Held<'a> = (&'a str, &'a str);
+
+/// Every (customer, segment or offer) held back, by which rule and why, from the held tables
+/// of segments and offers: `key, held_back_from` ("segment x", "segment x via email", "offer y
+/// via sms"), `suppression, reason, detail`, sorted by key.
+pub(super) fn suppressed(key: &str, held: &[Held], suppressions: &[Suppression]) -> String {
     let k = ident(key);
     let parts: Vec<String> = held
         .iter()
-        .map(|table| {
+        .map(|(what, table)| {
+            let name = ident(what);
             format!(
-                "SELECT {k}, held_back_from || ' ' || target AS held_back_from, suppression, reason, detail FROM {table}"
+                "SELECT {k}, '{what} ' || CASE WHEN channel = '*' THEN {name} \
+                        ELSE {name} || ' via ' || channel END AS held_back_from, suppression, detail \
+                 FROM {table}"
             )
         })
         .collect();
-    parts.join(" UNION ALL ")
+    format!(
+        "SELECT h.{k}, h.held_back_from, h.suppression, r.reason, {DETAIL} AS detail \
+         FROM ({held}) AS h JOIN ({rules}) AS r ON r.suppression = h.suppression \
+         ORDER BY h.{k}, h.held_back_from, h.suppression",
+        held = parts.join(" UNION ALL "),
+        rules = rules(suppressions),
+    )
+}
+
+/// Today's matches and (customer, segment or offer) pairs held back, per rule.
+pub(super) fn counts(key: &str, matches: &str, held: &[Held]) -> String {
+    let k = ident(key);
+    let held: Vec<String> = held
+        .iter()
+        .map(|(_, table)| format!("SELECT suppression FROM {table}"))
+        .collect();
+    format!(
+        "SELECT m.suppression, m.matched, COALESCE(h.held, 0) AS held FROM \
+         (SELECT suppression, COUNT(DISTINCT {k}) AS matched FROM {matches} GROUP BY 1) m \
+         LEFT JOIN (SELECT suppression, COUNT(*) AS held FROM ({}) GROUP BY 1) h \
+         ON h.suppression = m.suppression",
+        held.join(" UNION ALL ")
+    )
 }
 
 #[cfg(test)]

@@ -5,13 +5,14 @@ use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
 use super::Suppression;
-use super::sql::{all_matches, matches_query, rule_view, suppressed};
+pub(crate) use super::sql::Held;
+use super::sql::{DETAIL, all_matches, counts, matches_query, rule_view, rules, suppressed};
 use crate::engine::{self, EngineError, PlanError, RuleColumns, TableLayout};
 use crate::objects::Folder;
 use crate::sql::{KeyFilter, Params, Rule, ident};
 use crate::store::{Output, OutputKind};
 
-/// Every rule's matches today: `(key, suppression, reason, detail, offer)`.
+/// Every rule's matches today: `(key, suppression, detail, offer)`.
 pub(crate) const MATCHES: &str = "__segflow_suppressions";
 
 #[derive(Debug, thiserror::Error)]
@@ -92,25 +93,22 @@ pub(crate) async fn evaluate(
     Ok(())
 }
 
-/// Writes `suppressed/` from the held tables of segments and offers (`key, held_back_from,
-/// target, …`): every (customer, segment or offer) held back, by which rule and why. Returns
-/// the output and the per-rule counts for the manifest.
+/// Writes `suppressed/` from the held tables of segments and offers (`key, segment or offer,
+/// channel, suppression, detail`): every (customer, segment or offer) held back, by which rule
+/// and why. Returns the output and the per-rule counts for the manifest.
 pub(crate) async fn write_suppressed(
     ctx: &SessionContext,
     key: &str,
     suppressions: &[Suppression],
-    held: &[&str],
+    held: &[Held<'_>],
     params: &Params,
     run_dir: &Folder,
 ) -> Result<(Output, Vec<SuppressionStats>), SuppressionsError> {
-    let k = ident(key);
-    let held = format!("({})", suppressed(key, held));
-    let sql = format!("SELECT * FROM {held} ORDER BY {k}, held_back_from, suppression");
     let relative = "suppressed";
     let written = engine::write_query(
         ctx,
         "suppressed",
-        &sql,
+        &suppressed(key, held, suppressions),
         params,
         &run_dir.join(relative),
         run_dir,
@@ -118,17 +116,8 @@ pub(crate) async fn write_suppressed(
     )
     .await?;
     let output = written.into_output("suppressed", OutputKind::Suppressed, relative);
-    let counts = engine::count_rows(
-        ctx,
-        "suppression counts",
-        &format!(
-            "SELECT m.suppression, m.matched, COALESCE(h.held, 0) AS held FROM \
-             (SELECT suppression, COUNT(DISTINCT {k}) AS matched FROM {MATCHES} GROUP BY 1) m \
-             LEFT JOIN (SELECT suppression, COUNT(*) AS held FROM {held} GROUP BY 1) h ON h.suppression = m.suppression"
-        ),
-        params,
-    )
-    .await?;
+    let sql = counts(key, MATCHES, held);
+    let counts = engine::count_rows(ctx, "suppression counts", &sql, params).await?;
     let mut stats: Vec<SuppressionStats> = suppressions
         .iter()
         .map(|s| SuppressionStats {
@@ -154,14 +143,17 @@ pub(crate) async fn write_suppressed(
 pub(crate) async fn matches_for(
     ctx: &SessionContext,
     key: &str,
+    suppressions: &[Suppression],
     only: &KeyFilter,
     params: &Params,
 ) -> Result<Vec<(String, String, Option<String>)>, EngineError> {
     let k = ident(key);
     let sql = format!(
-        "SELECT {k}, suppression, MIN(detail) FROM {MATCHES} \
-         WHERE {} GROUP BY {k}, suppression ORDER BY suppression",
-        only.predicate(&k)
+        "SELECT h.{k}, h.suppression, MIN({DETAIL}) FROM {MATCHES} h \
+         JOIN ({rules}) r ON r.suppression = h.suppression \
+         WHERE {mine} GROUP BY h.{k}, h.suppression ORDER BY h.suppression",
+        rules = rules(suppressions),
+        mine = only.predicate(&format!("h.{k}")),
     );
     let rows = engine::text_rows(ctx, "explain suppressions", &sql, params).await?;
     Ok(rows
