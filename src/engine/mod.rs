@@ -2,6 +2,7 @@
 //! planning SQL with bound parameters, and streaming a query's result into Parquet and reading
 //! it back. Every step of a run goes through these few functions.
 
+mod build_side;
 mod row_number;
 mod rules;
 
@@ -24,6 +25,8 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -303,7 +306,7 @@ pub(crate) fn session(
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
-        .with_physical_optimizer_rule(Arc::new(row_number::RowNumbers))
+        .with_physical_optimizer_rules(physical_optimizer_rules())
         .build();
     let ctx = SessionContext::new_with_state(state);
     for (url, store) in stores.iter() {
@@ -311,6 +314,19 @@ pub(crate) fn session(
     }
     let stats = functions::register(&ctx);
     Ok((ctx, stats))
+}
+
+/// DataFusion's physical optimizer rules, with segflow's: hash joins build the side of known
+/// size ([`build_side`]), and rows are numbered per key in one pass ([`row_number`]).
+fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = PhysicalOptimizer::new().rules;
+    let after = rules
+        .iter()
+        .position(|r| r.name() == build_side::BuildKnownSide::AFTER)
+        .map_or(0, |i| i + 1);
+    rules.insert(after, Arc::new(build_side::BuildKnownSide));
+    rules.push(Arc::new(row_number::RowNumbers));
+    rules
 }
 
 /// Plans a query from the pipeline's SQL files with the run's parameters bound; nothing is
