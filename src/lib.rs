@@ -24,6 +24,7 @@
 
 mod checks;
 pub mod cli;
+mod cluster;
 mod compile;
 mod engine;
 mod erasure;

@@ -8,8 +8,10 @@ fn init_logging(cli: &Cli) {
     // On a terminal the progress display shows the steps; log lines would tear it.
     let default = if cli.quiet || cli.shows_progress() {
         "warn"
-    } else {
+    } else if cli.is_cluster_process() {
         "info"
+    } else {
+        "info,ballista=warn,ballista_core=warn"
     };
     let filter = EnvFilter::try_from_env("SEGFLOW_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
@@ -31,6 +33,10 @@ fn main() -> ExitCode {
     init_logging(&cli);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Planning recurses down a query's plan, and a cluster's scheduler decodes and plans
+        // the deepest ones segflow sends (explain's every condition of every segment): 2 MiB,
+        // tokio's default, overflowed. Only what a thread touches is ever allocated.
+        .thread_stack_size(64 << 20)
         .build()
         .expect("tokio runtime starts");
     match runtime.block_on(segflow::cli::execute(cli)) {

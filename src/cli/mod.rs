@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::engine::EngineOptions;
+use crate::cluster::{self, ClusterError, ExecutorOptions, SchedulerOptions};
+use crate::engine::{Engine, EngineOptions};
 use crate::generate::{self, GenerateError, GenerateOptions};
 use crate::pipeline::{CompileError, Pipeline, PlanFormat, render};
 use crate::run::{self, BackfillError, RunError, RunOptions};
@@ -38,6 +39,16 @@ impl Cli {
     pub fn shows_progress(&self) -> bool {
         !self.quiet && self.log_format == LogFormat::Text && std::io::stderr().is_terminal()
     }
+
+    /// Whether this process is a scheduler or an executor of a cluster, whose own logs (jobs,
+    /// executors joining and leaving) are what its operator reads; a run logs its steps, and
+    /// only the cluster client's warnings.
+    pub fn is_cluster_process(&self) -> bool {
+        matches!(
+            self.command,
+            Command::Scheduler { .. } | Command::Executor { .. }
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -63,6 +74,8 @@ pub enum Error {
     UnitTest(#[from] UnitTestError),
     #[error("{0} SQL unit test(s) failed")]
     TestsFailed(usize),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 impl From<RunError> for Error {
@@ -84,15 +97,31 @@ impl Error {
             Error::Compile(_) | Error::BackwardRange { .. } => 2,
             Error::Run(err) => err.exit_code(),
             Error::Backfill(err) => err.source.exit_code(),
-            Error::Generate(_) | Error::TestsFailed(_) => 1,
+            Error::Generate(_) | Error::TestsFailed(_) | Error::Cluster(_) => 1,
             Error::UnitTest(err) => err.exit_code(),
         }
     }
 }
 
+/// Where queries run.
+#[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// Run queries in this process (local), or on the Ballista cluster whose scheduler is at
+    /// ballista://HOST:PORT.
+    #[arg(
+        long,
+        value_name = "ENGINE",
+        env = "SEGFLOW_ENGINE",
+        default_value = "local"
+    )]
+    engine: Engine,
+}
+
 /// How a run reads its parameters and uses the machine.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Override a declared parameter: --param name=value (repeatable).
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     params: Vec<(String, String)>,
@@ -121,6 +150,7 @@ impl RunArgs {
             date,
             params: self.params,
             engine: EngineOptions {
+                engine: self.engine.engine,
                 memory_limit: self.memory_limit,
                 store_timeout: self.store_timeout,
             },
@@ -174,6 +204,8 @@ pub enum Command {
         /// Print JSON for tools instead of text: an object for one key, an array for several.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        engine: EngineArgs,
     },
     /// Check the YAML, the SQL, the DAG and every model's plan against the sources' schemas,
     /// without reading data rows.
@@ -200,6 +232,54 @@ pub enum Command {
         pipeline: String,
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
+    },
+    /// Start a Ballista scheduler with segflow's SQL functions: the address runs name in
+    /// --engine ballista://HOST:PORT. Runs until stopped.
+    Scheduler {
+        /// The address to listen on.
+        #[arg(long, default_value = "0.0.0.0")]
+        bind_host: String,
+        #[arg(long, short, default_value_t = crate::engine::BALLISTA_PORT)]
+        port: u16,
+        /// The host name executors and runs reach this scheduler by.
+        #[arg(long, default_value = "localhost")]
+        external_host: String,
+        /// An executor silent for this long is taken as gone and its tasks run elsewhere.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+        executor_timeout: std::time::Duration,
+    },
+    /// Start a Ballista executor with segflow's SQL functions and join the scheduler at
+    /// --scheduler. Runs until stopped.
+    Executor {
+        /// The scheduler, HOST:PORT.
+        #[arg(long, default_value = "localhost:50050")]
+        scheduler: String,
+        /// The address to listen on.
+        #[arg(long, default_value = "0.0.0.0")]
+        bind_host: String,
+        /// The host name others reach this executor by (default: the address the scheduler
+        /// sees it connect from).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// The Arrow Flight port results are fetched from.
+        #[arg(long, short, default_value_t = 50051)]
+        port: u16,
+        /// The port the scheduler hands tasks to.
+        #[arg(long, default_value_t = 50052)]
+        grpc_port: u16,
+        /// Where shuffle files and spills go (default: a folder in the system's temporary
+        /// folder, named after the port).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Tasks run at once (default: the machine's cores).
+        #[arg(long, default_value_t = 0)]
+        concurrent_tasks: usize,
+        /// Memory the executor's tasks may hold together before they spill, e.g. 4GiB.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        memory_limit: Option<usize>,
+        /// How often the executor tells the scheduler it is alive.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+        heartbeat: std::time::Duration,
     },
     /// Write realistic, deterministic synthetic CRM, address, holdings and interaction data.
     Generate {
@@ -306,7 +386,11 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             date,
             params,
             json,
-        } => explain_command(&pipeline, &keys, date.unwrap_or_else(today), &params, json).await,
+            engine,
+        } => {
+            let date = date.unwrap_or_else(today);
+            explain_command(&pipeline, &keys, date, &params, engine.engine, json).await
+        }
         Command::Validate { pipeline } => validate_command(&pipeline).await,
         Command::Test { pipeline, filter } => test_command(&pipeline, filter.as_deref()).await,
         Command::Report {
@@ -318,6 +402,41 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             print!("{}", render(&load(&pipeline)?, format));
             Ok(())
         }
+        Command::Scheduler {
+            bind_host,
+            port,
+            external_host,
+            executor_timeout,
+        } => Ok(cluster::scheduler(SchedulerOptions {
+            bind_host,
+            port,
+            external_host,
+            executor_timeout,
+        })
+        .await?),
+        Command::Executor {
+            scheduler,
+            bind_host,
+            external_host,
+            port,
+            grpc_port,
+            work_dir,
+            concurrent_tasks,
+            memory_limit,
+            heartbeat,
+        } => Ok(cluster::executor(ExecutorOptions {
+            scheduler,
+            bind_host,
+            external_host,
+            flight_port: port,
+            grpc_port,
+            work_dir: work_dir
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("segflow-executor-{port}"))),
+            concurrent_tasks,
+            memory_limit,
+            heartbeat,
+        })
+        .await?),
         Command::Generate {
             customers,
             days,
@@ -417,10 +536,11 @@ async fn explain_command(
     keys: &[String],
     date: NaiveDate,
     params: &[(String, String)],
+    engine: Engine,
     json: bool,
 ) -> Result<(), Error> {
     let pipeline = load(pipeline)?;
-    let explanations = crate::explain::explain(&pipeline, keys, date, params).await?;
+    let explanations = crate::explain::explain(&pipeline, keys, date, params, engine).await?;
     match (json, explanations.as_slice()) {
         (true, [one]) => print_json(one),
         (true, many) => print_json(&many),

@@ -2,6 +2,7 @@
 //! planning SQL with bound parameters, and streaming a query's result into Parquet and reading
 //! it back. Every step of a run goes through these few functions.
 
+mod ballista;
 mod build_side;
 mod row_number;
 mod rules;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::DataFusionError;
 use datafusion::config::ConfigOptions;
 use datafusion::dataframe::DataFrame;
@@ -21,7 +23,7 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::physical_expr::expressions::Column;
@@ -31,6 +33,8 @@ use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+#[cfg(feature = "ballista")]
+pub(crate) use row_number::RowNumbers;
 pub use rules::ConditionExplanation;
 pub(crate) use rules::{
     RuleColumns, check_conditions, check_key, check_score, explain_conditions, locate_failure,
@@ -191,6 +195,10 @@ pub enum EngineError {
     },
     #[error("starting DataFusion")]
     Session(#[source] QueryError),
+    /// The Ballista cluster cannot run the queries: its scheduler does not answer, or this
+    /// build has no Ballista client.
+    #[error("--engine ballista://{scheduler}: {problem}")]
+    Cluster { scheduler: String, problem: String },
     #[error(
         "{variable}={value:?} is not a valid value for DataFusion's {key}; unset it or give a valid value"
     )]
@@ -237,6 +245,8 @@ impl EngineError {
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
+    /// Where queries run.
+    pub engine: Engine,
     /// Bytes DataFusion may hold before sorts, joins and aggregations spill to disk.
     pub memory_limit: Option<usize>,
     /// How long a request to an object store (with its retries) may take.
@@ -246,8 +256,54 @@ pub struct EngineOptions {
 impl Default for EngineOptions {
     fn default() -> Self {
         Self {
+            engine: Engine::Local,
             memory_limit: None,
             store_timeout: crate::objects::DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// Where a run's queries execute: DataFusion in this process, or the executors of an Apache
+/// DataFusion Ballista cluster, planned by its scheduler.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Engine {
+    #[default]
+    Local,
+    /// The cluster's scheduler, `host:port`.
+    Ballista(String),
+}
+
+/// The port a Ballista scheduler listens on unless told otherwise.
+pub const BALLISTA_PORT: u16 = 50050;
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+
+    /// `local`, or `ballista://host[:port]` (port 50050 by default).
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text == "local" {
+            return Ok(Engine::Local);
+        }
+        let invalid = || format!("expected local or ballista://HOST:PORT, not {text:?}");
+        let address = text.strip_prefix("ballista://").ok_or_else(invalid)?;
+        let address = address.trim_end_matches('/');
+        let (host, port) = match address.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse::<u16>().map_err(|_| invalid())?),
+            None => (address, BALLISTA_PORT),
+        };
+        if host.is_empty() || host.contains(['/', '@', '?']) {
+            return Err(invalid());
+        }
+        Ok(Engine::Ballista(format!("{host}:{port}")))
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Engine::Local => f.write_str("local"),
+            Engine::Ballista(scheduler) => write!(f, "ballista://{scheduler}"),
         }
     }
 }
@@ -272,26 +328,63 @@ fn overrides_from_env(options: &mut ConfigOptions) -> Result<(), EngineError> {
 }
 
 /// A DataFusion session for one run, with segflow's functions and the run's object stores
-/// registered.
-pub(crate) fn session(
+/// registered: in this process, or a client of a Ballista cluster.
+pub(crate) async fn session(
     options: &EngineOptions,
     stores: &Stores,
 ) -> Result<(SessionContext, IdentifierStats), EngineError> {
+    let config = session_config(options.memory_limit.is_some())?;
+    let runtime = runtime_env(options.memory_limit)?;
+    let ctx = match &options.engine {
+        Engine::Local => {
+            let state = SessionStateBuilder::new()
+                .with_config(config)
+                .with_runtime_env(runtime)
+                .with_default_features()
+                .with_physical_optimizer_rules(physical_optimizer_rules())
+                .build();
+            SessionContext::new_with_state(state)
+        }
+        Engine::Ballista(scheduler) => {
+            let config = config.with_extension(Arc::new(OnCluster));
+            ballista::client(scheduler, config, runtime, options.store_timeout).await?
+        }
+    };
+    for (url, store) in stores.iter() {
+        ctx.register_object_store(&url, store.clone());
+    }
+    // After the client is made: a Ballista client replaces the functions of the state it is
+    // made from.
+    let stats = functions::register(&ctx);
+    match options.engine {
+        Engine::Local => Ok((ctx, stats)),
+        Engine::Ballista(_) => Ok((ctx, stats.counted_elsewhere())),
+    }
+}
+
+/// The settings of a session: segflow's, then any DataFusion setting from the environment.
+/// `bounded`: a memory limit is set.
+pub(crate) fn session_config(bounded: bool) -> Result<SessionConfig, EngineError> {
     let mut config = SessionConfig::new()
         .with_information_schema(false)
         .with_create_default_catalog_and_schema(true);
     config.options_mut().sql_parser.collect_spans = true;
-    if options.memory_limit.is_some() {
+    if bounded {
         // Hash joins hold their build side in memory and cannot spill: joining ten million
         // customers to their features and addresses needs gigabytes. Under a memory limit,
         // sort-merge joins sort (and spill) both sides instead; slower, but bounded.
         config.options_mut().optimizer.prefer_hash_join = false;
     }
     overrides_from_env(config.options_mut())?;
+    Ok(config)
+}
+
+/// Spilling to temporary files, and under a memory limit a fair pool of that size.
+fn runtime_env(memory_limit: Option<usize>) -> Result<Arc<RuntimeEnv>, EngineError> {
     let mut runtime =
         RuntimeEnvBuilder::new().with_disk_manager_builder(DiskManagerBuilder::default());
-    MEMORY_LIMIT.store(options.memory_limit.unwrap_or(0), Ordering::Relaxed);
-    if let Some(limit) = options.memory_limit {
+    MEMORY_LIMIT.store(memory_limit.unwrap_or(0), Ordering::Relaxed);
+    if let Some(limit) = memory_limit {
         // A fair pool, not DataFusion's greedy default: every operator that can spill (sorts,
         // aggregations) gets its share and spills at it, so one big sort cannot starve the
         // others; the five largest consumers are named when memory runs out.
@@ -299,26 +392,14 @@ pub(crate) fn session(
         let tracked = TrackConsumersPool::new(fair, NonZeroUsize::new(5).expect("5 > 0"));
         runtime = runtime.with_memory_pool(Arc::new(tracked));
     }
-    let runtime = runtime
+    runtime
         .build_arc()
-        .map_err(|e| EngineError::Session(e.into()))?;
-    let state = SessionStateBuilder::new()
-        .with_config(config)
-        .with_runtime_env(runtime)
-        .with_default_features()
-        .with_physical_optimizer_rules(physical_optimizer_rules())
-        .build();
-    let ctx = SessionContext::new_with_state(state);
-    for (url, store) in stores.iter() {
-        ctx.register_object_store(&url, store.clone());
-    }
-    let stats = functions::register(&ctx);
-    Ok((ctx, stats))
+        .map_err(|e| EngineError::Session(e.into()))
 }
 
 /// DataFusion's physical optimizer rules, with segflow's: hash joins build the side of known
 /// size ([`build_side`]), and rows are numbered per key in one pass ([`row_number`]).
-fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+pub(crate) fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = PhysicalOptimizer::new().rules;
     let after = rules
         .iter()
@@ -557,6 +638,49 @@ fn sorted_by(plan: &Arc<dyn ExecutionPlan>) -> Vec<SortingColumn> {
     columns
 }
 
+/// The sort order a query's SQL asks for, as Parquet records it: on a Ballista cluster the
+/// plan the client holds says nothing of its order, though its results arrive in it (the last
+/// stage merges the sorted partitions into one). Leading plain columns of the outermost ORDER
+/// BY that the result keeps under their names.
+fn ordered_by(df: &DataFrame) -> Vec<SortingColumn> {
+    use datafusion::logical_expr::{Expr, LogicalPlan};
+    let mut plan = df.logical_plan();
+    let sort = loop {
+        match plan {
+            LogicalPlan::Sort(sort) => break sort,
+            LogicalPlan::Projection(p) => plan = &p.input,
+            _ => return Vec::new(),
+        }
+    };
+    let schema = df.schema();
+    let mut columns = Vec::new();
+    for key in &sort.expr {
+        let Expr::Column(column) = &key.expr else {
+            break;
+        };
+        let Some(index) = schema.index_of_column_by_name(None, &column.name) else {
+            break;
+        };
+        columns.push(SortingColumn {
+            column_idx: index as i32,
+            descending: !key.asc,
+            nulls_first: key.nulls_first,
+        });
+    }
+    columns
+}
+
+/// The sort order of a query's result: what its plan guarantees, or on a cluster what its SQL
+/// asks for (`asked`, from [`ordered_by`]).
+fn result_order(asked: Vec<SortingColumn>, plan: &Arc<dyn ExecutionPlan>) -> Vec<SortingColumn> {
+    let physical = sorted_by(plan);
+    if physical.is_empty() && plan.output_partitioning().partition_count() == 1 {
+        asked
+    } else {
+        physical
+    }
+}
+
 /// Streams a planned query into Parquet at `target` (a folder, or a `.parquet` file); paths in
 /// the result are relative to `root`; `layout` says which columns are required and which
 /// constant columns every row carries (the sort order is read from the plan).
@@ -569,11 +693,12 @@ pub(crate) async fn write_frame(
 ) -> Result<Written, EngineError> {
     let clock = Instant::now();
     let task = Arc::new(df.task_ctx());
+    let asked = ordered_by(&df);
     let plan = df
         .create_physical_plan()
         .await
         .map_err(|e| EngineError::execution(what, e))?;
-    layout.sorted_by = sorted_by(&plan);
+    layout.sorted_by = result_order(asked, &plan);
     let stream = execute_stream(plan.clone(), task).map_err(|e| EngineError::execution(what, e))?;
     let (files, schema) = write_stream(stream, target, root, &layout)
         .await
@@ -622,6 +747,7 @@ pub(crate) async fn write_frame_split(
 ) -> Result<Vec<Written>, EngineError> {
     let clock = Instant::now();
     let task = Arc::new(df.task_ctx());
+    let asked = ordered_by(&df);
     let plan = df
         .create_physical_plan()
         .await
@@ -629,7 +755,7 @@ pub(crate) async fn write_frame_split(
     // Each table is sorted by what follows the split column in the plan's order, its column
     // indices shifted past the column the tables leave out.
     let split = plan.schema().index_of(column).ok();
-    let order = sorted_by(&plan);
+    let order = result_order(asked, &plan);
     if let (Some(split), Some((first, rest))) = (split, order.split_first())
         && first.column_idx as usize == split
     {
@@ -710,6 +836,9 @@ pub(crate) async fn materialize(
     table: &str,
 ) -> Result<u64, EngineError> {
     let dir = work_dir.join(table.trim_start_matches("__segflow_"));
+    if on_cluster(ctx) {
+        return materialize_on_cluster(ctx, what, sql, params, &dir, table).await;
+    }
     let written = write_query(
         ctx,
         what,
@@ -722,6 +851,86 @@ pub(crate) async fn materialize(
     .await?;
     register_parquet(ctx, table, &dir).await?;
     Ok(written.rows())
+}
+
+/// Marks a session whose queries run on a Ballista cluster.
+#[derive(Debug)]
+struct OnCluster;
+
+fn on_cluster(ctx: &SessionContext) -> bool {
+    ctx.state().config().get_extension::<OnCluster>().is_some()
+}
+
+/// [`materialize`] on a cluster: the executors write the table's partitions themselves, into
+/// scratch space they share with this process (the run's prefix on an object store), instead
+/// of streaming every row through this process; only the row count comes back.
+async fn materialize_on_cluster(
+    ctx: &SessionContext,
+    what: &str,
+    sql: &str,
+    params: &Params,
+    dir: &Folder,
+    table: &str,
+) -> Result<u64, EngineError> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::UInt64Type;
+    use datafusion::config::TableParquetOptions;
+    use datafusion::dataframe::DataFrameWriteOptions;
+    // A table written again in the same run replaces the last: the executors name their files
+    // anew each time.
+    crate::store::delete_folder(dir)
+        .await
+        .map_err(|source| write_error(what, source))?;
+    let df = plan_step(ctx, what, sql, params).await?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let mut options = TableParquetOptions::default();
+    options.global.compression = Some("lz4_raw".into());
+    let counts = df
+        .write_parquet(&dir.url(false), DataFrameWriteOptions::new(), Some(options))
+        .await
+        .map_err(|e| EngineError::execution(what, e))?;
+    let rows = counts
+        .iter()
+        .filter_map(|batch| batch.column(0).as_primitive_opt::<UInt64Type>())
+        .flat_map(|counts| counts.iter().flatten())
+        .sum::<u64>();
+    if rows > 0 {
+        return register_parquet(ctx, table, dir).await.map(|()| rows);
+    }
+    // No rows, maybe no file.
+    register_empty(ctx, what, table, schema, dir).await?;
+    Ok(0)
+}
+
+/// Registers `table` as a table of no rows and these columns. On a cluster it is one Parquet
+/// file of no rows written into `dir`, not an empty table: Ballista plans an empty input as
+/// an operator that its scheduler miscounts when one task reads several partitions of a
+/// UNION, and the query then never finishes.
+pub(crate) async fn register_empty(
+    ctx: &SessionContext,
+    what: &str,
+    table: &str,
+    schema: SchemaRef,
+    dir: &Folder,
+) -> Result<(), EngineError> {
+    if !on_cluster(ctx) {
+        let empty = datafusion::datasource::empty::EmptyTable::new(schema);
+        return ctx
+            .deregister_table(table)
+            .and_then(|_| ctx.register_table(table, Arc::new(empty)))
+            .map(|_| ())
+            .map_err(|e| EngineError::execution(what, e));
+    }
+    crate::store::delete_folder(dir)
+        .await
+        .map_err(|source| write_error(what, source))?;
+    let nothing = Box::pin(datafusion::physical_plan::EmptyRecordBatchStream::new(
+        schema,
+    ));
+    write_stream(nothing, dir, dir, &TableLayout::scratch())
+        .await
+        .map_err(|source| write_error(what, source))?;
+    register_parquet(ctx, table, dir).await
 }
 
 /// Registers Parquet (a folder of files, or one `.parquet` file) as a table, replacing any

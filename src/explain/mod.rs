@@ -15,7 +15,7 @@ use chrono::NaiveDate;
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
-use crate::engine::{self, EngineError, EngineOptions};
+use crate::engine::{self, Engine, EngineError, EngineOptions};
 use crate::objects::Folder;
 use crate::offers::{self, OfferExplanation};
 use crate::pipeline::Pipeline;
@@ -66,6 +66,14 @@ impl Scratch {
         })?;
         Ok(Self(dir))
     }
+
+    /// The folder's name, unique to this explanation.
+    fn name(&self) -> String {
+        self.0
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for Scratch {
@@ -80,11 +88,15 @@ pub async fn explain(
     keys: &[String],
     date: NaiveDate,
     overrides: &[(String, String)],
+    engine: Engine,
 ) -> Result<Vec<Explanation>, RunError> {
     let params = pipeline.params.bind(date, overrides)?;
-    let options = EngineOptions::default();
+    let options = EngineOptions {
+        engine,
+        ..EngineOptions::default()
+    };
     let stores = pipeline.open_stores(options.store_timeout)?;
-    let (ctx, _) = engine::session(&options, &stores)?;
+    let (ctx, _) = engine::session(&options, &stores).await?;
     sources::register_all(&ctx, pipeline.sources.values()).await?;
     for model in &pipeline.models {
         models::register_view(&ctx, model, &params).await?;
@@ -104,24 +116,37 @@ pub async fn explain(
     };
     let only = key_filter(&ctx, profile, key, keys).await?;
     let scratch = Scratch::new()?;
-    // What a run of this date compares with: its own published state when there is one.
-    let state = match (&published_run, store.previous_run(date).await?) {
-        (Some(dir), _) => Some(dir.clone()),
-        (None, Some(previous)) => store.published_run(previous).await?,
-        (None, None) => None,
+    // On a cluster whose output is on an object store, the executors write and read the
+    // scratch tables there: they may not share this machine's disk.
+    let on_store =
+        matches!(options.engine, Engine::Ballista(_)) && store.root().local_path().is_none();
+    let scratch_folder = match on_store {
+        true => store.root().join(&format!(".scratch/{}", scratch.name())),
+        false => Folder::local(&scratch.0),
     };
-    let scratch_folder = Folder::local(&scratch.0);
-    evaluate(
-        &ctx,
-        pipeline,
-        &params,
-        &only,
-        state.as_ref(),
-        &scratch_folder,
-    )
-    .await?;
-    let published = published_run.as_ref();
-    let mut facts = Facts::gather(&ctx, pipeline, &params, &only, published).await?;
+    let facts = async {
+        // What a run of this date compares with: its own published state when there is one.
+        let state = match (&published_run, store.previous_run(date).await?) {
+            (Some(dir), _) => Some(dir.clone()),
+            (None, Some(previous)) => store.published_run(previous).await?,
+            (None, None) => None,
+        };
+        evaluate(
+            &ctx,
+            pipeline,
+            &params,
+            &only,
+            state.as_ref(),
+            &scratch_folder,
+        )
+        .await?;
+        Facts::gather(&ctx, pipeline, &params, &only, published_run.as_ref()).await
+    }
+    .await;
+    if on_store {
+        let _ = crate::store::delete_folder(&scratch_folder).await;
+    }
+    let mut facts = facts?;
     Ok(only
         .texts()
         .iter()

@@ -43,13 +43,39 @@ use phone::{PhoneOutput, PhoneUdf};
 /// Counts are per evaluation, not per distinct value: a query that hashes the same column
 /// twice, or a plan that is executed twice, counts a bad value twice. A call whose arguments
 /// are all literals is evaluated once, when DataFusion folds it during planning.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct IdentifierStats {
     invalid_emails: Arc<AtomicU64>,
     invalid_phones: Arc<AtomicU64>,
+    /// The functions run in this process. On a Ballista cluster they run on the executors,
+    /// whose counts do not come back: the counts are then unknown, not zero.
+    counted_here: bool,
+}
+
+impl Default for IdentifierStats {
+    fn default() -> Self {
+        Self {
+            invalid_emails: Arc::default(),
+            invalid_phones: Arc::default(),
+            counted_here: true,
+        }
+    }
 }
 
 impl IdentifierStats {
+    /// The same counters, for functions that run in other processes (a cluster's executors).
+    pub(crate) fn counted_elsewhere(self) -> Self {
+        Self {
+            counted_here: false,
+            ..self
+        }
+    }
+
+    /// Whether the counts are this run's: false when its functions ran on a cluster.
+    pub fn counted(&self) -> bool {
+        self.counted_here
+    }
+
     /// Non-NULL values that `normalize_email` or `sha256_email` turned into NULL.
     pub fn invalid_emails(&self) -> u64 {
         self.invalid_emails.load(Ordering::Relaxed)

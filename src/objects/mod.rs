@@ -93,6 +93,21 @@ impl Stores {
     }
 }
 
+/// The store of a URL's bucket, configured from the standard environment only: for processes
+/// that read and write for a run without its pipeline (a cluster's scheduler and executors).
+#[cfg(feature = "ballista")]
+pub(crate) fn open_from_env(
+    url: &url::Url,
+    timeout: Duration,
+) -> Result<Arc<dyn ObjectStore>, ObjectsError> {
+    open::open(
+        url,
+        std::iter::empty(),
+        timeout,
+        &Location::file("the environment"),
+    )
+}
+
 /// `scheme://authority`: the part of a URL that names one object store.
 fn bucket_of(url: &url::Url) -> String {
     format!("{}://{}", url.scheme(), url.authority())

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use object_store::{ClientOptions, ObjectStore, RetryConfig};
+use object_store::ObjectStore;
+#[cfg(feature = "cloud")]
+use object_store::{ClientOptions, RetryConfig};
 
 use super::ObjectsError;
 use crate::compile::Compiler;
@@ -110,7 +112,14 @@ fn check_key(scheme: &str, key: &str) -> Result<(), String> {
         "az" | "abfs" | "abfss" | "azure" => {
             key.parse::<object_store::azure::AzureConfigKey>().is_ok()
         }
+        #[cfg(feature = "cloud")]
         _ => key.parse::<object_store::ClientConfigKey>().is_ok(),
+        // Without network stores no scheme takes options.
+        #[cfg(not(feature = "cloud"))]
+        _ => {
+            let _ = key;
+            false
+        }
     };
     if known {
         Ok(())
@@ -153,13 +162,7 @@ pub(super) fn open<'a>(
         };
         pairs.push((option.key.clone(), value));
     }
-    // Each request and its retries together are bounded by `timeout`.
-    let retry = RetryConfig {
-        max_retries: 3,
-        retry_timeout: timeout,
-        ..RetryConfig::default()
-    };
-    build(url, &pairs, retry, timeout).map_err(|problem| ObjectsError::Open {
+    build(url, &pairs, timeout).map_err(|problem| ObjectsError::Open {
         at: at.clone(),
         uri,
         problem,
@@ -167,6 +170,7 @@ pub(super) fn open<'a>(
 }
 
 /// Applies `key: value` options a builder knows (unknown ones were refused at compile time).
+#[cfg(feature = "cloud")]
 macro_rules! configured {
     ($builder:expr, $pairs:expr) => {
         $pairs.iter().fold($builder, |b, (k, v)| match k.parse() {
@@ -180,13 +184,21 @@ macro_rules! configured {
 fn build(
     url: &url::Url,
     pairs: &[(String, String)],
-    retry: RetryConfig,
     timeout: Duration,
 ) -> Result<Arc<dyn ObjectStore>, String> {
+    // Each request and its retries together are bounded by `timeout`.
+    #[cfg(feature = "cloud")]
+    let retry = RetryConfig {
+        max_retries: 3,
+        retry_timeout: timeout,
+        ..RetryConfig::default()
+    };
+    #[cfg(feature = "cloud")]
     let bucket = format!("{}://{}", url.scheme(), url.authority());
+    #[cfg(feature = "cloud")]
     let failed = |e: object_store::Error| e.to_string();
     // Unused by a build without the cloud features.
-    let _ = (pairs, &retry, timeout);
+    let _ = (pairs, timeout);
     Ok(match url.scheme() {
         #[cfg(feature = "aws")]
         "s3" | "s3a" => {

@@ -443,11 +443,17 @@ fn facts(m: &Manifest) -> String {
             escape(&value.to_string())
         );
     }
-    let _ = write!(
-        out,
-        "</table><p class=\"muted\">Identifiers that could not be normalized: {} e-mails, {} phone numbers.</p></section>",
-        m.invalid_identifiers.emails, m.invalid_identifiers.phones
-    );
+    let _ = match &m.invalid_identifiers {
+        Some(invalid) => write!(
+            out,
+            "</table><p class=\"muted\">Identifiers that could not be normalized: {} e-mails, {} phone numbers.</p></section>",
+            invalid.emails, invalid.phones
+        ),
+        None => write!(
+            out,
+            "</table><p class=\"muted\">Identifiers that could not be normalized: not counted (normalized on the cluster's executors).</p></section>"
+        ),
+    };
     out += "<section><h2>Steps</h2>";
     let steps: Vec<(String, Vec<(String, u64)>)> = m
         .steps

@@ -56,7 +56,9 @@ pub struct Manifest {
     pub checks: Vec<CheckResult>,
     /// Values the identifier functions could not normalize (they became NULL).
     #[serde(default)]
-    pub invalid_identifiers: InvalidIdentifiers,
+    /// None when the identifier functions ran on a cluster's executors, which do not report
+    /// what they counted.
+    pub invalid_identifiers: Option<InvalidIdentifiers>,
     pub steps: Vec<Step>,
     /// How each feature table was brought up to date.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -95,7 +97,7 @@ impl Manifest {
             suppressions: Vec::new(),
             offers: Vec::new(),
             checks: Vec::new(),
-            invalid_identifiers: InvalidIdentifiers::default(),
+            invalid_identifiers: Some(InvalidIdentifiers::default()),
             steps: Vec::new(),
             features: Vec::new(),
             erasure_applied_by: None,

@@ -19,7 +19,7 @@ use crate::report::{InvalidIdentifiers, Manifest, RunStatus, Step};
 use crate::segments;
 use crate::sources::{self, SourceError};
 use crate::sql::Params;
-use crate::store::{RunDirs, StagedRun};
+use crate::store::{RunDirs, Scratch, StagedRun};
 use crate::suppressions;
 
 /// A run in progress: its session, staged folder and the manifest filled in step by step.
@@ -59,7 +59,13 @@ impl<'a> Run<'a> {
         let pipeline = locked.pipeline;
         let run_id = new_run_id();
         let store = &locked.store;
-        let staged = store.stage(&locked.lock, options.date, &run_id).await?;
+        let scratch = match options.engine.engine {
+            engine::Engine::Local => Scratch::Here,
+            engine::Engine::Ballista(_) => Scratch::Shared,
+        };
+        let staged = store
+            .stage(&locked.lock, options.date, &run_id, scratch)
+            .await?;
         let previous_run = store.previous_run(options.date).await?;
         info!(run_id = %run_id, previous_run = ?previous_run, "run started");
         let previous_dir = match previous_run {
@@ -73,7 +79,7 @@ impl<'a> Run<'a> {
             previous_run,
             params.to_json(),
         );
-        let (ctx, identifiers) = engine::session(&options.engine, &locked.stores)?;
+        let (ctx, identifiers) = engine::session(&options.engine, &locked.stores).await?;
         Ok(Self {
             locked,
             pipeline,
@@ -360,10 +366,11 @@ impl<'a> Run<'a> {
     /// (or blocked).
     pub(super) async fn finish(mut self) -> Result<Finished, RunError> {
         self.manifest.finished_at = Some(chrono::Utc::now());
-        self.manifest.invalid_identifiers = InvalidIdentifiers {
-            emails: self.identifiers.invalid_emails(),
-            phones: self.identifiers.invalid_phones(),
-        };
+        self.manifest.invalid_identifiers =
+            self.identifiers.counted().then(|| InvalidIdentifiers {
+                emails: self.identifiers.invalid_emails(),
+                phones: self.identifiers.invalid_phones(),
+            });
         let previous: Option<Manifest> = match self.manifest.previous_run {
             Some(date) => Some(self.locked.store.read_manifest(date).await?),
             None => None,

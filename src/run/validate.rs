@@ -10,7 +10,7 @@ use crate::{checks, erasure, models, offers, segments, sources, suppressions};
 pub async fn validate(pipeline: &Pipeline) -> Result<(), RunError> {
     let options = EngineOptions::default();
     let stores = pipeline.open_stores(options.store_timeout)?;
-    let (ctx, _) = engine::session(&options, &stores)?;
+    let (ctx, _) = engine::session(&options, &stores).await?;
     sources::register_all(&ctx, pipeline.sources.values()).await?;
     let params = pipeline.params.bind(chrono::Utc::now().date_naive(), &[])?;
     for model in &pipeline.models {

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
@@ -203,7 +202,7 @@ pub(crate) async fn publish(
                 what: "membership history".into(),
                 source,
             })?;
-    register_previous(ctx, key, previous.as_ref(), params).await?;
+    register_previous(ctx, key, previous.as_ref(), dirs.work_dir, params).await?;
     let what = "segment changes";
     engine::materialize(ctx, what, &sql::sides(key), params, dirs.work_dir, SIDES).await?;
     let audiences = sql::audiences(key, &segments.from, activation_columns);
@@ -370,6 +369,7 @@ async fn register_previous(
     ctx: &SessionContext,
     key: &str,
     previous_state: Option<&Folder>,
+    work_dir: &Folder,
     params: &Params,
 ) -> Result<(), EngineError> {
     let what = "membership history";
@@ -393,12 +393,8 @@ async fn register_previous(
         Field::new("entered_on", DataType::Date32, true),
         Field::new("exited_on", DataType::Date32, true),
     ]));
-    let empty =
-        MemTable::try_new(schema, vec![vec![]]).map_err(|e| EngineError::execution(what, e))?;
-    ctx.deregister_table(PREVIOUS)
-        .and_then(|_| ctx.register_table(PREVIOUS, Arc::new(empty)))
-        .map_err(|e| EngineError::execution(what, e))?;
-    Ok(())
+    let dir = work_dir.join("previous");
+    engine::register_empty(ctx, what, PREVIOUS, schema, &dir).await
 }
 
 /// Per-segment sizes by group and change counts (small aggregates, collected).

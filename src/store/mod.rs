@@ -130,6 +130,16 @@ impl std::fmt::Display for InProgress {
     }
 }
 
+/// Where a run's scratch tables go: the tables it writes for its own later steps and deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scratch {
+    /// On this machine, where DataFusion in this process reads them.
+    Here,
+    /// Beside the run's files, where a cluster's executors read and write them too: on an
+    /// object store, inside the run's own prefix (deleted before it is published).
+    Shared,
+}
+
 /// `latest.json`: the newest published run date of a pipeline.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Latest {
@@ -229,10 +239,11 @@ impl PipelineStore {
         _lock: &PipelineLock,
         date: NaiveDate,
         run_id: &str,
+        scratch: Scratch,
     ) -> Result<StagedRun, StoreError> {
         let staged = match self.root.local_path() {
             Some(root) => local::stage(root, run_id)?,
-            None => remote::stage(&self.root, date, run_id).await?,
+            None => remote::stage(&self.root, date, run_id, scratch).await?,
         };
         Ok(StagedRun {
             store: self.clone(),
@@ -257,7 +268,7 @@ impl PipelineStore {
                 path: self.root.to_string(),
                 message: format!("no run is published for {date}"),
             })?;
-        let staged = self.stage(lock, date, run_id).await?;
+        let staged = self.stage(lock, date, run_id, Scratch::Here).await?;
         match (published.local_path(), staged.run().local_path()) {
             (Some(from), Some(to)) => {
                 local::link_tree(from, to).map_err(StoreError::io(to, "copying the run"))?
@@ -386,6 +397,9 @@ impl StagedRun {
         lock: &PipelineLock,
         manifest: &M,
     ) -> Result<bool, StoreError> {
+        if let Staged::Remote(attempt) = &self.staged {
+            attempt.clear_scratch().await?;
+        }
         write_json(&self.run().join("manifest.json"), manifest).await?;
         failpoint("before-publish")?;
         lock.check().await?;
@@ -422,6 +436,20 @@ pub fn failpoint(name: &str) -> Result<(), StoreError> {
             "failure injected at {name} (SEGFLOW_FAILPOINT)"
         ))),
         _ => Ok(()),
+    }
+}
+
+/// Deletes a folder and everything in it, on a local disk or an object store; a folder that
+/// does not exist is fine.
+pub(crate) async fn delete_folder(folder: &Folder) -> Result<(), StoreError> {
+    match folder.local_path() {
+        Some(path) => match std::fs::remove_dir_all(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(StoreError::io(path, "deleting")(e))
+            }
+            _ => Ok(()),
+        },
+        None => remote::delete_tree(folder).await,
     }
 }
 

@@ -23,19 +23,33 @@ struct Pointer {
     published_at: String,
 }
 
-/// A run staged on an object store: its own prefix, and scratch space on this machine.
+/// A run staged on an object store: its own prefix, and scratch space on this machine or, for
+/// a cluster's executors, inside the run's prefix (deleted before it is published).
 #[derive(Debug)]
 pub(super) struct Attempt {
     pub(super) run: Folder,
     pub(super) work: Folder,
-    work_dir: std::path::PathBuf,
+    /// The scratch space on this machine, removed with the attempt.
+    work_dir: Option<std::path::PathBuf>,
     /// The pointer the run replaces, as it was when the run started (`None`: a new date).
     replaces: Option<(Pointer, UpdateVersion)>,
 }
 
+impl Attempt {
+    /// Deletes the scratch space the attempt keeps on the store, if it does.
+    pub(super) async fn clear_scratch(&self) -> Result<(), StoreError> {
+        match self.work_dir {
+            Some(_) => Ok(()),
+            None => delete_tree(&self.work).await,
+        }
+    }
+}
+
 impl Drop for Attempt {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.work_dir);
+        if let Some(dir) = &self.work_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -201,18 +215,29 @@ pub(super) async fn stage(
     root: &Folder,
     date: NaiveDate,
     run_id: &str,
+    scratch: super::Scratch,
 ) -> Result<super::Staged, StoreError> {
     let replaces = read_versioned(&pointer(root, date)).await?;
-    let work_dir = std::env::temp_dir().join(format!("segflow-work-{run_id}"));
-    std::fs::create_dir_all(&work_dir)
-        .map_err(StoreError::io(&work_dir, "creating scratch space"))?;
+    let run = date_folder(root, date).join(&format!("run={run_id}"));
+    let (work, work_dir) = match scratch {
+        super::Scratch::Here => {
+            let work_dir = std::env::temp_dir().join(format!("segflow-work-{run_id}"));
+            std::fs::create_dir_all(&work_dir)
+                .map_err(StoreError::io(&work_dir, "creating scratch space"))?;
+            (Folder::local(&work_dir), Some(work_dir))
+        }
+        super::Scratch::Shared => (run.join(SCRATCH), None),
+    };
     Ok(super::Staged::Remote(Attempt {
-        run: date_folder(root, date).join(&format!("run={run_id}")),
-        work: Folder::local(&work_dir),
+        run,
+        work,
         work_dir,
         replaces,
     }))
 }
+
+/// The folder of an attempt's scratch tables when a cluster writes them.
+const SCRATCH: &str = ".scratch";
 
 /// Copies every object below `from` to the same place below `to` (on the store, no download).
 pub(super) async fn copy_tree(from: &Folder, to: &Folder) -> Result<(), StoreError> {

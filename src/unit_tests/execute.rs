@@ -193,7 +193,7 @@ async fn actual(
     test: &PreparedTest,
     workspace: &Workspace,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), RunError> {
-    let (ctx, _) = engine::session(&EngineOptions::default(), &Stores::default())?;
+    let (ctx, _) = engine::session(&EngineOptions::default(), &Stores::default()).await?;
     // A handful of rows: one partition plans and runs fastest.
     ctx.sql("SET datafusion.execution.target_partitions = 1")
         .await

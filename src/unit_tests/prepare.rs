@@ -31,7 +31,7 @@ impl Tables {
     pub async fn discover(pipeline: &Pipeline) -> Result<Self, super::UnitTestError> {
         let options = EngineOptions::default();
         let stores = pipeline.open_stores(options.store_timeout)?;
-        let (ctx, _) = engine::session(&options, &stores)?;
+        let (ctx, _) = engine::session(&options, &stores).await?;
         sources::register_all(&ctx, pipeline.sources.values()).await?;
         let mut sources = IndexMap::new();
         for name in pipeline.sources.keys() {

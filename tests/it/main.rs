@@ -1,5 +1,6 @@
 //! segflow's integration tests: the binary run on fixture projects in temporary folders.
 
+mod ballista;
 mod errors;
 mod features;
 mod gates;

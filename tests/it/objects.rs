@@ -11,7 +11,7 @@ use crate::support::Project;
 const PIPELINE: &str = "daily_segments";
 
 /// The sample project reading `s3://data/sample/…` and publishing to `s3://out/`.
-fn on_s3(s3: &S3) -> Project {
+pub fn on_s3(s3: &S3) -> Project {
     let p = Project::sample();
     s3.create_bucket("data");
     s3.create_bucket("out");
@@ -70,7 +70,7 @@ for output in manifest['outputs']:
 print(json.dumps({'run_date': manifest['run_date'], 'tables': tables}, sort_keys=True))
 "#;
 
-fn read_s3_run(s3: &S3, date: Option<&str>) -> serde_json::Value {
+pub fn read_s3_run(s3: &S3, date: Option<&str>) -> serde_json::Value {
     let script = format!(
         "ROOT = 'out/daily_segments'\nDATE = {date}\n\
          open_input = fs.open_input_file\n\
@@ -80,7 +80,7 @@ fn read_s3_run(s3: &S3, date: Option<&str>) -> serde_json::Value {
     serde_json::from_str(&s3.python(&script)).unwrap()
 }
 
-fn read_local_run(p: &Project, date: &str) -> serde_json::Value {
+pub fn read_local_run(p: &Project, date: &str) -> serde_json::Value {
     let script = format!(
         "import json, pyarrow.parquet as pq\nROOT = {root:?}\nDATE = '{date}'\n\
          open_input = lambda path: open(path, 'rb')\n\
