@@ -81,3 +81,58 @@ pub(super) async fn client(
         problem: "this segflow was built without the `ballista` feature".into(),
     })
 }
+
+/// What went wrong, when `err` is the cluster failing to answer rather than a query failing:
+/// a gRPC call that got no answer, or a connection that broke or was refused. Ballista hands
+/// these over as text (a gRPC status or a transport error, printed), so they are recognized by
+/// that text; only the status and the connection's failure are kept, never a message that may
+/// quote the query.
+pub(super) fn lost(err: &datafusion::error::DataFusionError) -> Option<String> {
+    const GONE: [&str; 6] = [
+        "BrokenPipe",
+        "ConnectionRefused",
+        "ConnectionReset",
+        "ConnectionAborted",
+        "UnexpectedEof",
+        "TimedOut",
+    ];
+    const NO_ANSWER: [&str; 2] = ["The service is currently unavailable", "Timeout expired"];
+    let text = format!("{err:?}");
+    let status = match text.split_once("code: '") {
+        Some((_, rest)) => rest.split('\'').next(),
+        None => text.contains("transport::Error").then_some("no connection"),
+    }?;
+    let kind = GONE
+        .iter()
+        .find(|kind| text.contains(&format!("kind: {kind}")));
+    match kind {
+        Some(kind) => Some(format!("{status}: {kind}")),
+        None => NO_ANSWER.contains(&status).then(|| status.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::error::DataFusionError;
+
+    use super::lost;
+
+    #[test]
+    fn a_cluster_gone_is_told_from_a_failed_query() {
+        // As Ballista reported them: an executor killed while its results were read, and a
+        // scheduler that refused the connection.
+        let broken = DataFusionError::Execution(
+            "code: 'Unknown error', message: \"h2 protocol error: error reading a body from connection\", source: hyper::Error(Body, Error { kind: Io(Custom { kind: BrokenPipe, error: \"stream closed because of a broken pipe\" }) })".into(),
+        );
+        assert_eq!(lost(&broken).as_deref(), Some("Unknown error: BrokenPipe"));
+        let refused = DataFusionError::External(
+            "tonic::transport::Error(Transport, ConnectError(ConnectError(\"tcp connect error\", 127.0.0.1:40675, Os { code: 111, kind: ConnectionRefused, message: \"Connection refused\" })))".into(),
+        );
+        assert_eq!(
+            lost(&refused).as_deref(),
+            Some("no connection: ConnectionRefused")
+        );
+        let failed = DataFusionError::Execution("Cannot cast string 'code: 'x'' to Int64".into());
+        assert_eq!(lost(&failed), None);
+    }
+}

@@ -199,6 +199,12 @@ pub enum EngineError {
     /// build has no Ballista client.
     #[error("--engine ballista://{scheduler}: {problem}")]
     Cluster { scheduler: String, problem: String },
+    /// The cluster stopped answering in the middle of a query: its scheduler or an executor
+    /// went away.
+    #[error(
+        "{what}: the Ballista cluster stopped answering ({problem}); check that its scheduler and executors are running"
+    )]
+    ClusterLost { what: String, problem: String },
     #[error(
         "{variable}={value:?} is not a valid value for DataFusion's {key}; unset it or give a valid value"
     )]
@@ -230,6 +236,12 @@ impl EngineError {
     pub(crate) fn execution(what: impl Into<String>, err: DataFusionError) -> Self {
         let limit = MEMORY_LIMIT.load(Ordering::Relaxed);
         let out_of_memory = matches!(err.find_root(), DataFusionError::ResourcesExhausted(_));
+        if let Some(problem) = ballista::lost(&err) {
+            return EngineError::ClusterLost {
+                what: what.into(),
+                problem,
+            };
+        }
         let (what, source) = (what.into(), QueryError::from_data(err));
         if out_of_memory && limit > 0 {
             EngineError::OutOfMemory {
