@@ -31,6 +31,7 @@ done
 
 # A scheduler and two executors on free loopback ports; each executor runs one task at a time,
 # so the cluster uses the machine's two cores as a run in process does.
+# Each may hold 3 GiB before it spills.
 read -r scheduler_port e1 e2 e3 e4 < <(python3 -c '
 import socket
 socks = [socket.socket() for _ in range(5)]
@@ -50,7 +51,7 @@ for i in 0 1; do
   grpc=$([ $i = 0 ] && echo "$e2" || echo "$e4")
   "$bin" executor --scheduler "127.0.0.1:$scheduler_port" --bind-host 127.0.0.1 \
     --external-host 127.0.0.1 --port "$flight" --grpc-port "$grpc" \
-    --work-dir "$cluster_dir/executor-$i" --concurrent-tasks 1 > "$cluster_dir/executor-$i.log" 2>&1 &
+    --work-dir "$cluster_dir/executor-$i" --concurrent-tasks 1 --memory-limit 3GiB > "$cluster_dir/executor-$i.log" 2>&1 &
   pids+=($!)
 done
 sleep 3

@@ -274,7 +274,8 @@ pub enum Command {
         /// Tasks run at once (default: the machine's cores).
         #[arg(long, default_value_t = 0)]
         concurrent_tasks: usize,
-        /// Memory the executor's tasks may hold together before they spill, e.g. 4GiB.
+        /// Memory the executor's tasks may hold together before they spill, e.g. 4GiB
+        /// (default: half the machine's memory).
         #[arg(long, value_name = "SIZE", value_parser = parse_size)]
         memory_limit: Option<usize>,
         /// How often the executor tells the scheduler it is alive.

@@ -97,7 +97,7 @@ pub(super) fn lost(err: &datafusion::error::DataFusionError) -> Option<String> {
         "TimedOut",
     ];
     const NO_ANSWER: [&str; 2] = ["The service is currently unavailable", "Timeout expired"];
-    let text = format!("{err:?}");
+    let text = format!("{err} {err:?}");
     let status = match text.split_once("code: '") {
         Some((_, rest)) => rest.split('\'').next(),
         None => text.contains("transport::Error").then_some("no connection"),
@@ -132,6 +132,13 @@ mod tests {
             lost(&refused).as_deref(),
             Some("no connection: ConnectionRefused")
         );
+        let fetched = DataFusionError::ArrowError(
+            Box::new(datafusion::arrow::error::ArrowError::ExternalError(
+                Box::new(broken),
+            )),
+            None,
+        );
+        assert_eq!(lost(&fetched).as_deref(), Some("Unknown error: BrokenPipe"));
         let failed = DataFusionError::Execution("Cannot cast string 'code: 'x'' to Int64".into());
         assert_eq!(lost(&failed), None);
     }
