@@ -275,7 +275,7 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         concurrent_tasks: usize,
         /// Memory the executor's tasks may hold together before they spill, e.g. 4GiB
-        /// (default: half the machine's memory).
+        /// (default: 70% of the machine's or container's memory, as Ballista sizes it).
         #[arg(long, value_name = "SIZE", value_parser = parse_size)]
         memory_limit: Option<usize>,
         /// How often the executor tells the scheduler it is alive.

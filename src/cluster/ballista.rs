@@ -100,9 +100,8 @@ pub async fn executor(options: ExecutorOptions) -> Result<(), ClusterError> {
         vcores: options.concurrent_tasks,
         work_dir: Some(work_dir),
         executor_heartbeat_interval_seconds: options.heartbeat.as_secs().max(1),
-        // Without a pool size nothing spills: a shuffle's sort buffers a whole partition,
-        // and an executor running the example at 1M customers grew until the system killed it.
-        memory_pool_size: Some(options.memory_limit.unwrap_or_else(default_memory_limit) as u64),
+        // Unset: Ballista sizes the pool from the host's (or container's) memory.
+        memory_pool_size: options.memory_limit.map(|b| b as u64),
         print_thread_info: false,
         override_function_registry: Some(Arc::new(registry)),
         override_runtime_producer: Some(Arc::new(move |_| runtime(Some(&spill_dir)))),
@@ -112,20 +111,6 @@ pub async fn executor(options: ExecutorOptions) -> Result<(), ClusterError> {
     start_executor_process(Arc::new(config))
         .await
         .map_err(|e| failed(e.to_string()))
-}
-
-/// An executor's memory when `--memory-limit` is not given: half of the machine's, the rest
-/// left to what the pool does not count (Arrow Flight buffers, decoded plans) and the system.
-fn default_memory_limit() -> usize {
-    const FALLBACK: usize = 4 << 30;
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
-            let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib * 1024 / 2)
-        })
-        .unwrap_or(FALLBACK)
 }
 
 /// `host:port` as a socket address, the host looked up if it is a name.

@@ -54,10 +54,9 @@ pub struct Manifest {
     pub offers: Vec<OfferStats>,
     #[serde(default)]
     pub checks: Vec<CheckResult>,
-    /// Values the identifier functions could not normalize (they became NULL).
+    /// Values the identifier functions could not normalize (they became NULL); None when
+    /// they ran on a cluster's executors, which do not report what they counted.
     #[serde(default)]
-    /// None when the identifier functions ran on a cluster's executors, which do not report
-    /// what they counted.
     pub invalid_identifiers: Option<InvalidIdentifiers>,
     pub steps: Vec<Step>,
     /// How each feature table was brought up to date.

@@ -265,6 +265,33 @@ fn a_cluster_that_is_down_or_goes_away_fails_the_run_and_publishes_nothing() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(start.elapsed() < Duration::from_secs(30));
     assert_eq!(latest(&s3).trim(), "none");
+    // backfill takes --engine, and explain SEGFLOW_ENGINE, the same way.
+    let backfill = [
+        "backfill",
+        PIPELINE,
+        "--from",
+        "2026-11-19",
+        "--to",
+        "2026-11-20",
+    ];
+    let out = segflow(&p, &s3, &[&backfill[..], &["--engine", &engine]].concat())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("segflow scheduler"), "{stderr}");
+    let out = segflow(
+        &p,
+        &s3,
+        &["explain", PIPELINE, "--key", "42", "--date", "2026-11-20"],
+    )
+    .env("SEGFLOW_ENGINE", &engine)
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("segflow scheduler"), "{stderr}");
+    assert_eq!(latest(&s3).trim(), "none");
 
     // A cluster that goes away while the run is in progress.
     let mut cluster = Cluster::start(&s3, 2);
