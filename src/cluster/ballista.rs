@@ -27,6 +27,7 @@ use datafusion::prelude::SessionConfig;
 use object_store::ObjectStore;
 use url::Url;
 
+use super::sink::{PartitionedWrites, SegflowCodec};
 use super::{ClusterError, ExecutorOptions, SchedulerOptions};
 use crate::engine::RowNumbers;
 use crate::functions::{self, IdentifierStats};
@@ -53,6 +54,7 @@ pub async fn scheduler(options: SchedulerOptions) -> Result<(), ClusterError> {
         // segflow writes a table as it reads it, which for a large one takes minutes.
         .with_finished_job_data_clean_up_interval_seconds(3600)
         .with_no_executors_grace_period_seconds(executor_timeout);
+    config.override_physical_codec = Some(Arc::new(SegflowCodec::default()));
     config.bind_host = options.bind_host;
     config.executor_timeout_seconds = executor_timeout;
     config.expire_dead_executor_interval_seconds = (executor_timeout / 4).max(1);
@@ -106,6 +108,7 @@ pub async fn executor(options: ExecutorOptions) -> Result<(), ClusterError> {
         override_function_registry: Some(Arc::new(registry)),
         override_runtime_producer: Some(Arc::new(move |_| runtime(Some(&spill_dir)))),
         override_execution_engine: Some(Arc::new(SegflowEngine::default())),
+        override_physical_codec: Some(Arc::new(SegflowCodec::default())),
         ..ExecutorProcessConfig::default()
     };
     start_executor_process(Arc::new(config))
@@ -146,13 +149,15 @@ fn session_state(mut config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Session
         .with_scalar_functions(scalars)
         .with_aggregate_functions(ballista_aggregate_functions())
         .with_window_functions(ballista_window_functions())
+        .with_physical_optimizer_rule(Arc::new(PartitionedWrites))
         .build()
 }
 
 /// Object stores from the environment; spills under `spill_dir` when given.
 fn runtime(spill_dir: Option<&Path>) -> Result<Arc<RuntimeEnv>, DataFusionError> {
-    let mut runtime =
-        RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(EnvStores::default()));
+    let mut runtime = RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(EnvStores::default()))
+        .with_cache_manager(crate::engine::fresh_listings());
     if let Some(dir) = spill_dir {
         runtime = runtime.with_temp_file_path(dir);
     }
@@ -193,7 +198,7 @@ impl ObjectStoreRegistry for EnvStores {
 
 /// Ballista's execution of a query stage, after numbering rows per key in one pass where a
 /// windowing operator only numbers rows (as a run in process does): the scheduler plans
-/// stages with Ballista's own rules, so segflow's are applied where the stage runs.
+/// stages with Ballista's own rules, so segflow's are applied where the stage runs..
 #[derive(Default)]
 struct SegflowEngine {
     default: DefaultExecutionEngine,

@@ -58,6 +58,8 @@ pub struct ExecutorOptions {
 
 #[cfg(feature = "ballista")]
 mod ballista;
+#[cfg(feature = "ballista")]
+mod sink;
 
 #[cfg(feature = "ballista")]
 pub use ballista::{executor, scheduler};

@@ -1,5 +1,6 @@
 //! The client of a Ballista cluster: a session whose queries the cluster's scheduler plans and
-//! its executors run, streaming results back over Arrow Flight.
+//! its executors run. Tables come back through shared storage (see `engine::execute`); only
+//! small results (row counts, the rows `explain` shows) stream back over Arrow Flight.
 
 use std::sync::Arc;
 use std::time::Duration;

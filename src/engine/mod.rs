@@ -15,12 +15,13 @@ use std::time::Instant;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::DataFusionError;
-use datafusion::config::ConfigOptions;
-use datafusion::dataframe::DataFrame;
+use datafusion::config::{ConfigOptions, TableParquetOptions};
+use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -31,7 +32,8 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, execute_stream};
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 #[cfg(feature = "ballista")]
 pub(crate) use row_number::RowNumbers;
@@ -358,7 +360,7 @@ pub(crate) async fn session(
             SessionContext::new_with_state(state)
         }
         Engine::Ballista(scheduler) => {
-            let config = config.with_extension(Arc::new(OnCluster));
+            let config = config.with_extension(Arc::new(OnCluster::default()));
             ballista::client(scheduler, config, runtime, options.store_timeout).await?
         }
     };
@@ -393,8 +395,9 @@ pub(crate) fn session_config(bounded: bool) -> Result<SessionConfig, EngineError
 
 /// Spilling to temporary files, and under a memory limit a fair pool of that size.
 fn runtime_env(memory_limit: Option<usize>) -> Result<Arc<RuntimeEnv>, EngineError> {
-    let mut runtime =
-        RuntimeEnvBuilder::new().with_disk_manager_builder(DiskManagerBuilder::default());
+    let mut runtime = RuntimeEnvBuilder::new()
+        .with_disk_manager_builder(DiskManagerBuilder::default())
+        .with_cache_manager(fresh_listings());
     MEMORY_LIMIT.store(memory_limit.unwrap_or(0), Ordering::Relaxed);
     if let Some(limit) = memory_limit {
         // A fair pool, not DataFusion's greedy default: every operator that can spill (sorts,
@@ -407,6 +410,13 @@ fn runtime_env(memory_limit: Option<usize>) -> Result<Arc<RuntimeEnv>, EngineErr
     runtime
         .build_arc()
         .map_err(|e| EngineError::Session(e.into()))
+}
+
+/// DataFusion's caches, but not of folder listings: DataFusion keeps a folder's listing for
+/// as long as the process lives, and a run rewrites folders it has read (a scratch table
+/// written again, a result read back): they must be listed anew.
+pub(crate) fn fresh_listings() -> CacheManagerConfig {
+    CacheManagerConfig::default().with_list_files_cache_limit(0)
 }
 
 /// DataFusion's physical optimizer rules, with segflow's: hash joins build the side of known
@@ -651,26 +661,50 @@ fn sorted_by(plan: &Arc<dyn ExecutionPlan>) -> Vec<SortingColumn> {
 }
 
 /// The sort order a query's SQL asks for, as Parquet records it: on a Ballista cluster the
-/// plan the client holds says nothing of its order, though its results arrive in it (the last
-/// stage merges the sorted partitions into one). Leading plain columns of the outermost ORDER
-/// BY that the result keeps under their names.
-fn ordered_by(df: &DataFrame) -> Vec<SortingColumn> {
+/// plan the client holds says nothing of its order. The keys of the outermost ORDER BY that the
+/// result keeps as columns (an `ORDER BY day` of `CAST(t AS DATE) AS day` included), as far as
+/// they go; `Sorted::complete` when they are all of its keys.
+fn ordered_by(df: &DataFrame) -> Sorted {
     use datafusion::logical_expr::{Expr, LogicalPlan};
     let mut plan = df.logical_plan();
+    let mut projections = Vec::new();
     let sort = loop {
         match plan {
             LogicalPlan::Sort(sort) => break sort,
-            LogicalPlan::Projection(p) => plan = &p.input,
-            _ => return Vec::new(),
+            LogicalPlan::Projection(p) => {
+                projections.push(p);
+                plan = &p.input;
+            }
+            _ => {
+                return Sorted {
+                    columns: Vec::new(),
+                    complete: true,
+                };
+            }
         }
     };
-    let schema = df.schema();
+    // A key's column in the result: the projections' output that computes it, from the
+    // innermost out.
+    let column_of = |key: &Expr| -> Option<usize> {
+        let mut key = key.clone();
+        let mut index = None;
+        for projection in projections.iter().rev() {
+            let i = projection
+                .expr
+                .iter()
+                .position(|e| e.clone().unalias() == key)?;
+            key = Expr::Column(projection.schema.qualified_field(i).into());
+            index = Some(i);
+        }
+        match (index, &key) {
+            (Some(i), _) => Some(i),
+            (None, Expr::Column(c)) => df.schema().index_of_column_by_name(None, &c.name),
+            (None, _) => None,
+        }
+    };
     let mut columns = Vec::new();
     for key in &sort.expr {
-        let Expr::Column(column) = &key.expr else {
-            break;
-        };
-        let Some(index) = schema.index_of_column_by_name(None, &column.name) else {
+        let Some(index) = column_of(&key.expr) else {
             break;
         };
         columns.push(SortingColumn {
@@ -679,7 +713,18 @@ fn ordered_by(df: &DataFrame) -> Vec<SortingColumn> {
             nulls_first: key.nulls_first,
         });
     }
-    columns
+    Sorted {
+        complete: columns.len() == sort.expr.len(),
+        columns,
+    }
+}
+
+/// What [`ordered_by`] found.
+#[derive(Debug)]
+struct Sorted {
+    columns: Vec<SortingColumn>,
+    /// No ORDER BY, or every key of it is in `columns`.
+    complete: bool,
 }
 
 /// The sort order of a query's result: what its plan guarantees, or on a cluster what its SQL
@@ -693,6 +738,194 @@ fn result_order(asked: Vec<SortingColumn>, plan: &Arc<dyn ExecutionPlan>) -> Vec
     }
 }
 
+/// A query's result being read to be written: its rows, the order they come in, and what to
+/// do once they are written.
+struct Execution {
+    stream: SendableRecordBatchStream,
+    order: Vec<SortingColumn>,
+    done: Executed,
+}
+
+/// What is left to do once a result is written.
+enum Executed {
+    /// In process: log where the time went.
+    Here(Arc<dyn ExecutionPlan>),
+    /// On a cluster: delete the copy the executors wrote.
+    Cluster(Folder),
+    /// On a cluster without shared scratch space: nothing.
+    Streamed,
+}
+
+impl Executed {
+    async fn finish(self, what: &str) -> Result<(), EngineError> {
+        match self {
+            Executed::Here(plan) => log_plan_metrics(what, &plan),
+            Executed::Cluster(dir) => crate::store::delete_folder(&dir)
+                .await
+                .map_err(|source| write_error(what, source))?,
+            Executed::Streamed => {}
+        }
+        Ok(())
+    }
+}
+
+/// Runs a query for writing. In process, its plan streams here. On a cluster with shared
+/// scratch space, the executors write the result there (one Parquet file, in the result's
+/// order) and this process reads it back from storage: streaming millions of rows to the client
+/// over Arrow Flight is many times slower, and holds the executor serving them in memory.
+async fn execute(what: &str, df: DataFrame) -> Result<Execution, EngineError> {
+    let task = Arc::new(df.task_ctx());
+    let asked = ordered_by(&df);
+    let Some(cluster) = task.session_config().get_extension::<OnCluster>() else {
+        let plan = df
+            .create_physical_plan()
+            .await
+            .map_err(|e| EngineError::execution(what, e))?;
+        let order = result_order(asked.columns, &plan);
+        let stream =
+            execute_stream(plan.clone(), task).map_err(|e| EngineError::execution(what, e))?;
+        return Ok(Execution {
+            stream,
+            order,
+            done: Executed::Here(plan),
+        });
+    };
+    let Some(scratch) = &cluster.scratch else {
+        let stream = df
+            .execute_stream()
+            .await
+            .map_err(|e| EngineError::execution(what, e))?;
+        return Ok(Execution {
+            stream,
+            order: asked.columns,
+            done: Executed::Streamed,
+        });
+    };
+    static RESULTS: AtomicUsize = AtomicUsize::new(0);
+    let dir = scratch.join(&format!(
+        "result-{}",
+        RESULTS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    // The executors write one file per partition of the result (`part-00000.parquet`, …),
+    // each sorted if the query sorts (see `cluster::sink`), and this process merges them.
+    // When the result's columns cannot say how it is sorted, one task gathers and writes the
+    // result in its order instead.
+    let (write, merge) = match asked.complete {
+        true => (DataFrameWriteOptions::new(), asked.columns.as_slice()),
+        false => (
+            DataFrameWriteOptions::new().with_single_file_output(true),
+            &[][..],
+        ),
+    };
+    let target = match asked.complete {
+        true => dir.clone(),
+        false => dir.join("part-00000.parquet"),
+    };
+    write_on_cluster(df, &target, !asked.complete, write)
+        .await
+        .map_err(|e| EngineError::execution(what, e))?;
+    let stream = read_result(&dir, schema, merge, task.runtime_env())
+        .await
+        .map_err(|e| EngineError::execution(what, e))?;
+    Ok(Execution {
+        stream,
+        order: asked.columns,
+        done: Executed::Cluster(dir),
+    })
+}
+
+/// Has the executors write a query's result as Parquet into `target` (a folder, or with
+/// `is_file` one file) and returns its row count, once the files are found to hold the rows
+/// the executors counted: a task Ballista runs again (its executor lost) writes its partition
+/// again, and a run must not publish those rows twice.
+async fn write_on_cluster(
+    df: DataFrame,
+    target: &Folder,
+    is_file: bool,
+    write: DataFrameWriteOptions,
+) -> Result<u64, DataFusionError> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::UInt64Type;
+    let runtime = df.task_ctx().runtime_env();
+    let counts = df
+        .write_parquet(&target.url(is_file), write, Some(scratch_parquet()))
+        .await?;
+    let rows = counts
+        .iter()
+        .filter_map(|batch| batch.column(0).as_primitive_opt::<UInt64Type>())
+        .flat_map(|counts| counts.iter().flatten())
+        .sum::<u64>();
+    let written = match is_file {
+        true => 1,
+        false => (target.files().await).map_err(|e| DataFusionError::External(Box::new(e)))?.len(),
+    };
+    let here = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
+    // From the files' footers: no row is read.
+    let found = match written {
+        0 => 0,
+        _ => here
+            .read_parquet(target.url(is_file), ParquetReadOptions::default())
+            .await?
+            .count()
+            .await? as u64,
+    };
+    if found != rows {
+        return Err(DataFusionError::Execution(format!(
+            "the executors of the cluster wrote {found} rows where their tasks counted \
+             {rows} (a task ran again after its executor was lost); run again"
+        )));
+    }
+    Ok(rows)
+}
+
+/// Reads back, in this process, the files the executors wrote of a result into `dir`: merged
+/// by `order` when the query sorts (each file is sorted), one after the other otherwise.
+async fn read_result(
+    dir: &Folder,
+    schema: SchemaRef,
+    order: &[SortingColumn],
+    runtime: Arc<RuntimeEnv>,
+) -> Result<SendableRecordBatchStream, DataFusionError> {
+    use datafusion::logical_expr::{Expr, SortExpr};
+    let files = dir
+        .files()
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?
+        .len();
+    // One partition per file, none split: a sorted file read in one piece stays sorted, and
+    // DataFusion merges sorted partitions without sorting them again.
+    let partitions = if order.is_empty() { 1 } else { files.max(1) };
+    let mut config = SessionConfig::new().with_target_partitions(partitions);
+    config.options_mut().optimizer.repartition_file_scans = false;
+    let here = SessionContext::new_with_config_rt(config, runtime);
+    let sorts: Vec<SortExpr> = order
+        .iter()
+        .map(|c| {
+            let name = schema.field(c.column_idx as usize).name();
+            let column = Expr::Column(datafusion::common::Column::new_unqualified(name));
+            column.sort(!c.descending, c.nulls_first)
+        })
+        .collect();
+    let options = ParquetReadOptions::default().schema(&schema);
+    if sorts.is_empty() {
+        return here.read_parquet(dir.url(false), options).await?.execute_stream().await;
+    }
+    let options = options.file_sort_order(vec![sorts.clone()]);
+    let result = here.read_parquet(dir.url(false), options).await?;
+    result.sort(sorts)?.execute_stream().await
+}
+
+/// How executors write scratch tables: LZ4, which costs a fraction of zstd's time to encode
+/// and decode (as this process writes its own, see [`TableLayout::scratch`]).
+fn scratch_parquet() -> TableParquetOptions {
+    let mut options = TableParquetOptions::default();
+    options.global.compression = Some("lz4_raw".into());
+    // One writer per task: an executor already runs a task per core.
+    options.global.allow_single_file_parallelism = false;
+    options
+}
+
 /// Streams a planned query into Parquet at `target` (a folder, or a `.parquet` file); paths in
 /// the result are relative to `root`; `layout` says which columns are required and which
 /// constant columns every row carries (the sort order is read from the plan).
@@ -704,17 +937,10 @@ pub(crate) async fn write_frame(
     mut layout: TableLayout,
 ) -> Result<Written, EngineError> {
     let clock = Instant::now();
-    let task = Arc::new(df.task_ctx());
-    let asked = ordered_by(&df);
-    let plan = df
-        .create_physical_plan()
-        .await
-        .map_err(|e| EngineError::execution(what, e))?;
-    layout.sorted_by = result_order(asked, &plan);
-    let stream = execute_stream(plan.clone(), task).map_err(|e| EngineError::execution(what, e))?;
-    let (files, schema) = write_stream(stream, target, root, &layout)
-        .await
-        .map_err(|source| write_error(what, source))?;
+    let result = execute(what, df).await?;
+    layout.sorted_by = result.order.clone();
+    let written = write_stream(result.stream, target, root, &layout).await;
+    let (files, schema) = written.map_err(|source| write_error(what, source))?;
     let written = Written { files, schema };
     tracing::debug!(
         what,
@@ -723,7 +949,7 @@ pub(crate) async fn write_frame(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         "written"
     );
-    log_plan_metrics(what, &plan);
+    result.done.finish(what).await?;
     Ok(written)
 }
 
@@ -758,17 +984,11 @@ pub(crate) async fn write_frame_split(
     root: &Folder,
 ) -> Result<Vec<Written>, EngineError> {
     let clock = Instant::now();
-    let task = Arc::new(df.task_ctx());
-    let asked = ordered_by(&df);
-    let plan = df
-        .create_physical_plan()
-        .await
-        .map_err(|e| EngineError::execution(what, e))?;
-    // Each table is sorted by what follows the split column in the plan's order, its column
+    let result = execute(what, df).await?;
+    // Each table is sorted by what follows the split column in the result's order, its column
     // indices shifted past the column the tables leave out.
-    let split = plan.schema().index_of(column).ok();
-    let order = result_order(asked, &plan);
-    if let (Some(split), Some((first, rest))) = (split, order.split_first())
+    let split = result.stream.schema().index_of(column).ok();
+    if let (Some(split), Some((first, rest))) = (split, result.order.split_first())
         && first.column_idx as usize == split
     {
         let within: Vec<SortingColumn> = rest
@@ -782,8 +1002,7 @@ pub(crate) async fn write_frame_split(
             part.layout.sorted_by = within.clone();
         }
     }
-    let stream = execute_stream(plan.clone(), task).map_err(|e| EngineError::execution(what, e))?;
-    let tables = write_stream_split(stream, column, &parts, root)
+    let tables = write_stream_split(result.stream, column, &parts, root)
         .await
         .map_err(|source| write_error(what, source))?;
     let written: Vec<Written> = tables
@@ -797,7 +1016,7 @@ pub(crate) async fn write_frame_split(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         "written"
     );
-    log_plan_metrics(what, &plan);
+    result.done.finish(what).await?;
     Ok(written)
 }
 
@@ -810,16 +1029,11 @@ pub(crate) async fn write_frame_by_day(
     target: &Folder,
     root: &Folder,
 ) -> Result<Vec<chrono::NaiveDate>, EngineError> {
-    let task = Arc::new(df.task_ctx());
-    let plan = df
-        .create_physical_plan()
-        .await
-        .map_err(|e| EngineError::execution(what, e))?;
-    let stream = execute_stream(plan.clone(), task).map_err(|e| EngineError::execution(what, e))?;
-    let days = crate::store::write_stream_by_day(stream, column, target, root)
+    let result = execute(what, df).await?;
+    let days = crate::store::write_stream_by_day(result.stream, column, target, root)
         .await
         .map_err(|source| write_error(what, source))?;
-    log_plan_metrics(what, &plan);
+    result.done.finish(what).await?;
     Ok(days)
 }
 
@@ -865,12 +1079,30 @@ pub(crate) async fn materialize(
     Ok(written.rows())
 }
 
-/// Marks a session whose queries run on a Ballista cluster.
-#[derive(Debug)]
-struct OnCluster;
+/// Marks a session whose queries run on a Ballista cluster, and where its executors write
+/// results for this process to read (see [`share_scratch`]).
+#[derive(Debug, Default)]
+struct OnCluster {
+    scratch: Option<Folder>,
+}
 
 fn on_cluster(ctx: &SessionContext) -> bool {
     ctx.state().config().get_extension::<OnCluster>().is_some()
+}
+
+/// Gives a cluster's session scratch space its executors share with this process: they write
+/// the results this process publishes there instead of streaming their rows here. Nothing to
+/// do in process.
+pub(crate) fn share_scratch(ctx: &SessionContext, scratch: &Folder) {
+    if on_cluster(ctx) {
+        let shared = OnCluster {
+            scratch: Some(scratch.clone()),
+        };
+        ctx.state_ref()
+            .write()
+            .config_mut()
+            .set_extension(Arc::new(shared));
+    }
 }
 
 /// [`materialize`] on a cluster: the executors write the table's partitions themselves, into
@@ -884,10 +1116,6 @@ async fn materialize_on_cluster(
     dir: &Folder,
     table: &str,
 ) -> Result<u64, EngineError> {
-    use datafusion::arrow::array::AsArray;
-    use datafusion::arrow::datatypes::UInt64Type;
-    use datafusion::config::TableParquetOptions;
-    use datafusion::dataframe::DataFrameWriteOptions;
     // A table written again in the same run replaces the last: the executors name their files
     // anew each time.
     crate::store::delete_folder(dir)
@@ -895,17 +1123,9 @@ async fn materialize_on_cluster(
         .map_err(|source| write_error(what, source))?;
     let df = plan_step(ctx, what, sql, params).await?;
     let schema = Arc::new(df.schema().as_arrow().clone());
-    let mut options = TableParquetOptions::default();
-    options.global.compression = Some("lz4_raw".into());
-    let counts = df
-        .write_parquet(&dir.url(false), DataFrameWriteOptions::new(), Some(options))
+    let rows = write_on_cluster(df, dir, false, DataFrameWriteOptions::new())
         .await
         .map_err(|e| EngineError::execution(what, e))?;
-    let rows = counts
-        .iter()
-        .filter_map(|batch| batch.column(0).as_primitive_opt::<UInt64Type>())
-        .flat_map(|counts| counts.iter().flatten())
-        .sum::<u64>();
     if rows > 0 {
         return register_parquet(ctx, table, dir).await.map(|()| rows);
     }

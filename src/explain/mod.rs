@@ -124,6 +124,7 @@ pub async fn explain(
         true => store.root().join(&format!(".scratch/{}", scratch.name())),
         false => Folder::local(&scratch.0),
     };
+    engine::share_scratch(&ctx, &scratch_folder);
     let facts = async {
         // What a run of this date compares with: its own published state when there is one.
         let state = match (&published_run, store.previous_run(date).await?) {

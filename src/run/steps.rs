@@ -80,6 +80,7 @@ impl<'a> Run<'a> {
             params.to_json(),
         );
         let (ctx, identifiers) = engine::session(&options.engine, &locked.stores).await?;
+        engine::share_scratch(&ctx, staged.work());
         Ok(Self {
             locked,
             pipeline,
