@@ -25,14 +25,16 @@ use datafusion::datasource::physical_plan::{FileOutputMode, FileSink, FileSinkCo
 use datafusion::datasource::sink::{DataSink, DataSinkExec};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{
-    EquivalenceProperties, LexRequirement, OrderingRequirements, Partitioning, PhysicalExpr,
+    EquivalenceProperties, LexRequirement, Partitioning, PhysicalExpr,
 };
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
 };
@@ -98,8 +100,11 @@ pub(super) struct PartitionSinkExec {
     /// The folder write's.
     config: FileSinkConfig,
     options: TableParquetOptions,
-    /// The order each partition is written in: required, so that no later rule drops the
-    /// sort below as unneeded.
+    /// The order each partition is written in. Not required of the input: Ballista enforces
+    /// requirements again after it cuts a plan into stages, and a union branch that comes from
+    /// another stage would get a sort of its own, which Ballista then runs in every task of the
+    /// stage (rows written twice, others not at all). A partition that is not known to be in
+    /// this order when it runs is sorted here ([`PartitionSinkExec::execute`]).
     order: Option<LexRequirement>,
     properties: Arc<PlanProperties>,
 }
@@ -152,6 +157,23 @@ fn parquet_sink(write: &DataSinkExec) -> Option<&ParquetSink> {
     sink.downcast_ref::<ParquetSink>()
 }
 
+/// Whether partition `partition` of `plan` comes in `order`: asked of the branch of a union
+/// that computes it, since a union is sorted only where all its branches are.
+fn sorted(plan: &Arc<dyn ExecutionPlan>, partition: usize, order: &LexRequirement) -> Result<bool> {
+    if let Some(union) = plan.downcast_ref::<UnionExec>() {
+        let mut partition = partition;
+        for branch in union.inputs() {
+            let count = branch.output_partitioning().partition_count();
+            if partition < count {
+                return sorted(branch, partition, order);
+            }
+            partition -= count;
+        }
+    }
+    plan.equivalence_properties()
+        .ordering_satisfy_requirement(order.clone())
+}
+
 /// The number of the task running on an executor, from the name Ballista gives it
 /// (`TID <job>/<stage>.<attempt>/<task>.<attempt>`); 0 elsewhere.
 fn task_number(context: &TaskContext) -> usize {
@@ -165,13 +187,21 @@ fn task_number(context: &TaskContext) -> usize {
 }
 
 fn count_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new("count", DataType::UInt64, false)]))
+    Arc::new(Schema::new(vec![Field::new(
+        "count",
+        DataType::UInt64,
+        false,
+    )]))
 }
 
 impl DisplayAs for PartitionSinkExec {
     fn fmt_as(&self, _: DisplayFormatType, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         let folder = self.config.table_paths.first().map(ListingTableUrl::as_str);
-        write!(f, "PartitionSinkExec: folder={}", folder.unwrap_or_default())
+        write!(
+            f,
+            "PartitionSinkExec: folder={}",
+            folder.unwrap_or_default()
+        )
     }
 }
 
@@ -193,10 +223,6 @@ impl ExecutionPlan for PartitionSinkExec {
         _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
         Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn required_input_ordering(&self) -> Vec<Option<OrderingRequirements>> {
-        vec![self.order.clone().map(Into::into)]
     }
 
     fn maintains_input_order(&self) -> Vec<bool> {
@@ -230,7 +256,14 @@ impl ExecutionPlan for PartitionSinkExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let input = self.input.execute(partition, Arc::clone(&context))?;
+        let input = match &self.order {
+            Some(order) if !sorted(&self.input, partition, order)? => {
+                let sort = SortExec::new(order.clone().into(), Arc::clone(&self.input))
+                    .with_preserve_partitioning(true);
+                sort.execute(partition, Arc::clone(&context))?
+            }
+            _ => self.input.execute(partition, Arc::clone(&context))?,
+        };
         let sink = self.sink_of(task_number(&context), partition)?;
         let schema = count_schema();
         let counted = Arc::clone(&schema);

@@ -21,6 +21,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
@@ -32,7 +33,6 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, execute_stream};
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 #[cfg(feature = "ballista")]
@@ -858,17 +858,20 @@ async fn write_on_cluster(
         .sum::<u64>();
     let written = match is_file {
         true => 1,
-        false => (target.files().await).map_err(|e| DataFusionError::External(Box::new(e)))?.len(),
+        false => (target.files().await)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?
+            .len(),
     };
     let here = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
     // From the files' footers: no row is read.
     let found = match written {
         0 => 0,
-        _ => here
-            .read_parquet(target.url(is_file), ParquetReadOptions::default())
-            .await?
-            .count()
-            .await? as u64,
+        _ => {
+            here.read_parquet(target.url(is_file), ParquetReadOptions::default())
+                .await?
+                .count()
+                .await? as u64
+        }
     };
     if found != rows {
         return Err(DataFusionError::Execution(format!(
@@ -909,7 +912,11 @@ async fn read_result(
         .collect();
     let options = ParquetReadOptions::default().schema(&schema);
     if sorts.is_empty() {
-        return here.read_parquet(dir.url(false), options).await?.execute_stream().await;
+        return here
+            .read_parquet(dir.url(false), options)
+            .await?
+            .execute_stream()
+            .await;
     }
     let options = options.file_sort_order(vec![sorts.clone()]);
     let result = here.read_parquet(dir.url(false), options).await?;
