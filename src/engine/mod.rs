@@ -383,6 +383,16 @@ pub(crate) fn session_config(bounded: bool) -> Result<SessionConfig, EngineError
         .with_information_schema(false)
         .with_create_default_catalog_and_schema(true);
     config.options_mut().sql_parser.collect_spans = true;
+    // A feature's per-day partials group events by customer and day, and most groups hold one
+    // event (a month of 1M customers: 11.9M events, 8.8M groups). Aggregating them twice, in
+    // partial and final stages, builds a hash table nearly as large as the input for nothing;
+    // past half as many groups as rows, the partial stage passes rows through instead
+    // (DataFusion's default: 80%). A first run at 1M customers: `customer_features` 108 → 85 s
+    // and peak RSS 4.1 → 3.3 GiB, side by side; a daily run the same within noise.
+    config
+        .options_mut()
+        .execution
+        .skip_partial_aggregation_probe_ratio_threshold = 0.5;
     if bounded {
         // Hash joins hold their build side in memory and cannot spill: joining ten million
         // customers to their features and addresses needs gigabytes. Under a memory limit,
