@@ -198,7 +198,7 @@ impl ObjectStoreRegistry for EnvStores {
 
 /// Ballista's execution of a query stage, after numbering rows per key in one pass where a
 /// windowing operator only numbers rows (as a run in process does): the scheduler plans
-/// stages with Ballista's own rules, so segflow's are applied where the stage runs..
+/// stages with Ballista's own rules, so segflow's are applied where the stage runs.
 #[derive(Default)]
 struct SegflowEngine {
     default: DefaultExecutionEngine,

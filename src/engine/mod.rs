@@ -762,8 +762,6 @@ enum Executed {
     Here(Arc<dyn ExecutionPlan>),
     /// On a cluster: delete the copy the executors wrote.
     Cluster(Folder),
-    /// On a cluster without shared scratch space: nothing.
-    Streamed,
 }
 
 impl Executed {
@@ -773,16 +771,16 @@ impl Executed {
             Executed::Cluster(dir) => crate::store::delete_folder(&dir)
                 .await
                 .map_err(|source| write_error(what, source))?,
-            Executed::Streamed => {}
         }
         Ok(())
     }
 }
 
-/// Runs a query for writing. In process, its plan streams here. On a cluster with shared
-/// scratch space, the executors write the result there (one Parquet file, in the result's
-/// order) and this process reads it back from storage: streaming millions of rows to the client
-/// over Arrow Flight is many times slower, and holds the executor serving them in memory.
+/// Runs a query for writing. In process, its plan streams here. On a cluster, the executors
+/// write the result into the scratch space they share with this process (see
+/// [`share_scratch`]) and this process reads it back from storage: streaming millions of rows
+/// to the client over Arrow Flight is many times slower, and holds the executor serving them
+/// in memory.
 async fn execute(what: &str, df: DataFrame) -> Result<Execution, EngineError> {
     let task = Arc::new(df.task_ctx());
     let asked = ordered_by(&df);
@@ -801,15 +799,11 @@ async fn execute(what: &str, df: DataFrame) -> Result<Execution, EngineError> {
         });
     };
     let Some(scratch) = &cluster.scratch else {
-        let stream = df
-            .execute_stream()
-            .await
-            .map_err(|e| EngineError::execution(what, e))?;
-        return Ok(Execution {
-            stream,
-            order: asked.columns,
-            done: Executed::Streamed,
-        });
+        let missing = "a cluster session writes only once it shares scratch space";
+        return Err(EngineError::execution(
+            what,
+            DataFusionError::Internal(missing.into()),
+        ));
     };
     static RESULTS: AtomicUsize = AtomicUsize::new(0);
     let dir = scratch.join(&format!(
@@ -817,8 +811,8 @@ async fn execute(what: &str, df: DataFrame) -> Result<Execution, EngineError> {
         RESULTS.fetch_add(1, Ordering::Relaxed)
     ));
     let schema = Arc::new(df.schema().as_arrow().clone());
-    // The executors write one file per partition of the result (`part-00000.parquet`, …),
-    // each sorted if the query sorts (see `cluster::sink`), and this process merges them.
+    // The executors write one file per partition of the result, each sorted if the query
+    // sorts (see `cluster::sink`), and this process merges them.
     // When the result's columns cannot say how it is sorted, one task gathers and writes the
     // result in its order instead.
     let (write, merge) = match asked.complete {
@@ -832,10 +826,10 @@ async fn execute(what: &str, df: DataFrame) -> Result<Execution, EngineError> {
         true => dir.clone(),
         false => dir.join("part-00000.parquet"),
     };
-    write_on_cluster(df, &target, !asked.complete, write)
+    let (_, files) = write_on_cluster(df, &target, !asked.complete, write)
         .await
         .map_err(|e| EngineError::execution(what, e))?;
-    let stream = read_result(&dir, schema, merge, task.runtime_env())
+    let stream = read_result(&dir, files, schema, merge, task.runtime_env())
         .await
         .map_err(|e| EngineError::execution(what, e))?;
     Ok(Execution {
@@ -846,7 +840,7 @@ async fn execute(what: &str, df: DataFrame) -> Result<Execution, EngineError> {
 }
 
 /// Has the executors write a query's result as Parquet into `target` (a folder, or with
-/// `is_file` one file) and returns its row count, once the files are found to hold the rows
+/// `is_file` one file) and returns its row count and number of files, once the files are found to hold the rows
 /// the executors counted: a task Ballista runs again (its executor lost) writes its partition
 /// again, and a run must not publish those rows twice.
 async fn write_on_cluster(
@@ -854,7 +848,7 @@ async fn write_on_cluster(
     target: &Folder,
     is_file: bool,
     write: DataFrameWriteOptions,
-) -> Result<u64, DataFusionError> {
+) -> Result<(u64, usize), DataFusionError> {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::UInt64Type;
     let runtime = df.task_ctx().runtime_env();
@@ -889,23 +883,19 @@ async fn write_on_cluster(
              {rows} (a task ran again after its executor was lost); run again"
         )));
     }
-    Ok(rows)
+    Ok((rows, written))
 }
 
-/// Reads back, in this process, the files the executors wrote of a result into `dir`: merged
+/// Reads back, in this process, the `files` the executors wrote of a result into `dir`: merged
 /// by `order` when the query sorts (each file is sorted), one after the other otherwise.
 async fn read_result(
     dir: &Folder,
+    files: usize,
     schema: SchemaRef,
     order: &[SortingColumn],
     runtime: Arc<RuntimeEnv>,
 ) -> Result<SendableRecordBatchStream, DataFusionError> {
     use datafusion::logical_expr::{Expr, SortExpr};
-    let files = dir
-        .files()
-        .await
-        .map_err(|e| DataFusionError::External(Box::new(e)))?
-        .len();
     // One partition per file, none split: a sorted file read in one piece stays sorted, and
     // DataFusion merges sorted partitions without sorting them again.
     let partitions = if order.is_empty() { 1 } else { files.max(1) };
@@ -1133,14 +1123,14 @@ async fn materialize_on_cluster(
     dir: &Folder,
     table: &str,
 ) -> Result<u64, EngineError> {
-    // A table written again in the same run replaces the last: the executors name their files
-    // anew each time.
+    // A table written again in the same run replaces the last: a write with fewer partitions
+    // than the last would leave some of its files behind.
     crate::store::delete_folder(dir)
         .await
         .map_err(|source| write_error(what, source))?;
     let df = plan_step(ctx, what, sql, params).await?;
     let schema = Arc::new(df.schema().as_arrow().clone());
-    let rows = write_on_cluster(df, dir, false, DataFrameWriteOptions::new())
+    let (rows, _) = write_on_cluster(df, dir, false, DataFrameWriteOptions::new())
         .await
         .map_err(|e| EngineError::execution(what, e))?;
     if rows > 0 {
