@@ -6,6 +6,7 @@ mod ballista;
 mod build_side;
 mod row_number;
 mod rules;
+mod small_side;
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
@@ -430,7 +431,8 @@ pub(crate) fn fresh_listings() -> CacheManagerConfig {
 }
 
 /// DataFusion's physical optimizer rules, with segflow's: hash joins build the side of known
-/// size ([`build_side`]), and rows are numbered per key in one pass ([`row_number`]).
+/// size ([`build_side`]), under a memory limit a small side is still collected rather than
+/// sorted ([`small_side`]), and rows are numbered per key in one pass ([`row_number`]).
 pub(crate) fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = PhysicalOptimizer::new().rules;
     let after = rules
@@ -438,6 +440,7 @@ pub(crate) fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + 
         .position(|r| r.name() == build_side::BuildKnownSide::AFTER)
         .map_or(0, |i| i + 1);
     rules.insert(after, Arc::new(build_side::BuildKnownSide));
+    rules.insert(after + 1, Arc::new(small_side::CollectSmallSide));
     rules.push(Arc::new(row_number::RowNumbers));
     rules
 }
