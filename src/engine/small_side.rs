@@ -54,7 +54,9 @@ impl PhysicalOptimizerRule for CollectSmallSide {
                 return Ok(Transformed::no(node));
             };
             let build_left = small(join.left())?;
-            if !build_left && !(join.join_type().supports_swap() && small(join.right())?) {
+            let build_right =
+                !build_left && join.join_type().supports_swap() && small(join.right())?;
+            if !build_left && !build_right {
                 return Ok(Transformed::no(node));
             }
             let hash = HashJoinExec::try_new(
