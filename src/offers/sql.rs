@@ -188,13 +188,20 @@ pub(super) fn changes(key: &str, before: &str) -> String {
 
 /// Per-offer counts of the decisions.
 pub(super) fn counts(key: &str) -> String {
+    // Counted per (offer, key) first, then per offer: `COUNT(DISTINCT key)` beside other
+    // aggregates keeps every offer's keys in one in-memory set that cannot spill (10M
+    // customers: hundreds of MB per offer); a GROUP BY of the pairs spills under a limit.
+    let statuses = ["suppressed", "capacity", "outranked", "assigned"];
+    let inner: Vec<String> = statuses
+        .iter()
+        .map(|s| format!("SUM(CASE WHEN status = '{s}' THEN 1 ELSE 0 END) AS {s}"))
+        .collect();
     format!(
-        "SELECT offer, COUNT(DISTINCT {}) AS eligible, \
-                SUM(CASE WHEN status = 'suppressed' THEN 1 ELSE 0 END) AS suppressed, \
-                SUM(CASE WHEN status = 'capacity' THEN 1 ELSE 0 END) AS capped, \
-                SUM(CASE WHEN status = 'outranked' THEN 1 ELSE 0 END) AS outranked, \
-                SUM(CASE WHEN status = 'assigned' THEN 1 ELSE 0 END) AS assigned \
-         FROM {DECISIONS} GROUP BY offer",
-        ident(key)
+        "SELECT offer, COUNT(k) AS eligible, SUM(suppressed) AS suppressed, \
+                SUM(capacity) AS capped, SUM(outranked) AS outranked, SUM(assigned) AS assigned \
+         FROM (SELECT offer, {k} AS k, {inner} FROM {DECISIONS} GROUP BY offer, {k}) AS pairs \
+         GROUP BY offer",
+        k = ident(key),
+        inner = inner.join(", "),
     )
 }
