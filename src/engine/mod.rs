@@ -1303,7 +1303,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_sort_many_times_larger_than_the_limit_spills_compressed_and_merges_in_passes() {
+    async fn a_sort_many_times_larger_than_the_limit_spills_and_comes_back_whole_and_sorted() {
         let options = EngineOptions {
             memory_limit: Some(16 << 20),
             ..EngineOptions::default()
