@@ -1048,8 +1048,9 @@ pub(crate) async fn write_frame_split(
     Ok(written)
 }
 
-/// Streams a planned query sorted by the date column `column` into one folder per day below
-/// `target`; returns the days written.
+/// Streams a planned query into one folder per day of its date column `column` below `target`,
+/// its rows in any order (a writer per day stays open: keep the query to a month or so of
+/// days); returns the days written.
 pub(crate) async fn write_frame_by_day(
     what: &str,
     df: DataFrame,

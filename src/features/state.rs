@@ -228,13 +228,23 @@ pub(crate) async fn scrub_days(
         return Ok(());
     }
     let table = "__segflow_scrub_days";
-    engine::register_parquet(ctx, table, &published.join(&days)).await?;
-    let sql = format!(
-        "SELECT * FROM {table} WHERE {} ORDER BY {DAY}",
-        not_erased(&ident(key))
-    );
-    let df = engine::plan_step(ctx, "erasure", &sql, params).await?;
-    info.days = engine::write_frame_by_day("erasure", df, DAY, &staged.join(&days), staged).await?;
+    let sql = format!("SELECT * FROM {table} WHERE {}", not_erased(&ident(key)));
+    let mut kept = Vec::with_capacity(info.days.len());
+    // A month at a time, as they were written: every day of one query keeps a writer open.
+    for month in info
+        .days
+        .chunk_by(|a, b| (a.year(), a.month()) == (b.year(), b.month()))
+    {
+        let folders: Vec<Folder> = month
+            .iter()
+            .map(|d| published.join(&format!("{state}/{}", day_dir(*d))))
+            .collect();
+        engine::register_parquet_folders(ctx, "erasure", table, &folders).await?;
+        let df = engine::plan_step(ctx, "erasure", &sql, params).await?;
+        let target = staged.join(&days);
+        kept.extend(engine::write_frame_by_day("erasure", df, DAY, &target, staged).await?);
+    }
+    info.days = kept;
     store::write_json(&staged.join(&info_file), &info).await?;
     Ok(())
 }
@@ -361,7 +371,6 @@ impl Job<'_> {
                 .unwrap_or(self.date.succ_opt().unwrap_or(self.date));
             let end = next_month.pred_opt().unwrap_or(next_month).min(self.date);
             let sql = self.kept(self.feature.partials(start, end));
-            let sql = format!("{sql} ORDER BY {DAY}");
             let df =
                 engine::plan_step(self.inputs.ctx, &self.what(), &sql, self.inputs.params).await?;
             days.extend(

@@ -239,6 +239,15 @@ fn erased_customers_leave_the_feature_state_of_every_run() {
             .unwrap()
     };
     assert!(rows("2026-11-18", "customer_features", "days") > 0);
+    // Every day's rows, and how many of them are the customer's.
+    let day_rows = |date: &str| -> Vec<String> {
+        let sql = format!(
+            "select day, count(*), count(*) filter (where customer_id = {customer}) from read_parquet('{}') group by day order by day",
+            state(date, "customer_features", "days")
+        );
+        p.duckdb("daily_segments", &sql)
+    };
+    let before = day_rows("2026-11-18");
 
     let mut text = std::fs::read_to_string(&requests).unwrap();
     text.push_str(&format!("{customer},2026-11-20\n"));
@@ -251,6 +260,17 @@ fn erased_customers_leave_the_feature_state_of_every_run() {
                 assert_eq!(rows(date, feature, part), 0, "{date} {feature} {part}");
             }
         }
+    }
+    // Scrubbing a published run's days takes away the customer's rows and nothing else.
+    let after = day_rows("2026-11-18");
+    assert_eq!(before.len(), after.len());
+    for (before, after) in before.iter().zip(&after) {
+        let counts = |row: &str| -> [u64; 2] {
+            let row: Vec<String> = serde_json::from_str(row).unwrap();
+            [row[1].parse().unwrap(), row[2].parse().unwrap()]
+        };
+        let ([all, theirs], [kept, left]) = (counts(before), counts(after));
+        assert_eq!((kept, left), (all - theirs, 0), "{before} → {after}");
     }
     // The next run continues from the scrubbed state.
     p.ok(&["run", PIPELINE, "--date", "2026-11-21"]);
