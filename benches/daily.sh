@@ -4,6 +4,8 @@
 # from all events), then DuckDB on the same model SQL — `segflow plan --format sql`, features as
 # the queries computing them from all events — and the same files (benches/duckdb_models.py).
 # Prints the time and peak memory of each, their ratios, and the time of each segflow step.
+# DuckDB then also writes the features' per-day partials, as segflow's first run does beside
+# the chain (the plan's `-- feature state:` queries), for a ratio on the same work.
 #
 #   benches/daily.sh [CUSTOMERS] [MEMORY_LIMIT]      default: 1000000 customers, no limit
 #
@@ -32,7 +34,8 @@ echo "segflow run ${limit_args[*]}" >&2
 /usr/bin/time -f "%e %M" -o segflow.time "$bin" -q run daily_segments --date "$date" "${limit_args[@]}" --json > manifest.json
 echo "duckdb, same model SQL ${memory_limit:+(memory_limit $memory_limit)}" >&2
 "$bin" -q plan daily_segments --format sql > models.sql
-/usr/bin/time -f "%e %M" -o duckdb.time python3 "$benches/duckdb_models.py" "$work" "$date" "$work/duckdb_profile.parquet" models.sql ${memory_limit:+"$memory_limit"} > duckdb.seconds
+/usr/bin/time -f "%e %M" -o duckdb.time python3 "$benches/duckdb_models.py" "$work" "$date" "$work/duckdb_profile.parquet" models.sql ${memory_limit:+"$memory_limit"} --state "$work/duckdb_state" > duckdb.seconds
+rm -rf "$work/duckdb_state"
 
 python3 - <<'PY'
 import glob, json
@@ -44,7 +47,8 @@ def timed(name):
 
 run_s, run_mib = timed("segflow.time")
 duck_wall, duck_mib = timed("duckdb.time")
-duck_models = float(open("duckdb.seconds").read())
+duck_models, duck_state = map(float, open("duckdb.seconds").read().split())
+duck_first = duck_models + duck_state
 m = json.load(open("manifest.json"))
 steps = {s["step"]: s["elapsed_ms"] / 1000 for s in m["steps"]}
 in_chain = lambda step: step.startswith(("model ", "feature ")) or step == "register sources"
@@ -59,6 +63,9 @@ print(f"{'':34} {'segflow':>10} {'duckdb':>10} {'ratio':>7}")
 print(f"{'model chain (all models), s':34} {chain:10.1f} {duck_models:10.1f} {chain / duck_models:7.2f}")
 print(f"{'whole run vs duckdb model chain, s':34} {run_s:10.1f} {duck_models:10.1f} {run_s / duck_models:7.2f}")
 print(f"{'after the profile / model chain':34} {after:10.1f} {'':>10} {after / chain:7.2f}")
+print("the same work: duckdb also writes every feature's per-day partials (segflow's state)")
+print(f"{'model chain and state, s':34} {chain:10.1f} {duck_first:10.1f} {chain / duck_first:7.2f}")
+print(f"{'whole run vs that, s':34} {run_s:10.1f} {duck_first:10.1f} {run_s / duck_first:7.2f}")
 print(f"{'peak memory (RSS), MiB':34} {run_mib:10.0f} {duck_mib:10.0f} {run_mib / duck_mib:7.2f}")
 print(f"throughput: {events / run_s:,.0f} interaction rows/s, {profile / run_s:,.0f} customers/s")
 for name, seconds in steps.items():

@@ -319,6 +319,33 @@ impl Feature {
 
     /// Partial aggregates per key and day for the days `from..=to`.
     fn partials(&self, from: NaiveDate, to: NaiveDate) -> String {
+        self.partials_of(&self.events_between(Some(from), to))
+    }
+
+    /// The per-day partials a first run writes into the feature's state (one folder per day),
+    /// as one query over the longest window as of `$run_date`; `None` without windows. What
+    /// `plan --format sql` prints beside the feature's query.
+    pub(crate) fn state_query_text(&self) -> Option<String> {
+        let longest = self.longest_window();
+        if longest == 0 {
+            return None;
+        }
+        let time = ident(&self.time);
+        let events = format!(
+            "SELECT * FROM {} WHERE {time} < CAST($run_date + INTERVAL '1 day' AS TIMESTAMP) AND {time} >= CAST($run_date - {} AS TIMESTAMP) AND {}",
+            ident(&self.source),
+            longest - 1,
+            self.event_filter()
+        );
+        Some(format!(
+            "-- feature {}: its per-day partials over the longest window ({longest} days)\n{}",
+            self.name,
+            self.partials_of(&events)
+        ))
+    }
+
+    /// Partial aggregates per key and day of `events`.
+    fn partials_of(&self, events: &str) -> String {
         let mut select = vec![
             self.keys(),
             format!("CAST({} AS DATE) AS {DAY}", ident(&self.time)),
@@ -333,9 +360,8 @@ impl Feature {
             ));
         }
         format!(
-            "SELECT {} FROM ({}) AS events GROUP BY {}, CAST({} AS DATE)",
+            "SELECT {} FROM ({events}) AS events GROUP BY {}, CAST({} AS DATE)",
             select.join(", "),
-            self.events_between(Some(from), to),
             self.keys(),
             ident(&self.time)
         )

@@ -35,6 +35,9 @@ fn sql(pipeline: &Pipeline) -> String {
         };
         let text = model.query.text.trim_end().trim_end_matches(';');
         let _ = writeln!(out, "-- {kind}: {}\n{text};\n", model.name);
+        if let Some(state) = model.feature.as_ref().and_then(|f| f.state_query_text()) {
+            let _ = writeln!(out, "-- feature state: {}\n{state};\n", model.name);
+        }
     }
     out
 }
