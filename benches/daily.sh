@@ -34,7 +34,8 @@ echo "segflow run ${limit_args[*]}" >&2
 /usr/bin/time -f "%e %M" -o segflow.time "$bin" -q run daily_segments --date "$date" "${limit_args[@]}" --json > manifest.json
 echo "duckdb, same model SQL ${memory_limit:+(memory_limit $memory_limit)}" >&2
 "$bin" -q plan daily_segments --format sql > models.sql
-/usr/bin/time -f "%e %M" -o duckdb.time python3 "$benches/duckdb_models.py" "$work" "$date" "$work/duckdb_profile.parquet" models.sql ${memory_limit:+"$memory_limit"} --state "$work/duckdb_state" > duckdb.seconds
+/usr/bin/time -f "%e %M" -o duckdb.time python3 "$benches/duckdb_models.py" "$work" "$date" "$work/duckdb_profile.parquet" models.sql ${memory_limit:+"$memory_limit"} --state "$work/duckdb_state" > duckdb.seconds \
+  || { echo "DuckDB failed (see above)" >&2; echo "nan nan" > duckdb.seconds; }
 rm -rf "$work/duckdb_state"
 
 python3 - <<'PY'
@@ -42,7 +43,7 @@ import glob, json
 import pyarrow.parquet as pq
 
 def timed(name):
-    seconds, kib = open(name).read().split()
+    seconds, kib = open(name).read().split()[-2:]  # after GNU time's note of a failure
     return float(seconds), int(kib) / 1024
 
 run_s, run_mib = timed("segflow.time")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The scaling curve: benches/daily.sh at several sizes one after the other, then one line per
-# size with segflow's time, peak memory and throughput beside DuckDB's model chain. Time should
-# grow with the number of interactions, not faster.
+# size with segflow's time (a first run), peak memory and throughput beside DuckDB's model chain
+# alone and with the features' per-day state written as segflow's first run writes it (the same
+# work). Time should grow with the number of interactions, not faster.
 #
 #   benches/scaling.sh [CUSTOMERS...]        default: 100000 1000000
 #
@@ -28,12 +29,13 @@ def timed(path):
     return float(seconds), int(kib) / 1024
 
 print(f"{'customers':>11} {'interactions':>14} {'segflow s':>10} {'RSS MiB':>8} "
-      f"{'rows/s':>11} {'duckdb chain s':>15} {'ratio':>6}")
+      f"{'rows/s':>11} {'duckdb chain s':>15} {'ratio':>6} {'+ state s':>10} {'ratio':>6}")
 for size in sizes:
     work = f"{root}/{size}"
     seconds, mib = timed(f"{work}/segflow.time")
-    duck = float(open(f"{work}/duckdb.seconds").read())
+    chain, state = map(float, open(f"{work}/duckdb.seconds").read().split())
     events = int(open(f"{work}/interactions.count").read())
     print(f"{int(size):>11,} {events:>14,} {seconds:>10.1f} {mib:>8.0f} "
-          f"{events / seconds:>11,.0f} {duck:>15.1f} {seconds / duck:>6.2f}")
+          f"{events / seconds:>11,.0f} {chain:>15.1f} {seconds / chain:>6.2f} "
+          f"{chain + state:>10.1f} {seconds / (chain + state):>6.2f}")
 PY
