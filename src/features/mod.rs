@@ -276,20 +276,7 @@ impl Feature {
                     .then(|| date - chrono::Days::new(u64::from(longest.max(1)) - 1));
                 self.events_between(from, date)
             }
-            None => {
-                let mut filter = vec![format!(
-                    "{time} < CAST($run_date + INTERVAL '1 day' AS TIMESTAMP)"
-                )];
-                if !self.has_all_time() {
-                    filter.push(format!("{time} >= {}", since(longest)));
-                }
-                filter.push(self.event_filter());
-                format!(
-                    "SELECT * FROM {} WHERE {}",
-                    ident(&self.source),
-                    filter.join(" AND ")
-                )
-            }
+            None => self.events_as_of_run_date((!self.has_all_time()).then_some(longest)),
         };
         format!(
             "SELECT {} FROM ({events}) AS events GROUP BY {}",
@@ -330,18 +317,31 @@ impl Feature {
         if longest == 0 {
             return None;
         }
-        let time = ident(&self.time);
-        let events = format!(
-            "SELECT * FROM {} WHERE {time} < CAST($run_date + INTERVAL '1 day' AS TIMESTAMP) AND {time} >= CAST($run_date - {} AS TIMESTAMP) AND {}",
-            ident(&self.source),
-            longest - 1,
-            self.event_filter()
-        );
         Some(format!(
             "-- feature {}: its per-day partials over the longest window ({longest} days)\n{}",
             self.name,
-            self.partials_of(&events)
+            self.partials_of(&self.events_as_of_run_date(Some(longest)))
         ))
+    }
+
+    /// Events up to `$run_date` that count, of its last `days` days (`None`: all history).
+    fn events_as_of_run_date(&self, days: Option<u32>) -> String {
+        let time = ident(&self.time);
+        let mut filter = vec![format!(
+            "{time} < CAST($run_date + INTERVAL '1 day' AS TIMESTAMP)"
+        )];
+        if let Some(days) = days {
+            filter.push(format!(
+                "{time} >= CAST($run_date - {} AS TIMESTAMP)",
+                days - 1
+            ));
+        }
+        filter.push(self.event_filter());
+        format!(
+            "SELECT * FROM {} WHERE {}",
+            ident(&self.source),
+            filter.join(" AND ")
+        )
     }
 
     /// Partial aggregates per key and day of `events`.

@@ -229,6 +229,7 @@ pub(crate) async fn scrub_days(
     }
     let table = "__segflow_scrub_days";
     let sql = format!("SELECT * FROM {table} WHERE {}", not_erased(&ident(key)));
+    let target = staged.join(&days);
     let mut kept = Vec::with_capacity(info.days.len());
     // A month at a time, as they were written: every day of one query keeps a writer open.
     for month in info
@@ -241,7 +242,6 @@ pub(crate) async fn scrub_days(
             .collect();
         engine::register_parquet_folders(ctx, "erasure", table, &folders).await?;
         let df = engine::plan_step(ctx, "erasure", &sql, params).await?;
-        let target = staged.join(&days);
         kept.extend(engine::write_frame_by_day("erasure", df, DAY, &target, staged).await?);
     }
     info.days = kept;

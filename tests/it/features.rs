@@ -334,3 +334,44 @@ fn aggregates_that_cannot_be_kept_up_to_date_are_refused_at_their_line() {
     assert_eq!(line, expected, "{err}");
     assert!(err.contains("evnt_type"), "{err}");
 }
+
+/// What `plan --format sql` prints as a feature's state is what a first run keeps: DuckDB
+/// running it on the same events, erased customers left out, gives every day's partials
+/// segflow wrote.
+#[test]
+fn the_planned_state_query_computes_the_days_a_first_run_keeps() {
+    let p = Project::sample();
+    let date = "2026-11-20";
+    p.ok(&["run", PIPELINE, "--date", date]);
+    let plan = p.ok(&["plan", PIPELINE, "--format", "sql"]);
+    let state = plan
+        .split("-- feature state: customer_features\n")
+        .nth(1)
+        .expect("the plan prints the feature's state query")
+        .split(";\n")
+        .next()
+        .unwrap()
+        .replace("$run_date", &format!("DATE '{date}'"));
+    let events = p.path("data/sample/events");
+    let run = format!("{{out}}/runs/run_date={date}/state");
+    let per_day = "select day, count(*), sum(__rows), sum(purchases), max(last_visit) from";
+    let planned = p.duckdb(
+        "daily_segments",
+        &format!(
+            "with interactions as (select * from read_parquet('{}/*/*/*.parquet', hive_partitioning = true)), \
+             planned as ({state}) \
+             {per_day} planned where sha256(cast(customer_id as varchar)) not in \
+             (select key_sha256 from read_parquet('{run}/erased/*.parquet')) group by day order by day",
+            events.display()
+        ),
+    );
+    let kept = p.duckdb(
+        "daily_segments",
+        &format!(
+            "{per_day} read_parquet('{run}/features/customer_features/days/*/*.parquet') \
+             group by day order by day"
+        ),
+    );
+    assert!(kept.len() > 300, "{} days", kept.len());
+    assert_eq!(planned, kept);
+}
