@@ -93,6 +93,23 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// Records each channel `channels` (the list at `path`) names more than once: a channel
+    /// listed twice would publish every member's row for it twice.
+    pub(crate) fn check_channels(&mut self, path: &[&str], channels: &[String]) {
+        let mut seen = std::collections::BTreeSet::new();
+        for channel in channels {
+            if !seen.insert(channel.as_str()) {
+                self.problem(
+                    path,
+                    format!(
+                        "{}: \"{channel}\" is listed twice; list each channel once",
+                        path.join(".")
+                    ),
+                );
+            }
+        }
+    }
+
     /// Reads and parses a query file named in the pipeline (`what` names the field).
     pub(crate) fn read_sql(
         &mut self,

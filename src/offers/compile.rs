@@ -7,6 +7,10 @@ use crate::spec::{ConditionSpec, OfferSpec, OffersSpec};
 use crate::sql::{Condition, Params};
 use crate::suppressions::Reach;
 
+/// The most channels one offer may list: the decision keeps the set of an offer's channels
+/// left after suppressions as the bits of one BIGINT.
+pub(crate) const MAX_CHANNELS: usize = 62;
+
 #[derive(Debug, Clone)]
 pub(crate) struct Offers {
     /// The profile model eligibility and scores read.
@@ -126,12 +130,22 @@ fn compile_offer(
 ) -> Offer {
     let path = ["offers", "list", name];
     c.check_name(&path, name);
+    let channels_at = ["offers", "list", name, "channels"];
     if spec.channels.is_empty() {
         c.problem(
             &path,
             format!("offers.list.{name}.channels: name at least one channel (e.g. [email])"),
         );
+    } else if spec.channels.len() > MAX_CHANNELS {
+        c.problem(
+            &channels_at,
+            format!(
+                "offers.list.{name}.channels: an offer reaches customers on at most {MAX_CHANNELS} channels; this one lists {}",
+                spec.channels.len()
+            ),
+        );
     }
+    c.check_channels(&channels_at, &spec.channels);
     if spec.eligible.is_empty() {
         c.problem(
             &path,

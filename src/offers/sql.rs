@@ -9,11 +9,10 @@ use crate::sql::{KeyFilter, all_hold, ident, literal, values};
 pub(super) const ELIGIBLE: &str = "__segflow_offer_eligible";
 /// Eligible offers held back on a channel (see `suppressions::held_from_offers`).
 pub(crate) const HELD: &str = "__segflow_held_offers";
-/// `(key, offer, channel)` still open after suppressions.
-pub(super) const AVAILABLE: &str = "__segflow_offer_channels";
-/// Eligible offers with a channel left, in each customer's order of preference.
+/// Eligible offers with a channel left, in each customer's order of preference, with the set
+/// of channels left (see [`channel_bits`]).
 pub(super) const CANDIDATES: &str = "__segflow_offer_candidates";
-/// The decision: `(key, offer, score, reasons, rank)`.
+/// The decision: `(key, offer, score, reasons, channels, rank)`.
 pub(super) const ASSIGNED: &str = "__segflow_offers_assigned";
 /// Every eligible (customer, offer) and what became of it.
 pub(super) const DECISIONS: &str = "__segflow_offer_decisions";
@@ -44,35 +43,61 @@ pub(super) fn eligible(key: &str, offers: &Offers, only: Option<&KeyFilter>) -> 
     kept_union(key, &parts, only)
 }
 
-/// `(key, offer, channel)` for every channel of an eligible offer not held back.
-pub(super) fn available(key: &str, offers: &Offers) -> String {
-    let k = ident(key);
-    let offer_channels = values(
-        offers
-            .list
-            .iter()
-            .flat_map(|o| {
-                o.channels
-                    .iter()
-                    .map(move |c| format!("({}, {})", literal(&o.name), literal(c)))
+/// `(offer, channel, bit)`: each channel of an offer gets a bit of its own, so a set of an
+/// offer's channels is one BIGINT, the sum of their bits. An offer has at most
+/// [`MAX_CHANNELS`](super::compile::MAX_CHANNELS) channels, each listed once (checked when compiling).
+fn channel_bits(offers: &Offers) -> String {
+    let rows = offers
+        .list
+        .iter()
+        .flat_map(|o| {
+            o.channels.iter().enumerate().map(move |(i, c)| {
+                format!(
+                    "({}, {}, CAST({} AS BIGINT))",
+                    literal(&o.name),
+                    literal(c),
+                    1_i64 << i
+                )
             })
-            .collect(),
-        &["offer", "channel"],
-    );
-    format!(
-        "SELECT e.{k}, e.offer, oc.channel FROM {ELIGIBLE} e JOIN ({offer_channels}) oc ON oc.offer = e.offer \
-         WHERE NOT EXISTS (SELECT 1 FROM {HELD} h WHERE h.{k} = e.{k} AND h.offer = e.offer AND h.channel = oc.channel)"
-    )
+        })
+        .collect();
+    values(rows, &["offer", "channel", "bit"])
 }
 
-/// Eligible offers with a channel left, ranked by each customer's preference.
-pub(super) fn candidates(key: &str) -> String {
+/// Each offer's channels as a set (the sum of their bits), as SQL over an `offer` column.
+fn all_channels(offers: &Offers, offer: &str) -> String {
+    let cases: Vec<String> = offers
+        .list
+        .iter()
+        .map(|o| {
+            format!(
+                "WHEN {} THEN {}",
+                literal(&o.name),
+                (1_i64 << o.channels.len()) - 1
+            )
+        })
+        .collect();
+    format!("CASE {offer} {} END", cases.join(" "))
+}
+
+/// Eligible offers with a channel left after suppressions, ranked by each customer's
+/// preference, with the set of `channels` left. The channels an offer is held back on are
+/// grouped per (customer, offer) into one set, so that no table holds a row per channel of
+/// every eligible offer (at 1M customers: 5.8M rows, anti-joined to 4.8M held ones).
+pub(super) fn candidates(key: &str, offers: &Offers) -> String {
     let k = ident(key);
+    // A rule holds an offer back only on the offer's own channels: the held set is a subset.
+    let open = format!("{} - COALESCE(h.held, 0)", all_channels(offers, "e.offer"));
     format!(
         "SELECT e.{k}, e.offer, e.score, e.priority, e.reasons, \
                 ROW_NUMBER() OVER (PARTITION BY e.{k} ORDER BY e.score DESC, e.priority DESC, e.offer) AS preference, \
-                segflow_bucket(e.offer, e.{k}) AS tie_break \
-         FROM {ELIGIBLE} e WHERE EXISTS (SELECT 1 FROM {AVAILABLE} a WHERE a.{k} = e.{k} AND a.offer = e.offer)"
+                segflow_bucket(e.offer, e.{k}) AS tie_break, {open} AS channels \
+         FROM {ELIGIBLE} e LEFT JOIN ( \
+           SELECT h.{k}, h.offer, bit_or(b.bit) AS held FROM {HELD} h \
+           JOIN ({bits}) b ON b.offer = h.offer AND b.channel = h.channel GROUP BY h.{k}, h.offer \
+         ) h ON h.{k} = e.{k} AND h.offer = e.offer \
+         WHERE {open} <> 0",
+        bits = channel_bits(offers),
     )
 }
 
@@ -128,7 +153,7 @@ pub(super) fn refusals_after_round(key: &str, offers: &Offers, refused: &str) ->
 pub(super) fn assigned(key: &str, offers: &Offers, refused: &str) -> String {
     let k = ident(key);
     format!(
-        "SELECT {k}, offer, score, reasons, CAST(ROW_NUMBER() OVER (PARTITION BY {k} ORDER BY preference) AS BIGINT) AS rank \
+        "SELECT {k}, offer, score, reasons, channels, CAST(ROW_NUMBER() OVER (PARTITION BY {k} ORDER BY preference) AS BIGINT) AS rank \
          FROM ({}) WHERE capacity IS NULL OR position <= capacity",
         ranked(key, offers, refused)
     )
@@ -139,9 +164,10 @@ pub(super) fn published(key: &str, offers: &Offers, global: Option<&Holdout>) ->
     let k = ident(key);
     let group = group_case(global, &offers.groups(), &format!("a.{k}"), "a.offer");
     format!(
-        "SELECT a.{k}, a.rank, a.offer, a.score, c.channel, {group} AS test_group, a.reasons \
-         FROM {ASSIGNED} a JOIN {AVAILABLE} c ON c.{k} = a.{k} AND c.offer = a.offer \
-         ORDER BY a.{k}, a.rank, c.channel"
+        "SELECT a.{k}, a.rank, a.offer, a.score, b.channel, {group} AS test_group, a.reasons \
+         FROM {ASSIGNED} a JOIN ({bits}) b ON b.offer = a.offer AND (a.channels & b.bit) <> 0 \
+         ORDER BY a.{k}, a.rank, b.channel",
+        bits = channel_bits(offers),
     )
 }
 

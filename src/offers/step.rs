@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Offers;
 pub(crate) use super::sql::HELD;
-use super::sql::{self, ASSIGNED, AVAILABLE, CANDIDATES, DECISIONS, ELIGIBLE};
+use super::sql::{self, ASSIGNED, CANDIDATES, DECISIONS, ELIGIBLE};
 use crate::engine::{self, EngineError, PlanError, TableLayout};
 use crate::holdouts::Holdout;
 use crate::objects::Folder;
@@ -106,17 +106,7 @@ pub(crate) async fn evaluate(
         &offers.reach(),
     );
     engine::materialize(ctx, "offer suppressions", &held, params, work_dir, HELD).await?;
-    let available = sql::available(key, offers);
-    engine::materialize(
-        ctx,
-        "offer channels",
-        &available,
-        params,
-        work_dir,
-        AVAILABLE,
-    )
-    .await?;
-    let candidates = sql::candidates(key);
+    let candidates = sql::candidates(key, offers);
     engine::materialize(
         ctx,
         "offer candidates",

@@ -80,6 +80,7 @@ pub(crate) fn compile(
     for (name, segment) in &spec.list {
         let path = ["segments", "list", name.as_str()];
         c.check_name(&path, name);
+        c.check_channels(&["segments", "list", name, "channels"], &segment.channels);
         let Some(rule) = c.rule(&path, &segment.conditions, segment.sql.as_deref(), params) else {
             continue;
         };

@@ -24,6 +24,31 @@ fn a_scope_naming_a_channel_nothing_uses_is_an_error_not_a_rule_that_holds_back_
 }
 
 #[test]
+fn a_channel_listed_twice_is_an_error_not_every_row_published_twice() {
+    let p = Project::fixture("offers");
+    p.edit(OFFERS, "channels: [mail]", "channels: [mail, mail]");
+    let err = p.fails(&["validate", OFFERS], 2);
+    assert!(
+        err.contains("pipelines/offers.yaml:41:")
+            && err.contains(
+                "offers.list.landline_bundle.channels: \"mail\" is listed twice; list each channel once"
+            ),
+        "{err}"
+    );
+    let p = Project::fixture("segs");
+    p.edit(
+        SEGS,
+        "        spent_over_100_today: spend_today > 100\n",
+        "        spent_over_100_today: spend_today > 100\n      channels: [sms, email, sms]\n",
+    );
+    let err = p.fails(&["validate", SEGS], 2);
+    assert!(
+        err.contains("segments.list.big_spenders.channels: \"sms\" is listed twice"),
+        "{err}"
+    );
+}
+
+#[test]
 fn an_empty_scope_is_an_error_not_a_rule_that_holds_back_nobody() {
     let p = Project::fixture("offers");
     p.edit(OFFERS, "scope: { channels: [email] }", "scope: {}");
