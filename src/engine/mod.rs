@@ -581,11 +581,22 @@ pub(crate) async fn count_rows(
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::compute::cast;
     use datafusion::arrow::datatypes::{DataType, Int64Type};
-    let batches = plan_step(ctx, what, sql, params)
-        .await?
-        .collect()
+    let clock = Instant::now();
+    let df = plan_step(ctx, what, sql, params).await?;
+    let task = Arc::new(df.task_ctx());
+    let plan = df
+        .create_physical_plan()
         .await
         .map_err(|e| EngineError::execution(what, e))?;
+    let batches = datafusion::physical_plan::collect(plan.clone(), task)
+        .await
+        .map_err(|e| EngineError::execution(what, e))?;
+    tracing::debug!(
+        what,
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "counted"
+    );
+    log_plan_metrics(what, &plan);
     let mut rows = Vec::new();
     for batch in &batches {
         let mut labels = Vec::new();

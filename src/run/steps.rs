@@ -20,7 +20,7 @@ use crate::segments;
 use crate::sources::{self, SourceError};
 use crate::sql::Params;
 use crate::store::{RunDirs, Scratch, StagedRun};
-use crate::suppressions;
+use crate::suppressions::{self, Held};
 
 /// A run in progress: its session, staged folder and the manifest filled in step by step.
 pub(super) struct Run<'a> {
@@ -264,15 +264,23 @@ impl<'a> Run<'a> {
         .await?;
         self.step("suppressions", None, clock);
         let mut held = Vec::new();
-        if pipeline.segments.is_some() {
+        if let Some(segments) = &pipeline.segments {
             self.segments(key)
                 .instrument(info_span!("segments"))
                 .await?;
-            held.push(("segment", segments::HELD));
+            held.push(Held {
+                what: "segment",
+                table: segments::HELD,
+                reach: segments.reach(),
+            });
         }
-        if pipeline.offers.is_some() {
+        if let Some(offers) = &pipeline.offers {
             self.offers(key).instrument(info_span!("offers")).await?;
-            held.push(("offer", offers::HELD));
+            held.push(Held {
+                what: "offer",
+                table: offers::HELD,
+                reach: offers.reach(),
+            });
         }
         self.progress.set("suppressed");
         let clock = Instant::now();

@@ -182,4 +182,16 @@ fn explain_agrees_with_the_published_run_for_every_customer() {
         "SELECT customer_id, offer FROM read_parquet('{run}/decisions/*.parquet')"
     ));
     assert_eq!(eligible, published_eligible, "offer eligibility");
+    // Sorted by key, what was held back, then the rule, each text byte by byte (as DuckDB
+    // compares them): segflow sorts by the texts' places in name order, not the texts.
+    let order = p.duckdb(
+        "daily_segments",
+        &format!(
+            "WITH t AS (SELECT filename AS f, file_row_number AS i, customer_id AS k, held_back_from AS h, \
+               suppression AS s FROM read_parquet('{run}/suppressed/*.parquet', filename = true, file_row_number = true)) \
+             SELECT count(*) FILTER (WHERE (b.k, b.h, b.s) <= (a.k, a.h, a.s)), count(*) > 1000 \
+             FROM t a JOIN t b ON b.f = a.f AND b.i = a.i + 1"
+        ),
+    );
+    assert_eq!(order, [r#"["0", "True"]"#], "suppressed/ in order");
 }
