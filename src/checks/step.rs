@@ -234,12 +234,7 @@ async fn collect(
     sql: &str,
     params: &Params,
 ) -> Result<Vec<RecordBatch>, EngineError> {
-    let what = format!("check {}", check.name);
-    engine::plan_step(ctx, &what, sql, params)
-        .await?
-        .collect()
-        .await
-        .map_err(|e| EngineError::execution(what, e))
+    engine::collect(ctx, &format!("check {}", check.name), sql, params).await
 }
 
 fn row_count(result: &mut CheckResult, rows: u64, min: Option<u64>, max: Option<u64>) {

@@ -563,6 +563,33 @@ pub(crate) fn replace_table(
     Ok(())
 }
 
+/// The rows of a query with a small result (a count, a check's verdict), logging its time and
+/// plan at debug level as a written table's are.
+pub(crate) async fn collect(
+    ctx: &SessionContext,
+    what: &str,
+    sql: &str,
+    params: &Params,
+) -> Result<Vec<datafusion::arrow::array::RecordBatch>, EngineError> {
+    let clock = Instant::now();
+    let df = plan_step(ctx, what, sql, params).await?;
+    let task = Arc::new(df.task_ctx());
+    let plan = df
+        .create_physical_plan()
+        .await
+        .map_err(|e| EngineError::execution(what, e))?;
+    let batches = datafusion::physical_plan::collect(plan.clone(), task)
+        .await
+        .map_err(|e| EngineError::execution(what, e))?;
+    tracing::debug!(
+        what,
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "collected"
+    );
+    log_plan_metrics(what, &plan);
+    Ok(batches)
+}
+
 /// One row of a small aggregate: its text columns (labels) and its integer columns (counts).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CountRow {
@@ -581,22 +608,7 @@ pub(crate) async fn count_rows(
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::compute::cast;
     use datafusion::arrow::datatypes::{DataType, Int64Type};
-    let clock = Instant::now();
-    let df = plan_step(ctx, what, sql, params).await?;
-    let task = Arc::new(df.task_ctx());
-    let plan = df
-        .create_physical_plan()
-        .await
-        .map_err(|e| EngineError::execution(what, e))?;
-    let batches = datafusion::physical_plan::collect(plan.clone(), task)
-        .await
-        .map_err(|e| EngineError::execution(what, e))?;
-    tracing::debug!(
-        what,
-        elapsed_ms = clock.elapsed().as_millis() as u64,
-        "counted"
-    );
-    log_plan_metrics(what, &plan);
+    let batches = collect(ctx, what, sql, params).await?;
     let mut rows = Vec::new();
     for batch in &batches {
         let mut labels = Vec::new();
