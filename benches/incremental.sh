@@ -97,6 +97,8 @@ for name in full[3]:
     print(f"  step {name:<32} {full[3][name]:8.1f} s {inc[3].get(name, 0):8.1f} s")
 in_chain = lambda step: step.startswith(("model ", "feature ")) or step == "register sources"
 chain = sum(v for k, v in inc[3].items() if in_chain(k))
+after = sum(v for k, v in inc[3].items() if not in_chain(k))
+print(f"after the profile, incremental run: {after:.1f} s, {after / chain:.2f} of its model chain")
 duck = open("duckdb.seconds").read().strip()
 if duck == "failed":
     print(f"model chain of the incremental run {chain:.1f} s; DuckDB recomputing it failed")

@@ -104,6 +104,12 @@ pub(crate) fn compile(
             "offers.max_per_customer: give at least 1",
         );
     }
+    if spec.list.is_empty() {
+        c.problem(
+            &["offers", "list"],
+            "offers.list: declare at least one offer, or remove `offers:`",
+        );
+    }
     let list = spec
         .list
         .iter()

@@ -76,6 +76,12 @@ pub(crate) fn compile(
         .holdout
         .as_ref()
         .and_then(|h| compile_holdout(c, &["segments", "holdout"], h));
+    if spec.list.is_empty() {
+        c.problem(
+            &["segments", "list"],
+            "segments.list: declare at least one segment, or remove `segments:`",
+        );
+    }
     let mut list = Vec::new();
     for (name, segment) in &spec.list {
         let path = ["segments", "list", name.as_str()];
