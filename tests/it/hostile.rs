@@ -50,34 +50,31 @@ fn a_channel_listed_twice_is_an_error_not_every_row_published_twice() {
 
 #[test]
 fn an_empty_list_of_offers_or_segments_is_an_error_at_its_line_not_a_parser_error() {
-    let p = Project::fixture("offers");
-    let text = p.read(OFFERS);
-    let list = text
-        .find("  list:\n    fiber_upgrade:")
-        .expect("the fixture lists offers");
-    let end = text.find("output:").expect("the fixture has an output");
-    p.write(
-        OFFERS,
-        &format!("{}  list: {{}}\n{}", &text[..list], &text[end..]),
-    );
-    let err = p.fails(&["validate", OFFERS], 2);
-    assert!(
-        err.contains("offers.list: declare at least one offer, or remove `offers:`"),
-        "{err}"
-    );
-    let p = Project::fixture("segs");
-    let text = p.read(SEGS);
-    let list = text.find("  list:\n").expect("the fixture lists segments");
-    let end = text.find("output:").expect("the fixture has an output");
-    p.write(
-        SEGS,
-        &format!("{}  list: {{}}\n{}", &text[..list], &text[end..]),
-    );
-    let err = p.fails(&["validate", SEGS], 2);
-    assert!(
-        err.contains("segments.list: declare at least one segment, or remove `segments:`"),
-        "{err}"
-    );
+    for (fixture, file, list, message) in [
+        (
+            "offers",
+            OFFERS,
+            "  list:\n    fiber_upgrade:",
+            "offers.list: declare at least one offer, or remove `offers:`",
+        ),
+        (
+            "segs",
+            SEGS,
+            "  list:\n",
+            "segments.list: declare at least one segment, or remove `segments:`",
+        ),
+    ] {
+        let p = Project::fixture(fixture);
+        let text = p.read(file);
+        let list = text.find(list).expect("the fixture has a list");
+        let end = text.find("output:").expect("the fixture has an output");
+        p.write(
+            file,
+            &format!("{}  list: {{}}\n{}", &text[..list], &text[end..]),
+        );
+        let err = p.fails(&["validate", file], 2);
+        assert!(err.contains(message), "{err}");
+    }
 }
 
 #[test]
