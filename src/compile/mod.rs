@@ -17,6 +17,10 @@ use crate::location::{Diagnostic, Location};
 use crate::spec::{self, ConditionSpec, TextError};
 use crate::sql::{Condition, Params, Rule, SqlQuery, parse_condition, parse_query};
 
+/// The most channels one offer may list, and the segments in all: segments and offers keep
+/// the channels left to reach a customer after suppressions as the bits of one BIGINT.
+pub(crate) const MAX_CHANNELS: usize = 62;
+
 /// The compile context of one pipeline file.
 pub(crate) struct Compiler<'a> {
     file: &'a Path,

@@ -1,15 +1,11 @@
 //! Compiled offers: eligibility, score, capacity, channels, control groups.
 
-use crate::compile::Compiler;
+use crate::compile::{Compiler, MAX_CHANNELS};
 use crate::holdouts::{Groups, Holdout, compile_holdout};
 use crate::location::Location;
 use crate::spec::{ConditionSpec, OfferSpec, OffersSpec};
 use crate::sql::{Condition, Params};
 use crate::suppressions::Reach;
-
-/// The most channels one offer may list: the decision keeps the set of an offer's channels
-/// left after suppressions as the bits of one BIGINT.
-pub(crate) const MAX_CHANNELS: usize = 62;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Offers {

@@ -45,7 +45,7 @@ pub(super) fn eligible(key: &str, offers: &Offers, only: Option<&KeyFilter>) -> 
 
 /// `(offer, channel, bit)`: each channel of an offer gets a bit of its own, so a set of an
 /// offer's channels is one BIGINT, the sum of their bits. An offer has at most
-/// [`MAX_CHANNELS`](super::compile::MAX_CHANNELS) channels, each listed once (checked when compiling).
+/// [`MAX_CHANNELS`](crate::compile::MAX_CHANNELS) channels, each listed once (checked when compiling).
 fn channel_bits(offers: &Offers) -> String {
     let rows = offers
         .list

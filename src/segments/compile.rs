@@ -1,6 +1,6 @@
 //! Compiled segments: each one's rule, control group, split and channels.
 
-use crate::compile::Compiler;
+use crate::compile::{Compiler, MAX_CHANNELS};
 use crate::holdouts::{Groups, Holdout, Split, compile_holdout, compile_split};
 use crate::location::Location;
 use crate::spec::SegmentsSpec;
@@ -107,6 +107,21 @@ pub(crate) fn compile(
             channels: segment.channels.clone(),
             at: c.at(&path),
         });
+    }
+    let channels: std::collections::BTreeSet<&str> = spec
+        .list
+        .values()
+        .flat_map(|s| &s.channels)
+        .map(String::as_str)
+        .collect();
+    if channels.len() > MAX_CHANNELS {
+        c.problem(
+            &["segments", "list"],
+            format!(
+                "segments.list: segments reach customers on at most {MAX_CHANNELS} channels in all; these name {}",
+                channels.len()
+            ),
+        );
     }
     Segments {
         from: spec.from.clone(),

@@ -58,65 +58,96 @@ pub(super) fn raw_members(key: &str, segments: &Segments, only: Option<&KeyFilte
     kept_union(key, &parts, only)
 }
 
-/// `(segment, channel)` for every channel a segment is activated through; `''` for a segment
-/// that names none.
-fn segment_channels(segments: &Segments) -> String {
-    let rows = segments
-        .list
-        .iter()
-        .flat_map(|segment| {
-            let channels = if segment.channels.is_empty() {
-                vec![String::new()]
-            } else {
-                segment.channels.clone()
-            };
-            channels
-                .into_iter()
-                .map(move |c| format!("({}, {})", literal(&segment.name), literal(&c)))
-        })
-        .collect();
-    crate::sql::values(rows, &["segment", "channel"])
-}
-
-/// The channels of a group of `open` rows in name order, comma-separated: `concat_ws` over
-/// the pipeline's few channels, which costs a fraction of an ordered `string_agg`.
-fn channel_list(segments: &Segments) -> String {
-    let channels: std::collections::BTreeSet<&str> = segments
+/// The channels the segments are activated through, in name order: channel `i` of this
+/// list is bit `i` of a set of channels (see [`channel_bits`]).
+fn channel_names(segments: &Segments) -> Vec<&str> {
+    let names: std::collections::BTreeSet<&str> = segments
         .list
         .iter()
         .flat_map(|s| &s.channels)
         .map(String::as_str)
         .collect();
-    if channels.is_empty() {
-        return "''".into();
-    }
-    let parts: Vec<String> = channels
-        .into_iter()
-        .map(|c| {
-            let c = literal(c);
-            format!("CASE WHEN bool_or(channel = {c}) THEN {c} END")
-        })
-        .collect();
-    format!("concat_ws(',', {})", parts.join(", "))
+    names.into_iter().collect()
 }
 
-/// Today's members: the channels left to reach them (all, for a segment without channels) and
-/// their group. A member held back on every channel, or from the whole segment, is out.
+/// The bit that stands for "reached as a whole" in the set of a segment that names no
+/// channel: above every channel's (there are at most [`MAX_CHANNELS`](crate::compile::MAX_CHANNELS)).
+const WHOLE_SEGMENT: i64 = 1 << 62;
+
+/// A segment's channels as a set: the sum of their bits, or [`WHOLE_SEGMENT`].
+fn all_channels(segment: &Segment, names: &[&str]) -> i64 {
+    if segment.channels.is_empty() {
+        return WHOLE_SEGMENT;
+    }
+    names
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| segment.channels.iter().any(|c| c == *name))
+        .map(|(i, _)| 1_i64 << i)
+        .sum()
+}
+
+/// `(segment, channel, bit)`: the bit of each channel a segment is activated through, and for
+/// `*` (held back from the whole segment) all of them.
+fn channel_bits(segments: &Segments, names: &[&str]) -> String {
+    let mut rows = Vec::new();
+    for segment in &segments.list {
+        let bits = |channel: &str, bit: i64| {
+            format!(
+                "({}, {}, CAST({bit} AS BIGINT))",
+                literal(&segment.name),
+                literal(channel)
+            )
+        };
+        rows.push(bits("*", all_channels(segment, names)));
+        for (i, name) in names.iter().enumerate() {
+            if segment.channels.iter().any(|c| c == name) {
+                rows.push(bits(name, 1 << i));
+            }
+        }
+    }
+    crate::sql::values(rows, &["segment", "channel", "bit"])
+}
+
+/// Today's members: the channels left to reach them (none named, for a segment without
+/// channels) and their group. A member held back on every channel, or from the whole
+/// segment, is out. What each member is held back on is grouped per (member, segment) into
+/// one set of channel bits and taken from the segment's own, so that no table holds a row per
+/// channel of every member.
 pub(super) fn members(key: &str, segments: &Segments) -> String {
     let k = ident(key);
+    let names = channel_names(segments);
+    let cases: Vec<String> = segments
+        .list
+        .iter()
+        .map(|s| format!("WHEN {} THEN {}", literal(&s.name), all_channels(s, &names)))
+        .collect();
+    let all = format!("CASE r.segment {} END", cases.join(" "));
+    // The channels left, in name order, comma-separated ('' for none: NULL below).
+    let left: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            format!(
+                "CASE WHEN r.open & {} <> 0 THEN {} END",
+                1_i64 << i,
+                literal(name)
+            )
+        })
+        .collect();
+    let left = match left.is_empty() {
+        true => "''".to_string(),
+        false => format!("concat_ws(',', {})", left.join(", ")),
+    };
     format!(
-        "WITH whole AS (SELECT DISTINCT {k}, segment FROM {HELD} WHERE channel = '*'), \
-              held AS (SELECT DISTINCT {k}, segment, channel FROM {HELD} WHERE channel <> '*'), \
-              open AS ( \
-                SELECT r.{k}, r.segment, c.channel FROM {RAW} r JOIN ({channels}) c ON c.segment = r.segment \
-                WHERE NOT EXISTS (SELECT 1 FROM whole w WHERE w.{k} = r.{k} AND w.segment = r.segment) \
-                  AND NOT EXISTS (SELECT 1 FROM held h WHERE h.{k} = r.{k} AND h.segment = r.segment AND h.channel = c.channel)), \
-              reachable AS ( \
-                SELECT {k}, segment, {channel_list} AS channels FROM open GROUP BY {k}, segment) \
-         SELECT r.{k}, r.segment, r.reasons, NULLIF(a.channels, '') AS channels, {group} AS test_group \
-         FROM {RAW} r JOIN reachable a ON a.{k} = r.{k} AND a.segment = r.segment",
-        channels = segment_channels(segments),
-        channel_list = channel_list(segments),
+        "SELECT r.{k}, r.segment, r.reasons, NULLIF({left}, '') AS channels, {group} AS test_group \
+         FROM ( \
+           SELECT r.*, {all} - ({all} & COALESCE(h.held, 0)) AS open FROM {RAW} r LEFT JOIN ( \
+             SELECT h.{k}, h.segment, bit_or(b.bit) AS held FROM {HELD} h \
+             JOIN ({bits}) b ON b.segment = h.segment AND b.channel = h.channel GROUP BY h.{k}, h.segment \
+           ) h ON h.{k} = r.{k} AND h.segment = r.segment \
+         ) r WHERE r.open <> 0",
+        bits = channel_bits(segments, &names),
         group = group_case(
             segments.holdout.as_ref(),
             &segments.groups(),

@@ -49,6 +49,32 @@ fn a_channel_listed_twice_is_an_error_not_every_row_published_twice() {
 }
 
 #[test]
+fn more_channels_than_a_set_of_channels_holds_is_an_error_not_a_wrong_audience() {
+    let many: Vec<String> = (0..63).map(|i| format!("c{i}")).collect();
+    let many = format!("channels: [{}]", many.join(", "));
+    let p = Project::fixture("offers");
+    p.edit(OFFERS, "channels: [mail]", &many);
+    let err = p.fails(&["validate", OFFERS], 2);
+    assert!(
+        err.contains("offers.list.landline_bundle.channels: an offer reaches customers on at most 62 channels; this one lists 63"),
+        "{err}"
+    );
+    let p = Project::fixture("segs");
+    p.edit(
+        SEGS,
+        "        spent_over_100_today: spend_today > 100\n",
+        &format!("        spent_over_100_today: spend_today > 100\n      {many}\n"),
+    );
+    let err = p.fails(&["validate", SEGS], 2);
+    assert!(
+        err.contains(
+            "segments.list: segments reach customers on at most 62 channels in all; these name 63"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
 fn an_empty_list_of_offers_or_segments_is_an_error_at_its_line_not_a_parser_error() {
     for (fixture, file, list, message) in [
         (
