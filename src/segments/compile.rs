@@ -30,6 +30,17 @@ pub(crate) struct Segment {
 }
 
 impl Segments {
+    /// The channels the segments are activated through, once each, in name order.
+    pub(crate) fn channel_names(&self) -> Vec<&str> {
+        let names: std::collections::BTreeSet<&str> = self
+            .list
+            .iter()
+            .flat_map(|s| &s.channels)
+            .map(String::as_str)
+            .collect();
+        names.into_iter().collect()
+    }
+
     /// Each segment with the channels suppressions may hold it back on.
     pub(crate) fn reach(&self) -> Vec<Reach<'_>> {
         self.list
@@ -108,25 +119,20 @@ pub(crate) fn compile(
             at: c.at(&path),
         });
     }
-    let channels: std::collections::BTreeSet<&str> = spec
-        .list
-        .values()
-        .flat_map(|s| &s.channels)
-        .map(String::as_str)
-        .collect();
-    if channels.len() > MAX_CHANNELS {
-        c.problem(
-            &["segments", "list"],
-            format!(
-                "segments.list: segments reach customers on at most {MAX_CHANNELS} channels in all; these name {}",
-                channels.len()
-            ),
-        );
-    }
-    Segments {
+    let segments = Segments {
         from: spec.from.clone(),
         from_at: c.at(&["segments", "from"]),
         holdout,
         list,
+    };
+    let channels = segments.channel_names().len();
+    if channels > MAX_CHANNELS {
+        c.problem(
+            &["segments", "list"],
+            format!(
+                "segments.list: segments reach customers on at most {MAX_CHANNELS} channels in all; these name {channels}"
+            ),
+        );
     }
+    segments
 }

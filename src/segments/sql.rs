@@ -58,18 +58,6 @@ pub(super) fn raw_members(key: &str, segments: &Segments, only: Option<&KeyFilte
     kept_union(key, &parts, only)
 }
 
-/// The channels the segments are activated through, in name order: channel `i` of this
-/// list is bit `i` of a set of channels (see [`channel_bits`]).
-fn channel_names(segments: &Segments) -> Vec<&str> {
-    let names: std::collections::BTreeSet<&str> = segments
-        .list
-        .iter()
-        .flat_map(|s| &s.channels)
-        .map(String::as_str)
-        .collect();
-    names.into_iter().collect()
-}
-
 /// The bit that stands for "reached as a whole" in the set of a segment that names no
 /// channel: above every channel's (there are at most [`MAX_CHANNELS`](crate::compile::MAX_CHANNELS)).
 const WHOLE_SEGMENT: i64 = 1 << 62;
@@ -116,7 +104,8 @@ fn channel_bits(segments: &Segments, names: &[&str]) -> String {
 /// channel of every member.
 pub(super) fn members(key: &str, segments: &Segments) -> String {
     let k = ident(key);
-    let names = channel_names(segments);
+    // Channel `i` of the names is bit `i` of a set of channels (see `channel_bits`).
+    let names = segments.channel_names();
     let cases: Vec<String> = segments
         .list
         .iter()
