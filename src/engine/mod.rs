@@ -4,6 +4,7 @@
 
 mod ballista;
 mod build_side;
+mod partial_stage;
 mod pool;
 mod row_number;
 mod rules;
@@ -820,19 +821,32 @@ impl Executed {
     }
 }
 
+/// Whether the rows of a result may repeat a group of its aggregation: a table of partial
+/// aggregates that its readers sum again may leave out the final stage (see [`partial_stage`]).
+/// A cluster runs the query whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Groups {
+    Whole,
+    MayRepeat,
+}
+
 /// Runs a query for writing. In process, its plan streams here. On a cluster, the executors
 /// write the result into the scratch space they share with this process (see
 /// [`share_scratch`]) and this process reads it back from storage: streaming millions of rows
 /// to the client over Arrow Flight is many times slower, and holds the executor serving them
 /// in memory.
-async fn execute(what: &str, df: DataFrame) -> Result<Execution, EngineError> {
+async fn execute(what: &str, df: DataFrame, groups: Groups) -> Result<Execution, EngineError> {
     let task = Arc::new(df.task_ctx());
     let asked = ordered_by(&df);
     let Some(cluster) = task.session_config().get_extension::<OnCluster>() else {
-        let plan = df
+        let mut plan = df
             .create_physical_plan()
             .await
             .map_err(|e| EngineError::execution(what, e))?;
+        if groups == Groups::MayRepeat {
+            plan = partial_stage::without_final_stage(plan)
+                .map_err(|e| EngineError::execution(what, e))?;
+        }
         let order = result_order(asked.columns, &plan);
         let stream =
             execute_stream(plan.clone(), task).map_err(|e| EngineError::execution(what, e))?;
@@ -988,7 +1002,7 @@ pub(crate) async fn write_frame(
     mut layout: TableLayout,
 ) -> Result<Written, EngineError> {
     let clock = Instant::now();
-    let result = execute(what, df).await?;
+    let result = execute(what, df, Groups::Whole).await?;
     layout.sorted_by = result.order.clone();
     let written = write_stream(result.stream, target, root, &layout).await;
     let (files, schema) = written.map_err(|source| write_error(what, source))?;
@@ -1035,7 +1049,7 @@ pub(crate) async fn write_frame_split(
     root: &Folder,
 ) -> Result<Vec<Written>, EngineError> {
     let clock = Instant::now();
-    let result = execute(what, df).await?;
+    let result = execute(what, df, Groups::Whole).await?;
     // Each table is sorted by what follows the split column in the result's order, its column
     // indices shifted past the column the tables leave out.
     let split = result.stream.schema().index_of(column).ok();
@@ -1073,7 +1087,8 @@ pub(crate) async fn write_frame_split(
 
 /// Streams a planned query into one folder per day of its date column `column` below `target`,
 /// its rows in any order (a writer per day stays open: keep the query to a month or so of
-/// days); returns the days written.
+/// days); returns the days written. The query's partial aggregates are written without their
+/// final stage: a group may take more than one row, which its readers sum again.
 pub(crate) async fn write_frame_by_day(
     what: &str,
     df: DataFrame,
@@ -1081,7 +1096,7 @@ pub(crate) async fn write_frame_by_day(
     target: &Folder,
     root: &Folder,
 ) -> Result<Vec<chrono::NaiveDate>, EngineError> {
-    let result = execute(what, df).await?;
+    let result = execute(what, df, Groups::MayRepeat).await?;
     let days = crate::store::write_stream_by_day(result.stream, column, target, root)
         .await
         .map_err(|source| write_error(what, source))?;
