@@ -572,8 +572,16 @@ pub(crate) async fn collect(
     sql: &str,
     params: &Params,
 ) -> Result<Vec<datafusion::arrow::array::RecordBatch>, EngineError> {
-    let clock = Instant::now();
     let df = plan_step(ctx, what, sql, params).await?;
+    Ok(collect_frame(what, df).await?.1)
+}
+
+/// The rows of a planned query with a small result, and their schema.
+async fn collect_frame(
+    what: &str,
+    df: DataFrame,
+) -> Result<(SchemaRef, Vec<datafusion::arrow::array::RecordBatch>), EngineError> {
+    let clock = Instant::now();
     let task = Arc::new(df.task_ctx());
     let plan = df
         .create_physical_plan()
@@ -588,7 +596,7 @@ pub(crate) async fn collect(
         "collected"
     );
     log_plan_metrics(what, &plan);
-    Ok(batches)
+    Ok((plan.schema(), batches))
 }
 
 /// One row of a small aggregate: its text columns (labels) and its integer columns (counts).
@@ -1153,7 +1161,7 @@ struct OnCluster {
     scratch: Option<Folder>,
 }
 
-fn on_cluster(ctx: &SessionContext) -> bool {
+pub(crate) fn on_cluster(ctx: &SessionContext) -> bool {
     ctx.state().config().get_extension::<OnCluster>().is_some()
 }
 
@@ -1286,6 +1294,30 @@ async fn register_listing(
     ctx.deregister_table(name).map_err(failed)?;
     ctx.register_table(name, Arc::new(table)).map_err(failed)?;
     Ok(())
+}
+
+/// Runs a query with a small result and registers its rows, held in memory, as `name`; returns
+/// how many there are. Only in process: a cluster's executors cannot read this process's
+/// memory, and nothing here is written anywhere.
+pub(crate) async fn register_rows(
+    ctx: &SessionContext,
+    what: &str,
+    sql: &str,
+    params: &Params,
+    name: &str,
+) -> Result<usize, EngineError> {
+    let failed = |e| EngineError::execution(what, e);
+    if on_cluster(ctx) {
+        let refused = "rows held in this process cannot be read on a cluster";
+        return Err(failed(DataFusionError::Internal(refused.into())));
+    }
+    let df = plan_step(ctx, what, sql, params).await?;
+    let (schema, batches) = collect_frame(what, df).await?;
+    let rows = batches.iter().map(|b| b.num_rows()).sum();
+    let table = datafusion::datasource::MemTable::try_new(schema, vec![batches]).map_err(failed)?;
+    ctx.deregister_table(name).map_err(failed)?;
+    ctx.register_table(name, Arc::new(table)).map_err(failed)?;
+    Ok(rows)
 }
 
 /// Where a planning error points in the SQL: DataFusion's span when it has one, else the first

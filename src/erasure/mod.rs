@@ -65,6 +65,30 @@ pub(crate) fn not_erased(key: &str) -> String {
     )
 }
 
+/// Registers as `table` (column `k`) the erased keys among `keys`, a query of one column `k`
+/// of distinct keys: each hashed once. A query over many rows per key (a year of events) can
+/// then leave them out with [`not_among`], a join on the key itself, instead of hashing every
+/// row's key with [`not_erased`]. The keys stay in this process's memory for the run: never
+/// written, and plans show no values. Returns how many there are.
+pub(crate) async fn register_erased_among(
+    ctx: &SessionContext,
+    keys: &str,
+    table: &str,
+    params: &Params,
+) -> Result<usize, EngineError> {
+    let sql = format!(
+        "SELECT d.k FROM ({keys}) AS d \
+         JOIN {ERASED} __e ON __e.key_sha256 = encode(sha256(CAST(d.k AS VARCHAR)), 'hex')"
+    );
+    engine::register_rows(ctx, "erasure", &sql, params, table).await
+}
+
+/// SQL that holds when `key` is not among the erased keys registered as `table` by
+/// [`register_erased_among`].
+pub(crate) fn not_among(table: &str, key: &str) -> String {
+    format!("NOT EXISTS (SELECT 1 FROM {table} __e WHERE __e.k = {key})")
+}
+
 /// The rows of every query in `parts` together (`UNION ALL`) whose key was never erased,
 /// restricted to the keys in `only` when given: how every step starts from its rules.
 pub(crate) fn kept_union(key: &str, parts: &[String], only: Option<&KeyFilter>) -> String {

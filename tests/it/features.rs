@@ -239,6 +239,32 @@ fn erased_customers_leave_the_feature_state_of_every_run() {
             .unwrap()
     };
     assert!(rows("2026-11-18", "customer_features", "days") > 0);
+    // The customers erased before the first run had events in its window, and have no row in
+    // its state.
+    let count = |sql: &str| -> u64 {
+        p.duckdb("daily_segments", sql)[0]
+            .trim_matches(['[', ']', '"'])
+            .parse()
+            .unwrap()
+    };
+    let events = p.path("data/sample/events");
+    for erased in ["17", "2048"] {
+        let had = format!(
+            "select count(*) from read_parquet('{}/*/*/*.parquet', hive_partitioning = true) \
+             where customer_id = {erased} and event_time >= TIMESTAMP '2025-11-19'",
+            events.display()
+        );
+        assert!(count(&had) > 0, "customer {erased} has events");
+        for feature in ["customer_features", "campaign_contacts"] {
+            for part in ["totals", "days"] {
+                let kept = format!(
+                    "select count(*) from read_parquet('{}') where customer_id = {erased}",
+                    state("2026-11-18", feature, part)
+                );
+                assert_eq!(count(&kept), 0, "customer {erased}: {feature} {part}");
+            }
+        }
+    }
     // Every day's rows, and how many of them are the customer's.
     let day_rows = |date: &str| -> Vec<String> {
         let sql = format!(
