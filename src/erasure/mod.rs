@@ -68,8 +68,8 @@ pub(crate) fn not_erased(key: &str) -> String {
 /// Registers as `table` (column `k`) the erased keys among `keys`, a query of one column `k`
 /// of distinct keys: each hashed once. A query over many rows per key (a year of events) can
 /// then leave them out with [`not_among`], a join on the key itself, instead of hashing every
-/// row's key with [`not_erased`]. The keys stay in this process's memory for the run: never
-/// written, and plans show no values. Returns how many there are.
+/// row's key with [`not_erased`]. The keys stay in this process's memory until the table is
+/// deregistered: never written, and plans show no values. Returns how many there are.
 pub(crate) async fn register_erased_among(
     ctx: &SessionContext,
     keys: &str,

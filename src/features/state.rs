@@ -325,6 +325,11 @@ impl Job<'_> {
         kept_by(sql, self.erased.as_deref())
     }
 
+    /// Where [`Self::window_filter`] holds the window's erased keys.
+    fn erased_table(&self) -> String {
+        format!("__segflow_feature_{}_erased", self.feature.name)
+    }
+
     /// How a first run's partials leave out erased keys. In process, the longest window's
     /// erased keys are found once, hashing each distinct key of its events (1M at 1M
     /// customers) instead of every event's (127M), and left out by a join on the key; none
@@ -337,7 +342,7 @@ impl Job<'_> {
         if engine::on_cluster(ctx) {
             return Ok(Some(hashed.clone()));
         }
-        let table = format!("__segflow_feature_{}_erased", self.feature.name);
+        let table = self.erased_table();
         let events = self.feature.events_between(Some(first), self.date);
         let keys = format!("SELECT DISTINCT {key} AS k FROM ({events}) AS events");
         let found = erasure::register_erased_among(ctx, &keys, &table, self.inputs.params).await?;
@@ -365,7 +370,10 @@ impl Job<'_> {
         let days = match self.first_kept_day() {
             Some(first) => {
                 let erased = self.window_filter(first).await?;
-                self.write_partials(first, erased.as_deref()).await?
+                let days = self.write_partials(first, erased.as_deref()).await;
+                // The erased keys are held no longer than needed.
+                let _ = self.inputs.ctx.deregister_table(self.erased_table());
+                days?
             }
             None => Vec::new(),
         };
