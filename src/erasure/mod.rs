@@ -69,13 +69,23 @@ pub(crate) fn not_erased(key: &str) -> String {
 /// of distinct keys: each hashed once. A query over many rows per key (a year of events) can
 /// then leave them out with [`not_among`], a join on the key itself, instead of hashing every
 /// row's key with [`not_erased`]. The keys stay in this process's memory until the table is
-/// deregistered: never written, and plans show no values. Returns how many there are.
+/// deregistered: never written, and plans show no values. Returns how many there are (none,
+/// without a table, when nobody was ever erased).
 pub(crate) async fn register_erased_among(
     ctx: &SessionContext,
     keys: &str,
     table: &str,
     params: &Params,
 ) -> Result<usize, EngineError> {
+    // Nobody erased yet (or no erasure source): nothing to look for among the keys.
+    let listed = engine::plan_step(ctx, "erasure", &format!("SELECT 1 FROM {ERASED}"), params)
+        .await?
+        .count()
+        .await
+        .map_err(|e| EngineError::execution("erasure", e))?;
+    if listed == 0 {
+        return Ok(0);
+    }
     let sql = format!(
         "SELECT d.k FROM ({keys}) AS d \
          JOIN {ERASED} __e ON __e.key_sha256 = encode(sha256(CAST(d.k AS VARCHAR)), 'hex')"
