@@ -133,7 +133,6 @@ pub(crate) async fn run(
         inputs,
         state: &state,
         date,
-        erased: key.as_ref().map(|k| format!(" WHERE {}", not_erased(k))),
         key,
     };
     let (days, totals, mut maintenance) = match previous {
@@ -304,9 +303,7 @@ struct Job<'a> {
     /// The feature's state folder in the staged run.
     state: &'a Folder,
     date: NaiveDate,
-    /// ` WHERE <key not erased>`, when the feature is kept per the pipeline's key.
-    erased: Option<String>,
-    /// The pipeline's key as SQL, when the feature is kept per it.
+    /// The pipeline's key as SQL, when the feature is kept per it (erased keys are left out).
     key: Option<String>,
 }
 
@@ -321,8 +318,16 @@ impl Job<'_> {
         (longest > 0).then(|| self.date - Days::new(u64::from(longest) - 1))
     }
 
+    /// ` WHERE <key not erased>`, hashing each row's key, when the feature is kept per the
+    /// pipeline's key.
+    fn erased(&self) -> Option<String> {
+        self.key
+            .as_ref()
+            .map(|k| format!(" WHERE {}", not_erased(k)))
+    }
+
     fn kept(&self, sql: String) -> String {
-        kept_by(sql, self.erased.as_deref())
+        kept_by(sql, self.erased().as_deref())
     }
 
     /// Where [`Self::window_filter`] holds the window's erased keys.
@@ -335,12 +340,12 @@ impl Job<'_> {
     /// customers) instead of every event's (127M), and left out by a join on the key; none
     /// found, nothing to leave out. On a cluster every row's key is hashed.
     async fn window_filter(&self, first: NaiveDate) -> Result<Option<String>, FeatureError> {
-        let (Some(key), Some(hashed)) = (&self.key, &self.erased) else {
+        let Some(key) = &self.key else {
             return Ok(None);
         };
         let ctx = self.inputs.ctx;
         if engine::on_cluster(ctx) {
-            return Ok(Some(hashed.clone()));
+            return Ok(self.erased());
         }
         let table = self.erased_table();
         let events = self.feature.events_between(Some(first), self.date);
@@ -500,7 +505,7 @@ impl Job<'_> {
             return Ok((Vec::new(), true));
         }
         let days = self
-            .write_partials(changed_from, self.erased.as_deref())
+            .write_partials(changed_from, self.erased().as_deref())
             .await?;
         let folders: Vec<Folder> = days.iter().map(|d| self.state.join(&day_dir(*d))).collect();
         let any = register_days(inputs.ctx, &self.what(), table, &folders).await?;
@@ -552,7 +557,7 @@ impl Job<'_> {
             .filter(|d| *d >= first && *d < changed_from)
             .collect();
         let scrub_key = match inputs.key {
-            Some(key) if self.erased.is_some() => {
+            Some(key) if self.key.is_some() => {
                 erasure::holds_erased(inputs.ctx, previous_totals, key, inputs.params)
                     .await?
                     .then_some(key)

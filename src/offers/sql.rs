@@ -4,6 +4,7 @@ use super::{Offer, Offers};
 use crate::erasure::{kept_union, not_erased};
 use crate::holdouts::{Holdout, group_case};
 use crate::sql::{KeyFilter, all_hold, ident, literal, values};
+use crate::suppressions::held_channels;
 
 /// Eligible (customer, offer) pairs with score, priority and reasons.
 pub(super) const ELIGIBLE: &str = "__segflow_offer_eligible";
@@ -92,12 +93,9 @@ pub(super) fn candidates(key: &str, offers: &Offers) -> String {
         "SELECT e.{k}, e.offer, e.score, e.priority, e.reasons, \
                 ROW_NUMBER() OVER (PARTITION BY e.{k} ORDER BY e.score DESC, e.priority DESC, e.offer) AS preference, \
                 segflow_bucket(e.offer, e.{k}) AS tie_break, {open} AS channels \
-         FROM {ELIGIBLE} e LEFT JOIN ( \
-           SELECT h.{k}, h.offer, bit_or(b.bit) AS held FROM {HELD} h \
-           JOIN ({bits}) b ON b.offer = h.offer AND b.channel = h.channel GROUP BY h.{k}, h.offer \
-         ) h ON h.{k} = e.{k} AND h.offer = e.offer \
+         FROM {ELIGIBLE} e LEFT JOIN ({held}) h ON h.{k} = e.{k} AND h.offer = e.offer \
          WHERE {open} <> 0",
-        bits = channel_bits(offers),
+        held = held_channels(key, "offer", HELD, &channel_bits(offers)),
     )
 }
 

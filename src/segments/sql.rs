@@ -5,6 +5,7 @@ use super::{Segment, Segments};
 use crate::erasure::kept_union;
 use crate::holdouts::group_case;
 use crate::sql::{KeyFilter, Rule, all_hold, ident, literal};
+use crate::suppressions::held_channels;
 
 /// Today's members before suppressions: `(key, segment, reasons)`.
 pub(super) const RAW: &str = "__segflow_raw_members";
@@ -131,12 +132,10 @@ pub(super) fn members(key: &str, segments: &Segments) -> String {
     format!(
         "SELECT r.{k}, r.segment, r.reasons, NULLIF({left}, '') AS channels, {group} AS test_group \
          FROM ( \
-           SELECT r.*, {all} - ({all} & COALESCE(h.held, 0)) AS open FROM {RAW} r LEFT JOIN ( \
-             SELECT h.{k}, h.segment, bit_or(b.bit) AS held FROM {HELD} h \
-             JOIN ({bits}) b ON b.segment = h.segment AND b.channel = h.channel GROUP BY h.{k}, h.segment \
-           ) h ON h.{k} = r.{k} AND h.segment = r.segment \
+           SELECT r.*, {all} - ({all} & COALESCE(h.held, 0)) AS open FROM {RAW} r \
+           LEFT JOIN ({held}) h ON h.{k} = r.{k} AND h.segment = r.segment \
          ) r WHERE r.open <> 0",
-        bits = channel_bits(segments, &names),
+        held = held_channels(key, "segment", HELD, &channel_bits(segments, &names)),
         group = group_case(
             segments.holdout.as_ref(),
             &segments.groups(),

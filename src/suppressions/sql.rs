@@ -168,6 +168,17 @@ pub(crate) fn held_from_offers(
     )
 }
 
+/// The channels each (key, segment or offer) of a held `table` is held back on, as one set:
+/// the `bit_or` of each held channel's bit in `bits` (`what, channel, bit`; `what` is
+/// `segment` or `offer`). Columns: `key, what, held`.
+pub(crate) fn held_channels(key: &str, what: &str, table: &str, bits: &str) -> String {
+    let (k, w) = (ident(key), ident(what));
+    format!(
+        "SELECT h.{k}, h.{w}, bit_or(b.bit) AS held FROM {table} h \
+         JOIN ({bits}) b ON b.{w} = h.{w} AND b.channel = h.channel GROUP BY h.{k}, h.{w}"
+    )
+}
+
 /// A table of (customer, segment or offer, channel) held back by a rule: what it holds back
 /// (`segment` or `offer`, also the name of its column naming which), the table, and the
 /// segments or offers it may name, with their channels.
