@@ -2,6 +2,7 @@
 //! planning SQL with bound parameters, and streaming a query's result into Parquet and reading
 //! it back. Every step of a run goes through these few functions.
 
+mod aside;
 mod ballista;
 mod build_side;
 mod partial_stage;
@@ -38,6 +39,7 @@ use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, execute_stream};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
+pub(crate) use aside::{Aside, write_frame_setting_aside};
 #[cfg(feature = "ballista")]
 pub(crate) use row_number::RowNumbers;
 pub use rules::ConditionExplanation;
@@ -573,14 +575,6 @@ pub(crate) async fn collect(
     params: &Params,
 ) -> Result<Vec<datafusion::arrow::array::RecordBatch>, EngineError> {
     let df = plan_step(ctx, what, sql, params).await?;
-    Ok(collect_frame(what, df).await?.1)
-}
-
-/// The rows of a planned query with a small result, and their schema.
-async fn collect_frame(
-    what: &str,
-    df: DataFrame,
-) -> Result<(SchemaRef, Vec<datafusion::arrow::array::RecordBatch>), EngineError> {
     let clock = Instant::now();
     let task = Arc::new(df.task_ctx());
     let plan = df
@@ -596,7 +590,7 @@ async fn collect_frame(
         "collected"
     );
     log_plan_metrics(what, &plan);
-    Ok((plan.schema(), batches))
+    Ok(batches)
 }
 
 /// One row of a small aggregate: its text columns (labels) and its integer columns (counts).
@@ -1007,10 +1001,21 @@ pub(crate) async fn write_frame(
     df: DataFrame,
     target: &Folder,
     root: &Folder,
+    layout: TableLayout,
+) -> Result<Written, EngineError> {
+    let result = execute(what, df, Groups::Whole).await?;
+    write_result(what, result, target, root, layout).await
+}
+
+/// Streams an executed query into Parquet at `target`, as [`write_frame`] does.
+async fn write_result(
+    what: &str,
+    result: Execution,
+    target: &Folder,
+    root: &Folder,
     mut layout: TableLayout,
 ) -> Result<Written, EngineError> {
     let clock = Instant::now();
-    let result = execute(what, df, Groups::Whole).await?;
     layout.sorted_by = result.order.clone();
     let written = write_stream(result.stream, target, root, &layout).await;
     let (files, schema) = written.map_err(|source| write_error(what, source))?;
@@ -1294,30 +1299,6 @@ async fn register_listing(
     ctx.deregister_table(name).map_err(failed)?;
     ctx.register_table(name, Arc::new(table)).map_err(failed)?;
     Ok(())
-}
-
-/// Runs a query with a small result and registers its rows, held in memory, as `name`; returns
-/// how many there are. Only in process: a cluster's executors cannot read this process's
-/// memory, and nothing here is written anywhere.
-pub(crate) async fn register_rows(
-    ctx: &SessionContext,
-    what: &str,
-    sql: &str,
-    params: &Params,
-    name: &str,
-) -> Result<usize, EngineError> {
-    let failed = |e| EngineError::execution(what, e);
-    if on_cluster(ctx) {
-        let refused = "rows held in this process cannot be read on a cluster";
-        return Err(failed(DataFusionError::Internal(refused.into())));
-    }
-    let df = plan_step(ctx, what, sql, params).await?;
-    let (schema, batches) = collect_frame(what, df).await?;
-    let rows = batches.iter().map(|b| b.num_rows()).sum();
-    let table = datafusion::datasource::MemTable::try_new(schema, vec![batches]).map_err(failed)?;
-    ctx.deregister_table(name).map_err(failed)?;
-    ctx.register_table(name, Arc::new(table)).map_err(failed)?;
-    Ok(rows)
 }
 
 /// Where a planning error points in the SQL: DataFusion's span when it has one, else the first

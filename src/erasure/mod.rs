@@ -65,36 +65,34 @@ pub(crate) fn not_erased(key: &str) -> String {
     )
 }
 
-/// Registers as `table` (column `k`) the erased keys among `keys`, a query of one column `k`
-/// of distinct keys: each hashed once. A query over many rows per key (a year of events) can
-/// then leave them out with [`not_among`], a join on the key itself, instead of hashing every
-/// row's key with [`not_erased`]. The keys stay in this process's memory until the table is
-/// deregistered: never written, and plans show no values. Returns how many there are (none,
-/// without a table, when nobody was ever erased).
-pub(crate) async fn register_erased_among(
-    ctx: &SessionContext,
-    keys: &str,
-    table: &str,
-    params: &Params,
-) -> Result<usize, EngineError> {
-    // Nobody erased yet (or no erasure source): nothing to look for among the keys.
-    let listed = engine::plan_step(ctx, "erasure", &format!("SELECT 1 FROM {ERASED}"), params)
+/// Whether anyone was ever erased: an empty list leaves nothing out of a run.
+pub(crate) async fn any_erased(ctx: &SessionContext, params: &Params) -> Result<bool, EngineError> {
+    let sql = format!("SELECT 1 FROM {ERASED} LIMIT 1");
+    let listed = engine::plan_step(ctx, "erasure", &sql, params)
         .await?
         .count()
         .await
         .map_err(|e| EngineError::execution("erasure", e))?;
-    if listed == 0 {
-        return Ok(0);
-    }
-    let sql = format!(
-        "SELECT d.k FROM ({keys}) AS d \
-         JOIN {ERASED} __e ON __e.key_sha256 = encode(sha256(CAST(d.k AS VARCHAR)), 'hex')"
-    );
-    engine::register_rows(ctx, "erasure", &sql, params, table).await
+    Ok(listed > 0)
 }
 
-/// SQL that holds when `key` is not among the erased keys registered as `table` by
-/// [`register_erased_among`].
+/// The column [`marked`] adds.
+pub(crate) const MARK: &str = "__segflow_erased_key";
+
+/// `sql`'s rows, each with whether its `key` (quoted) was erased in the boolean column
+/// [`MARK`]: each row's key hashed once. For a query of one row per key whose erased keys are
+/// needed again, in memory (see `engine::write_frame_setting_aside`); a query over many rows
+/// per key can then leave them out with [`not_among`], a join on the key itself, instead of
+/// hashing every row's key with [`not_erased`].
+pub(crate) fn marked(sql: &str, key: &str) -> String {
+    format!(
+        "SELECT kept.*, __e.key_sha256 IS NOT NULL AS {MARK} FROM ({sql}) AS kept \
+         LEFT JOIN {ERASED} __e ON __e.key_sha256 = encode(sha256(CAST(kept.{key} AS VARCHAR)), 'hex')"
+    )
+}
+
+/// SQL that holds when `key` is not among the erased keys `table` holds (column `k`, set aside
+/// from a query [`marked`]).
 pub(crate) fn not_among(table: &str, key: &str) -> String {
     format!("NOT EXISTS (SELECT 1 FROM {table} __e WHERE __e.k = {key})")
 }

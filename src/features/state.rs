@@ -124,10 +124,7 @@ pub(crate) async fn run(
     let definition = definition(feature, inputs.params);
     let state = inputs.dirs.run_dir.join(&state_dir(feature));
     let previous = previous_state(feature, inputs, &definition, date).await?;
-    let key = inputs
-        .key
-        .filter(|k| feature.key.iter().any(|c| c == k))
-        .map(ident);
+    let key = inputs.key.filter(|k| feature.key.iter().any(|c| c == k));
     let job = Job {
         feature,
         inputs,
@@ -303,8 +300,8 @@ struct Job<'a> {
     /// The feature's state folder in the staged run.
     state: &'a Folder,
     date: NaiveDate,
-    /// The pipeline's key as SQL, when the feature is kept per it (erased keys are left out).
-    key: Option<String>,
+    /// The pipeline's key, when the feature is kept per it (erased keys are left out).
+    key: Option<&'a str>,
 }
 
 impl Job<'_> {
@@ -322,36 +319,16 @@ impl Job<'_> {
     /// pipeline's key.
     fn erased(&self) -> Option<String> {
         self.key
-            .as_ref()
-            .map(|k| format!(" WHERE {}", not_erased(k)))
+            .map(|k| format!(" WHERE {}", not_erased(&ident(k))))
     }
 
     fn kept(&self, sql: String) -> String {
         kept_by(sql, self.erased().as_deref())
     }
 
-    /// Where [`Self::window_filter`] holds the window's erased keys.
+    /// Where [`Self::write_totals`] sets aside the erased keys it finds.
     fn erased_table(&self) -> String {
         format!("__segflow_feature_{}_erased", self.feature.name)
-    }
-
-    /// How a first run's partials leave out erased keys. In process, the longest window's
-    /// erased keys are found once, hashing each distinct key of its events (1M at 1M
-    /// customers) instead of every event's (127M), and left out by a join on the key; none
-    /// found, nothing to leave out. On a cluster every row's key is hashed.
-    async fn window_filter(&self, first: NaiveDate) -> Result<Option<String>, FeatureError> {
-        let Some(key) = &self.key else {
-            return Ok(None);
-        };
-        let ctx = self.inputs.ctx;
-        if engine::on_cluster(ctx) {
-            return Ok(self.erased());
-        }
-        let table = self.erased_table();
-        let events = self.feature.events_between(Some(first), self.date);
-        let keys = format!("SELECT DISTINCT {key} AS k FROM ({events}) AS events");
-        let found = erasure::register_erased_among(ctx, &keys, &table, self.inputs.params).await?;
-        Ok((found > 0).then(|| format!(" WHERE {}", erasure::not_among(&table, key))))
     }
 
     /// Everything from the events: the totals, then the partials of the longest window.
@@ -359,22 +336,9 @@ impl Job<'_> {
         &self,
         reason: String,
     ) -> Result<(Vec<NaiveDate>, Written, FeatureMaintenance), FeatureError> {
-        let what = self.what();
-        let inputs = self.inputs;
-        let totals = self.kept(self.feature.totals_from_events(Some(self.date)));
-        let written = engine::write_query(
-            inputs.ctx,
-            &what,
-            &totals,
-            inputs.params,
-            &self.state.join("totals"),
-            inputs.dirs.run_dir,
-            TableLayout::default(),
-        )
-        .await?;
+        let (written, erased) = self.write_totals().await?;
         let days = match self.first_kept_day() {
             Some(first) => {
-                let erased = self.window_filter(first).await?;
                 let days = self.write_partials(first, erased.as_deref()).await;
                 // The erased keys are held no longer than needed.
                 let _ = self.inputs.ctx.deregister_table(self.erased_table());
@@ -391,6 +355,49 @@ impl Job<'_> {
             rows: 0,
         };
         Ok((days, written, maintenance))
+    }
+
+    /// Writes the totals from the events, without erased keys, and returns them with the
+    /// filter that leaves erased keys out of the partials. In process, the totals (one row per
+    /// key, every key of the longest window among them) are where those keys are found: each
+    /// row's key is hashed once (1M at 1M customers), the erased ones are kept aside in memory,
+    /// and the partials leave them out by a join on the key itself instead of hashing every
+    /// event's key (127M). None found, nothing to leave out; nobody ever erased, nothing to
+    /// look for. On a cluster every row's key is hashed.
+    async fn write_totals(&self) -> Result<(Written, Option<String>), FeatureError> {
+        let (what, inputs) = (self.what(), self.inputs);
+        let (ctx, params) = (inputs.ctx, inputs.params);
+        let totals = self.feature.totals_from_events(Some(self.date));
+        let (target, root) = (self.state.join("totals"), inputs.dirs.run_dir);
+        let layout = TableLayout::default();
+        let key = match self.key {
+            Some(key) if !engine::on_cluster(ctx) => key,
+            _ => {
+                let sql = self.kept(totals);
+                let written =
+                    engine::write_query(ctx, &what, &sql, params, &target, root, layout).await?;
+                return Ok((written, self.erased()));
+            }
+        };
+        if !erasure::any_erased(ctx, params).await? {
+            let written =
+                engine::write_query(ctx, &what, &totals, params, &target, root, layout).await?;
+            return Ok((written, None));
+        }
+        let table = self.erased_table();
+        let sql = erasure::marked(&totals, &ident(key));
+        let df = engine::plan_step(ctx, &what, &sql, params).await?;
+        let aside = engine::Aside {
+            mark: erasure::MARK,
+            key,
+            table: &table,
+        };
+        let (written, found) =
+            engine::write_frame_setting_aside(ctx, &what, df, &aside, &target, root, layout)
+                .await?;
+        let filter =
+            (found > 0).then(|| format!(" WHERE {}", erasure::not_among(&table, &ident(key))));
+        Ok((written, filter))
     }
 
     /// Partials of the days `from..=date`, one folder per day with events, into the state,
