@@ -73,16 +73,15 @@ pub(crate) async fn write_frame_setting_aside(
             0 => flags.clone(),
             _ => prep_null_mask_filter(flags),
         };
-        if flags.true_count() > 0 {
-            let mut found = found.lock().map_err(|_| {
-                DataFusionError::Internal("a writer setting rows aside panicked".into())
-            })?;
-            found.push(filter(batch.column(key), &flags)?);
+        let kept = batch.project(&written)?;
+        if flags.true_count() == 0 {
+            return Ok(kept);
         }
-        Ok(filter_record_batch(
-            &batch.project(&written)?,
-            &not(&flags)?,
-        )?)
+        let mut found = found.lock().map_err(|_| {
+            DataFusionError::Internal("a writer setting rows aside panicked".into())
+        })?;
+        found.push(filter(batch.column(key), &flags)?);
+        Ok(filter_record_batch(&kept, &not(&flags)?)?)
     };
     let stream = result.stream.map(move |batch| batch.and_then(&split));
     result.stream = Box::pin(RecordBatchStreamAdapter::new(written_schema, stream));
