@@ -1359,13 +1359,33 @@ mod tests {
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::compute::cast;
     use datafusion::arrow::datatypes::{DataType, Int64Type};
+    use datafusion::physical_plan::metrics::MetricsSet;
 
     use super::*;
 
-    /// Every spill of the plan's operators, summed over the tree.
+    /// A metric of the plan's operators (`of` reads it from one operator's), summed over the
+    /// tree.
+    fn summed(plan: &Arc<dyn ExecutionPlan>, of: fn(&MetricsSet) -> Option<usize>) -> usize {
+        let own = plan.metrics().as_ref().and_then(of).unwrap_or(0);
+        own + plan
+            .children()
+            .into_iter()
+            .map(|c| summed(c, of))
+            .sum::<usize>()
+    }
+
+    /// Every spill of the plan's operators.
     fn spills(plan: &Arc<dyn ExecutionPlan>) -> usize {
-        let own = plan.metrics().and_then(|m| m.spill_count()).unwrap_or(0);
-        own + plan.children().into_iter().map(spills).sum::<usize>()
+        summed(plan, MetricsSet::spill_count)
+    }
+
+    /// Rows the plan's partial aggregation stages passed through as partial states, without
+    /// grouping them.
+    fn passed_through(plan: &Arc<dyn ExecutionPlan>) -> usize {
+        summed(plan, |m| {
+            m.sum_by_name("skipped_aggregation_rows")
+                .map(|v| v.as_usize())
+        })
     }
 
     #[tokio::test]
@@ -1402,19 +1422,6 @@ mod tests {
             "{} spills",
             spills(&plan)
         );
-    }
-
-    /// Rows the partial aggregation stages of the plan passed through without grouping them.
-    fn passed_through(plan: &Arc<dyn ExecutionPlan>) -> usize {
-        let own = plan
-            .metrics()
-            .and_then(|m| m.sum_by_name("skipped_aggregation_rows"))
-            .map_or(0, |v| v.as_usize());
-        own + plan
-            .children()
-            .into_iter()
-            .map(passed_through)
-            .sum::<usize>()
     }
 
     #[tokio::test]
