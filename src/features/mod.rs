@@ -20,6 +20,12 @@
 //!                   copies on an object store), changed days written anew
 //! ```
 //!
+//! A day's partials are kept for what a later run takes away: an aggregate's while the day is
+//! inside its longest window. A first run writes a year of days, most of them outside the
+//! shorter windows: those keep only the longer windows' aggregates, and only the keys and days
+//! with events that count for them (the others are NULL, and `max`/`min`, never taken away,
+//! are NULL on every day it writes).
+//!
 //! Counts and sums add and subtract exactly (sums of `double` columns are kept as decimals with
 //! the declared `decimals`), so the totals equal a recomputation from all events of the same
 //! days, bit for bit. A first run, a run with `--full-refresh`, a changed definition, or a
@@ -28,7 +34,7 @@
 mod compile;
 mod state;
 
-use chrono::NaiveDate;
+use chrono::{Days, NaiveDate};
 
 pub(crate) use compile::compile;
 pub use state::FeatureMaintenance;
@@ -105,25 +111,26 @@ impl Aggregate {
         }
     }
 
+    /// When an event counts for this aggregate (`None`: every event does).
+    fn condition(&self) -> Option<String> {
+        let mut when: Vec<String> = self.filter.iter().map(|f| format!("({})", f.sql)).collect();
+        if let (Kind::Count, Some(column)) = (self.kind, &self.column) {
+            when.push(format!("{} IS NOT NULL", ident(&column.sql)));
+        }
+        (!when.is_empty()).then(|| when.join(" AND "))
+    }
+
     /// The value one event contributes (NULL when it does not count).
     fn measure(&self) -> String {
-        let condition = self.filter.as_ref().map(|f| format!("({})", f.sql));
+        let condition = self.condition();
         let column = self.column.as_ref().map(|c| ident(&c.sql));
         match self.kind {
-            Kind::Count => {
-                let mut when: Vec<String> = condition.into_iter().collect();
-                if let Some(column) = column {
-                    when.push(format!("{column} IS NOT NULL"));
-                }
-                if when.is_empty() {
-                    "CAST(1 AS BIGINT)".to_string()
-                } else {
-                    format!(
-                        "CASE WHEN {} THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END",
-                        when.join(" AND ")
-                    )
-                }
-            }
+            Kind::Count => match condition {
+                Some(condition) => format!(
+                    "CASE WHEN {condition} THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END"
+                ),
+                None => "CAST(1 AS BIGINT)".to_string(),
+            },
             Kind::Sum { decimals } => {
                 let column = column.expect("a sum has a column");
                 let value = match decimals {
@@ -142,6 +149,33 @@ impl Aggregate {
                     None => column,
                 }
             }
+        }
+    }
+
+    /// The longest window of a count or sum.
+    fn longest_window(&self) -> Option<u32> {
+        self.windows
+            .iter()
+            .copied()
+            .max()
+            .filter(|_| self.is_windowed())
+    }
+
+    /// Which days' partials of this aggregate a state keeps, among the days `from..=to` of a
+    /// run dated `date`: those a later run takes away from a total when they leave the
+    /// aggregate's longest window, i.e. the days still inside it. A later run never takes a
+    /// `max` or `min` away (it takes the greatest or least of its total and the new days').
+    fn kept(&self, from: NaiveDate, to: NaiveDate, date: NaiveDate) -> Kept {
+        let Some(window) = self.longest_window() else {
+            return Kept::None;
+        };
+        let first = date - Days::new(u64::from(window) - 1);
+        if first <= from {
+            Kept::All
+        } else if first > to {
+            Kept::None
+        } else {
+            Kept::Since(start_of(first))
         }
     }
 
@@ -165,10 +199,21 @@ impl Aggregate {
     }
 }
 
-/// Hidden totals column: events in the longest window (a key with none has no row).
+/// Hidden column of the totals and partials of a feature without a `max` or `min`: events in
+/// the longest window (a key with none has no row). With one, a key keeps its row forever and
+/// nothing counts the events.
 const ROWS: &str = "__rows";
 /// The partials' day column.
 const DAY: &str = "day";
+
+/// Which of a range of days keep an aggregate's partials in a feature's state.
+#[derive(Debug, Clone, PartialEq)]
+enum Kept {
+    All,
+    None,
+    /// The days from this time on (SQL of a timestamp).
+    Since(String),
+}
 
 fn date_literal(date: NaiveDate) -> String {
     format!("DATE '{date}'")
@@ -192,6 +237,12 @@ impl Feature {
     /// Whether some aggregate covers all history, so that a key keeps its row forever.
     fn has_all_time(&self) -> bool {
         self.aggregates.iter().any(|a| !a.is_windowed())
+    }
+
+    /// Whether totals and partials count each key's events in the longest window ([`ROWS`]),
+    /// to drop a key once it has none.
+    fn counts_rows(&self) -> bool {
+        self.longest_window() > 0 && !self.has_all_time()
     }
 
     fn keys(&self) -> String {
@@ -264,7 +315,7 @@ impl Feature {
                 None => format!("{}({measure}) AS {}", aggregate.combine(), ident(&column)),
             });
         }
-        if longest > 0 {
+        if self.counts_rows() {
             select.push(format!(
                 "SUM(CASE WHEN {time} >= {} THEN 1 ELSE 0 END) AS {ROWS}",
                 since(longest)
@@ -272,8 +323,8 @@ impl Feature {
         }
         let events = match date {
             Some(date) => {
-                let from = (!self.has_all_time())
-                    .then(|| date - chrono::Days::new(u64::from(longest.max(1)) - 1));
+                let from =
+                    (!self.has_all_time()).then(|| date - Days::new(u64::from(longest.max(1)) - 1));
                 self.events_between(from, date)
             }
             None => self.events_as_of_run_date((!self.has_all_time()).then_some(longest)),
@@ -304,9 +355,22 @@ impl Feature {
         )
     }
 
-    /// Partial aggregates per key and day for the days `from..=to`.
+    /// Partial aggregates per key and day for the days `from..=to`, whole: what a run's own
+    /// update reads.
     fn partials(&self, from: NaiveDate, to: NaiveDate) -> String {
-        self.partials_of(&self.events_between(Some(from), to))
+        self.partials_of(&self.events_between(Some(from), to), None)
+    }
+
+    /// The partials of the days `from..=to` as the state of a run dated `date` keeps them: only
+    /// what a later run may take away from a total (see [`Aggregate::kept`]). A first run's
+    /// days older than a feature's shorter windows then keep only the longer windows'
+    /// aggregates, and only the keys and days with events that count for them: at 1M customers
+    /// the example's days older than 90 days keep their purchases, 2% of their events.
+    fn state_partials(&self, from: NaiveDate, to: NaiveDate, date: NaiveDate) -> String {
+        let kept: Vec<Kept> = (self.aggregates.iter())
+            .map(|a| a.kept(from, to, date))
+            .collect();
+        self.partials_of(&self.events_between(Some(from), to), Some(&kept))
     }
 
     /// The per-day partials a first run writes into the feature's state (one folder per day),
@@ -317,10 +381,17 @@ impl Feature {
         if longest == 0 {
             return None;
         }
+        let kept: Vec<Kept> = (self.aggregates.iter())
+            .map(|a| match a.longest_window() {
+                Some(w) if w == longest => Kept::All,
+                Some(w) => Kept::Since(format!("CAST($run_date - {} AS TIMESTAMP)", w - 1)),
+                None => Kept::None,
+            })
+            .collect();
         Some(format!(
             "-- feature {}: its per-day partials over the longest window ({longest} days)\n{}",
             self.name,
-            self.partials_of(&self.events_as_of_run_date(Some(longest)))
+            self.partials_of(&self.events_as_of_run_date(Some(longest)), Some(&kept))
         ))
     }
 
@@ -344,26 +415,55 @@ impl Feature {
         )
     }
 
-    /// Partial aggregates per key and day of `events`.
-    fn partials_of(&self, events: &str) -> String {
-        let mut select = vec![
-            self.keys(),
-            format!("CAST({} AS DATE) AS {DAY}", ident(&self.time)),
-            format!("COUNT(*) AS {ROWS}"),
-        ];
-        for aggregate in &self.aggregates {
+    /// Partial aggregates per key and day of `events`: whole, a row for every key and day with
+    /// events; or as a state keeps them, each aggregate on the days `kept` says (NULL on the
+    /// others) and of the events that count for a kept one. A key whose only events count for
+    /// none still has a row in the totals (with zeros), so partials that add keys are whole.
+    fn partials_of(&self, events: &str, kept: Option<&[Kept]>) -> String {
+        let whole = vec![Kept::All; self.aggregates.len()];
+        let time = ident(&self.time);
+        let mut select = vec![self.keys(), format!("CAST({time} AS DATE) AS {DAY}")];
+        if self.counts_rows() {
+            select.push(format!("COUNT(*) AS {ROWS}"));
+        }
+        // The events some kept aggregate counts, each as a condition; `None` once one counts
+        // every event.
+        let mut counted: Option<Vec<String>> =
+            (kept.is_some() && !self.counts_rows()).then(Vec::new);
+        for (aggregate, kept) in self.aggregates.iter().zip(kept.unwrap_or(&whole)) {
+            let measure = aggregate.measure();
+            let (value, since) = match kept {
+                Kept::All => (measure, None),
+                Kept::None => (format!("CASE WHEN false THEN {measure} END"), None),
+                Kept::Since(since) => (
+                    format!("CASE WHEN {time} >= {since} THEN {measure} END"),
+                    Some(format!("{time} >= {since}")),
+                ),
+            };
             select.push(format!(
-                "{}({}) AS {}",
+                "{}({value}) AS {}",
                 aggregate.combine(),
-                aggregate.measure(),
                 ident(&aggregate.name)
             ));
+            if *kept == Kept::None {
+                continue;
+            }
+            let condition: Vec<String> = since.into_iter().chain(aggregate.condition()).collect();
+            match (&mut counted, condition.is_empty()) {
+                (Some(_), true) => counted = None,
+                (Some(counted), false) => counted.push(condition.join(" AND ")),
+                (None, _) => {}
+            }
         }
+        let only = match counted {
+            None => String::new(),
+            Some(counted) if counted.is_empty() => " WHERE false".to_string(),
+            Some(counted) => format!(" WHERE {}", counted.join(" OR ")),
+        };
         format!(
-            "SELECT {} FROM ({events}) AS events GROUP BY {}, CAST({} AS DATE)",
+            "SELECT {} FROM ({events}) AS events{only} GROUP BY {}, CAST({time} AS DATE)",
             select.join(", "),
             self.keys(),
-            ident(&self.time)
         )
     }
 }

@@ -331,7 +331,8 @@ impl Job<'_> {
         format!("__segflow_feature_{}_erased", self.feature.name)
     }
 
-    /// Everything from the events: the totals, then the partials of the longest window.
+    /// Everything from the events: the totals, then the partials of the longest window as the
+    /// state keeps them (only what a later run may take away from a total).
     async fn full(
         &self,
         reason: String,
@@ -339,7 +340,8 @@ impl Job<'_> {
         let (written, erased) = self.write_totals().await?;
         let days = match self.first_kept_day() {
             Some(first) => {
-                let days = self.write_partials(first, erased.as_deref()).await;
+                let state = |from, to| self.feature.state_partials(from, to, self.date);
+                let days = self.write_partials(first, erased.as_deref(), state).await;
                 // The erased keys are held no longer than needed.
                 let _ = self.inputs.ctx.deregister_table(self.erased_table());
                 days?
@@ -400,14 +402,15 @@ impl Job<'_> {
         Ok((written, filter))
     }
 
-    /// Partials of the days `from..=date`, one folder per day with events, into the state,
-    /// without the keys `erased` (a filter) leaves out. A calendar month at a time: a year of
-    /// (key, day) groups at once would hold tens of millions of groups in memory, a month a
-    /// twelfth of that (and reads one month partition).
+    /// Partials of the days `from..=date` (`partials` of a range of days), one folder per day
+    /// with events, into the state, without the keys `erased` (a filter) leaves out. A calendar
+    /// month at a time: a year of (key, day) groups at once would hold tens of millions of
+    /// groups in memory, a month a twelfth of that (and reads one month partition).
     async fn write_partials(
         &self,
         from: NaiveDate,
         erased: Option<&str>,
+        partials: impl Fn(NaiveDate, NaiveDate) -> String,
     ) -> Result<Vec<NaiveDate>, FeatureError> {
         let mut days = Vec::new();
         let mut start = from;
@@ -417,7 +420,7 @@ impl Job<'_> {
                 .and_then(|first| first.checked_add_months(chrono::Months::new(1)))
                 .unwrap_or(self.date.succ_opt().unwrap_or(self.date));
             let end = next_month.pred_opt().unwrap_or(next_month).min(self.date);
-            let sql = kept_by(self.feature.partials(start, end), erased);
+            let sql = kept_by(partials(start, end), erased);
             let df =
                 engine::plan_step(self.inputs.ctx, &self.what(), &sql, self.inputs.params).await?;
             days.extend(
@@ -511,9 +514,9 @@ impl Job<'_> {
             engine::materialize(inputs.ctx, &self.what(), &sql, inputs.params, dir, table).await?;
             return Ok((Vec::new(), true));
         }
-        let days = self
-            .write_partials(changed_from, self.erased().as_deref())
-            .await?;
+        // Whole: this run's update reads them, `max` and `min` too.
+        let whole = |from, to| self.feature.partials(from, to);
+        let days = (self.write_partials(changed_from, self.erased().as_deref(), whole)).await?;
         let folders: Vec<Folder> = days.iter().map(|d| self.state.join(&day_dir(*d))).collect();
         let any = register_days(inputs.ctx, &self.what(), table, &folders).await?;
         Ok((days, any))
@@ -654,16 +657,14 @@ impl Job<'_> {
             }
         }
         let mut having = String::new();
-        if longest > 0 {
+        if feature.counts_rows() {
             let rows = ident(ROWS);
             previous_cols.push(rows.clone());
             let [new, old, sum] = windowed(&rows, &rows, longest);
             new_cols.push(new);
             old_cols.push(old);
             outer.push(sum);
-            if !feature.has_all_time() {
-                having = format!(" HAVING COALESCE(SUM({rows}), 0) > 0");
-            }
+            having = format!(" HAVING COALESCE(SUM({rows}), 0) > 0");
         }
         let mut parts = vec![format!(
             "SELECT {} FROM {previous}",

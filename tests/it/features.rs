@@ -13,14 +13,19 @@ const FEATURES: [&str; 3] = [
     "satellite_refusals",
 ];
 
+const EVENTS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/data/sample/events/*/*/*.parquet"
+);
+
+/// A customer whose only event, on 2026-11-12, counts for no aggregate: a key the totals gain
+/// with zeros.
+const LATE_CUSTOMER: u32 = 42;
+
 /// Events of the sample arrive 0–3 days after the day they happened (by customer and hour).
 /// Writes those that arrive on `day` (or by `day`, for the first load) into `incoming/` as
-/// Hive partitions, one file per arrival.
+/// Hive partitions, one file per arrival. [`LATE_CUSTOMER`]'s events are left out.
 fn arrive(incoming: &std::path::Path, day: &str, first: bool) {
-    let events = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/data/sample/events/*/*/*.parquet"
-    );
     let op = if first { "<=" } else { "=" };
     python(&format!(
         r#"
@@ -28,7 +33,8 @@ import duckdb, os
 con = duckdb.connect()
 con.sql("""CREATE TABLE e AS SELECT *, CAST(event_time AS DATE)
     + CAST((customer_id + hour(event_time)) % 4 AS INTEGER) AS arrived
-    FROM read_parquet('{events}', hive_partitioning = false)""")
+    FROM read_parquet('{EVENTS}', hive_partitioning = false)
+    WHERE customer_id <> {LATE_CUSTOMER}""")
 for (y, m) in con.sql("SELECT DISTINCT year(event_time), month(event_time) FROM e WHERE arrived {op} DATE '{day}'").fetchall():
     folder = "{incoming}/year=%d/month=%d" % (y, m)
     os.makedirs(folder, exist_ok=True)
@@ -37,6 +43,22 @@ for (y, m) in con.sql("SELECT DISTINCT year(event_time), month(event_time) FROM 
         TO '{{folder}}/arrived-{day}.parquet' (FORMAT parquet)""")
 "#,
         incoming = incoming.display(),
+    ));
+}
+
+/// [`LATE_CUSTOMER`]'s unsubscribing on `day`, arriving that day.
+fn arrive_unsubscribe(incoming: &std::path::Path, day: &str) {
+    let folder = incoming.join("year=2026/month=11");
+    python(&format!(
+        r#"
+import duckdb
+duckdb.sql("""COPY (SELECT * REPLACE (CAST({LATE_CUSTOMER} AS BIGINT) AS customer_id,
+    'unsubscribe' AS event_type, TIMESTAMP '{day} 09:00:00' AS event_time,
+    CAST(NULL AS DOUBLE) AS amount)
+    FROM read_parquet('{EVENTS}', hive_partitioning = false) LIMIT 1)
+    TO '{folder}/unsubscribed-{day}.parquet' (FORMAT parquet)""")
+"#,
+        folder = folder.display(),
     ));
 }
 
@@ -143,6 +165,9 @@ fn incremental_features_equal_a_full_recompute_through_late_events_a_gap_and_a_r
         if *date != "2026-11-10" {
             arrive(&incoming, date, false);
         }
+        if *date == "2026-11-12" {
+            arrive_unsubscribe(&incoming, date);
+        }
         if !run_on.contains(date) {
             continue;
         }
@@ -168,6 +193,16 @@ fn incremental_features_equal_a_full_recompute_through_late_events_a_gap_and_a_r
         assert_eq!(modes(&incremental, date), ["incremental"; 3], "{date}");
         assert_same(&incremental, &fresh, date);
     }
+    // The customer whose only event counts for nothing has a row since the 12th, or the
+    // comparison of the totals proved nothing about such keys.
+    let late = incremental.duckdb(
+        "daily_segments",
+        &format!(
+            "select count(*) from read_parquet('{{out}}/runs/run_date=2026-11-12/state/features/customer_features/totals/*.parquet') where customer_id = {LATE_CUSTOMER} and purchases_365d = 0"
+        ),
+    );
+    assert_eq!(late, ["[\"1\"]"]);
+
     // The late events of the 15th did change something, or the rerun proved nothing.
     let table = ["state/features/customer_features/totals".to_string()];
     let [_, only_rerun, only_before] = differences(&incremental, &full, "2026-11-15", &table)[0];
@@ -175,6 +210,60 @@ fn incremental_features_equal_a_full_recompute_through_late_events_a_gap_and_a_r
         only_rerun + only_before > 0,
         "late events changed no feature"
     );
+}
+
+/// A first run writes a year of days into the state, and keeps of each what a later run may
+/// take away from a total: an aggregate while the day is inside its longest window. Older
+/// days keep fewer aggregates, and only the keys with events that count for them.
+#[test]
+fn a_first_runs_state_keeps_of_each_day_what_later_runs_take_away() {
+    let p = Project::sample();
+    p.ok(&["run", PIPELINE, "--date", "2026-11-19"]);
+    let day = |day: &str, select: &str| -> Vec<u64> {
+        let sql = format!(
+            "select {select} from read_parquet('{{out}}/runs/run_date=2026-11-19/state/features/customer_features/days/day={day}/*.parquet')"
+        );
+        let row = p.duckdb("daily_segments", &sql).remove(0);
+        let values: Vec<String> = serde_json::from_str(&row).unwrap();
+        values.iter().map(|v| v.parse().unwrap()).collect()
+    };
+    let counts = "count(*), count(purchases), count(*) filter (purchases > 0), \
+                  count(email_opens), count(*) filter (email_opens > 0), count(visits), \
+                  count(*) filter (visits > 0), count(last_purchase), count(last_visit)";
+    // Inside every window (the 30 days up to the 19th): every aggregate but `max`.
+    let [
+        rows,
+        purchases,
+        bought,
+        opens,
+        opened,
+        visits,
+        visited,
+        last_purchase,
+        last_visit,
+    ] = day("2026-11-04", counts)[..]
+    else {
+        unreachable!()
+    };
+    assert!(rows > 0 && bought > 0 && opened > 0 && visited > 0);
+    assert_eq!((purchases, opens, visits), (rows, rows, rows));
+    assert_eq!(
+        (last_purchase, last_visit),
+        (0, 0),
+        "max is never taken away"
+    );
+    // Inside the 90 and 365 days: not the 30-day visits, nor rows of visits alone.
+    let [rows, purchases, bought, opens, opened, visits, ..] = day("2026-09-01", counts)[..] else {
+        unreachable!()
+    };
+    assert!(bought > 0 && opened > 0);
+    assert_eq!((purchases, opens, visits), (rows, rows, 0));
+    // Older than 90 days: purchases and spend alone, of those who bought.
+    let [rows, purchases, bought, opens, _, visits, ..] = day("2026-06-01", counts)[..] else {
+        unreachable!()
+    };
+    assert!(rows > 0);
+    assert_eq!((purchases, bought, opens, visits), (rows, rows, 0, 0));
 }
 
 #[test]
@@ -382,8 +471,8 @@ fn the_planned_state_query_computes_the_days_a_first_run_keeps() {
     let run = format!("{{out}}/runs/run_date={date}/state");
     // A day's partials may hold a key more than once (rows that add up to its day): compare
     // the keys and sums per day.
-    let per_day = "select day, count(distinct customer_id), sum(__rows), sum(purchases), \
-                   max(last_visit) from";
+    let per_day = "select day, count(distinct customer_id), sum(purchases), sum(email_opens), \
+                   sum(visits), count(last_visit) from";
     let planned = p.duckdb(
         "daily_segments",
         &format!(
