@@ -161,21 +161,16 @@ impl Aggregate {
             .filter(|_| self.is_windowed())
     }
 
-    /// Which days' partials of this aggregate a state keeps, among the days `from..=to` of a
-    /// run dated `date`: those a later run takes away from a total when they leave the
-    /// aggregate's longest window, i.e. the days still inside it. A later run never takes a
-    /// `max` or `min` away (it takes the greatest or least of its total and the new days').
-    fn kept(&self, from: NaiveDate, to: NaiveDate, date: NaiveDate) -> Kept {
-        let Some(window) = self.longest_window() else {
-            return Kept::None;
-        };
-        let first = date - Days::new(u64::from(window) - 1);
-        if first <= from {
-            Kept::All
-        } else if first > to {
-            Kept::None
-        } else {
-            Kept::Since(start_of(first))
+    /// Which days' partials of this aggregate a state keeps, among the days from `oldest` to
+    /// `newest` days before the run date (SQL `run_date`): those a later run takes away from a
+    /// total when they leave the aggregate's longest window, i.e. the days still inside it. A
+    /// later run never takes a `max` or `min` away (it takes the greatest or least of its total
+    /// and the new days').
+    fn kept(&self, oldest: u32, newest: u32, run_date: &str) -> Kept {
+        match self.longest_window() {
+            Some(window) if oldest < window => Kept::All,
+            Some(window) if newest < window => Kept::Since(window_start(run_date, window)),
+            _ => Kept::None,
         }
     }
 
@@ -215,6 +210,11 @@ enum Kept {
     Since(String),
 }
 
+/// The start of the first day of a window of `days` days ending on `run_date` (SQL of a date).
+fn window_start(run_date: &str, days: u32) -> String {
+    format!("CAST({run_date} - {} AS TIMESTAMP)", days - 1)
+}
+
 fn date_literal(date: NaiveDate) -> String {
     format!("DATE '{date}'")
 }
@@ -227,9 +227,8 @@ fn start_of(date: NaiveDate) -> String {
 impl Feature {
     /// The longest window in days (0 when there are only `max`/`min`).
     pub(crate) fn longest_window(&self) -> u32 {
-        self.aggregates
-            .iter()
-            .flat_map(|a| a.windows.iter().copied())
+        (self.aggregates.iter())
+            .filter_map(Aggregate::longest_window)
             .max()
             .unwrap_or(0)
     }
@@ -301,7 +300,7 @@ impl Feature {
     fn totals_from_events(&self, date: Option<NaiveDate>) -> String {
         let run_date = date.map_or("$run_date".to_string(), date_literal);
         let longest = self.longest_window();
-        let since = |w: u32| format!("CAST({run_date} - {} AS TIMESTAMP)", w - 1);
+        let since = |w: u32| window_start(&run_date, w);
         let time = ident(&self.time);
         let mut select = vec![self.keys()];
         for (aggregate, column, window) in self.total_columns() {
@@ -367,10 +366,16 @@ impl Feature {
     /// aggregates, and only the keys and days with events that count for them: at 1M customers
     /// the example's days older than 90 days keep their purchases, 2% of their events.
     fn state_partials(&self, from: NaiveDate, to: NaiveDate, date: NaiveDate) -> String {
-        let kept: Vec<Kept> = (self.aggregates.iter())
-            .map(|a| a.kept(from, to, date))
-            .collect();
+        let back = |day: NaiveDate| u32::try_from((date - day).num_days()).unwrap_or(0);
+        let kept = self.kept(back(from), back(to), &date_literal(date));
         self.partials_of(&self.events_between(Some(from), to), Some(&kept))
+    }
+
+    /// [`Aggregate::kept`] of every aggregate.
+    fn kept(&self, oldest: u32, newest: u32, run_date: &str) -> Vec<Kept> {
+        (self.aggregates.iter())
+            .map(|a| a.kept(oldest, newest, run_date))
+            .collect()
     }
 
     /// The per-day partials a first run writes into the feature's state (one folder per day),
@@ -381,13 +386,7 @@ impl Feature {
         if longest == 0 {
             return None;
         }
-        let kept: Vec<Kept> = (self.aggregates.iter())
-            .map(|a| match a.longest_window() {
-                Some(w) if w == longest => Kept::All,
-                Some(w) => Kept::Since(format!("CAST($run_date - {} AS TIMESTAMP)", w - 1)),
-                None => Kept::None,
-            })
-            .collect();
+        let kept = self.kept(longest - 1, 0, "$run_date");
         Some(format!(
             "-- feature {}: its per-day partials over the longest window ({longest} days)\n{}",
             self.name,
@@ -402,10 +401,7 @@ impl Feature {
             "{time} < CAST($run_date + INTERVAL '1 day' AS TIMESTAMP)"
         )];
         if let Some(days) = days {
-            filter.push(format!(
-                "{time} >= CAST($run_date - {} AS TIMESTAMP)",
-                days - 1
-            ));
+            filter.push(format!("{time} >= {}", window_start("$run_date", days)));
         }
         filter.push(self.event_filter());
         format!(
@@ -426,10 +422,8 @@ impl Feature {
         if self.counts_rows() {
             select.push(format!("COUNT(*) AS {ROWS}"));
         }
-        // The events some kept aggregate counts, each as a condition; `None` once one counts
-        // every event.
-        let mut counted: Option<Vec<String>> =
-            (kept.is_some() && !self.counts_rows()).then(Vec::new);
+        // When an event counts for each kept aggregate (`None`: every event does).
+        let mut counted: Vec<Option<String>> = Vec::new();
         for (aggregate, kept) in self.aggregates.iter().zip(kept.unwrap_or(&whole)) {
             let measure = aggregate.measure();
             let (value, since) = match kept {
@@ -445,17 +439,15 @@ impl Feature {
                 aggregate.combine(),
                 ident(&aggregate.name)
             ));
-            if *kept == Kept::None {
-                continue;
-            }
-            let condition: Vec<String> = since.into_iter().chain(aggregate.condition()).collect();
-            match (&mut counted, condition.is_empty()) {
-                (Some(_), true) => counted = None,
-                (Some(counted), false) => counted.push(condition.join(" AND ")),
-                (None, _) => {}
+            if *kept != Kept::None {
+                let condition = since.into_iter().chain(aggregate.condition());
+                counted.push(condition.reduce(|a, b| format!("{a} AND {b}")));
             }
         }
-        let only = match counted {
+        // Whole partials, and those that count each key's events, keep every event.
+        let every_event = kept.is_none() || self.counts_rows();
+        let only = match counted.into_iter().collect::<Option<Vec<String>>>() {
+            _ if every_event => String::new(),
             None => String::new(),
             Some(counted) if counted.is_empty() => " WHERE false".to_string(),
             Some(counted) => format!(" WHERE {}", counted.join(" OR ")),
