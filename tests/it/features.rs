@@ -450,6 +450,58 @@ fn aggregates_that_cannot_be_kept_up_to_date_are_refused_at_their_line() {
     assert!(err.contains("evnt_type"), "{err}");
 }
 
+/// What `plan --format sql` prints as a feature's query is what a first run writes as its
+/// totals: DuckDB running it on the same events, erased customers left out, gives every key's
+/// values.
+#[test]
+fn the_planned_feature_query_computes_the_totals_a_run_writes() {
+    let p = Project::sample();
+    let date = "2026-11-20";
+    p.ok(&["run", PIPELINE, "--date", date]);
+    let plan = p.ok(&["plan", PIPELINE, "--format", "sql"]);
+    let events = p.path("data/sample/events");
+    let run = format!("{{out}}/runs/run_date={date}/state");
+    for (feature, hidden) in [
+        ("customer_features", ""),
+        ("campaign_contacts", " exclude (__rows)"),
+    ] {
+        let query = plan
+            .split(&format!(
+                "-- feature {feature}, computed from all its events\n"
+            ))
+            .nth(1)
+            .expect("the plan prints the feature's query")
+            .split(";\n")
+            .next()
+            .unwrap()
+            .replace("$run_date", &format!("DATE '{date}'"));
+        let compared = p.duckdb(
+            "daily_segments",
+            &format!(
+                "with interactions as (select * from read_parquet('{}/*/*/*.parquet', hive_partitioning = true)), \
+                 planned as (select * from ({query}) where sha256(cast(customer_id as varchar)) not in \
+                 (select key_sha256 from read_parquet('{run}/erased/*.parquet'))), \
+                 written as (select *{hidden} from read_parquet('{run}/features/{feature}/totals/*.parquet', hive_partitioning = false)) \
+                 select (select count(*) from written), \
+                 (select count(*) from (from planned except all from written)), \
+                 (select count(*) from (from written except all from planned))",
+                events.display()
+            ),
+        );
+        let counts: Vec<u64> = serde_json::from_str::<Vec<String>>(&compared[0])
+            .unwrap()
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        assert!(counts[0] > 1000, "{feature}: {} keys", counts[0]);
+        assert_eq!(
+            counts[1..],
+            [0, 0],
+            "{feature}: rows only DuckDB or only segflow has"
+        );
+    }
+}
+
 /// What `plan --format sql` prints as a feature's state is what a first run keeps: DuckDB
 /// running it on the same events, erased customers left out, gives every day's partials
 /// segflow wrote.
