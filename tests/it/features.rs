@@ -450,42 +450,49 @@ fn aggregates_that_cannot_be_kept_up_to_date_are_refused_at_their_line() {
     assert!(err.contains("evnt_type"), "{err}");
 }
 
-/// What `plan --format sql` prints as a feature's query is what a first run writes as its
-/// totals: DuckDB running it on the same events, erased customers left out, gives every key's
-/// values.
+/// What `plan --format sql` prints for a feature is what a first run writes: DuckDB running
+/// the feature's query on the same events, erased customers left out, gives every key's totals,
+/// and running its state query every day's partials.
 #[test]
-fn the_planned_feature_query_computes_the_totals_a_run_writes() {
+fn the_planned_queries_compute_what_a_first_run_writes() {
     let p = Project::sample();
     let date = "2026-11-20";
     p.ok(&["run", PIPELINE, "--date", date]);
     let plan = p.ok(&["plan", PIPELINE, "--format", "sql"]);
+    let planned = |heading: &str| {
+        (plan.split(&format!("{heading}\n")).nth(1))
+            .unwrap_or_else(|| panic!("the plan prints {heading}"))
+            .split(";\n")
+            .next()
+            .unwrap()
+            .replace("$run_date", &format!("DATE '{date}'"))
+    };
     let events = p.path("data/sample/events");
+    let interactions = format!(
+        "interactions as (select * from read_parquet('{}/*/*/*.parquet', hive_partitioning = true))",
+        events.display()
+    );
     let run = format!("{{out}}/runs/run_date={date}/state");
+    let not_erased = format!(
+        "sha256(cast(customer_id as varchar)) not in \
+         (select key_sha256 from read_parquet('{run}/erased/*.parquet'))"
+    );
     for (feature, hidden) in [
         ("customer_features", ""),
         ("campaign_contacts", " exclude (__rows)"),
     ] {
-        let query = plan
-            .split(&format!(
-                "-- feature {feature}, computed from all its events\n"
-            ))
-            .nth(1)
-            .expect("the plan prints the feature's query")
-            .split(";\n")
-            .next()
-            .unwrap()
-            .replace("$run_date", &format!("DATE '{date}'"));
+        let query = planned(&format!(
+            "-- feature {feature}, computed from all its events"
+        ));
         let compared = p.duckdb(
             "daily_segments",
             &format!(
-                "with interactions as (select * from read_parquet('{}/*/*/*.parquet', hive_partitioning = true)), \
-                 planned as (select * from ({query}) where sha256(cast(customer_id as varchar)) not in \
-                 (select key_sha256 from read_parquet('{run}/erased/*.parquet'))), \
-                 written as (select *{hidden} from read_parquet('{run}/features/{feature}/totals/*.parquet', hive_partitioning = false)) \
+                "with {interactions}, planned as (select * from ({query}) where {not_erased}), \
+                 written as (select *{hidden} from \
+                 read_parquet('{run}/features/{feature}/totals/*.parquet', hive_partitioning = false)) \
                  select (select count(*) from written), \
                  (select count(*) from (from planned except all from written)), \
-                 (select count(*) from (from written except all from planned))",
-                events.display()
+                 (select count(*) from (from written except all from planned))"
             ),
         );
         let counts: Vec<u64> = serde_json::from_str::<Vec<String>>(&compared[0])
@@ -500,39 +507,16 @@ fn the_planned_feature_query_computes_the_totals_a_run_writes() {
             "{feature}: rows only DuckDB or only segflow has"
         );
     }
-}
-
-/// What `plan --format sql` prints as a feature's state is what a first run keeps: DuckDB
-/// running it on the same events, erased customers left out, gives every day's partials
-/// segflow wrote.
-#[test]
-fn the_planned_state_query_computes_the_days_a_first_run_keeps() {
-    let p = Project::sample();
-    let date = "2026-11-20";
-    p.ok(&["run", PIPELINE, "--date", date]);
-    let plan = p.ok(&["plan", PIPELINE, "--format", "sql"]);
-    let state = plan
-        .split("-- feature state: customer_features\n")
-        .nth(1)
-        .expect("the plan prints the feature's state query")
-        .split(";\n")
-        .next()
-        .unwrap()
-        .replace("$run_date", &format!("DATE '{date}'"));
-    let events = p.path("data/sample/events");
-    let run = format!("{{out}}/runs/run_date={date}/state");
     // A day's partials may hold a key more than once (rows that add up to its day): compare
     // the keys and sums per day.
+    let state = planned("-- feature state: customer_features");
     let per_day = "select day, count(distinct customer_id), sum(purchases), sum(email_opens), \
                    sum(visits), count(last_visit) from";
     let planned = p.duckdb(
         "daily_segments",
         &format!(
-            "with interactions as (select * from read_parquet('{}/*/*/*.parquet', hive_partitioning = true)), \
-             planned as ({state}) \
-             {per_day} planned where sha256(cast(customer_id as varchar)) not in \
-             (select key_sha256 from read_parquet('{run}/erased/*.parquet')) group by day order by day",
-            events.display()
+            "with {interactions}, planned as ({state}) \
+             {per_day} planned where {not_erased} group by day order by day"
         ),
     );
     let kept = p.duckdb(
