@@ -175,8 +175,6 @@ struct Footprint {
     buffer_bytes: usize,
     /// Whether columns are dictionary-encoded (Parquet's default).
     dictionaries: bool,
-    /// How hard zstd compresses what is not scratch.
-    zstd_level: i32,
 }
 
 impl Footprint {
@@ -186,7 +184,6 @@ impl Footprint {
         rows_per_page: datafusion::parquet::file::properties::DEFAULT_DATA_PAGE_ROW_COUNT_LIMIT,
         buffer_bytes: WRITE_BUFFER_BYTES,
         dictionaries: true,
-        zstd_level: 3,
     };
 
     /// One of a month of tables written at once (a stream split by day): smaller row groups
@@ -197,10 +194,6 @@ impl Footprint {
     /// day's keys are nearly all distinct and its partials' values few and small, so building a
     /// dictionary for every row group costs CPU and saves nothing zstd does not (a year of
     /// partials at 1M customers: 618 MB instead of 862 MB, `customer_features` 45.0 → 43.4 s).
-    /// zstd at level 1, not 3: a year of partials is most of a first run's writing, read back a
-    /// few days at a time by the runs after it (at 1M customers, `customer_features` 46.0 →
-    /// 41.5 s and 41.8 → 37.4 s in two pairs of runs, 618 → 672 MB; LZ4 took 38.7 and 34.1 s
-    /// for 1,092 MB).
     fn many(target: &Folder) -> Self {
         Self {
             rows_per_group: 32 * 1024,
@@ -210,7 +203,6 @@ impl Footprint {
                 None => 5 * 1024 * 1024,
             },
             dictionaries: false,
-            zstd_level: 1,
         }
     }
 }
@@ -249,13 +241,16 @@ impl ParquetWriter {
     }
 
     /// LZ4 for scratch tables: a fraction of zstd's time to encode and decode. zstd for what is
-    /// published or kept as state, smaller for readers and storage.
+    /// published or kept as state, smaller for readers and storage, at level 1: level 3 took
+    /// longer and saved nothing on these tables. A year of partials at 1M customers:
+    /// `customer_features` 46.0 → 41.5 s and 41.8 → 37.4 s in two pairs of runs, 618 → 672 MB
+    /// (LZ4 took 38.7 and 34.1 s for 1,092 MB); a daily run's published tables at 1M
+    /// customers: 28.4, 29.2 and 29.3 s → 27.4, 26.6 and 26.9 s in three pairs of runs, 202.4 →
+    /// 201.4 MB.
     fn compression(&self) -> Compression {
         match self.scratch {
             true => Compression::LZ4_RAW,
-            false => Compression::ZSTD(
-                ZstdLevel::try_new(self.footprint.zstd_level).expect("a valid zstd level"),
-            ),
+            false => Compression::ZSTD(ZstdLevel::try_new(1).expect("a valid zstd level")),
         }
     }
 
