@@ -444,13 +444,13 @@ impl Feature {
                 counted.push(condition.reduce(|a, b| format!("{a} AND {b}")));
             }
         }
-        // Whole partials, and those that count each key's events, keep every event.
+        // Whole partials, and those that count each key's events, keep every event; so do
+        // partials with a kept aggregate that counts every event.
         let every_event = kept.is_none() || self.counts_rows();
         let only = match counted.into_iter().collect::<Option<Vec<String>>>() {
-            _ if every_event => String::new(),
-            None => String::new(),
-            Some(counted) if counted.is_empty() => " WHERE false".to_string(),
-            Some(counted) => format!(" WHERE {}", counted.join(" OR ")),
+            Some(counted) if !every_event && counted.is_empty() => " WHERE false".to_string(),
+            Some(counted) if !every_event => format!(" WHERE {}", counted.join(" OR ")),
+            _ => String::new(),
         };
         format!(
             "SELECT {} FROM ({events}) AS events{only} GROUP BY {}, CAST({time} AS DATE)",
