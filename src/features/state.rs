@@ -2,6 +2,7 @@
 //! events when there is no usable state. See the module above for the arithmetic.
 
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 use chrono::{Datelike, Days, NaiveDate};
 use datafusion::prelude::SessionContext;
@@ -43,6 +44,15 @@ pub struct FeatureMaintenance {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub days_read: Vec<NaiveDate>,
     pub rows: u64,
+    /// Milliseconds spent on the totals: computing them from the events, or updating the
+    /// previous ones with the days that changed or left a window.
+    #[serde(default)]
+    pub totals_ms: u64,
+    /// Milliseconds spent writing per-day partials: every day of the longest window when
+    /// computed from the events (the state a first run leaves for the days to come, which
+    /// recomputing the features alone would not write), the changed days when incremental.
+    #[serde(default)]
+    pub days_ms: u64,
 }
 
 /// What a feature's run left in the run folder.
@@ -337,7 +347,10 @@ impl Job<'_> {
         &self,
         reason: String,
     ) -> Result<(Vec<NaiveDate>, Written, FeatureMaintenance), FeatureError> {
+        let clock = Instant::now();
         let (written, erased) = self.write_totals().await?;
+        let totals_ms = elapsed_ms(clock);
+        let clock = Instant::now();
         let days = match self.first_kept_day() {
             Some(first) => {
                 let state = |from, to| self.feature.state_partials(from, to, self.date);
@@ -355,6 +368,8 @@ impl Job<'_> {
             from_run: None,
             days_read: Vec::new(),
             rows: 0,
+            totals_ms,
+            days_ms: elapsed_ms(clock),
         };
         Ok((days, written, maintenance))
     }
@@ -456,7 +471,10 @@ impl Job<'_> {
             before.succ_opt().unwrap_or(before) - Days::new(u64::from(self.feature.late_days));
 
         let new_table = format!("__segflow_feature_{name}_new");
+        let clock = Instant::now();
         let (new_days, new_rows) = self.new_partials(changed_from, &new_table).await?;
+        let days_ms = elapsed_ms(clock);
+        let clock = Instant::now();
         let old_table = format!("__segflow_feature_{name}_old");
         let old_folders: Vec<Folder> = self
             .old_days_needed(info, changed_from)
@@ -483,6 +501,7 @@ impl Job<'_> {
             TableLayout::default(),
         )
         .await?;
+        let totals_ms = elapsed_ms(clock);
 
         let mut days = self
             .carry(previous, info, changed_from, &previous_table)
@@ -495,6 +514,8 @@ impl Job<'_> {
             from_run: Some(before),
             days_read: date_range(changed_from, self.date),
             rows: 0,
+            totals_ms,
+            days_ms,
         };
         Ok((days, written, maintenance))
     }
@@ -690,6 +711,10 @@ fn kept_by(sql: String, filter: Option<&str>) -> String {
         Some(filter) => format!("SELECT * FROM ({sql}) AS kept{filter}"),
         None => sql,
     }
+}
+
+fn elapsed_ms(clock: Instant) -> u64 {
+    u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 fn date_range(from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {

@@ -493,11 +493,13 @@ fn features(m: &Manifest) -> String {
         };
         let _ = write!(
             out,
-            "<p class=\"muted\" data-feature=\"{}\">feature {}: {}, {} rows</p>",
+            "<p class=\"muted\" data-feature=\"{}\">feature {}: {}, {} rows (totals {}, per-day partials {})</p>",
             escape(&f.feature),
             escape(&f.feature),
             escape(&how),
-            num(f.rows)
+            num(f.rows),
+            seconds(f.totals_ms),
+            seconds(f.days_ms)
         );
     }
     out

@@ -284,6 +284,11 @@ fn a_changed_definition_is_recomputed_from_all_events() {
         "the feature's definition or parameters changed since the previous run"
     );
     assert_eq!(features[1]["mode"], "incremental");
+    // How long each part took, for whoever sizes the runs: a feature with windows computed
+    // from all events spends time on its totals and on a year of per-day partials.
+    let took = |f: &serde_json::Value, part: &str| f[part].as_u64().unwrap();
+    assert!(took(&features[0], "totals_ms") > 0 && took(&features[0], "days_ms") > 0);
+    assert!(took(&features[1], "totals_ms") > 0);
 }
 
 #[test]
