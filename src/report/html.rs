@@ -491,15 +491,19 @@ fn features(m: &Manifest) -> String {
                 f.reason.as_deref().unwrap_or("full refresh")
             ),
         };
+        // A feature without windows keeps no per-day partials.
+        let days = match f.days_ms {
+            0 => String::new(),
+            ms => format!(", per-day partials {}", seconds(ms)),
+        };
         let _ = write!(
             out,
-            "<p class=\"muted\" data-feature=\"{}\">feature {}: {}, {} rows (totals {}, per-day partials {})</p>",
+            "<p class=\"muted\" data-feature=\"{}\">feature {}: {}, {} rows (totals {}{days})</p>",
             escape(&f.feature),
             escape(&f.feature),
             escape(&how),
             num(f.rows),
             seconds(f.totals_ms),
-            seconds(f.days_ms)
         );
     }
     out
