@@ -61,6 +61,7 @@ after = sum(v for k, v in steps.items() if not in_chain(k))
 profile = next(o for o in m["outputs"] if o["name"] == "customer_profile")["rows"]
 events = sum(pq.ParquetFile(f).metadata.num_rows for f in glob.glob("data/sample/events/*/*/*.parquet"))
 open("interactions.count", "w").write(str(events))
+open("segflow_chain.seconds", "w").write(f"{chain} {state}")  # for scaling.sh
 
 print(f"customers {profile:,}, interactions {events:,}")
 print(f"{'':34} {'segflow':>10} {'duckdb':>10} {'ratio':>7}")
