@@ -104,56 +104,69 @@ pub(super) fn no_refusals(key: &str) -> String {
     format!("SELECT {}, offer FROM {CANDIDATES} WHERE false", ident(key))
 }
 
-/// Each offer's capacity as SQL over an `offer` column (NULL: unlimited).
-fn capacity(offers: &Offers) -> String {
-    let limited: Vec<String> = offers
+/// Each limited offer's capacity as SQL over an `offer` column, and the list of those offers
+/// (`None` when no offer has a capacity).
+fn capacity(offers: &Offers) -> Option<(String, String)> {
+    let limited: Vec<(String, u64)> = offers
         .list
         .iter()
-        .filter_map(|o| {
-            o.capacity
-                .map(|c| format!("WHEN {} THEN {c}", literal(&o.name)))
-        })
+        .filter_map(|o| o.capacity.map(|c| (literal(&o.name), c)))
         .collect();
     if limited.is_empty() {
-        "CAST(NULL AS BIGINT)".to_string()
-    } else {
-        format!("CASE offer {} ELSE NULL END", limited.join(" "))
+        return None;
     }
+    let cases: Vec<String> = limited
+        .iter()
+        .map(|(name, c)| format!("WHEN {name} THEN {c}"))
+        .collect();
+    let names: Vec<&str> = limited.iter().map(|(name, _)| name.as_str()).collect();
+    Some((
+        format!("CASE offer {} END", cases.join(" ")),
+        names.join(", "),
+    ))
 }
 
-/// Each customer's best `max_per_customer` offers not refused yet, each with its position in
-/// its offer's queue (by score, then tie-break, then key) and the offer's capacity.
-fn ranked(key: &str, offers: &Offers, refused: &str) -> String {
+/// What each customer proposes in a round: their best `max_per_customer` candidates not
+/// refused yet, `slot` numbering them in the customer's order of preference.
+fn proposals(key: &str, offers: &Offers, refused: &str) -> String {
     let k = ident(key);
     format!(
-        "SELECT p.*, ROW_NUMBER() OVER (PARTITION BY p.offer ORDER BY p.score DESC, p.tie_break, p.{k}) AS position, \
-                {capacity} AS capacity FROM ( \
-           SELECT * FROM ( \
-             SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.{k} ORDER BY c.preference) AS slot FROM {CANDIDATES} c \
-             WHERE NOT EXISTS (SELECT 1 FROM {refused} r WHERE r.{k} = c.{k} AND r.offer = c.offer)) \
-           WHERE slot <= {max}) p",
-        capacity = capacity(offers),
+        "SELECT * FROM ( \
+           SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.{k} ORDER BY c.preference) AS slot FROM {CANDIDATES} c \
+           WHERE NOT EXISTS (SELECT 1 FROM {refused} r WHERE r.{k} = c.{k} AND r.offer = c.offer)) \
+         WHERE slot <= {max}",
         max = offers.max_per_customer,
     )
 }
 
-/// The refusals after one more round: those before, plus the proposals over capacity.
+/// The refusals after one more round: those before, plus the proposals an offer with a
+/// capacity ranks beyond it (by score, then tie-break, then key). Offers without a capacity
+/// refuse nobody, so only the limited offers' proposals are ranked.
 pub(super) fn refusals_after_round(key: &str, offers: &Offers, refused: &str) -> String {
     let k = ident(key);
+    let before = format!("SELECT {k}, offer FROM {refused}");
+    let Some((capacity, limited)) = capacity(offers) else {
+        return before;
+    };
     format!(
-        "SELECT {k}, offer FROM {refused} UNION ALL \
-         SELECT {k}, offer FROM ({}) WHERE capacity IS NOT NULL AND position > capacity",
-        ranked(key, offers, refused)
+        "{before} UNION ALL \
+         SELECT {k}, offer FROM ( \
+           SELECT p.{k}, p.offer, {capacity} AS capacity, \
+                  ROW_NUMBER() OVER (PARTITION BY p.offer ORDER BY p.score DESC, p.tie_break, p.{k}) AS position \
+           FROM ({proposals}) p WHERE p.offer IN ({limited})) \
+         WHERE position > capacity",
+        proposals = proposals(key, offers, refused)
     )
 }
 
-/// The decision once no proposal is refused: each customer's accepted offers, ranked.
+/// The decision, given the refusals the rounds settled on: each customer's proposals, ranked.
+/// Settled means the round after them refused nobody new, so no proposal left is beyond its
+/// offer's capacity: every one is accepted, and its rank is its slot.
 pub(super) fn assigned(key: &str, offers: &Offers, refused: &str) -> String {
     let k = ident(key);
     format!(
-        "SELECT {k}, offer, score, reasons, channels, CAST(ROW_NUMBER() OVER (PARTITION BY {k} ORDER BY preference) AS BIGINT) AS rank \
-         FROM ({}) WHERE capacity IS NULL OR position <= capacity",
-        ranked(key, offers, refused)
+        "SELECT {k}, offer, score, reasons, channels, CAST(slot AS BIGINT) AS rank FROM ({})",
+        proposals(key, offers, refused)
     )
 }
 
