@@ -24,12 +24,6 @@ pub(super) fn failing_rows(check: &Check, table: &str) -> Option<String> {
             list = idents(cols)
         )
     };
-    let any_null = |prefix: &str, cols: &[String]| {
-        cols.iter()
-            .map(|c| format!("{prefix}{} IS NULL", ident(c)))
-            .collect::<Vec<_>>()
-            .join(" OR ")
-    };
     Some(match &check.kind {
         CheckKind::NotNull(cols) => {
             format!("SELECT * FROM {table} WHERE {}", any_null("", cols))
@@ -63,6 +57,35 @@ pub(super) fn failing_rows(check: &Check, table: &str) -> Option<String> {
     })
 }
 
+/// For the checks of duplicates (`unique`, `primary_key`), a query of one row: how many rows
+/// fail and how many the table has, from one pass that groups the rows by the checked columns.
+/// The failing rows themselves ([`failing_rows`]) join each row to the duplicated keys, reading
+/// the table twice, which is only worth it for a sample when some fail. A row fails when its
+/// key is duplicated, or for `primary_key` also when a key column is NULL; `unique` does not
+/// count NULL keys as duplicates (NULL equals nothing), as [`failing_rows`] does not join them.
+pub(super) fn failing_and_total(check: &Check, table: &str) -> Option<String> {
+    let (cols, fails) = match &check.kind {
+        CheckKind::Unique(cols) => (cols, format!("n > 1 AND NOT ({})", any_null("", cols))),
+        CheckKind::PrimaryKey(cols) => (cols, format!("n > 1 OR {}", any_null("", cols))),
+        _ => return None,
+    };
+    Some(format!(
+        "SELECT COALESCE(SUM(CASE WHEN {fails} THEN n ELSE 0 END), 0) AS failing, \
+                COALESCE(SUM(n), 0) AS total \
+         FROM (SELECT {list}, COUNT(*) AS n FROM {table} GROUP BY {list})",
+        list = idents(cols),
+        table = ident(table),
+    ))
+}
+
+/// SQL that holds when one of `cols` (qualified by `prefix`) is NULL.
+fn any_null(prefix: &str, cols: &[String]) -> String {
+    cols.iter()
+        .map(|c| format!("{prefix}{} IS NULL", ident(c)))
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
 /// The newest date of `column` on or before the run date.
 pub(super) fn newest(table: &str, column: &str) -> String {
     let c = ident(column);
@@ -87,6 +110,66 @@ mod tests {
             severity: Severity::Error,
             max_failed_percent: 0.0,
             at: Location::file("p.yaml"),
+        }
+    }
+
+    /// The one-pass count of `unique` and `primary_key` agrees with counting their failing
+    /// rows, NULL keys and keys of two columns included.
+    #[tokio::test]
+    async fn duplicates_are_counted_as_their_failing_rows() {
+        use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};
+        use datafusion::arrow::datatypes::Int64Type;
+        use datafusion::prelude::SessionContext;
+        let a = Int64Array::from(vec![
+            Some(1),
+            Some(1),
+            Some(2),
+            None,
+            None,
+            Some(3),
+            Some(3),
+        ]);
+        let b = StringArray::from(vec![
+            Some("x"),
+            Some("x"),
+            Some("y"),
+            Some("z"),
+            Some("z"),
+            None,
+            None,
+        ]);
+        let batch = RecordBatch::try_from_iter([
+            ("a", std::sync::Arc::new(a) as _),
+            ("b", std::sync::Arc::new(b) as _),
+        ])
+        .unwrap();
+        let ctx = SessionContext::new();
+        ctx.register_batch("m", batch).unwrap();
+        let ctx = &ctx;
+        let row = |sql: String| async move {
+            let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+            let columns = batches[0].columns().iter();
+            columns
+                .map(|c| c.as_primitive::<Int64Type>().value(0))
+                .collect::<Vec<_>>()
+        };
+        let cases = [
+            (CheckKind::Unique(vec!["a".into()]), 4),
+            (CheckKind::PrimaryKey(vec!["a".into()]), 6),
+            (CheckKind::Unique(vec!["a".into(), "b".into()]), 2),
+            (CheckKind::PrimaryKey(vec!["a".into(), "b".into()]), 6),
+        ];
+        for (kind, expected) in cases {
+            let check = check(kind);
+            let rows = failing_rows(&check, "m").unwrap();
+            let counted = row(format!("SELECT COUNT(*) FROM ({rows})")).await;
+            let both = row(failing_and_total(&check, "m").unwrap()).await;
+            assert_eq!(
+                (counted[0], both[0], both[1]),
+                (expected, expected, 7),
+                "{:?}",
+                check.kind
+            );
         }
     }
 

@@ -9,7 +9,7 @@ use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
-use super::sql::{failing_rows, newest, sql_view};
+use super::sql::{failing_and_total, failing_rows, newest, sql_view};
 use super::{Check, CheckKind, SAMPLE_ROWS};
 use crate::engine::{self, EngineError, PlanError};
 use crate::objects::Folder;
@@ -221,10 +221,15 @@ impl Totals {
 }
 
 fn count(batches: &[RecordBatch]) -> u64 {
+    number(batches, 0)
+}
+
+/// The `BIGINT` in column `column` of a query's one row (0 without a row).
+fn number(batches: &[RecordBatch], column: usize) -> u64 {
     batches
         .first()
         .filter(|b| b.num_rows() > 0)
-        .map(|b| b.column(0).as_primitive::<Int64Type>().value(0) as u64)
+        .map(|b| b.column(column).as_primitive::<Int64Type>().value(0) as u64)
         .unwrap_or(0)
 }
 
@@ -296,11 +301,22 @@ async fn row_check(
     result: &mut CheckResult,
 ) -> Result<(), EngineError> {
     let failing_sql = failing_rows(check, table).expect("every other kind is a row check");
-    let sql = format!("SELECT COUNT(*) FROM ({failing_sql})");
-    let failing = count(&collect(ctx, check, &sql, params).await?);
-    let total = match check.kind {
-        CheckKind::Sql(_) => None,
-        _ => Some(totals.rows(ctx, check, table, params).await?),
+    let (failing, total) = match failing_and_total(check, table) {
+        Some(sql) => {
+            let batches = collect(ctx, check, &sql, params).await?;
+            let (failing, total) = (number(&batches, 0), number(&batches, 1));
+            totals.0.entry(table.to_string()).or_insert(total);
+            (failing, Some(total))
+        }
+        None => {
+            let sql = format!("SELECT COUNT(*) FROM ({failing_sql})");
+            let failing = count(&collect(ctx, check, &sql, params).await?);
+            let total = match check.kind {
+                CheckKind::Sql(_) => None,
+                _ => Some(totals.rows(ctx, check, table, params).await?),
+            };
+            (failing, total)
+        }
     };
     let percent = total.map(|t| {
         if t == 0 {
