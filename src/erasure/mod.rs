@@ -97,17 +97,54 @@ pub(crate) fn not_among(table: &str, key: &str) -> String {
     format!("NOT EXISTS (SELECT 1 FROM {table} __e WHERE __e.k = {key})")
 }
 
+/// Which rows of its rules a step keeps (see [`kept_union`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Keep<'a> {
+    /// Only these keys (`explain` of one customer); every key when `None`.
+    pub(crate) only: Option<&'a KeyFilter>,
+    /// Tables this run wrote without erased keys (materialized models with the key column).
+    pub(crate) clean: &'a [String],
+}
+
+/// A rule's keyed rows for [`kept_union`]: its query, and the one table it reads when it is a
+/// rule of conditions (SQL that reads only that table's rows).
+pub(crate) struct Part<'a> {
+    pub(crate) sql: String,
+    pub(crate) reads: Option<&'a str>,
+}
+
 /// The rows of every query in `parts` together (`UNION ALL`) whose key was never erased,
-/// restricted to the keys in `only` when given: how every step starts from its rules.
-pub(crate) fn kept_union(key: &str, parts: &[String], only: Option<&KeyFilter>) -> String {
+/// restricted to `keep.only` when given: how every step starts from its rules. Erased keys are
+/// found by hashing every row's key (SHA-256, about 100 ns a row); rules that read only a table
+/// `keep` says is clean need not be: at 1M customers, 6.8M keys after the profile.
+pub(crate) fn kept_union(key: &str, parts: &[Part], keep: Keep) -> String {
     let k = ident(key);
-    format!(
-        "SELECT * FROM ({}) WHERE {k} IS NOT NULL AND {}{}",
-        parts.join(" UNION ALL "),
-        not_erased(&k),
-        only.map(|f| format!(" AND {}", f.predicate(&k)))
-            .unwrap_or_default()
-    )
+    let (clean, other): (Vec<&Part>, Vec<&Part>) = parts
+        .iter()
+        .partition(|p| p.reads.is_some_and(|t| keep.clean.iter().any(|c| c == t)));
+    let union = |parts: &[&Part]| {
+        let sql: Vec<&str> = parts.iter().map(|p| p.sql.as_str()).collect();
+        sql.join(" UNION ALL ")
+    };
+    let mut kept = Vec::new();
+    if !clean.is_empty() {
+        kept.push(format!(
+            "SELECT * FROM ({}) WHERE {k} IS NOT NULL",
+            union(&clean)
+        ));
+    }
+    if !other.is_empty() {
+        kept.push(format!(
+            "SELECT * FROM ({}) WHERE {k} IS NOT NULL AND {}",
+            union(&other),
+            not_erased(&k)
+        ));
+    }
+    let kept = kept.join(" UNION ALL ");
+    match keep.only {
+        Some(only) => format!("SELECT * FROM ({kept}) WHERE {}", only.predicate(&k)),
+        None => kept,
+    }
 }
 
 /// Checks, reading no rows, that the erasure source has the key column.

@@ -192,12 +192,17 @@ async fn evaluate(
     let erasure = pipeline.erasure.as_ref();
     erasure::register(ctx, key, erasure, state, scratch, params).await?;
     let rules = &pipeline.suppressions;
-    suppressions::evaluate(ctx, rules, key, profile, params, Some(only), scratch).await?;
+    // Every rule's keys are filtered: for the few keys explained, hashing them costs nothing.
+    let keep = erasure::Keep {
+        only: Some(only),
+        clean: &[],
+    };
+    suppressions::evaluate(ctx, rules, key, profile, params, keep, scratch).await?;
     if let Some(segments) = &pipeline.segments {
-        segments::evaluate(ctx, key, segments, rules, params, Some(only), scratch).await?;
+        segments::evaluate(ctx, key, segments, rules, params, keep, scratch).await?;
     }
     if let Some(offers) = &pipeline.offers {
-        offers::evaluate(ctx, key, offers, rules, params, Some(only), scratch).await?;
+        offers::evaluate(ctx, key, offers, rules, params, keep, scratch).await?;
     }
     Ok(())
 }

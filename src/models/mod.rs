@@ -161,23 +161,26 @@ pub(crate) struct ModelRun {
     pub(crate) rows: Option<u64>,
     /// The published table, for a model declared `publish: true`.
     pub(crate) output: Option<Output>,
+    /// Whether erased keys were left out of it (see [`plan_rows`]).
+    pub(crate) without_erased: bool,
 }
 
-/// A model's rows as a run computes them: a materialized model that has the key column leaves
-/// out erased customers, and is sorted by key when published (the erasure filter is a join,
-/// which does not keep the query's order; sorted, the same inputs give the same bytes).
+/// A model's rows as a run computes them, and whether erased keys were left out: a
+/// materialized model that has the key column leaves out erased customers, and is sorted by
+/// key when published (the erasure filter is a join, which does not keep the query's order;
+/// sorted, the same inputs give the same bytes).
 pub(crate) async fn plan_rows(
     ctx: &SessionContext,
     key: Option<&str>,
     model: &Model,
     params: &Params,
-) -> Result<DataFrame, ModelError> {
+) -> Result<(DataFrame, bool), ModelError> {
     let what = model.what();
     let df = engine::plan_query(ctx, &what, &model.query, params).await?;
     let Some(key) =
         key.filter(|k| model.materialize && df.schema().field_with_unqualified_name(k).is_ok())
     else {
-        return Ok(df);
+        return Ok((df, false));
     };
     let scratch = format!("__segflow_unfiltered_{}", model.name);
     engine::register_view(ctx, &what, &scratch, df)?;
@@ -188,7 +191,7 @@ pub(crate) async fn plan_rows(
         String::new()
     };
     let sql = format!("SELECT * FROM {scratch} WHERE {}{order}", not_erased(&k));
-    Ok(engine::plan_step(ctx, &what, &sql, params).await?)
+    Ok((engine::plan_step(ctx, &what, &sql, params).await?, true))
 }
 
 /// Runs one model: a view is only planned; a materialized model is streamed to Parquet (in
@@ -206,9 +209,10 @@ pub(crate) async fn run(
         return Ok(ModelRun {
             rows: None,
             output: None,
+            without_erased: false,
         });
     }
-    let df = plan_rows(ctx, key, model, params).await?;
+    let (df, without_erased) = plan_rows(ctx, key, model, params).await?;
     let relative = format!("models/{}", model.name);
     let base = if model.publish { run_dir } else { work_dir };
     let dir = base.join(&relative);
@@ -226,5 +230,6 @@ pub(crate) async fn run(
     Ok(ModelRun {
         rows: Some(rows),
         output,
+        without_erased,
     })
 }

@@ -1,9 +1,9 @@
 //! The SQL of decisioning, as pure functions of the compiled offers.
 
 use super::{Offer, Offers};
-use crate::erasure::{kept_union, not_erased};
+use crate::erasure::{Keep, Part, kept_union, not_erased};
 use crate::holdouts::{Holdout, group_case};
-use crate::sql::{KeyFilter, all_hold, ident, literal, values};
+use crate::sql::{all_hold, ident, literal, values};
 use crate::suppressions::held_channels;
 
 /// Eligible (customer, offer) pairs with score, priority and reasons.
@@ -34,14 +34,17 @@ pub(super) fn eligible_for(key: &str, profile: &str, offer: &Offer) -> String {
     )
 }
 
-/// Every offer's eligible customers, erased keys left out (restricted to `only` when given).
-pub(super) fn eligible(key: &str, offers: &Offers, only: Option<&KeyFilter>) -> String {
-    let parts: Vec<String> = offers
+/// Every offer's eligible customers, erased keys left out (see [`kept_union`]).
+pub(super) fn eligible(key: &str, offers: &Offers, keep: Keep) -> String {
+    let parts: Vec<Part> = offers
         .list
         .iter()
-        .map(|o| eligible_for(key, &offers.from, o))
+        .map(|o| Part {
+            sql: eligible_for(key, &offers.from, o),
+            reads: Some(&offers.from),
+        })
         .collect();
-    kept_union(key, &parts, only)
+    kept_union(key, &parts, keep)
 }
 
 /// `(offer, channel, bit)`: each channel of an offer gets a bit of its own, so a set of an

@@ -8,9 +8,10 @@ use super::Offers;
 pub(crate) use super::sql::HELD;
 use super::sql::{self, ASSIGNED, CANDIDATES, DECISIONS, ELIGIBLE};
 use crate::engine::{self, EngineError, PlanError, TableLayout};
+use crate::erasure::Keep;
 use crate::holdouts::Holdout;
 use crate::objects::Folder;
-use crate::sql::{KeyFilter, Params};
+use crate::sql::Params;
 use crate::store::{Output, OutputKind, RunDirs};
 use crate::suppressions::{self, Suppression};
 
@@ -63,19 +64,19 @@ pub(crate) async fn plan(
     Ok(())
 }
 
-/// Eligibility, suppressions and the channels left, for the keys in `only` when given: what
-/// the decision chooses from. Reads the suppressions' matches, which must be evaluated first.
+/// Eligibility, suppressions and the channels left, for the keys `keep` keeps: what the
+/// decision chooses from. Reads the suppressions' matches, which must be evaluated first.
 pub(crate) async fn evaluate(
     ctx: &SessionContext,
     key: &str,
     offers: &Offers,
     suppressions: &[Suppression],
     params: &Params,
-    only: Option<&KeyFilter>,
+    keep: Keep<'_>,
     work_dir: &Folder,
 ) -> Result<(), OffersError> {
     plan(ctx, key, offers, params).await?;
-    let eligible = sql::eligible(key, offers, only);
+    let eligible = sql::eligible(key, offers, keep);
     let evaluated = engine::materialize(
         ctx,
         "offer eligibility",

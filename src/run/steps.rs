@@ -38,6 +38,9 @@ pub(super) struct Run<'a> {
     progress: super::Progress,
     /// `--param` overrides, for messages.
     overrides: Vec<(String, String)>,
+    /// The models this run wrote without erased keys: rules that read only them need no
+    /// erasure filter.
+    clean: Vec<String>,
 }
 
 /// A run whose every step succeeded and every gate passed (or was forced): ready to publish.
@@ -94,7 +97,16 @@ impl<'a> Run<'a> {
             manifest,
             progress: locked.progress.clone(),
             overrides: options.params.clone(),
+            clean: Vec::new(),
         })
+    }
+
+    /// Every key's rows, those of the models written without erased keys taken as they are.
+    fn keep(&self) -> erasure::Keep<'_> {
+        erasure::Keep {
+            only: None,
+            clean: &self.clean,
+        }
     }
 
     fn dirs(&self) -> RunDirs<'_> {
@@ -217,6 +229,9 @@ impl<'a> Run<'a> {
                 Some(rows) => info!(model = %model.name, rows, "model done"),
                 None => info!(model = %model.name, "model planned as a view"),
             }
+            if done.without_erased {
+                self.clean.push(model.name.clone());
+            }
             self.manifest.outputs.extend(done.output);
             self.step(&format!("model {}", model.name), done.rows, clock);
         }
@@ -258,7 +273,7 @@ impl<'a> Run<'a> {
             key,
             profile,
             &self.params,
-            None,
+            self.keep(),
             &work_dir,
         )
         .await?;
@@ -314,7 +329,7 @@ impl<'a> Run<'a> {
             segments,
             &pipeline.suppressions,
             &self.params,
-            None,
+            self.keep(),
             dirs.work_dir,
         )
         .await?;
@@ -354,7 +369,7 @@ impl<'a> Run<'a> {
             offers,
             &pipeline.suppressions,
             params,
-            None,
+            self.keep(),
             dirs.work_dir,
         )
         .await?;

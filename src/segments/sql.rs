@@ -2,9 +2,9 @@
 //! audiences, changes, migration and membership history.
 
 use super::{Segment, Segments};
-use crate::erasure::kept_union;
+use crate::erasure::{Keep, Part, kept_union};
 use crate::holdouts::group_case;
-use crate::sql::{KeyFilter, Rule, all_hold, ident, literal};
+use crate::sql::{Rule, all_hold, ident, literal};
 use crate::suppressions::held_channels;
 
 /// Today's members before suppressions: `(key, segment, reasons)`.
@@ -27,36 +27,41 @@ pub(super) fn rule_view(segment: &Segment) -> String {
 }
 
 /// One segment's members as `(key, segment, reasons)`.
-pub(super) fn members_of(key: &str, profile: &str, segment: &Segment) -> String {
+pub(super) fn members_of<'a>(key: &str, profile: &'a str, segment: &Segment) -> Part<'a> {
     let k = ident(key);
     let name = literal(&segment.name);
     match &segment.rule {
         Rule::Conditions(conditions) => {
             let reasons: Vec<&str> = conditions.iter().map(|c| c.reason.as_str()).collect();
-            format!(
-                "SELECT {k}, {name} AS segment, {reasons} AS reasons FROM {profile} WHERE {all}",
-                reasons = literal(&reasons.join("; ")),
-                profile = ident(profile),
-                all = all_hold(conditions),
-            )
+            Part {
+                sql: format!(
+                    "SELECT {k}, {name} AS segment, {reasons} AS reasons FROM {table} WHERE {all}",
+                    reasons = literal(&reasons.join("; ")),
+                    table = ident(profile),
+                    all = all_hold(conditions),
+                ),
+                reads: Some(profile),
+            }
         }
-        Rule::Sql(_) => format!(
-            "SELECT {k}, {name} AS segment, COALESCE(__segflow_reason, {description}) AS reasons FROM {view}",
-            description = literal(&segment.description),
-            view = rule_view(segment),
-        ),
+        Rule::Sql(_) => Part {
+            sql: format!(
+                "SELECT {k}, {name} AS segment, COALESCE(__segflow_reason, {description}) AS reasons FROM {view}",
+                description = literal(&segment.description),
+                view = rule_view(segment),
+            ),
+            reads: None,
+        },
     }
 }
 
-/// Every segment's members before suppressions, erased keys excluded (restricted to `only`
-/// when given).
-pub(super) fn raw_members(key: &str, segments: &Segments, only: Option<&KeyFilter>) -> String {
-    let parts: Vec<String> = segments
+/// Every segment's members before suppressions, erased keys excluded (see [`kept_union`]).
+pub(super) fn raw_members(key: &str, segments: &Segments, keep: Keep) -> String {
+    let parts: Vec<Part> = segments
         .list
         .iter()
         .map(|s| members_of(key, &segments.from, s))
         .collect();
-    kept_union(key, &parts, only)
+    kept_union(key, &parts, keep)
 }
 
 /// The bit that stands for "reached as a whole" in the set of a segment that names no

@@ -12,10 +12,10 @@ pub(crate) use super::sql::HELD;
 use super::sql::{self, MEMBERS, PREVIOUS, RAW, SIDES};
 use super::{Segment, Segments};
 use crate::engine::{self, EngineError, Part, PlanError, RuleColumns, TableLayout};
-use crate::erasure::not_erased;
+use crate::erasure::{Keep, not_erased};
 use crate::location::Location;
 use crate::objects::Folder;
-use crate::sql::{KeyFilter, Params, Rule, ident, idents};
+use crate::sql::{Params, Rule, ident, idents};
 use crate::store::{Output, OutputKind, RunDirs, Written};
 use crate::suppressions::{self, Suppression};
 
@@ -105,11 +105,11 @@ async fn plan_segment(
         }
     }
     let members = sql::members_of(key, &segments.from, segment);
-    engine::plan_located(ctx, &members, params, &segment.at, &what).await?;
+    engine::plan_located(ctx, &members.sql, params, &segment.at, &what).await?;
     Ok(())
 }
 
-/// Today's membership, for the keys in `only` when given: every segment's rule, erased keys
+/// Today's membership, for the keys `keep` keeps: every segment's rule, erased keys
 /// left out, suppressions applied ([`HELD`]), channels and groups assigned (members). Reads
 /// the suppressions' matches, which must be evaluated first.
 pub(crate) async fn evaluate(
@@ -118,11 +118,11 @@ pub(crate) async fn evaluate(
     segments: &Segments,
     suppressions: &[Suppression],
     params: &Params,
-    only: Option<&KeyFilter>,
+    keep: Keep<'_>,
     work_dir: &Folder,
 ) -> Result<(), SegmentsError> {
     plan_rules(ctx, key, segments, params).await?;
-    let raw = sql::raw_members(key, segments, only);
+    let raw = sql::raw_members(key, segments, keep);
     if let Err(err) =
         engine::materialize(ctx, "segment membership", &raw, params, work_dir, RAW).await
     {

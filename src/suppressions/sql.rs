@@ -2,8 +2,8 @@
 //! Pure functions of the compiled rules: what they return is what a run and `explain` execute.
 
 use super::Suppression;
-use crate::erasure::kept_union;
-use crate::sql::{KeyFilter, Rule, all_hold, ident, literal, row, values};
+use crate::erasure::{Keep, Part, kept_union};
+use crate::sql::{Rule, all_hold, ident, literal, row, values};
 
 /// The registered view of a SQL rule's keys (with `__segflow_detail`, `__segflow_offer`).
 pub(super) fn rule_view(suppression: &Suppression) -> String {
@@ -13,21 +13,31 @@ pub(super) fn rule_view(suppression: &Suppression) -> String {
 /// One rule's matches as `(key, suppression, detail, offer)`. What is the same for every
 /// match of a rule (its reason, and the detail of a rule of conditions) is not repeated on
 /// every row: [`suppressed`] adds it from [`rules`] once the table is written.
-pub(super) fn matches_query(key: &str, profile: &str, suppression: &Suppression) -> String {
+pub(super) fn matches_query<'a>(
+    key: &str,
+    profile: &'a str,
+    suppression: &Suppression,
+) -> Part<'a> {
     let k = ident(key);
     let name = literal(&suppression.name);
     match &suppression.rule {
-        Rule::Conditions(conditions) => format!(
-            "SELECT {k}, {name} AS suppression, CAST(NULL AS VARCHAR) AS detail, \
-             CAST(NULL AS VARCHAR) AS offer FROM {profile} WHERE {all}",
-            profile = ident(profile),
-            all = all_hold(conditions),
-        ),
-        Rule::Sql(_) => format!(
-            "SELECT {k}, {name} AS suppression, __segflow_detail AS detail, \
-             __segflow_offer AS offer FROM {view}",
-            view = rule_view(suppression),
-        ),
+        Rule::Conditions(conditions) => Part {
+            sql: format!(
+                "SELECT {k}, {name} AS suppression, CAST(NULL AS VARCHAR) AS detail, \
+                 CAST(NULL AS VARCHAR) AS offer FROM {table} WHERE {all}",
+                table = ident(profile),
+                all = all_hold(conditions),
+            ),
+            reads: Some(profile),
+        },
+        Rule::Sql(_) => Part {
+            sql: format!(
+                "SELECT {k}, {name} AS suppression, __segflow_detail AS detail, \
+                 __segflow_offer AS offer FROM {view}",
+                view = rule_view(suppression),
+            ),
+            reads: None,
+        },
     }
 }
 
@@ -62,12 +72,12 @@ pub(super) fn rules(suppressions: &[Suppression]) -> String {
 /// rule's shared detail filled in from [`rules`] (alias `r`).
 pub(super) const DETAIL: &str = "COALESCE(h.detail, r.detail)";
 
-/// Every rule's matches, erased customers left out (restricted to `only` when given).
+/// Every rule's matches, erased customers left out (see [`kept_union`]).
 pub(super) fn all_matches(
     key: &str,
     profile: &str,
     suppressions: &[Suppression],
-    only: Option<&KeyFilter>,
+    keep: Keep,
 ) -> String {
     let k = ident(key);
     if suppressions.is_empty() {
@@ -77,11 +87,11 @@ pub(super) fn all_matches(
             ident(profile)
         );
     }
-    let parts: Vec<String> = suppressions
+    let parts: Vec<Part> = suppressions
         .iter()
         .map(|s| matches_query(key, profile, s))
         .collect();
-    kept_union(key, &parts, only)
+    kept_union(key, &parts, keep)
 }
 
 /// A segment or an offer, and the channels it is activated through.

@@ -8,6 +8,7 @@ use super::Suppression;
 pub(crate) use super::sql::Held;
 use super::sql::{DETAIL, all_matches, counts, matches_query, rule_view, rules, suppressed};
 use crate::engine::{self, EngineError, PlanError, RuleColumns, TableLayout};
+use crate::erasure::Keep;
 use crate::objects::Folder;
 use crate::sql::{KeyFilter, Params, Rule, ident};
 use crate::store::{Output, OutputKind};
@@ -59,24 +60,23 @@ pub(crate) async fn plan(
             }
         }
         let sql = matches_query(key, profile, suppression);
-        engine::plan_located(ctx, &sql, params, &suppression.at, &what).await?;
+        engine::plan_located(ctx, &sql.sql, params, &suppression.at, &what).await?;
     }
     Ok(())
 }
 
-/// Evaluates every rule once into [`MATCHES`] (scratch space), for the keys in `only` when
-/// given.
+/// Evaluates every rule once into [`MATCHES`] (scratch space), for the keys `keep` keeps.
 pub(crate) async fn evaluate(
     ctx: &SessionContext,
     suppressions: &[Suppression],
     key: &str,
     profile: &str,
     params: &Params,
-    only: Option<&KeyFilter>,
+    keep: Keep<'_>,
     work_dir: &Folder,
 ) -> Result<(), SuppressionsError> {
     plan(ctx, suppressions, key, profile, params).await?;
-    let sql = all_matches(key, profile, suppressions, only);
+    let sql = all_matches(key, profile, suppressions, keep);
     if let Err(err) =
         engine::materialize(ctx, "suppressions", &sql, params, work_dir, MATCHES).await
     {

@@ -99,6 +99,17 @@ fn customers_are_never_sold_what_they_hold_nor_emailed_without_consent() {
 #[test]
 fn erased_customer_disappears_from_every_published_file_and_stays_gone() {
     let p = Project::fixture("stories");
+    // Rules of conditions read the profile, which a run writes without erased customers; a SQL
+    // rule may read a source, which still holds them.
+    p.write(
+        "sql/stories/crm_everyone.sql",
+        "select customer_id from customers",
+    );
+    p.edit(
+        PIPELINE,
+        "    winter_promo:",
+        "    crm_everyone:\n      description: Everyone in the CRM\n      channels: [mail]\n      sql: sql/stories/crm_everyone.sql\n    winter_promo:",
+    );
     run(&p, "2026-11-01");
     let everything = |date: &str| {
         p.duckdb(
