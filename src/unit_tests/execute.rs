@@ -227,16 +227,8 @@ async fn actual(
         (_, None) => unreachable!("tests of segments, suppressions and offers need a key"),
     };
     let rules = &pipeline.suppressions;
-    suppressions::evaluate(
-        &ctx,
-        rules,
-        key,
-        profile,
-        params,
-        erasure::Keep::default(),
-        &work_dir,
-    )
-    .await?;
+    let keep = erasure::Keep::default();
+    suppressions::evaluate(&ctx, rules, key, profile, params, keep, &work_dir).await?;
     let dirs = RunDirs {
         run_dir: &run_dir,
         work_dir: &work_dir,
@@ -254,16 +246,7 @@ async fn actual(
         }
         Target::Segment(name) => {
             let segments = pipeline.segments.as_ref().expect("checked when prepared");
-            segments::evaluate(
-                &ctx,
-                key,
-                segments,
-                rules,
-                params,
-                erasure::Keep::default(),
-                &work_dir,
-            )
-            .await?;
+            segments::evaluate(&ctx, key, segments, rules, params, keep, &work_dir).await?;
             let columns = &pipeline.activation_columns;
             segments::publish(&ctx, key, segments, columns, params, dirs).await?;
             let audience = run_dir.join(&format!("audiences/segment={name}"));
@@ -271,16 +254,7 @@ async fn actual(
         }
         Target::Offers(offer) => {
             let offers = pipeline.offers.as_ref().expect("checked when prepared");
-            offers::evaluate(
-                &ctx,
-                key,
-                offers,
-                rules,
-                params,
-                erasure::Keep::default(),
-                &work_dir,
-            )
-            .await?;
+            offers::evaluate(&ctx, key, offers, rules, params, keep, &work_dir).await?;
             let refused = offers::decide(&ctx, key, offers, params, &work_dir).await?;
             let global = pipeline.segments.as_ref().and_then(|s| s.holdout.as_ref());
             offers::publish(&ctx, key, offers, global, &refused, params, dirs).await?;
