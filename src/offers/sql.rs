@@ -107,26 +107,18 @@ pub(super) fn no_refusals(key: &str) -> String {
     format!("SELECT {}, offer FROM {CANDIDATES} WHERE false", ident(key))
 }
 
-/// Each limited offer's capacity as SQL over an `offer` column, and the list of those offers
-/// (`None` when no offer has a capacity).
-fn capacity(offers: &Offers) -> Option<(String, String)> {
-    let limited: Vec<(String, u64)> = offers
+/// Each offer's capacity as SQL over an `offer` column (NULL: unlimited); `None` when no offer
+/// has one.
+fn capacity(offers: &Offers) -> Option<String> {
+    let limited: Vec<String> = offers
         .list
         .iter()
-        .filter_map(|o| o.capacity.map(|c| (literal(&o.name), c)))
+        .filter_map(|o| {
+            o.capacity
+                .map(|c| format!("WHEN {} THEN {c}", literal(&o.name)))
+        })
         .collect();
-    if limited.is_empty() {
-        return None;
-    }
-    let cases: Vec<String> = limited
-        .iter()
-        .map(|(name, c)| format!("WHEN {name} THEN {c}"))
-        .collect();
-    let names: Vec<&str> = limited.iter().map(|(name, _)| name.as_str()).collect();
-    Some((
-        format!("CASE offer {} END", cases.join(" ")),
-        names.join(", "),
-    ))
+    (!limited.is_empty()).then(|| format!("CASE offer {} END", limited.join(" ")))
 }
 
 /// What each customer proposes in a round: their best `max_per_customer` candidates not
@@ -148,9 +140,14 @@ fn proposals(key: &str, offers: &Offers, refused: &str) -> String {
 pub(super) fn refusals_after_round(key: &str, offers: &Offers, refused: &str) -> String {
     let k = ident(key);
     let before = format!("SELECT {k}, offer FROM {refused}");
-    let Some((capacity, limited)) = capacity(offers) else {
+    let Some(capacity) = capacity(offers) else {
         return before;
     };
+    // A list of names filters the proposals in a fraction of the time the `CASE` takes.
+    let limited: Vec<String> = (offers.list.iter())
+        .filter(|o| o.capacity.is_some())
+        .map(|o| literal(&o.name))
+        .collect();
     format!(
         "{before} UNION ALL \
          SELECT {k}, offer FROM ( \
@@ -158,6 +155,7 @@ pub(super) fn refusals_after_round(key: &str, offers: &Offers, refused: &str) ->
                   ROW_NUMBER() OVER (PARTITION BY p.offer ORDER BY p.score DESC, p.tie_break, p.{k}) AS position \
            FROM ({proposals}) p WHERE p.offer IN ({limited})) \
          WHERE position > capacity",
+        limited = limited.join(", "),
         proposals = proposals(key, offers, refused)
     )
 }

@@ -491,7 +491,7 @@ fn features(m: &Manifest) -> String {
                 f.reason.as_deref().unwrap_or("full refresh")
             ),
         };
-        // A feature without windows keeps no per-day partials.
+        // None written: a feature without windows computed from all its events keeps no days.
         let days = match f.days_ms {
             0 => String::new(),
             ms => format!(", per-day partials {}", seconds(ms)),
