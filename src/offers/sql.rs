@@ -200,23 +200,27 @@ pub(super) fn decisions(key: &str, refused: &str) -> String {
     )
 }
 
-/// The previous run's decisions by rank (erased customers left out), or none.
+/// The previous run's decisions by rank (erased customers left out), or none: a row per
+/// channel of `offers/`, as many for a (customer, rank) as it had channels.
 pub(super) fn previous(key: &str, table: Option<&str>) -> String {
     let k = ident(key);
     match table {
         Some(table) => format!(
-            "SELECT DISTINCT {k}, rank, offer FROM {table} p WHERE {}",
+            "SELECT {k}, rank, offer FROM {table} p WHERE {}",
             not_erased(&format!("p.{k}"))
         ),
         None => format!("SELECT {k}, rank, offer FROM {ASSIGNED} WHERE false"),
     }
 }
 
-/// `offer_changes/`: by rank, offers that are new, dropped or swapped since `before`.
+/// `offer_changes/`: by rank, offers that are new, dropped or swapped since `before`. Rows
+/// `before` repeats (one per channel) are made distinct after the join, where only the few
+/// changes are left: before it, the previous offers' (customer, rank) pairs are in key order,
+/// and DataFusion groups them in its ordered mode, which costs more than the join.
 pub(super) fn changes(key: &str, before: &str) -> String {
     let k = ident(key);
     format!(
-        "SELECT COALESCE(t.{k}, y.{k}) AS {k}, COALESCE(t.rank, y.rank) AS rank, \
+        "SELECT DISTINCT COALESCE(t.{k}, y.{k}) AS {k}, COALESCE(t.rank, y.rank) AS rank, \
            CASE WHEN y.offer IS NULL THEN 'new' WHEN t.offer IS NULL THEN 'dropped' ELSE 'swapped' END AS change, \
            t.offer AS offer, y.offer AS previous_offer \
          FROM (SELECT {k}, rank, offer FROM {ASSIGNED}) t FULL OUTER JOIN ({before}) y ON y.{k} = t.{k} AND y.rank = t.rank \

@@ -23,6 +23,13 @@ pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// A string column of a few distinct texts as a dictionary: sorting or joining a large table
+/// then moves each row's key into the dictionary instead of its text. Published tables store
+/// plain strings again (see `store::parquet`).
+pub(crate) fn dictionary(column: &str) -> String {
+    format!("arrow_cast({column}, 'Dictionary(Int32, Utf8)')")
+}
+
 /// A comma-separated list of quoted identifiers.
 pub(crate) fn idents<S: AsRef<str>>(names: &[S]) -> String {
     names

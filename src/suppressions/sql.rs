@@ -3,7 +3,7 @@
 
 use super::Suppression;
 use crate::erasure::{Keep, Part, kept_union};
-use crate::sql::{Rule, all_hold, ident, literal, row, values};
+use crate::sql::{Rule, all_hold, dictionary, ident, literal, row, values};
 
 /// The registered view of a SQL rule's keys (with `__segflow_detail`, `__segflow_offer`).
 pub(super) fn rule_view(suppression: &Suppression) -> String {
@@ -242,18 +242,26 @@ pub(super) fn suppressed(key: &str, held: &[Held], suppressions: &[Suppression])
                 .collect();
             format!(
                 "SELECT h.{k}, t.held_back_from, t.position, h.suppression, h.detail FROM {table} h \
-                 JOIN ({targets}) t ON t.target = h.{what} AND t.channel = h.channel",
+                 JOIN (SELECT target, channel, {text} AS held_back_from, position FROM ({targets})) t \
+                 ON t.target = h.{what} AND t.channel = h.channel",
                 table = h.table,
+                text = dictionary("held_back_from"),
                 targets = values(rows, &["target", "channel", "held_back_from", "position"]),
                 what = ident(h.what),
             )
         })
         .collect();
+    // The rule's name and reason come from the rules' table too, as dictionaries: sorting the
+    // rows then moves three texts' keys instead of the texts (at 1M customers, 5.1M rows).
     format!(
-        "SELECT h.{k}, h.held_back_from, h.suppression, r.reason, {DETAIL} AS detail \
-         FROM ({held}) AS h JOIN ({rules}) AS r ON r.suppression = h.suppression \
+        "SELECT h.{k}, h.held_back_from, r.name AS suppression, r.reason, {DETAIL} AS detail \
+         FROM ({held}) AS h \
+         JOIN (SELECT suppression, {name} AS name, {reason} AS reason, detail, position FROM ({rules})) AS r \
+         ON r.suppression = h.suppression \
          ORDER BY h.{k}, h.position, r.position",
         held = parts.join(" UNION ALL "),
+        name = dictionary("suppression"),
+        reason = dictionary("reason"),
         rules = rules(suppressions),
     )
 }
