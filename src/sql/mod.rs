@@ -23,9 +23,9 @@ pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// A string column of a few distinct texts as a dictionary: sorting or joining a large table
-/// then moves each row's key into the dictionary instead of its text. Published tables store
-/// plain strings again (see `store::parquet`).
+/// A string column of a few distinct texts as a dictionary: a large table sorted or joined
+/// then holds each row's key into the dictionary instead of a copy of its text. Published
+/// tables store plain strings again (see `store::parquet`).
 pub(crate) fn dictionary(column: &str) -> String {
     format!("arrow_cast({column}, 'Dictionary(Int32, Utf8)')")
 }

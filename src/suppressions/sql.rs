@@ -251,8 +251,9 @@ pub(super) fn suppressed(key: &str, held: &[Held], suppressions: &[Suppression])
             )
         })
         .collect();
-    // The rule's name and reason come from the rules' table too, as dictionaries: sorting the
-    // rows then moves three texts' keys instead of the texts (at 1M customers, 5.1M rows).
+    // The rule's name and reason come from the rules' table too, as dictionaries: the sorted
+    // rows then hold keys into three small dictionaries instead of copies of the texts (at 1M
+    // customers 5.1M rows, 501 MB sorted instead of 675 MB; no faster).
     format!(
         "SELECT h.{k}, h.held_back_from, r.name AS suppression, r.reason, {DETAIL} AS detail \
          FROM ({held}) AS h \
