@@ -1,7 +1,9 @@
 //! The SQL of row checks: the query returning a check's failing rows.
 
+use datafusion::arrow::datatypes::DataType;
+
 use super::{Check, CheckKind};
-use crate::sql::{ident, idents};
+use crate::sql::{ident, idents, literal};
 
 /// The registered view of a SQL check's query.
 pub(super) fn sql_view(check: &Check) -> String {
@@ -86,11 +88,20 @@ fn any_null(prefix: &str, cols: &[String]) -> String {
         .join(" OR ")
 }
 
-/// The newest date of `column` on or before the run date.
-pub(super) fn newest(table: &str, column: &str) -> String {
+/// The newest date of `column` on or before the run date. A column of timestamps without a time
+/// zone (`timestamp`, its Arrow type) is compared with the start of the next day, of the same
+/// type, rather than cast to a date row by row: on a year of events a third of the time.
+pub(super) fn newest(table: &str, column: &str, timestamp: Option<&DataType>) -> String {
     let c = ident(column);
+    let on_or_before = match timestamp {
+        Some(t) => format!(
+            "{c} < arrow_cast($run_date + 1, {})",
+            literal(&t.to_string())
+        ),
+        None => format!("CAST({c} AS DATE) <= $run_date"),
+    };
     format!(
-        "SELECT CAST(MAX({c}) AS DATE) FROM {} WHERE CAST({c} AS DATE) <= $run_date",
+        "SELECT CAST(MAX({c}) AS DATE) FROM {} WHERE {on_or_before}",
         ident(table)
     )
 }
@@ -115,6 +126,60 @@ mod tests {
 
     /// The one-pass count of `unique` and `primary_key` agrees with counting their failing
     /// rows, NULL keys and keys of two columns included.
+    #[tokio::test]
+    async fn newest_timestamp_is_compared_without_casting_and_agrees_with_the_cast() {
+        use datafusion::arrow::array::{Array, AsArray, RecordBatch, TimestampMicrosecondArray};
+        use datafusion::arrow::datatypes::Date32Type;
+        use datafusion::prelude::SessionContext;
+        let micros = |text: &str| {
+            let t = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+            t.and_utc().timestamp_micros()
+        };
+        let ctx = SessionContext::new();
+        let tables = [
+            // The last microsecond of the run date, the next day's first, a far sentinel.
+            (
+                "t",
+                vec![
+                    "2026-11-19 12:00:00.0",
+                    "2026-11-20 23:59:59.999999",
+                    "2026-11-21 00:00:00.0",
+                    "9999-12-31 00:00:00.0",
+                ],
+            ),
+            (
+                "later",
+                vec!["2026-11-21 00:00:00.0", "9999-12-31 00:00:00.0"],
+            ),
+        ];
+        for (name, times) in &tables {
+            let column = TimestampMicrosecondArray::from(
+                times.iter().map(|t| micros(t)).collect::<Vec<_>>(),
+            );
+            let batch =
+                RecordBatch::try_from_iter([("at", std::sync::Arc::new(column) as _)]).unwrap();
+            ctx.register_batch(*name, batch).unwrap();
+        }
+        let typed = ctx
+            .table("t")
+            .await
+            .unwrap()
+            .schema()
+            .field(0)
+            .data_type()
+            .clone();
+        for (name, expected) in [("t", Some(20_777)), ("later", None)] {
+            let mut days = Vec::new();
+            for timestamp in [Some(&typed), None] {
+                let sql = newest(name, "at", timestamp).replace("$run_date", "DATE '2026-11-20'");
+                let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+                let column = batches[0].column(0).as_primitive::<Date32Type>();
+                days.push((!column.is_null(0)).then(|| column.value(0)));
+            }
+            assert_eq!(days, [expected, expected], "{name}");
+        }
+    }
+
     #[tokio::test]
     async fn duplicates_are_counted_as_their_failing_rows() {
         use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};

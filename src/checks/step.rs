@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
+use datafusion::common::TableReference;
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
@@ -113,7 +114,11 @@ pub(crate) async fn plan(
         let sql = match &check.kind {
             CheckKind::Freshness { column, .. } => {
                 check_date_column(ctx, check, table, column, params).await?;
-                newest(table, column)
+                newest(
+                    table,
+                    column,
+                    naive_timestamp(ctx, table, column).await.as_ref(),
+                )
             }
             _ => failing_rows(check, table)
                 .unwrap_or_else(|| format!("SELECT COUNT(*) FROM {}", ident(table))),
@@ -121,6 +126,13 @@ pub(crate) async fn plan(
         engine::plan_sql(ctx, &sql, params).await.map_err(located)?;
     }
     Ok(())
+}
+
+/// The type of `column` of `table` if it holds timestamps without a time zone.
+async fn naive_timestamp(ctx: &SessionContext, table: &str, column: &str) -> Option<DataType> {
+    let df = ctx.table(TableReference::bare(table)).await.ok()?;
+    let field = df.schema().field_with_unqualified_name(column).ok()?;
+    matches!(field.data_type(), DataType::Timestamp(_, None)).then(|| field.data_type().clone())
 }
 
 /// Freshness needs a date or timestamp column.
@@ -269,7 +281,12 @@ async fn freshness(
     result: &mut CheckResult,
 ) -> Result<(), EngineError> {
     let run_date = params.run_date();
-    let batches = collect(ctx, check, &newest(table, column), params).await?;
+    let sql = newest(
+        table,
+        column,
+        naive_timestamp(ctx, table, column).await.as_ref(),
+    );
+    let batches = collect(ctx, check, &sql, params).await?;
     let newest: Option<NaiveDate> = batches.first().filter(|b| b.num_rows() > 0).and_then(|b| {
         let array = b.column(0);
         (array.data_type() == &DataType::Date32 && !array.is_null(0)).then(|| {
