@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type};
-use datafusion::common::TableReference;
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
@@ -113,12 +112,8 @@ pub(crate) async fn plan(
         }
         let sql = match &check.kind {
             CheckKind::Freshness { column, .. } => {
-                check_date_column(ctx, check, table, column, params).await?;
-                newest(
-                    table,
-                    column,
-                    naive_timestamp(ctx, table, column).await.as_ref(),
-                )
+                let column_type = check_date_column(ctx, check, table, column, params).await?;
+                newest(table, column, &column_type)
             }
             _ => failing_rows(check, table)
                 .unwrap_or_else(|| format!("SELECT COUNT(*) FROM {}", ident(table))),
@@ -128,21 +123,14 @@ pub(crate) async fn plan(
     Ok(())
 }
 
-/// The type of `column` of `table` if it holds timestamps without a time zone.
-async fn naive_timestamp(ctx: &SessionContext, table: &str, column: &str) -> Option<DataType> {
-    let df = ctx.table(TableReference::bare(table)).await.ok()?;
-    let field = df.schema().field_with_unqualified_name(column).ok()?;
-    matches!(field.data_type(), DataType::Timestamp(_, None)).then(|| field.data_type().clone())
-}
-
-/// Freshness needs a date or timestamp column.
+/// Freshness needs a date or timestamp column: its type.
 async fn check_date_column(
     ctx: &SessionContext,
     check: &Check,
     table: &str,
     column: &str,
     params: &Params,
-) -> Result<(), PlanError> {
+) -> Result<DataType, PlanError> {
     let what = format!("check {}", check.name);
     let sql = format!("SELECT {} FROM {}", ident(column), ident(table));
     let df = engine::plan_located(ctx, &sql, params, &check.at, &what).await?;
@@ -151,7 +139,7 @@ async fn check_date_column(
         data_type,
         DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)
     ) {
-        return Ok(());
+        return Ok(data_type);
     }
     Err(PlanError::Invalid {
         at: check.at.clone(),
@@ -279,14 +267,10 @@ async fn freshness(
     max_age_days: u32,
     params: &Params,
     result: &mut CheckResult,
-) -> Result<(), EngineError> {
+) -> Result<(), ChecksError> {
     let run_date = params.run_date();
-    let sql = newest(
-        table,
-        column,
-        naive_timestamp(ctx, table, column).await.as_ref(),
-    );
-    let batches = collect(ctx, check, &sql, params).await?;
+    let column_type = check_date_column(ctx, check, table, column, params).await?;
+    let batches = collect(ctx, check, &newest(table, column, &column_type), params).await?;
     let newest: Option<NaiveDate> = batches.first().filter(|b| b.num_rows() > 0).and_then(|b| {
         let array = b.column(0);
         (array.data_type() == &DataType::Date32 && !array.is_null(0)).then(|| {
