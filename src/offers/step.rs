@@ -206,14 +206,14 @@ pub(crate) async fn publish(
     let previous = match before {
         Some(dir) => {
             engine::register_parquet(ctx, "__segflow_previous_offers", &dir).await?;
-            sql::previous(key, Some("__segflow_previous_offers"))
+            Some(sql::previous(key, "__segflow_previous_offers"))
         }
-        None => sql::previous(key, None),
+        None => None,
     };
     outputs.push(
         write(
             "offer_changes",
-            sql::changes(key, &previous),
+            sql::changes(key, previous.as_deref()),
             OutputKind::Changes,
         )
         .await?,

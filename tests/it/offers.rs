@@ -96,6 +96,19 @@ fn decisions_are_deterministic_and_changes_are_tracked() {
     p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
     let file = "out/offers/runs/run_date=2026-11-01/offers/part-00000.parquet";
     let first = std::fs::read(p.path(file)).unwrap();
+    // Without a previous run every offer is new: once per (customer, rank), not per channel.
+    let new = p.duckdb(
+        "offers",
+        "select customer_id, rank, change, offer, typeof(previous_offer), previous_offer is null \
+         from read_parquet('{out}/runs/run_date=2026-11-01/offer_changes/*.parquet') order by 1, 2",
+    );
+    let assigned = p.duckdb(
+        "offers",
+        "select distinct customer_id, rank, 'new', offer, 'VARCHAR', true \
+         from read_parquet('{out}/runs/run_date=2026-11-01/offers/*.parquet') order by 1, 2",
+    );
+    assert!(!new.is_empty());
+    assert_eq!(new, assigned);
     p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
     assert_eq!(std::fs::read(p.path(file)).unwrap(), first);
 
