@@ -58,21 +58,28 @@ fn normalize_email_into(email: &str, out: &mut String) -> bool {
         .any(|d| domain.eq_ignore_ascii_case(d))
     {
         let mailbox = local.split('+').next().unwrap_or_default();
-        out.extend(
-            mailbox
-                .chars()
-                .filter(|&c| c != '.')
-                .flat_map(char::to_lowercase),
-        );
+        out.extend(mailbox.chars().filter(|&c| c != '.'));
         if out.is_empty() {
             return false;
         }
     } else {
-        out.extend(local.chars().flat_map(char::to_lowercase));
+        out.push_str(local);
     }
     out.push('@');
-    out.extend(domain.chars().flat_map(char::to_lowercase));
+    out.push_str(domain);
+    lower_case(out);
     true
+}
+
+/// Lower-cases each character of `text` on its own (`char::to_lowercase`, as Customer Match
+/// asks), in place byte by byte when the text is ASCII, as nearly every address is: a
+/// character at a time it took most of `sha256_email`'s time.
+fn lower_case(text: &mut String) {
+    if text.is_ascii() {
+        text.make_ascii_lowercase();
+    } else {
+        *text = text.chars().flat_map(char::to_lowercase).collect();
+    }
 }
 
 /// What an email function returns for a valid address.
@@ -204,6 +211,12 @@ mod tests {
         assert_eq!(
             norm("ÉLODIE@Exemple.FR").as_deref(),
             Some("élodie@exemple.fr")
+        );
+        // Each character on its own: a capital sigma is always σ, at the end of a word too.
+        assert_eq!(norm("ΟΔΟΣ@Gmail.com").as_deref(), Some("οδοσ@gmail.com"));
+        assert_eq!(
+            norm("İ@example.com").as_deref(),
+            Some("i\u{307}@example.com")
         );
     }
 
