@@ -61,7 +61,7 @@ in_chain = lambda step: step.startswith(("model ", "feature ")) or step == "regi
 def measured(r):
     """One round's figures: segflow's run and DuckDB's chain, each as printed below."""
     run_s, run_mib = timed(f"segflow.{r}.time")
-    duck_wall, duck_mib = timed(f"duckdb.{r}.time")
+    _, duck_mib = timed(f"duckdb.{r}.time")
     duck_models, duck_state = map(float, open(f"duckdb.{r}.seconds").read().split())
     m = json.load(open(f"manifest.{r}.json"))
     steps = {s["step"]: s["elapsed_ms"] / 1000 for s in m["steps"]}

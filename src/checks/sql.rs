@@ -3,7 +3,7 @@
 use datafusion::arrow::datatypes::DataType;
 
 use super::{Check, CheckKind};
-use crate::sql::{ident, idents, literal};
+use crate::sql::{arrow_cast, ident, idents};
 
 /// The registered view of a SQL check's query.
 pub(super) fn sql_view(check: &Check) -> String {
@@ -95,10 +95,9 @@ fn any_null(prefix: &str, cols: &[String]) -> String {
 pub(super) fn newest(table: &str, column: &str, column_type: &DataType) -> String {
     let c = ident(column);
     let on_or_before = match column_type {
-        DataType::Timestamp(_, None) => format!(
-            "{c} < arrow_cast($run_date + 1, {})",
-            literal(&column_type.to_string())
-        ),
+        DataType::Timestamp(_, None) => {
+            format!("{c} < {}", arrow_cast("$run_date + 1", column_type))
+        }
         _ => format!("CAST({c} AS DATE) <= $run_date"),
     };
     format!(

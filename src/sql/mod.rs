@@ -3,6 +3,8 @@
 //! query) that segments, suppressions and offers share, and the quoting of names and values in
 //! SQL that segflow generates.
 
+use datafusion::arrow::datatypes::DataType;
+
 mod params;
 mod query;
 mod rule;
@@ -23,11 +25,18 @@ pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `expr` as the Arrow type `to`, exactly (DataFusion's `arrow_cast`): for types SQL cannot
+/// name, such as a timestamp's unit or a dictionary.
+pub(crate) fn arrow_cast(expr: &str, to: &DataType) -> String {
+    format!("arrow_cast({expr}, {})", literal(&to.to_string()))
+}
+
 /// A string column of a few distinct texts as a dictionary: a large table sorted or joined
 /// then holds each row's key into the dictionary instead of a copy of its text. Published
 /// tables store plain strings again (see `store::parquet`).
 pub(crate) fn dictionary(column: &str) -> String {
-    format!("arrow_cast({column}, 'Dictionary(Int32, Utf8)')")
+    let texts = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    arrow_cast(column, &texts)
 }
 
 /// A comma-separated list of quoted identifiers.
