@@ -13,10 +13,11 @@ mod small_side;
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::DataFusionError;
 use datafusion::config::{ConfigOptions, SpillCompression, TableParquetOptions};
@@ -36,8 +37,10 @@ use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, execute_stream};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use futures::StreamExt;
 
 pub(crate) use aside::{Aside, write_frame_setting_aside};
 #[cfg(feature = "ballista")]
@@ -1143,6 +1146,52 @@ pub(crate) async fn write_query(
 ) -> Result<Written, EngineError> {
     let df = plan_step(ctx, what, sql, params).await?;
     write_frame(what, df, target, root, layout).await
+}
+
+/// Sees every batch of a result on its way into Parquet (see [`write_query_observed`]).
+pub(crate) trait Observer: Send + 'static {
+    fn observe(&mut self, batch: &RecordBatch) -> Result<(), DataFusionError>;
+}
+
+/// [`write_query`], showing each batch of the result to `observer` on its way into Parquet, in
+/// the result's order, and handing the observer back: what a step counts of a table it
+/// publishes is taken from the rows as they are written instead of reading the table again.
+/// On a cluster the result streams through this process too (see [`execute`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn write_query_observed<O: Observer>(
+    ctx: &SessionContext,
+    what: &str,
+    sql: &str,
+    params: &Params,
+    target: &Folder,
+    root: &Folder,
+    layout: TableLayout,
+    observer: O,
+) -> Result<(Written, O), EngineError> {
+    let df = plan_step(ctx, what, sql, params).await?;
+    let mut result = execute(what, df, Groups::Whole).await?;
+    let shared = Arc::new(std::sync::Mutex::new(observer));
+    let seeing = Arc::clone(&shared);
+    let schema = result.stream.schema();
+    let observed = result.stream.map(move |batch| {
+        let batch = batch?;
+        let mut observer = seeing.lock().unwrap_or_else(PoisonError::into_inner);
+        observer.observe(&batch)?;
+        Ok(batch)
+    });
+    result.stream = Box::pin(RecordBatchStreamAdapter::new(schema, observed));
+    let written = write_result(what, result, target, root, layout).await?;
+    // The stream, and with it the other handle on the observer, is gone once written.
+    let observer = Arc::into_inner(shared).ok_or_else(|| {
+        let held = "the observed stream outlived its write".into();
+        EngineError::execution(what, DataFusionError::Internal(held))
+    })?;
+    Ok((
+        written,
+        observer
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner),
+    ))
 }
 
 /// Streams generated SQL into scratch Parquet under `work_dir` and registers it as `table`, so

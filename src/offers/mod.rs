@@ -19,6 +19,7 @@
 //! rank from the single decision; an email tool filters `channel = 'email'`.
 
 mod compile;
+mod counts;
 mod explain;
 mod sql;
 mod step;

@@ -15,8 +15,6 @@ pub(crate) const HELD: &str = "__segflow_held_offers";
 pub(super) const CANDIDATES: &str = "__segflow_offer_candidates";
 /// The decision: `(key, offer, score, reasons, channels, rank)`.
 pub(super) const ASSIGNED: &str = "__segflow_offers_assigned";
-/// Every eligible (customer, offer) and what became of it.
-pub(super) const DECISIONS: &str = "__segflow_offer_decisions";
 
 /// One offer's eligible customers with its score.
 pub(super) fn eligible_for(key: &str, profile: &str, offer: &Offer) -> String {
@@ -183,20 +181,61 @@ pub(super) fn published(key: &str, offers: &Offers, global: Option<&Holdout>) ->
     )
 }
 
-/// `decisions/`: every eligible (customer, offer) and what became of it.
+/// What became of an eligible (customer, offer): `decisions/`' `status`.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Status {
+    Assigned,
+    /// Held back on every channel.
+    Suppressed,
+    /// Wanted, but the offer's capacity went to others.
+    Capacity,
+    /// Better offers filled the customer's slots.
+    Outranked,
+}
+
+impl Status {
+    /// Every status, in the order they are declared (`status as usize` is a place in it).
+    pub(super) const ALL: [Status; 4] = [
+        Status::Assigned,
+        Status::Suppressed,
+        Status::Capacity,
+        Status::Outranked,
+    ];
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Status::Assigned => "assigned",
+            Status::Suppressed => "suppressed",
+            Status::Capacity => "capacity",
+            Status::Outranked => "outranked",
+        }
+    }
+
+    pub(super) fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// `decisions/`: every eligible (customer, offer) and what became of it, sorted by (key,
+/// offer).
 pub(super) fn decisions(key: &str, refused: &str) -> String {
     let k = ident(key);
+    let status = |s: Status| literal(s.name());
     format!(
         "SELECT e.{k}, e.offer, e.score, \
-           CASE WHEN a.rank IS NOT NULL THEN 'assigned' \
-                WHEN c.{k} IS NULL THEN 'suppressed' \
-                WHEN r.{k} IS NOT NULL THEN 'capacity' \
-                ELSE 'outranked' END AS status, \
+           CASE WHEN a.rank IS NOT NULL THEN {assigned} \
+                WHEN c.{k} IS NULL THEN {suppressed} \
+                WHEN r.{k} IS NOT NULL THEN {capacity} \
+                ELSE {outranked} END AS status, \
            a.rank \
          FROM {ELIGIBLE} e LEFT JOIN {CANDIDATES} c ON c.{k} = e.{k} AND c.offer = e.offer \
          LEFT JOIN {ASSIGNED} a ON a.{k} = e.{k} AND a.offer = e.offer \
          LEFT JOIN (SELECT DISTINCT {k}, offer FROM {refused}) r ON r.{k} = e.{k} AND r.offer = e.offer \
-         ORDER BY e.{k}, e.offer"
+         ORDER BY e.{k}, e.offer",
+        assigned = status(Status::Assigned),
+        suppressed = status(Status::Suppressed),
+        capacity = status(Status::Capacity),
+        outranked = status(Status::Outranked),
     )
 }
 
@@ -234,25 +273,5 @@ pub(super) fn changes(key: &str, before: Option<&str>) -> String {
            t.offer AS offer, y.offer AS previous_offer \
          FROM (SELECT {k}, rank, offer FROM {ASSIGNED}) t FULL OUTER JOIN ({before}) y ON y.{k} = t.{k} AND y.rank = t.rank \
          WHERE t.offer IS DISTINCT FROM y.offer ORDER BY 1, 2"
-    )
-}
-
-/// Per-offer counts of the decisions.
-pub(super) fn counts(key: &str) -> String {
-    // Counted per (offer, key) first, then per offer: `COUNT(DISTINCT key)` beside other
-    // aggregates keeps every offer's keys in one in-memory set that cannot spill (10M
-    // customers: hundreds of MB per offer); a GROUP BY of the pairs spills under a limit.
-    let statuses = ["suppressed", "capacity", "outranked", "assigned"];
-    let inner: Vec<String> = statuses
-        .iter()
-        .map(|s| format!("SUM(CASE WHEN status = '{s}' THEN 1 ELSE 0 END) AS {s}"))
-        .collect();
-    format!(
-        "SELECT offer, COUNT(k) AS eligible, SUM(suppressed) AS suppressed, \
-                SUM(capacity) AS capped, SUM(outranked) AS outranked, SUM(assigned) AS assigned \
-         FROM (SELECT offer, {k} AS k, {inner} FROM {DECISIONS} GROUP BY offer, {k}) AS pairs \
-         GROUP BY offer",
-        k = ident(key),
-        inner = inner.join(", "),
     )
 }

@@ -5,8 +5,9 @@ use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
 use super::Offers;
+use super::counts::DecisionCounts;
 pub(crate) use super::sql::HELD;
-use super::sql::{self, ASSIGNED, CANDIDATES, DECISIONS, ELIGIBLE};
+use super::sql::{self, ASSIGNED, CANDIDATES, ELIGIBLE, Status};
 use crate::engine::{self, EngineError, PlanError, TableLayout};
 use crate::erasure::Keep;
 use crate::holdouts::Holdout;
@@ -188,14 +189,20 @@ pub(crate) async fn publish(
             OutputKind::Offers,
         )
         .await?,
-        write(
-            "decisions",
-            sql::decisions(key, refused),
-            OutputKind::Decisions,
-        )
-        .await?,
     ];
-    engine::register_parquet(ctx, DECISIONS, &run_dir.join("decisions")).await?;
+    let what = "decisions";
+    let (decisions, counts) = engine::write_query_observed(
+        ctx,
+        what,
+        &sql::decisions(key, refused),
+        params,
+        &run_dir.join(what),
+        run_dir,
+        TableLayout::published(Some(key), params.run_date()),
+        DecisionCounts::new(key),
+    )
+    .await?;
+    outputs.push(decisions.into_output(what, OutputKind::Decisions, what));
     let before = dirs
         .previous("offers")
         .await
@@ -218,34 +225,27 @@ pub(crate) async fn publish(
         )
         .await?,
     );
-    let stats = stats(ctx, key, offers, params).await?;
-    Ok(OffersRun { outputs, stats })
+    Ok(OffersRun {
+        outputs,
+        stats: stats(offers, &counts),
+    })
 }
 
-async fn stats(
-    ctx: &SessionContext,
-    key: &str,
-    offers: &Offers,
-    params: &Params,
-) -> Result<Vec<OfferStats>, EngineError> {
-    let rows = engine::count_rows(ctx, "offer counts", &sql::counts(key), params).await?;
-    let mut list: Vec<OfferStats> = offers
+fn stats(offers: &Offers, counts: &DecisionCounts) -> Vec<OfferStats> {
+    offers
         .list
         .iter()
-        .map(|o| OfferStats {
-            name: o.name.clone(),
-            description: o.description.clone(),
-            ..Default::default()
+        .map(|o| {
+            let tally = counts.tallies.get(&o.name).copied().unwrap_or_default();
+            OfferStats {
+                name: o.name.clone(),
+                description: o.description.clone(),
+                eligible: tally.eligible,
+                suppressed: tally.of(Status::Suppressed),
+                capped: tally.of(Status::Capacity),
+                outranked: tally.of(Status::Outranked),
+                assigned: tally.of(Status::Assigned),
+            }
         })
-        .collect();
-    for row in rows {
-        if let (Some(s), &[eligible, suppressed, capped, outranked, assigned]) = (
-            list.iter_mut().find(|s| s.name == row.labels[0]),
-            &row.counts[..],
-        ) {
-            (s.eligible, s.suppressed, s.capped, s.outranked, s.assigned) =
-                (eligible, suppressed, capped, outranked, assigned);
-        }
-    }
-    Ok(list)
+        .collect()
 }

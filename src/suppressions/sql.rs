@@ -267,19 +267,11 @@ pub(super) fn suppressed(key: &str, held: &[Held], suppressions: &[Suppression])
     )
 }
 
-/// Today's matches and (customer, segment or offer) pairs held back, per rule.
-pub(super) fn counts(key: &str, matches: &str, held: &[Held]) -> String {
-    let k = ident(key);
-    let held: Vec<String> = held
-        .iter()
-        .map(|h| format!("SELECT suppression FROM {}", h.table))
-        .collect();
+/// Today's matches per rule: `suppression, matched` (distinct keys).
+pub(super) fn matched(key: &str, matches: &str) -> String {
     format!(
-        "SELECT m.suppression, m.matched, COALESCE(h.held, 0) AS held FROM \
-         (SELECT suppression, COUNT(DISTINCT {k}) AS matched FROM {matches} GROUP BY 1) m \
-         LEFT JOIN (SELECT suppression, COUNT(*) AS held FROM ({}) GROUP BY 1) h \
-         ON h.suppression = m.suppression",
-        held.join(" UNION ALL ")
+        "SELECT suppression, COUNT(DISTINCT {k}) AS matched FROM {matches} GROUP BY 1",
+        k = ident(key)
     )
 }
 

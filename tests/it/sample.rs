@@ -109,6 +109,47 @@ fn sample_pipeline_runs_and_publishes_every_customer() {
             .iter()
             .all(|o| o["assigned"].as_u64().unwrap() > 0)
     );
+    // The manifest's counts are those of the published tables, read by DuckDB.
+    let run = "{out}/runs/run_date=2026-11-20";
+    let rows = |sql: &str| -> Vec<serde_json::Value> {
+        p.duckdb("daily_segments", sql)
+            .iter()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+    let decided = rows(&format!(
+        "SELECT offer, COUNT(DISTINCT customer_id), COUNT(*) FILTER (status = 'suppressed'), \
+           COUNT(*) FILTER (status = 'capacity'), COUNT(*) FILTER (status = 'outranked'), \
+           COUNT(*) FILTER (status = 'assigned') \
+         FROM read_parquet('{run}/decisions/*.parquet') GROUP BY 1 ORDER BY 1"
+    ));
+    let mut counted: Vec<serde_json::Value> = manifest["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let fields = ["eligible", "suppressed", "capped", "outranked", "assigned"];
+            let mut row = vec![o["name"].clone()];
+            row.extend(fields.map(|f| o[f].to_string().into()));
+            row.into()
+        })
+        .collect();
+    counted.sort_by_key(|row| row[0].to_string());
+    assert_eq!(counted, decided, "offer counts");
+    let held = rows(&format!(
+        "SELECT suppression, COUNT(*) FROM read_parquet('{run}/suppressed/*.parquet') \
+         GROUP BY 1 ORDER BY 1"
+    ));
+    let mut counted: Vec<serde_json::Value> = manifest["suppressions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["held_back"].as_u64().unwrap() > 0)
+        .map(|s| vec![s["name"].clone(), s["held_back"].to_string().into()].into())
+        .collect();
+    counted.sort_by_key(|row| row[0].to_string());
+    assert!(held.len() > 3);
+    assert_eq!(counted, held, "rows held back per rule");
 }
 
 #[test]
