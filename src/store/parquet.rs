@@ -9,7 +9,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::metadata::SortingColumn;
-use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
 use datafusion::scalar::ScalarValue;
 use futures::StreamExt;
@@ -135,6 +135,42 @@ fn portable_schema(schema: &Schema, layout: &TableLayout) -> SchemaRef {
     Arc::new(Schema::new(columns.chain(stamps).collect::<Vec<_>>()))
 }
 
+/// Whether the Parquet encoder takes a column of this type as it is for a column of the
+/// file's plain type (`portable`): strings and binaries in any Arrow layout, except
+/// dictionaries of views. Such columns are handed over without a cast, which would copy every
+/// value once more on the writer's own thread, the one that also pulls the query's sorted
+/// merge. The bytes written are the same.
+fn encoded_as_is(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Utf8View | DataType::LargeUtf8 | DataType::BinaryView | DataType::LargeBinary => {
+            true
+        }
+        DataType::Dictionary(_, value) => matches!(
+            value.as_ref(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary
+        ),
+        _ => false,
+    }
+}
+
+/// The columns of the batches handed to the encoder: the file's (`file`: `input`'s columns,
+/// then the constant ones), except those of `input` the encoder takes as they are (see
+/// [`encoded_as_is`]).
+fn wire_schema(input: &Schema, file: &Schema) -> SchemaRef {
+    let given = (input.fields().iter().map(|f| Some(f.data_type()))).chain(std::iter::repeat(None));
+    let columns = file
+        .fields()
+        .iter()
+        .zip(given)
+        .map(|(f, given)| match given {
+            Some(data_type) if encoded_as_is(data_type) => {
+                f.as_ref().clone().with_data_type(data_type.clone())
+            }
+            _ => f.as_ref().clone(),
+        });
+    Arc::new(Schema::new(columns.collect::<Vec<_>>()))
+}
+
 pub fn describe_schema(schema: &Schema) -> Vec<ColumnSchema> {
     schema
         .fields()
@@ -153,7 +189,10 @@ pub struct ParquetWriter {
     dir: Folder,
     single_file: Option<String>,
     run_root: Folder,
+    /// The file's columns.
     schema: SchemaRef,
+    /// The columns of the batches the encoder is handed (see [`wire_schema`]).
+    wire: SchemaRef,
     sorted_by: Vec<SortingColumn>,
     /// Key columns, written without a dictionary (see [`Self::open`]).
     keys: Vec<String>,
@@ -219,6 +258,7 @@ impl ParquetWriter {
         layout: &TableLayout,
     ) -> Self {
         let name = target.path().filename().unwrap_or_default().to_string();
+        let file = portable_schema(schema, layout);
         let (dir, single_file) = if name.ends_with(".parquet") {
             (target.parent(), Some(name))
         } else {
@@ -228,7 +268,8 @@ impl ParquetWriter {
             dir,
             single_file,
             run_root: run_root.clone(),
-            schema: portable_schema(schema, layout),
+            schema: file.clone(),
+            wire: wire_schema(schema, &file),
             sorted_by: layout.sorted_by.clone(),
             keys: layout.not_null.clone(),
             scratch: layout.scratch,
@@ -255,6 +296,19 @@ impl ParquetWriter {
         match self.scratch {
             true => Compression::LZ4_RAW,
             false => Compression::ZSTD(ZstdLevel::try_new(1).expect("a valid zstd level")),
+        }
+    }
+
+    /// Published tables and the state carry min/max statistics for readers to skip row groups
+    /// and pages by. Scratch tables are read back whole by this run's own queries, which prune
+    /// nothing on them: the writer would compare every value of every column for nothing
+    /// (strings byte by byte). Row counts and sizes, which plan the joins, are in the footer
+    /// either way. A daily run at 1M customers, three pairs side by side: the steps after the
+    /// profile 16.5, 17.4, 16.1 s → 15.8, 15.6, 15.5 s, the same bytes published.
+    fn statistics(&self) -> EnabledStatistics {
+        match self.scratch {
+            true => EnabledStatistics::None,
+            false => EnabledStatistics::Page,
         }
     }
 
@@ -288,7 +342,8 @@ impl ParquetWriter {
                         (!self.sorted_by.is_empty()).then(|| self.sorted_by.clone()),
                     )
                     .set_data_page_row_count_limit(self.footprint.rows_per_page)
-                    .set_dictionary_enabled(self.footprint.dictionaries),
+                    .set_dictionary_enabled(self.footprint.dictionaries)
+                    .set_statistics_enabled(self.statistics()),
                 |props, key| {
                     props.set_column_dictionary_enabled(ColumnPath::from(key.as_str()), false)
                 },
@@ -309,13 +364,14 @@ impl ParquetWriter {
         Ok(())
     }
 
-    /// The batch with this writer's portable column types and constant columns.
+    /// The batch with the column types the encoder is handed (the file's portable types, or
+    /// what it takes as is) and the constant columns.
     pub fn conform(&self, batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
         let failed = |e: datafusion::arrow::error::ArrowError| parquet_error(&self.dir, e);
         let mut columns = batch
             .columns()
             .iter()
-            .zip(self.schema.fields())
+            .zip(self.wire.fields())
             .map(|(column, field)| {
                 if column.data_type() == field.data_type() {
                     Ok(column.clone())
@@ -331,7 +387,7 @@ impl ParquetWriter {
                 .map_err(|e| parquet_error(&self.dir, e))?;
             columns.push(constant);
         }
-        RecordBatch::try_new(self.schema.clone(), columns).map_err(failed)
+        RecordBatch::try_new(self.wire.clone(), columns).map_err(failed)
     }
 
     /// Writes a batch already [`Self::conform`]ed.
@@ -566,7 +622,7 @@ struct TableWriter {
 impl TableWriter {
     fn new(dir: &Folder, run_root: &Folder, schema: &Schema, layout: &TableLayout) -> Self {
         let writer = ParquetWriter::new(dir, run_root, schema, layout);
-        let chunks = BatchCoalescer::new(writer.schema().clone(), WRITE_BATCH_ROWS);
+        let chunks = BatchCoalescer::new(writer.wire.clone(), WRITE_BATCH_ROWS);
         Self { writer, chunks }
     }
 
@@ -642,6 +698,57 @@ mod tests {
         assert!(!dictionary(0), "the key, plain");
         assert!(dictionary(1), "other columns keep their dictionary");
         assert!(dictionary(2), "and so does the run date");
+    }
+
+    /// Strings handed to the encoder as views or dictionaries, uncast, give the bytes the same
+    /// strings give as plain arrays, whatever the batches: the file's column is a plain string.
+    #[tokio::test]
+    async fn strings_in_any_arrow_layout_give_the_same_bytes() {
+        use datafusion::arrow::array::{DictionaryArray, StringArray, StringViewArray};
+        use datafusion::arrow::datatypes::Int32Type;
+        let values: Vec<Option<String>> = (0..30_000)
+            .map(|i| (i % 11 != 0).then(|| format!("offer {} via channel {}", i % 7, i % 3)))
+            .collect();
+        let plain: Arc<dyn Array> = Arc::new(StringArray::from(values.clone()));
+        let view: Arc<dyn Array> = Arc::new(StringViewArray::from(values.clone()));
+        let dictionary: Arc<dyn Array> = Arc::new(
+            values
+                .iter()
+                .map(|v| v.as_deref())
+                .collect::<DictionaryArray<Int32Type>>(),
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Folder::local(tmp.path());
+        let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let mut written = Vec::new();
+        for (name, column, batch_rows) in [
+            ("plain", plain, 30_000),
+            ("view", view, 4_000),
+            ("dictionary", dictionary, 7_777),
+        ] {
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("customer_id", DataType::Int64, false),
+                Field::new("held_back_from", column.data_type().clone(), true),
+            ]));
+            let keys = Arc::new(Int64Array::from_iter_values(0..30_000));
+            let batch = RecordBatch::try_new(schema.clone(), vec![keys, column]).unwrap();
+            let batches: Vec<_> = (0..30_000)
+                .step_by(batch_rows)
+                .map(|at| Ok(batch.slice(at, batch_rows.min(30_000 - at))))
+                .collect();
+            let stream = Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::iter(batches),
+            ));
+            let layout = TableLayout::published(Some("customer_id"), date);
+            let (files, columns) = write_stream(stream, &root.join(name), &root, &layout)
+                .await
+                .unwrap();
+            assert_eq!(columns[1].data_type, "Utf8", "{name}");
+            written.push(std::fs::read(tmp.path().join(&files[0].path)).unwrap());
+        }
+        assert!(written[0] == written[1], "views as plain strings");
+        assert!(written[0] == written[2], "dictionaries as plain strings");
     }
 
     #[tokio::test]
