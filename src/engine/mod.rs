@@ -1001,10 +1001,12 @@ async fn read_result(
 }
 
 /// How executors write scratch tables: LZ4, which costs a fraction of zstd's time to encode
-/// and decode (as this process writes its own, see [`TableLayout::scratch`]).
+/// and decode, and no min/max statistics, which nothing reads (as this process writes its own,
+/// see [`TableLayout::scratch`]).
 fn scratch_parquet() -> TableParquetOptions {
     let mut options = TableParquetOptions::default();
     options.global.compression = Some("lz4_raw".into());
+    options.global.statistics_enabled = Some("none".into());
     // One writer per task: an executor already runs a task per core.
     options.global.allow_single_file_parallelism = false;
     options
