@@ -1146,13 +1146,20 @@ pub(crate) async fn write_query(
     root: &Folder,
     layout: TableLayout,
 ) -> Result<Written, EngineError> {
-    let df = plan_step(ctx, what, sql, params).await?;
-    write_frame(what, df, target, root, layout).await
+    let observed = write_query_observed(ctx, what, sql, params, target, root, layout, ());
+    observed.await.map(|(written, ())| written)
 }
 
 /// Sees every batch of a result on its way into Parquet (see [`write_query_observed`]).
 pub(crate) trait Observer: Send + 'static {
     fn observe(&mut self, batch: &RecordBatch) -> Result<(), DataFusionError>;
+}
+
+/// Nothing to see: a plain [`write_query`] (an uncontended lock per batch is all it costs).
+impl Observer for () {
+    fn observe(&mut self, _: &RecordBatch) -> Result<(), DataFusionError> {
+        Ok(())
+    }
 }
 
 /// [`write_query`], showing each batch of the result to `observer` on its way into Parquet, in
