@@ -74,8 +74,8 @@ pub(crate) struct TableLayout {
 /// [`ParquetWriter::statistics`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) enum ReadBy {
-    /// Any reader: a published table, or state a reader may query with filters (zstd, min/max
-    /// statistics).
+    /// Any reader, with filters: a published table, or state a query joins (a feature's totals)
+    /// (zstd, min/max statistics).
     #[default]
     Anyone,
     /// Later runs, whole: a feature's per-day partials, read back a day's folder at a time
@@ -324,12 +324,13 @@ impl ParquetWriter {
 
     /// Published tables carry min/max statistics for readers to skip row groups and pages by.
     /// Scratch tables and a feature's per-day partials are read back whole, by this run's
-    /// queries or a later run's a day folder at a time, which prune nothing on them: the writer
-    /// would compare every value of every column for nothing (strings byte by byte). Row counts
-    /// and sizes, which plan the joins, are in the footer either way. Scratch: a daily run at 1M
-    /// customers, three pairs side by side, the steps after the profile 16.5, 17.4, 16.1 s →
-    /// 15.8, 15.6, 15.5 s, the same bytes published. Per-day partials: a first run at 1M
-    /// customers, the features' days 14.8 and 15.5 s → 12.7 and 13.5 s in two pairs.
+    /// queries or by later runs a day's folder at a time, which prune nothing on them: the
+    /// writer would compare every value of every column for nothing (strings byte by byte). Row
+    /// counts and sizes, which plan the joins, are in the footer either way. Scratch: daily runs
+    /// at 1M customers, three pairs side by side, the steps after the profile 16.5, 17.4, 16.1 s
+    /// → 15.8, 15.6, 15.5 s, the same bytes published. Per-day partials: first runs at 1M
+    /// customers, three pairs, the features' per-day state 15.5, 15.7, 14.2 s → 12.8, 14.5,
+    /// 13.6 s, the same sums per key and day.
     fn statistics(&self) -> EnabledStatistics {
         match self.read_by {
             ReadBy::Anyone => EnabledStatistics::Page,
@@ -724,6 +725,62 @@ mod tests {
         assert!(!dictionary(0), "the key, plain");
         assert!(dictionary(1), "other columns keep their dictionary");
         assert!(dictionary(2), "and so does the run date");
+    }
+
+    /// What is published keeps zstd and min/max statistics; what only segflow reads back whole
+    /// has no statistics, the state zstd and scratch tables LZ4.
+    #[tokio::test]
+    async fn tables_are_encoded_for_who_reads_them_back() {
+        use datafusion::parquet::basic::Compression as Codec;
+        use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("day", DataType::Date32, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let days = Date32Array::from_iter_values((0..1000).map(|i| 20_000 + i % 2));
+        let n = Int64Array::from_iter_values(0..1000);
+        let columns: Vec<Arc<dyn Array>> = vec![Arc::new(days), Arc::new(n)];
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let stream = || {
+            Box::pin(RecordBatchStreamAdapter::new(
+                schema.clone(),
+                futures::stream::iter([Ok(batch.clone())]),
+            ))
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let root = Folder::local(tmp.path());
+        let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let mut files = Vec::new();
+        for (name, layout) in [
+            ("published", TableLayout::published(None, date)),
+            ("scratch", TableLayout::scratch()),
+        ] {
+            let (written, _) = write_stream(stream(), &root.join(name), &root, &layout)
+                .await
+                .unwrap();
+            files.push((name, written[0].path.clone()));
+        }
+        write_stream_by_day(stream(), "day", &root.join("days"), &root)
+            .await
+            .unwrap();
+        let day = "days/day=2024-10-04/part-00000.parquet".to_string();
+        files.push(("state", day));
+        for (name, path) in files {
+            let file = std::fs::File::open(tmp.path().join(&path)).unwrap();
+            let reader = SerializedFileReader::new(file).unwrap();
+            let column = reader.metadata().row_group(0).column(1).clone();
+            let codec = match column.compression() {
+                Codec::ZSTD(_) => "zstd",
+                Codec::LZ4_RAW => "lz4",
+                _ => "another",
+            };
+            let expected = match name {
+                "published" => ("zstd", true),
+                "state" => ("zstd", false),
+                _ => ("lz4", false),
+            };
+            assert_eq!((codec, column.statistics().is_some()), expected, "{name}");
+        }
     }
 
     /// Strings handed to the encoder as views or dictionaries, uncast, give the bytes the same
