@@ -750,22 +750,27 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let root = Folder::local(tmp.path());
         let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        // Each table's file with the codec and statistics expected of it.
         let mut files = Vec::new();
-        for (name, layout) in [
-            ("published", TableLayout::published(None, date)),
-            ("scratch", TableLayout::scratch()),
+        for (name, layout, expected) in [
+            (
+                "published",
+                TableLayout::published(None, date),
+                ("zstd", true),
+            ),
+            ("scratch", TableLayout::scratch(), ("lz4", false)),
         ] {
             let (written, _) = write_stream(stream(), &root.join(name), &root, &layout)
                 .await
                 .unwrap();
-            files.push((name, written[0].path.clone()));
+            files.push((name, written[0].path.clone(), expected));
         }
-        write_stream_by_day(stream(), "day", &root.join("days"), &root)
+        let days = write_stream_by_day(stream(), "day", &root.join("days"), &root)
             .await
             .unwrap();
-        let day = "days/day=2024-10-04/part-00000.parquet".to_string();
-        files.push(("state", day));
-        for (name, path) in files {
+        let day = format!("days/day={}/part-00000.parquet", days[0]);
+        files.push(("state", day, ("zstd", false)));
+        for (name, path, expected) in files {
             let file = std::fs::File::open(tmp.path().join(&path)).unwrap();
             let reader = SerializedFileReader::new(file).unwrap();
             let column = reader.metadata().row_group(0).column(1).clone();
@@ -773,11 +778,6 @@ mod tests {
                 Codec::ZSTD(_) => "zstd",
                 Codec::LZ4_RAW => "lz4",
                 _ => "another",
-            };
-            let expected = match name {
-                "published" => ("zstd", true),
-                "state" => ("zstd", false),
-                _ => ("lz4", false),
             };
             assert_eq!((codec, column.statistics().is_some()), expected, "{name}");
         }
