@@ -1446,6 +1446,41 @@ mod tests {
         })
     }
 
+    /// Executors write a scratch table as this process writes its own (LZ4, no min/max
+    /// statistics, see `TableLayout::scratch`): the files `write_on_cluster` has DataFusion
+    /// write, here in this process, are read back to see how each column was encoded.
+    #[tokio::test]
+    async fn executors_write_scratch_tables_as_this_process_does() {
+        use datafusion::parquet::basic::Compression;
+        use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+        let ctx = SessionContext::new();
+        let df = ctx
+            .sql("SELECT v AS n, CAST(v AS VARCHAR) AS s FROM generate_series(1, 5000) AS t(v)")
+            .await
+            .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Folder::local(tmp.path()).join("scratch");
+        let (rows, files) = write_on_cluster(df, &dir, false, DataFrameWriteOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(rows, 5000);
+        assert!(files > 0);
+        let mut chunks = 0;
+        for entry in std::fs::read_dir(tmp.path().join("scratch")).unwrap() {
+            let reader =
+                SerializedFileReader::new(std::fs::File::open(entry.unwrap().path()).unwrap());
+            let metadata = reader.unwrap().metadata().clone();
+            for group in metadata.row_groups() {
+                for column in group.columns() {
+                    assert_eq!(column.compression(), Compression::LZ4_RAW);
+                    assert!(column.statistics().is_none(), "{column:?}");
+                    chunks += 1;
+                }
+            }
+        }
+        assert!(chunks >= 2);
+    }
+
     #[tokio::test]
     async fn a_sort_many_times_larger_than_the_limit_spills_and_comes_back_whole_and_sorted() {
         let options = EngineOptions {
