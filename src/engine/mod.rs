@@ -36,6 +36,7 @@ use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_plan::common::spawn_buffered;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, execute_stream};
@@ -849,6 +850,21 @@ enum Groups {
     MayRepeat,
 }
 
+/// Batches a result's last operator may produce ahead of the writer encoding them.
+const AHEAD_OF_THE_WRITER: usize = 2;
+
+/// Whether the plan ends merging sorted partitions into one stream, maybe under projections:
+/// work done where the result is polled, not in tasks of its own.
+fn merges_here(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    use datafusion::physical_plan::projection::ProjectionExec;
+    use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+    if plan.downcast_ref::<SortPreservingMergeExec>().is_some() {
+        return true;
+    }
+    plan.downcast_ref::<ProjectionExec>().is_some()
+        && plan.children().first().is_some_and(|c| merges_here(c))
+}
+
 /// Runs a query for writing. In process, its plan streams here. On a cluster, the executors
 /// write the result into the scratch space they share with this process (see
 /// [`share_scratch`]) and this process reads it back from storage: streaming millions of rows
@@ -869,6 +885,13 @@ async fn execute(what: &str, df: DataFrame, groups: Groups) -> Result<Execution,
         let order = result_order(asked.columns, &plan);
         let stream =
             execute_stream(plan.clone(), task).map_err(|e| EngineError::execution(what, e))?;
+        // The plan's last operator runs where its stream is polled: a merge of sorted
+        // partitions would otherwise take turns on one core with the Parquet encoder writing
+        // its rows. In a task of its own it works a few batches ahead of the writer.
+        let stream = match merges_here(&plan) {
+            true => spawn_buffered(stream, AHEAD_OF_THE_WRITER),
+            false => stream,
+        };
         return Ok(Execution {
             stream,
             order,
@@ -1444,6 +1467,31 @@ mod tests {
             m.sum_by_name("skipped_aggregation_rows")
                 .map(|v| v.as_usize())
         })
+    }
+
+    /// A sorted result ends merging its sorted partitions, which is handed to a task of its
+    /// own, projected or not; an unsorted one does not.
+    #[tokio::test]
+    async fn a_merge_of_sorted_partitions_is_found_under_projections() {
+        let config = SessionConfig::new().with_target_partitions(2);
+        let ctx = SessionContext::new_with_config(config);
+        let table = "SELECT v % 7 AS k, v FROM generate_series(1, 100000) AS t(v)";
+        ctx.sql(&format!("CREATE VIEW t AS {table}")).await.unwrap();
+        for (sql, merges) in [
+            ("SELECT k, v FROM t ORDER BY v", true),
+            ("SELECT v + 1 AS w, k FROM t ORDER BY v", true),
+            ("SELECT k, COUNT(*) AS n FROM t GROUP BY k", false),
+        ] {
+            let plan = ctx
+                .sql(sql)
+                .await
+                .unwrap()
+                .create_physical_plan()
+                .await
+                .unwrap();
+            let shown = DisplayableExecutionPlan::new(plan.as_ref()).indent(true);
+            assert_eq!(merges_here(&plan), merges, "{sql}\n{shown}");
+        }
     }
 
     /// Executors write a scratch table as this process writes its own (LZ4, no min/max
