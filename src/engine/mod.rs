@@ -58,7 +58,7 @@ use crate::objects::{Folder, Stores};
 use crate::sql::{Params, SqlQuery};
 pub(crate) use crate::store::Part;
 pub(crate) use crate::store::TableLayout;
-use crate::store::{StoreError, Written, write_stream, write_stream_split};
+use crate::store::{ReadBy, StoreError, Written, write_stream, write_stream_split};
 
 /// A DataFusion error as people read it: no category prefix, no backtrace, and — for errors
 /// raised while reading data — no quoted values, which may be a customer's data.
@@ -1023,13 +1023,13 @@ async fn read_result(
     result.sort(sorts)?.execute_stream().await
 }
 
-/// How executors write scratch tables: LZ4, which costs a fraction of zstd's time to encode
-/// and decode, and no min/max statistics, which nothing reads (as this process writes its own,
-/// see [`TableLayout::scratch`]).
+/// How executors write scratch tables: encoded as this process writes its own
+/// ([`ReadBy::ThisRun`]: LZ4, no min/max statistics).
 fn scratch_parquet() -> TableParquetOptions {
+    let (codec, statistics) = ReadBy::ThisRun.encoding();
     let mut options = TableParquetOptions::default();
-    options.global.compression = Some("lz4_raw".into());
-    options.global.statistics_enabled = Some("none".into());
+    options.global.compression = Some(codec.into());
+    options.global.statistics_enabled = Some(statistics.into());
     // One writer per task: an executor already runs a task per core.
     options.global.allow_single_file_parallelism = false;
     options

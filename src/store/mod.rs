@@ -49,7 +49,7 @@ pub use output::{Output, OutputKind};
 pub(crate) use output::{RunDirs, Written};
 pub use parquet::{ColumnSchema, WrittenFile};
 pub(crate) use parquet::{
-    Part, TableLayout, rows_written, write_stream, write_stream_by_day, write_stream_split,
+    Part, ReadBy, TableLayout, rows_written, write_stream, write_stream_by_day, write_stream_split,
 };
 
 use crate::objects::Folder;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::{BatchCoalescer, cast, partition};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::file_options::parquet_writer::parse_compression_string;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
@@ -70,8 +71,8 @@ pub(crate) struct TableLayout {
     pub(crate) read_by: ReadBy,
 }
 
-/// Who reads a table's files back (see [`ParquetWriter::compression`] and
-/// [`ParquetWriter::statistics`]).
+/// Who reads a table's files back, which decides how they are encoded (see
+/// [`ReadBy::encoding`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) enum ReadBy {
     /// Any reader, with filters: a published table, or state a query joins (a feature's totals)
@@ -83,6 +84,37 @@ pub(crate) enum ReadBy {
     LaterRuns,
     /// This run, whole, before it deletes them: scratch tables (LZ4, no statistics).
     ThisRun,
+}
+
+impl ReadBy {
+    /// How the files are encoded, as DataFusion's Parquet options name it: (codec, statistics).
+    /// The one place that decides, for this process's writer and for what the executors of a
+    /// cluster write (`engine::scratch_parquet`).
+    ///
+    /// LZ4 for scratch tables: a fraction of zstd's time to encode and decode. zstd for what is
+    /// published or kept as state, smaller for readers and storage, at level 1: level 3 took
+    /// longer and saved nothing on these tables. A year of partials at 1M customers:
+    /// `customer_features` 46.0 → 41.5 s and 41.8 → 37.4 s in two pairs of runs, 618 → 672 MB
+    /// (LZ4 took 38.7 and 34.1 s for 1,092 MB); a daily run's published tables at 1M
+    /// customers: 28.4, 29.2 and 29.3 s → 27.4, 26.6 and 26.9 s in three pairs of runs, 202.4 →
+    /// 201.4 MB.
+    ///
+    /// Published tables carry min/max statistics for readers to skip row groups and pages by.
+    /// Scratch tables and a feature's per-day partials are read back whole, by this run's
+    /// queries or by later runs a day's folder at a time, which prune nothing on them: the
+    /// writer would compare every value of every column for nothing (strings byte by byte). Row
+    /// counts and sizes, which plan the joins, are in the footer either way. Scratch: daily runs
+    /// at 1M customers, three pairs side by side, the steps after the profile 16.5, 17.4, 16.1 s
+    /// → 15.8, 15.6, 15.5 s, the same bytes published. Per-day partials: first runs at 1M
+    /// customers, three pairs, the features' per-day state 15.5, 15.7, 14.2 s → 12.8, 14.5,
+    /// 13.6 s, the same sums per key and day.
+    pub(crate) fn encoding(self) -> (&'static str, &'static str) {
+        match self {
+            ReadBy::Anyone => ("zstd(1)", "page"),
+            ReadBy::LaterRuns => ("zstd(1)", "none"),
+            ReadBy::ThisRun => ("lz4_raw", "none"),
+        }
+    }
 }
 
 impl TableLayout {
@@ -306,36 +338,16 @@ impl ParquetWriter {
         }
     }
 
-    /// LZ4 for scratch tables: a fraction of zstd's time to encode and decode. zstd for what is
-    /// published or kept as state, smaller for readers and storage, at level 1: level 3 took
-    /// longer and saved nothing on these tables. A year of partials at 1M customers:
-    /// `customer_features` 46.0 → 41.5 s and 41.8 → 37.4 s in two pairs of runs, 618 → 672 MB
-    /// (LZ4 took 38.7 and 34.1 s for 1,092 MB); a daily run's published tables at 1M
-    /// customers: 28.4, 29.2 and 29.3 s → 27.4, 26.6 and 26.9 s in three pairs of runs, 202.4 →
-    /// 201.4 MB.
     fn compression(&self) -> Compression {
-        match self.read_by {
-            ReadBy::ThisRun => Compression::LZ4_RAW,
-            ReadBy::Anyone | ReadBy::LaterRuns => {
-                Compression::ZSTD(ZstdLevel::try_new(1).expect("a valid zstd level"))
-            }
-        }
+        let (codec, _) = self.read_by.encoding();
+        parse_compression_string(codec).expect("a codec Parquet knows")
     }
 
-    /// Published tables carry min/max statistics for readers to skip row groups and pages by.
-    /// Scratch tables and a feature's per-day partials are read back whole, by this run's
-    /// queries or by later runs a day's folder at a time, which prune nothing on them: the
-    /// writer would compare every value of every column for nothing (strings byte by byte). Row
-    /// counts and sizes, which plan the joins, are in the footer either way. Scratch: daily runs
-    /// at 1M customers, three pairs side by side, the steps after the profile 16.5, 17.4, 16.1 s
-    /// → 15.8, 15.6, 15.5 s, the same bytes published. Per-day partials: first runs at 1M
-    /// customers, three pairs, the features' per-day state 15.5, 15.7, 14.2 s → 12.8, 14.5,
-    /// 13.6 s, the same sums per key and day.
     fn statistics(&self) -> EnabledStatistics {
-        match self.read_by {
-            ReadBy::Anyone => EnabledStatistics::Page,
-            ReadBy::LaterRuns | ReadBy::ThisRun => EnabledStatistics::None,
-        }
+        let (_, statistics) = self.read_by.encoding();
+        statistics
+            .parse()
+            .expect("a statistics level Parquet knows")
     }
 
     pub fn schema(&self) -> &SchemaRef {
