@@ -1494,6 +1494,47 @@ mod tests {
         }
     }
 
+    /// The merge of a sorted result runs before the writer asks for its rows: its first
+    /// batches are produced while nothing polls the result's stream. (Polled where the result
+    /// is written, it would not have produced a row yet.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sorted_result_is_merged_ahead_of_its_writer() {
+        let config = SessionConfig::new().with_target_partitions(2);
+        let ctx = SessionContext::new_with_config(config);
+        let sql = "SELECT v % 7 AS k, v FROM generate_series(1, 100000) AS t(v) ORDER BY v";
+        let df = ctx.sql(sql).await.unwrap();
+        let execution = execute("sorted", df, Groups::Whole).await.unwrap();
+        let Executed::Here(plan) = &execution.done else {
+            panic!("ran in process")
+        };
+        let mut merge = plan.clone();
+        while !merge.name().contains("SortPreservingMerge") {
+            let child = Arc::clone(merge.children()[0]);
+            merge = child;
+        }
+        let merged = || {
+            let metrics = merge.metrics().and_then(|m| m.output_rows());
+            metrics.unwrap_or(0)
+        };
+        // Not a measure of speed: the merge's task starts at once, and ten seconds is the
+        // longest the test waits for it to produce its first batches.
+        for _ in 0..1000 {
+            if merged() > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(merged() > 0, "nothing merged before the stream was polled");
+        let rows: usize = execution
+            .stream
+            .map(|batch| batch.unwrap().num_rows())
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .sum();
+        assert_eq!(rows, 100_000);
+    }
+
     /// Executors write a scratch table as this process writes its own (LZ4, no min/max
     /// statistics, see `TableLayout::scratch`): the files `write_on_cluster` has DataFusion
     /// write, here in this process, are read back to see how each column was encoded.
