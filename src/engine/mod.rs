@@ -1512,10 +1512,7 @@ mod tests {
             let child = Arc::clone(merge.children()[0]);
             merge = child;
         }
-        let merged = || {
-            let metrics = merge.metrics().and_then(|m| m.output_rows());
-            metrics.unwrap_or(0)
-        };
+        let merged = || merge.metrics().and_then(|m| m.output_rows()).unwrap_or(0);
         // Not a measure of speed: the merge's task starts at once, and ten seconds is the
         // longest the test waits for it to produce its first batches.
         for _ in 0..1000 {
