@@ -1469,14 +1469,21 @@ mod tests {
         })
     }
 
-    /// A sorted result ends merging its sorted partitions, which is handed to a task of its
-    /// own, projected or not; an unsorted one does not.
-    #[tokio::test]
-    async fn a_merge_of_sorted_partitions_is_found_under_projections() {
+    /// A session of two partitions with a view `t` of 100,000 rows (`k`, `v`), whose sorted
+    /// results end merging the two sorted partitions.
+    async fn two_partitions() -> SessionContext {
         let config = SessionConfig::new().with_target_partitions(2);
         let ctx = SessionContext::new_with_config(config);
         let table = "SELECT v % 7 AS k, v FROM generate_series(1, 100000) AS t(v)";
         ctx.sql(&format!("CREATE VIEW t AS {table}")).await.unwrap();
+        ctx
+    }
+
+    /// A sorted result ends merging its sorted partitions, which is handed to a task of its
+    /// own, projected or not; an unsorted one does not.
+    #[tokio::test]
+    async fn a_merge_of_sorted_partitions_is_found_under_projections() {
+        let ctx = two_partitions().await;
         for (sql, merges) in [
             ("SELECT k, v FROM t ORDER BY v", true),
             ("SELECT v + 1 AS w, k FROM t ORDER BY v", true),
@@ -1499,10 +1506,8 @@ mod tests {
     /// is written, it would not have produced a row yet.)
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_sorted_result_is_merged_ahead_of_its_writer() {
-        let config = SessionConfig::new().with_target_partitions(2);
-        let ctx = SessionContext::new_with_config(config);
-        let sql = "SELECT v % 7 AS k, v FROM generate_series(1, 100000) AS t(v) ORDER BY v";
-        let df = ctx.sql(sql).await.unwrap();
+        let ctx = two_partitions().await;
+        let df = ctx.sql("SELECT k, v FROM t ORDER BY v").await.unwrap();
         let execution = execute("sorted", df, Groups::Whole).await.unwrap();
         let Executed::Here(plan) = &execution.done else {
             panic!("ran in process")
