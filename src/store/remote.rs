@@ -74,7 +74,7 @@ pub(crate) fn advice(err: &object_store::Error) -> String {
         _ if text.contains("AccessDenied")
             || text.contains("InvalidAccessKeyId")
             || text.contains("SignatureDoesNotMatch")
-            || text.contains("403") =>
+            || text.contains("403 Forbidden") =>
         {
             "access denied: check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the bucket's permissions"
         }
@@ -346,4 +346,31 @@ async fn remove_other_attempts(date: &Folder, keep: &[String]) -> Result<(), Sto
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn generic(text: &str) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "S3",
+            source: text.into(),
+        }
+    }
+
+    #[test]
+    fn a_store_error_is_told_by_its_status_not_by_digits_elsewhere_in_it() {
+        // An unreachable endpoint whose retries took 403 ms.
+        let refused = generic(
+            "Error performing PUT http://127.0.0.1:9/b/.lock in 403.215504ms, after 3 retries, \
+             max_retries: 3, retry_timeout: 2s  - HTTP error: error sending request",
+        );
+        assert!(advice(&refused).starts_with("cannot reach the store"));
+        let forbidden = generic(
+            "Error performing PUT http://127.0.0.1:9/b/.lock in 12ms - Server returned non-2xx \
+             status code: 403 Forbidden: ",
+        );
+        assert!(advice(&forbidden).starts_with("access denied"));
+    }
 }
