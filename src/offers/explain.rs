@@ -12,6 +12,7 @@ use super::{Offer, Offers};
 use crate::engine::{self, ConditionExplanation, EngineError};
 use crate::objects::Folder;
 use crate::sql::{KeyFilter, Params, ident, literal};
+use crate::suppressions;
 
 #[derive(Debug, Serialize)]
 pub struct OfferExplanation {
@@ -21,7 +22,7 @@ pub struct OfferExplanation {
     pub eligible: bool,
     pub conditions: Vec<ConditionExplanation>,
     pub score: Option<String>,
-    /// Suppressions holding the offer back, with the channels they cover.
+    /// Suppressions holding the offer back: `rule` (the whole offer) or `rule (on email)`.
     pub held_back_by: Vec<String>,
     /// In the published run: assigned, suppressed, capacity (lost to customers it scores
     /// higher for), outranked (better offers filled max_per_customer), or not eligible.
@@ -118,17 +119,7 @@ impl Facts {
             ))
             .await?,
         );
-        let mut held: HashMap<String, Vec<String>> = HashMap::new();
-        let held_sql = format!(
-            "SELECT {k}, suppression, string_agg(channel, ', ' ORDER BY channel) FROM {HELD} \
-             WHERE {this} GROUP BY {k}, suppression ORDER BY suppression"
-        );
-        for row in rows(held_sql).await? {
-            if let [Some(key), Some(rule), Some(channels)] = row.as_slice() {
-                let text = format!("{rule} (on {channels})");
-                held.entry(key.clone()).or_default().push(text);
-            }
-        }
+        let held = suppressions::held_back_by(ctx, key, HELD, &this, params).await?;
         Ok(Self {
             eligible,
             scores,

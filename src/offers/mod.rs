@@ -2,9 +2,9 @@
 //!
 //! 1. **Eligible**: per offer, the customers for whom every eligibility condition holds, with
 //!    the offer's score (its score expression, or its priority).
-//! 2. **Suppressed**: suppressions hold back an offer on the channels their scope covers (all
-//!    of them for a rule scoped to everything or to the offer). An offer left with no channel
-//!    is out for that customer.
+//! 2. **Suppressed**: suppressions hold back an offer on the channels their scope covers, or
+//!    whole (channel `*`, all of its channels) for a rule scoped to everything or to the offer,
+//!    or named in its `suppressed_by`. An offer left with no channel is out for that customer.
 //! 3. **Decided**: each customer ranks what is left by score (higher first), then priority
 //!    (higher first), then offer name. Capacity is allocated by deferred acceptance: each
 //!    customer proposes their best `max_per_customer` offers not yet refused; an offer with

@@ -48,22 +48,30 @@ pub(super) fn eligible(key: &str, offers: &Offers, keep: Keep) -> String {
 /// `(offer, channel, bit)`: each channel of an offer gets a bit of its own, so a set of an
 /// offer's channels is one BIGINT, the sum of their bits. An offer has at most
 /// [`MAX_CHANNELS`](crate::compile::MAX_CHANNELS) channels, each listed once (checked when compiling).
-fn channel_bits(offers: &Offers) -> String {
-    let rows = offers
-        .list
-        .iter()
-        .flat_map(|o| {
-            o.channels.iter().enumerate().map(move |(i, c)| {
-                format!(
-                    "({}, {}, CAST({} AS BIGINT))",
-                    literal(&o.name),
-                    literal(c),
-                    1_i64 << i
-                )
-            })
-        })
-        .collect();
+/// `whole` adds channel `*`, held back from the whole offer, with all of the offer's bits.
+fn channel_bits(offers: &Offers, whole: bool) -> String {
+    let mut rows = Vec::new();
+    for o in &offers.list {
+        let bits = |channel: &str, bit: i64| {
+            format!(
+                "({}, {}, CAST({bit} AS BIGINT))",
+                literal(&o.name),
+                literal(channel)
+            )
+        };
+        if whole {
+            rows.push(bits("*", every_bit(o)));
+        }
+        for (i, c) in o.channels.iter().enumerate() {
+            rows.push(bits(c, 1_i64 << i));
+        }
+    }
     values(rows, &["offer", "channel", "bit"])
+}
+
+/// All of an offer's channels as a set (see [`channel_bits`]).
+fn every_bit(offer: &Offer) -> i64 {
+    (1_i64 << offer.channels.len()) - 1
 }
 
 /// Each offer's channels as a set (the sum of their bits), as SQL over an `offer` column.
@@ -71,13 +79,7 @@ fn all_channels(offers: &Offers, offer: &str) -> String {
     let cases: Vec<String> = offers
         .list
         .iter()
-        .map(|o| {
-            format!(
-                "WHEN {} THEN {}",
-                literal(&o.name),
-                (1_i64 << o.channels.len()) - 1
-            )
-        })
+        .map(|o| format!("WHEN {} THEN {}", literal(&o.name), every_bit(o)))
         .collect();
     format!("CASE {offer} {} END", cases.join(" "))
 }
@@ -85,7 +87,7 @@ fn all_channels(offers: &Offers, offer: &str) -> String {
 /// Eligible offers with a channel left after suppressions, ranked by each customer's
 /// preference, with the set of `channels` left. The channels an offer is held back on are
 /// grouped per (customer, offer) into one set, so that no table holds a row per channel of
-/// every eligible offer (at 1M customers: 5.8M rows, anti-joined to 4.8M held ones).
+/// every eligible offer (at 1M customers: 5.8M rows, anti-joined to the held ones).
 pub(super) fn candidates(key: &str, offers: &Offers) -> String {
     let k = ident(key);
     // A rule holds an offer back only on the offer's own channels: the held set is a subset.
@@ -96,7 +98,7 @@ pub(super) fn candidates(key: &str, offers: &Offers) -> String {
                 segflow_bucket(e.offer, e.{k}) AS tie_break, {open} AS channels \
          FROM {ELIGIBLE} e LEFT JOIN ({held}) h ON h.{k} = e.{k} AND h.offer = e.offer \
          WHERE {open} <> 0",
-        held = held_channels(key, "offer", HELD, &channel_bits(offers)),
+        held = held_channels(key, "offer", HELD, &channel_bits(offers, true)),
     )
 }
 
@@ -177,7 +179,7 @@ pub(super) fn published(key: &str, offers: &Offers, global: Option<&Holdout>) ->
         "SELECT a.{k}, a.rank, a.offer, a.score, b.channel, {group} AS test_group, a.reasons \
          FROM {ASSIGNED} a JOIN ({bits}) b ON b.offer = a.offer AND (a.channels & b.bit) <> 0 \
          ORDER BY a.{k}, a.rank, b.channel",
-        bits = channel_bits(offers),
+        bits = channel_bits(offers, false),
     )
 }
 

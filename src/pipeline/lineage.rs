@@ -152,9 +152,10 @@ fn decisions(pipeline: &Pipeline) -> Vec<Node> {
             let mut reads = vec![offers.from.clone()];
             reads.extend(held_by(&|rule| {
                 o.suppressed_by.contains(&rule.name)
-                    || o.channels
-                        .iter()
-                        .any(|c| rule.scope.covers_offer_channel(&o.name, c))
+                    || rule
+                        .scope
+                        .offer_channels(&o.name, &o.channels)
+                        .is_none_or(|channels| !channels.is_empty())
             }));
             nodes.push(Node {
                 id: format!("offer_{}", o.name),

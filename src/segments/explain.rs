@@ -12,6 +12,7 @@ use super::{Segment, Segments};
 use crate::engine::{self, ConditionExplanation, EngineError};
 use crate::objects::Folder;
 use crate::sql::{KeyFilter, Params, Rule, ident, literal};
+use crate::suppressions;
 
 #[derive(Debug, Serialize)]
 pub struct SegmentExplanation {
@@ -107,13 +108,7 @@ impl Facts {
             ))
             .await?,
         );
-        let held = held_back_by(
-            rows(format!(
-                "SELECT {k}, suppression, string_agg(NULLIF(channel, '*'), ', ' ORDER BY channel) \
-             FROM {HELD} WHERE {this} GROUP BY {k}, suppression ORDER BY suppression"
-            ))
-            .await?,
-        );
+        let held = suppressions::held_back_by(ctx, key, HELD, &this, params).await?;
         let published = match published_run {
             Some(run) => {
                 let audience = run.join(&format!("audiences/segment={}", segment.name));
@@ -129,23 +124,6 @@ impl Facts {
             conditions,
         })
     }
-}
-
-/// `(key, suppression, channels)` rows as `rule` (the whole segment) or `rule (on email, sms)`
-/// per key.
-fn held_back_by(rows: Vec<Vec<Option<String>>>) -> HashMap<String, Vec<String>> {
-    let mut held: HashMap<String, Vec<String>> = HashMap::new();
-    for row in rows {
-        let [Some(key), Some(rule), channels] = <[_; 3]>::try_from(row).unwrap_or_default() else {
-            continue;
-        };
-        let text = match channels {
-            Some(channels) => format!("{rule} (on {channels})"),
-            None => rule,
-        };
-        held.entry(key).or_default().push(text);
-    }
-    held
 }
 
 /// The keys a published table (a folder of Parquet) lists, among those explained.

@@ -35,25 +35,28 @@ impl Scope {
         channels: &'a [String],
     ) -> Option<Vec<&'a str>> {
         match self {
-            Scope::Everything => None,
-            Scope::Only { segments, .. } if segments.iter().any(|s| s == segment) => None,
-            Scope::Only { channels: held, .. } => Some(
-                channels
-                    .iter()
-                    .filter(|c| held.contains(c))
-                    .map(String::as_str)
-                    .collect(),
-            ),
+            Scope::Only {
+                segments,
+                channels: held,
+                ..
+            } if !segments.iter().any(|s| s == segment) => Some(named(channels, held)),
+            _ => None,
         }
     }
 
-    /// Whether this scope holds back `offer` on `channel`.
-    pub(crate) fn covers_offer_channel(&self, offer: &str, channel: &str) -> bool {
+    /// Which of an offer's `channels` this scope holds back: `None` for the whole offer.
+    pub(crate) fn offer_channels<'a>(
+        &self,
+        offer: &str,
+        channels: &'a [String],
+    ) -> Option<Vec<&'a str>> {
         match self {
-            Scope::Everything => true,
             Scope::Only {
-                offers, channels, ..
-            } => offers.iter().any(|o| o == offer) || channels.iter().any(|c| c == channel),
+                offers,
+                channels: held,
+                ..
+            } if !offers.iter().any(|o| o == offer) => Some(named(channels, held)),
+            _ => None,
         }
     }
 
@@ -164,12 +167,21 @@ fn compile_scope(
     })
 }
 
+/// The `channels` a scope names.
+fn named<'a>(channels: &'a [String], held: &[String]) -> Vec<&'a str> {
+    channels
+        .iter()
+        .filter(|c| held.contains(c))
+        .map(String::as_str)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_scope_holds_back_whole_segments_or_their_named_channels() {
+    fn a_scope_holds_back_whole_segments_and_offers_or_their_named_channels() {
         let channels = vec!["email".to_string(), "mail".to_string()];
         let scope = Scope::Only {
             segments: vec!["a".into()],
@@ -179,7 +191,14 @@ mod tests {
         assert_eq!(scope.segment_channels("a", &channels), None);
         assert_eq!(scope.segment_channels("b", &channels), Some(vec!["email"]));
         assert_eq!(Scope::Everything.segment_channels("b", &channels), None);
-        assert!(scope.covers_offer_channel("x", "email"));
-        assert!(!scope.covers_offer_channel("x", "sms"));
+        assert_eq!(scope.offer_channels("x", &channels), Some(vec!["email"]));
+        let offer = Scope::Only {
+            segments: vec![],
+            offers: vec!["x".into()],
+            channels: vec![],
+        };
+        assert_eq!(offer.offer_channels("x", &channels), None);
+        assert_eq!(offer.offer_channels("y", &channels), Some(vec![]));
+        assert_eq!(Scope::Everything.offer_channels("y", &channels), None);
     }
 }

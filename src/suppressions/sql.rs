@@ -2,6 +2,7 @@
 //! Pure functions of the compiled rules: what they return is what a run and `explain` execute.
 
 use super::Suppression;
+use super::compile::Scope;
 use crate::erasure::{Keep, Part, kept_union};
 use crate::sql::{Rule, all_hold, dictionary, ident, literal, row, values};
 
@@ -102,22 +103,29 @@ pub(crate) struct Reach<'a> {
     pub(crate) suppressed_by: &'a [String],
 }
 
-/// `(suppression, segment, channel)`: which rule holds back which segment, on which of its
-/// channels (`*`: the whole segment).
-fn segment_scope(suppressions: &[Suppression], segments: &[Reach]) -> String {
+/// `(suppression, <what>, channel)`: which rule holds back which segment or offer (`what`
+/// names the column), and on which of its channels: `*` once where the rule's scope, or the
+/// target's `suppressed_by`, covers the whole of it, else a row for each of the target's
+/// channels the scope names (`channels` says which).
+fn scope(
+    what: &str,
+    suppressions: &[Suppression],
+    targets: &[Reach],
+    channels: impl for<'a> Fn(&Scope, &str, &'a [String]) -> Option<Vec<&'a str>>,
+) -> String {
     let mut rows = Vec::new();
     for suppression in suppressions {
-        for segment in segments {
-            let channels = suppression
-                .scope
-                .segment_channels(segment.name, segment.channels)
-                .unwrap_or_else(|| vec!["*"]);
-            for channel in channels {
-                rows.push(row(&[&suppression.name, segment.name, channel]));
+        for target in targets {
+            let held = match target.suppressed_by.contains(&suppression.name) {
+                true => None,
+                false => channels(&suppression.scope, target.name, target.channels),
+            };
+            for channel in held.unwrap_or_else(|| vec!["*"]) {
+                rows.push(row(&[&suppression.name, target.name, channel]));
             }
         }
     }
-    values(rows, &["suppression", "segment", "channel"])
+    values(rows, &["suppression", what, "channel"])
 }
 
 /// Members held back from their segment: a member of `members` (`key, segment`) matched by a
@@ -135,32 +143,15 @@ pub(crate) fn held_from_segments(
         "SELECT r.{k}, r.segment, sc.channel, s.suppression, s.detail \
          FROM {members} r JOIN {matches} s ON s.{k} = r.{k} AND s.offer IS NULL \
          JOIN ({scope}) sc ON sc.suppression = s.suppression AND sc.segment = r.segment",
-        scope = segment_scope(suppressions, segments),
+        scope = scope("segment", suppressions, segments, Scope::segment_channels),
     )
 }
 
-/// `(suppression, offer, channel)`: every channel of every offer a rule holds back.
-fn offer_scope(suppressions: &[Suppression], offers: &[Reach]) -> String {
-    let mut rows = Vec::new();
-    for suppression in suppressions {
-        for offer in offers {
-            for channel in offer.channels {
-                if suppression.scope.covers_offer_channel(offer.name, channel)
-                    || offer.suppressed_by.contains(&suppression.name)
-                {
-                    rows.push(row(&[&suppression.name, offer.name, channel]));
-                }
-            }
-        }
-    }
-    values(rows, &["suppression", "offer", "channel"])
-}
-
-/// Eligible offers held back on a channel: `eligible` (`key, offer`) joined to the matches of
-/// the same key, then to the (offer, channel) pairs each rule covers: two equi-joins, whatever
-/// the number of rules, and the large one partitioned by key so that no side is collected
-/// whole into memory. A rule returning an `offer` holds back that offer only. Columns: `key,
-/// offer, channel, suppression, detail`.
+/// Eligible offers held back, whole (channel `*`) or on a channel: `eligible` (`key, offer`)
+/// joined to the matches of the same key, then to the (offer, channel) pairs each rule covers:
+/// two equi-joins, whatever the number of rules, and the large one partitioned by key so that
+/// no side is collected whole into memory. A rule returning an `offer` holds back that offer
+/// only. Columns: `key, offer, channel, suppression, detail`.
 pub(crate) fn held_from_offers(
     key: &str,
     eligible: &str,
@@ -174,7 +165,7 @@ pub(crate) fn held_from_offers(
          FROM {eligible} e \
          JOIN {matches} s ON s.{k} = e.{k} AND (s.offer IS NULL OR s.offer = e.offer) \
          JOIN ({scope}) sc ON sc.suppression = s.suppression AND sc.offer = e.offer",
-        scope = offer_scope(suppressions, offers),
+        scope = scope("offer", suppressions, offers, Scope::offer_channels),
     )
 }
 
@@ -303,7 +294,8 @@ mod tests {
         );
         let channels = vec!["email".to_string(), "mail".to_string()];
         let sms_only = vec!["sms".to_string()];
-        let scope = segment_scope(
+        let scope = scope(
+            "segment",
             &[email, rule("all", Scope::Everything)],
             &[
                 Reach {
@@ -317,11 +309,49 @@ mod tests {
                     suppressed_by: &[],
                 },
             ],
+            Scope::segment_channels,
         );
         assert_eq!(
             scope,
             "SELECT column1 AS suppression, column2 AS segment, column3 AS channel FROM \
              (VALUES ('no_email', 'a', 'email'), ('all', 'a', '*'), ('all', 'b', '*'))"
+        );
+    }
+
+    #[test]
+    fn a_rule_holding_back_a_whole_offer_holds_it_back_once_not_per_channel() {
+        let scoped = |offers: &[&str], channels: &[&str]| Scope::Only {
+            segments: vec![],
+            offers: offers.iter().map(|o| o.to_string()).collect(),
+            channels: channels.iter().map(|c| c.to_string()).collect(),
+        };
+        let rules = [
+            rule("no_email", scoped(&[], &["email"])),
+            rule("all", Scope::Everything),
+            rule("only_x", scoped(&["x"], &[])),
+        ];
+        let (email_sms, sms) = (
+            vec!["email".to_string(), "sms".to_string()],
+            vec!["sms".to_string()],
+        );
+        let by_no_email = ["no_email".to_string()];
+        let offers = [
+            Reach {
+                name: "x",
+                channels: &email_sms,
+                suppressed_by: &[],
+            },
+            Reach {
+                name: "y",
+                channels: &sms,
+                suppressed_by: &by_no_email,
+            },
+        ];
+        assert_eq!(
+            scope("offer", &rules, &offers, Scope::offer_channels),
+            "SELECT column1 AS suppression, column2 AS offer, column3 AS channel FROM \
+             (VALUES ('no_email', 'x', 'email'), ('no_email', 'y', '*'), ('all', 'x', '*'), \
+             ('all', 'y', '*'), ('only_x', 'x', '*'))"
         );
     }
 }

@@ -38,7 +38,8 @@ pub struct SuppressionStats {
     pub scope: String,
     /// Customers the rule matched today.
     pub matched: u64,
-    /// (customer, segment or offer) pairs it held back.
+    /// Its rows of `suppressed/`: a (customer, segment or offer) it held back whole, or one of
+    /// the channels it held one back on.
     pub held_back: u64,
 }
 
@@ -211,6 +212,35 @@ pub(crate) async fn matches_for(
             _ => None,
         })
         .collect())
+}
+
+/// What holds back each key of a held `table` (of segments or offers) that `filter` keeps, for
+/// `explain`: per key, `rule` (the whole segment or offer) or `rule (on email, sms)`, in name
+/// order.
+pub(crate) async fn held_back_by(
+    ctx: &SessionContext,
+    key: &str,
+    table: &str,
+    filter: &str,
+    params: &Params,
+) -> Result<HashMap<String, Vec<String>>, EngineError> {
+    let k = ident(key);
+    let sql = format!(
+        "SELECT {k}, suppression, string_agg(NULLIF(channel, '*'), ', ' ORDER BY channel) \
+         FROM {table} WHERE {filter} GROUP BY {k}, suppression ORDER BY suppression"
+    );
+    let mut held: HashMap<String, Vec<String>> = HashMap::new();
+    for row in engine::text_rows(ctx, "explain", &sql, params).await? {
+        let [Some(key), Some(rule), channels] = <[_; 3]>::try_from(row).unwrap_or_default() else {
+            continue;
+        };
+        let text = match channels {
+            Some(channels) => format!("{rule} (on {channels})"),
+            None => rule,
+        };
+        held.entry(key).or_default().push(text);
+    }
+    Ok(held)
 }
 
 #[cfg(test)]

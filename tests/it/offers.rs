@@ -170,3 +170,57 @@ fn explain_shows_eligibility_score_suppression_and_capacity() {
         serde_json::json!([["fiber_available", "false"]])
     );
 }
+
+#[test]
+fn suppressed_names_an_offer_held_back_whole_once_and_a_channel_held_back_by_its_channel() {
+    let p = Project::fixture("offers");
+    p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
+    let held = p.duckdb(
+        "offers",
+        "select customer_id, held_back_from, suppression \
+         from read_parquet('{out}/runs/run_date=2026-11-01/suppressed/*.parquet') \
+         where held_back_from like 'offer %' order by 1, 2",
+    );
+    assert_eq!(
+        held,
+        [
+            // A rule scoped to everything: one row per offer, whatever its channels.
+            r#"["6", "offer fiber_upgrade", "complained_recently"]"#,
+            r#"["6", "offer loyalty_reward", "complained_recently"]"#,
+            r#"["6", "offer mobile_plan", "complained_recently"]"#,
+            // A rule scoped to e-mail: the e-mail channel of each offer (customer 7 has no
+            // fibre where they live).
+            r#"["7", "offer loyalty_reward via email", "email_consent_withdrawn"]"#,
+            r#"["7", "offer mobile_plan via email", "email_consent_withdrawn"]"#,
+        ]
+    );
+    let manifest = p.json("out/offers/runs/run_date=2026-11-01/manifest.json");
+    let held_back: Vec<_> = (manifest["suppressions"].as_array().unwrap().iter())
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap(),
+                s["held_back"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        held_back,
+        [("complained_recently", 3), ("email_consent_withdrawn", 2)]
+    );
+    let json: serde_json::Value = serde_json::from_str(&p.ok(&[
+        "explain",
+        PIPELINE,
+        "--key",
+        "6",
+        "--date",
+        "2026-11-01",
+        "--json",
+    ]))
+    .unwrap();
+    let mobile = &json["offers"][2];
+    assert_eq!(mobile["name"], "mobile_plan");
+    assert_eq!(
+        mobile["held_back_by"],
+        serde_json::json!(["complained_recently"])
+    );
+}
