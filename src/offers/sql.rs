@@ -4,7 +4,7 @@ use super::{Offer, Offers};
 use crate::erasure::{Keep, Part, kept_union, not_erased};
 use crate::holdouts::{Holdout, group_case};
 use crate::sql::{all_hold, ident, literal, values};
-use crate::suppressions::held_channels;
+use crate::suppressions::{channel_bit, held_channels};
 
 /// Eligible (customer, offer) pairs with score, priority and reasons.
 pub(super) const ELIGIBLE: &str = "__segflow_offer_eligible";
@@ -52,13 +52,7 @@ pub(super) fn eligible(key: &str, offers: &Offers, keep: Keep) -> String {
 fn channel_bits(offers: &Offers, whole: bool) -> String {
     let mut rows = Vec::new();
     for o in &offers.list {
-        let bits = |channel: &str, bit: i64| {
-            format!(
-                "({}, {}, CAST({bit} AS BIGINT))",
-                literal(&o.name),
-                literal(channel)
-            )
-        };
+        let bits = |channel: &str, bit: i64| channel_bit(&o.name, channel, bit);
         if whole {
             rows.push(bits("*", every_bit(o)));
         }

@@ -5,7 +5,7 @@ use super::{Segment, Segments};
 use crate::erasure::{Keep, Part, kept_union};
 use crate::holdouts::group_case;
 use crate::sql::{Rule, all_hold, ident, literal};
-use crate::suppressions::held_channels;
+use crate::suppressions::{channel_bit, held_channels};
 
 /// Today's members before suppressions: `(key, segment, reasons)`.
 pub(super) const RAW: &str = "__segflow_raw_members";
@@ -86,13 +86,7 @@ fn all_channels(segment: &Segment, names: &[&str]) -> i64 {
 fn channel_bits(segments: &Segments, names: &[&str]) -> String {
     let mut rows = Vec::new();
     for segment in &segments.list {
-        let bits = |channel: &str, bit: i64| {
-            format!(
-                "({}, {}, CAST({bit} AS BIGINT))",
-                literal(&segment.name),
-                literal(channel)
-            )
-        };
+        let bits = |channel: &str, bit: i64| channel_bit(&segment.name, channel, bit);
         rows.push(bits("*", all_channels(segment, names)));
         for (i, name) in names.iter().enumerate() {
             if segment.channels.iter().any(|c| c == name) {

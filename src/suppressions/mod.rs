@@ -19,7 +19,9 @@ mod step;
 #[cfg(test)]
 pub(crate) use compile::Scope;
 pub(crate) use compile::{Suppression, Targets, compile};
-pub(crate) use sql::{Held, Reach, held_channels, held_from_offers, held_from_segments};
+pub(crate) use sql::{
+    Held, Reach, channel_bit, held_channels, held_from_offers, held_from_segments,
+};
 pub use step::SuppressionStats;
 pub(crate) use step::{
     MATCHES, SuppressionsError, evaluate, held_back_by, matches_for, plan, write_suppressed,

@@ -169,6 +169,15 @@ pub(crate) fn held_from_offers(
     )
 }
 
+/// A row of the `bits` [`held_channels`] reads: `(segment or offer, channel, bit)`.
+pub(crate) fn channel_bit(target: &str, channel: &str, bit: i64) -> String {
+    format!(
+        "({}, {}, CAST({bit} AS BIGINT))",
+        literal(target),
+        literal(channel)
+    )
+}
+
 /// The channels each (key, segment or offer) of a held `table` is held back on, as one set:
 /// the `bit_or` of each held channel's bit in `bits` (`what, channel, bit`; `what` is
 /// `segment` or `offer`). Columns: `key, what, held`.
