@@ -116,9 +116,10 @@ fn scope(
     let mut rows = Vec::new();
     for suppression in suppressions {
         for target in targets {
-            let held = match target.suppressed_by.contains(&suppression.name) {
-                true => None,
-                false => channels(&suppression.scope, target.name, target.channels),
+            let held = if target.suppressed_by.contains(&suppression.name) {
+                None
+            } else {
+                channels(&suppression.scope, target.name, target.channels)
             };
             for channel in held.unwrap_or_else(|| vec!["*"]) {
                 rows.push(row(&[&suppression.name, target.name, channel]));
