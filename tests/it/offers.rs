@@ -19,6 +19,20 @@ fn decided(p: &Project, date: &str) -> Vec<String> {
     )
 }
 
+/// `explain --json` for one customer on 2026-11-01.
+fn explain_json(p: &Project, key: &str) -> serde_json::Value {
+    let out = p.ok(&[
+        "explain",
+        PIPELINE,
+        "--key",
+        key,
+        "--date",
+        "2026-11-01",
+        "--json",
+    ]);
+    serde_json::from_str(&out).unwrap()
+}
+
 #[test]
 fn each_customer_gets_their_best_offers_within_capacity() {
     let p = Project::fixture("offers");
@@ -147,16 +161,7 @@ fn explain_shows_eligibility_score_suppression_and_capacity() {
         text.contains("offer loyalty_reward — eligible, score 20.0 (published: assigned, rank 1)"),
         "{text}"
     );
-    let json: serde_json::Value = serde_json::from_str(&p.ok(&[
-        "explain",
-        PIPELINE,
-        "--key",
-        "7",
-        "--date",
-        "2026-11-01",
-        "--json",
-    ]))
-    .unwrap();
+    let json = explain_json(&p, "7");
     let loyalty = &json["offers"][1];
     assert_eq!(loyalty["name"], "loyalty_reward");
     assert_eq!(loyalty["eligible"], true);
@@ -207,16 +212,7 @@ fn suppressed_names_an_offer_held_back_whole_once_and_a_channel_held_back_by_its
         held_back,
         [("complained_recently", 3), ("email_consent_withdrawn", 2)]
     );
-    let json: serde_json::Value = serde_json::from_str(&p.ok(&[
-        "explain",
-        PIPELINE,
-        "--key",
-        "6",
-        "--date",
-        "2026-11-01",
-        "--json",
-    ]))
-    .unwrap();
+    let json = explain_json(&p, "6");
     let mobile = &json["offers"][2];
     assert_eq!(mobile["name"], "mobile_plan");
     assert_eq!(
