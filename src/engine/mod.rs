@@ -13,6 +13,7 @@ mod small_side;
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::Instant;
@@ -28,7 +29,7 @@ use datafusion::datasource::listing::{
 };
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
-use datafusion::execution::disk_manager::DiskManagerBuilder;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::TrackConsumersPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -58,7 +59,7 @@ use crate::objects::{Folder, Stores};
 use crate::sql::{Params, SqlQuery};
 pub(crate) use crate::store::Part;
 pub(crate) use crate::store::TableLayout;
-use crate::store::{ReadBy, StoreError, Written, write_stream, write_stream_split};
+use crate::store::{ReadBy, Space, StoreError, Written, write_stream, write_stream_split};
 
 /// A DataFusion error as people read it: no category prefix, no backtrace, and — for errors
 /// raised while reading data — no quoted values, which may be a customer's data.
@@ -359,8 +360,20 @@ pub(crate) async fn session(
     options: &EngineOptions,
     stores: &Stores,
 ) -> Result<(SessionContext, IdentifierStats), EngineError> {
-    let config = session_config(options.memory_limit.is_some())?;
-    let runtime = runtime_env(options.memory_limit)?;
+    // What spills goes to a space of the session's own, which a killed process leaves to the
+    // next one to remove (see `store::Space`); the session holds it, and removes it when
+    // dropped.
+    let spill = Space::create(&format!(
+        "spill-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ))
+    .map_err(|source| EngineError::Write {
+        what: "making a folder to spill to; set TMPDIR to a writable folder".into(),
+        source: StoreError::io(&std::env::temp_dir(), "creating a folder")(source),
+    })?;
+    let runtime = runtime_env(options.memory_limit, spill.path())?;
+    let config = session_config(options.memory_limit.is_some())?.with_extension(Arc::new(spill));
     let ctx = match &options.engine {
         Engine::Local => {
             let state = SessionStateBuilder::new()
@@ -434,14 +447,15 @@ pub(crate) fn session_config(bounded: bool) -> Result<SessionConfig, EngineError
 }
 
 /// Spilling to temporary files, and under a memory limit a fair pool of that size.
-fn runtime_env(memory_limit: Option<usize>) -> Result<Arc<RuntimeEnv>, EngineError> {
+fn runtime_env(memory_limit: Option<usize>, spill: &Path) -> Result<Arc<RuntimeEnv>, EngineError> {
     MEMORY_LIMIT.store(memory_limit.unwrap_or(0), Ordering::Relaxed);
     // A sort that spilled merges its sorted runs back with memory it takes outside the fair
     // shares, as much as the pool has left, for as many runs as it can read at once: at 10M
     // customers one such merge held 658 MB of a 3 GiB pool and the sorts beside it could not
     // get the little they needed. Merging at most 8 runs at a time (in passes when there are
     // more) bounds what one merge takes to a few batches per run.
-    let mut disk = DiskManagerBuilder::default();
+    let mut disk =
+        DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![spill.into()]));
     if memory_limit.is_some() {
         disk = disk.with_max_spill_merge_fan_in(SPILL_MERGE_FAN_IN);
     }
@@ -1606,6 +1620,26 @@ mod tests {
             "{} spills",
             spills(&plan)
         );
+    }
+
+    #[tokio::test]
+    async fn a_session_spills_into_a_space_of_its_own_removed_with_the_session() {
+        let options = EngineOptions {
+            memory_limit: Some(64 << 20),
+            ..EngineOptions::default()
+        };
+        let (ctx, _) = session(&options, &Stores::default()).await.unwrap();
+        let space = ctx.state().config().get_extension::<Space>().unwrap();
+        let dir = space.path().to_path_buf();
+        // Where DataFusion's sorts and aggregations create their spill files.
+        let file = (ctx.runtime_env().disk_manager)
+            .create_tmp_file("a test")
+            .unwrap();
+        let spilled = file.path().unwrap().to_path_buf();
+        assert!(spilled.starts_with(&dir), "{spilled:?} not in {dir:?}");
+        std::fs::write(&spilled, b"rows").unwrap();
+        drop((file, space, ctx));
+        assert!(!dir.exists(), "{dir:?} left behind");
     }
 
     #[tokio::test]

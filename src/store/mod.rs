@@ -37,6 +37,7 @@ mod lock;
 mod output;
 mod parquet;
 mod remote;
+mod space;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -51,6 +52,7 @@ pub use parquet::{ColumnSchema, WrittenFile};
 pub(crate) use parquet::{
     Part, ReadBy, TableLayout, rows_written, write_stream, write_stream_by_day, write_stream_split,
 };
+pub(crate) use space::Space;
 
 use crate::objects::Folder;
 

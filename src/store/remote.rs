@@ -30,7 +30,7 @@ pub(super) struct Attempt {
     pub(super) run: Folder,
     pub(super) work: Folder,
     /// The scratch space on this machine, removed with the attempt.
-    work_dir: Option<std::path::PathBuf>,
+    work_space: Option<super::Space>,
     /// The pointer the run replaces, as it was when the run started (`None`: a new date).
     replaces: Option<(Pointer, UpdateVersion)>,
 }
@@ -38,17 +38,9 @@ pub(super) struct Attempt {
 impl Attempt {
     /// Deletes the scratch space the attempt keeps on the store, if it does.
     pub(super) async fn clear_scratch(&self) -> Result<(), StoreError> {
-        match self.work_dir {
+        match self.work_space {
             Some(_) => Ok(()),
             None => delete_tree(&self.work).await,
-        }
-    }
-}
-
-impl Drop for Attempt {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.work_dir {
-            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
@@ -219,19 +211,20 @@ pub(super) async fn stage(
 ) -> Result<super::Staged, StoreError> {
     let replaces = read_versioned(&pointer(root, date)).await?;
     let run = date_folder(root, date).join(&format!("run={run_id}"));
-    let (work, work_dir) = match scratch {
+    let (work, work_space) = match scratch {
         super::Scratch::Here => {
-            let work_dir = std::env::temp_dir().join(format!("segflow-work-{run_id}"));
-            std::fs::create_dir_all(&work_dir)
-                .map_err(StoreError::io(&work_dir, "creating scratch space"))?;
-            (Folder::local(&work_dir), Some(work_dir))
+            let space = super::Space::create(run_id).map_err(StoreError::io(
+                &std::env::temp_dir(),
+                "creating a folder for scratch tables (set TMPDIR to a writable folder)",
+            ))?;
+            (Folder::local(space.path()), Some(space))
         }
         super::Scratch::Shared => (run.join(SCRATCH), None),
     };
     Ok(super::Staged::Remote(Attempt {
         run,
         work,
-        work_dir,
+        work_space,
         replaces,
     }))
 }

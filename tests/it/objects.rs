@@ -240,9 +240,11 @@ fn runs_killed_at_random_moments_leave_the_published_run_readable_and_unchanged(
         // Either the run was killed before it published, or it published whole: the same rows.
         assert_eq!(now["tables"], before["tables"], "after kill {kill}");
     }
-    // The next run takes the dead runs' lock over and publishes.
+    // The next run takes the dead runs' lock over, removes the scratch tables and spill
+    // folders they left on this machine, and publishes.
     ok(&p, &s3, &["run", PIPELINE, "--date", "2026-11-20"]);
     assert_eq!(read_s3_run(&s3, None)["tables"], before["tables"]);
+    assert_eq!(p.temporary_files(), Vec::<String>::new());
 }
 
 #[test]

@@ -136,14 +136,22 @@ fn killed_run_leaves_the_previous_run_and_the_next_run_recovers() {
         p.read("out/mini/runs/run_date=2026-11-20/manifest.json"),
         before
     );
+    // Its folder to spill to, and the lock file that told it was in use.
+    let left = p.temporary_files();
+    assert!(
+        left.iter().any(|f| f.starts_with("segflow-spill-")) && left.len() == 2,
+        "{left:?}"
+    );
 
-    // The next run takes over the dead run's lock, cleans its staging and publishes.
+    // The next run takes over the dead run's lock, cleans its staging and its temporary
+    // folder, and publishes.
     run(&p, "2026-11-20");
     assert_ne!(
         p.read("out/mini/runs/run_date=2026-11-20/manifest.json"),
         before
     );
     assert_eq!(p.path("out/mini/.staging").read_dir().unwrap().count(), 0);
+    assert_eq!(p.temporary_files(), Vec::<String>::new());
 }
 
 #[test]
@@ -202,4 +210,27 @@ fn json_logs_carry_the_pipeline_run_date_and_steps() {
     assert_eq!(model["span"]["run_date"], "2026-11-20");
     assert_eq!(model["rows"], 3);
     assert!(lines.iter().any(|l| l["message"] == "run published"));
+}
+
+#[test]
+fn a_temporary_folder_that_cannot_be_written_fails_the_run_and_says_so() {
+    let p = Project::mini();
+    run(&p, "2026-11-20");
+    let before = p.read("out/mini/runs/run_date=2026-11-20/manifest.json");
+    let out = p
+        .command(&["run", PIPELINE, "--date", "2026-11-20"])
+        .env("TMPDIR", p.path("no/such/folder"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("set TMPDIR to a writable folder"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("no/such/folder"), "{stderr}");
+    assert_eq!(
+        p.read("out/mini/runs/run_date=2026-11-20/manifest.json"),
+        before
+    );
 }

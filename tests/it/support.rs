@@ -87,13 +87,28 @@ impl Project {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
+        // A temporary folder of the project's own, where a test sees what segflow leaves.
+        let temp = self.path("tmp");
+        std::fs::create_dir_all(&temp).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_segflow"));
         command
             .args(args)
             .current_dir(self.dir.path())
             .env_remove("SEGFLOW_FAILPOINT")
-            .env("SEGFLOW_LOG", "warn");
+            .env("SEGFLOW_LOG", "warn")
+            .env("TMPDIR", temp);
         command
+    }
+
+    /// What segflow processes left in the temporary folder.
+    pub fn temporary_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.path("tmp"))
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     pub fn segflow(&self, args: &[&str]) -> Output {
