@@ -217,6 +217,17 @@ pub enum EngineError {
         "{what}: the Ballista cluster stopped answering ({problem}); check that its scheduler and executors are running"
     )]
     ClusterLost { what: String, problem: String },
+    /// The disk of the temporary folder filled up with what sorts and aggregations spilled.
+    #[error(
+        "{what}: no space left on the disk of {} while spilling beyond --memory-limit; free space there, or set TMPDIR to a folder on a disk with more room",
+        .folder.display()
+    )]
+    DiskFull {
+        what: String,
+        folder: std::path::PathBuf,
+        #[source]
+        source: QueryError,
+    },
     #[error(
         "{variable}={value:?} is not a valid value for DataFusion's {key}; unset it or give a valid value"
     )]
@@ -225,6 +236,20 @@ pub enum EngineError {
         value: String,
         key: String,
     },
+}
+
+/// Whether an I/O error in `err`'s chain is a full disk.
+fn no_space_left(err: &DataFusionError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::StorageFull
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// How many sorted runs of a spilled sort one merge pass reads under `--memory-limit`.
@@ -257,8 +282,17 @@ impl EngineError {
                 problem,
             };
         }
+        // In this process DataFusion writes files only when it spills, into the temporary
+        // folder (the run's own tables are written by segflow, whose errors name the file).
+        let disk_full = no_space_left(&err);
         let (what, source) = (what.into(), QueryError::from_data(err));
-        if out_of_memory && limit > 0 {
+        if disk_full {
+            EngineError::DiskFull {
+                what,
+                folder: std::env::temp_dir(),
+                source,
+            }
+        } else if out_of_memory && limit > 0 {
             EngineError::OutOfMemory {
                 what,
                 limit,
@@ -1620,6 +1654,29 @@ mod tests {
             "{} spills",
             spills(&plan)
         );
+    }
+
+    #[test]
+    fn a_full_disk_while_spilling_says_where_and_what_to_do() {
+        // As Arrow's writer of spill files reports it.
+        let full = DataFusionError::IoError(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        let full = std::io::Error::other(full);
+        let arrow = datafusion::arrow::error::ArrowError::IoError("IO error".into(), full);
+        let err = DataFusionError::Context(
+            "spilling".into(),
+            Box::new(DataFusionError::ArrowError(Box::new(arrow), None)),
+        );
+        let err = EngineError::execution("feature f", err);
+        assert!(matches!(err, EngineError::DiskFull { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(message.starts_with("feature f: no space left on the disk of "));
+        assert!(message.contains("set TMPDIR"), "{message}");
+        let other = std::io::Error::from_raw_os_error(libc::EACCES);
+        let err = DataFusionError::IoError(other);
+        assert!(matches!(
+            EngineError::execution("feature f", err),
+            EngineError::Execution { .. }
+        ));
     }
 
     #[tokio::test]
