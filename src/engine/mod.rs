@@ -217,16 +217,16 @@ pub enum EngineError {
         "{what}: the Ballista cluster stopped answering ({problem}); check that its scheduler and executors are running"
     )]
     ClusterLost { what: String, problem: String },
-    /// The disk of the temporary folder filled up with what sorts and aggregations spilled.
+    /// What sorts and aggregations spilled filled the disk of the temporary folder, or the
+    /// part of it a run takes (see [`spill_room`]).
     #[error(
-        "{what}: no space left on the disk of {} while spilling beyond --memory-limit; free space there, or set TMPDIR to a folder on a disk with more room",
+        "{what}: no room left on the disk of {} for what sorts and aggregations spill beyond --memory-limit ({why}); free space there, set TMPDIR to a folder on a disk with more room, or raise --memory-limit",
         .folder.display()
     )]
     DiskFull {
         what: String,
         folder: std::path::PathBuf,
-        #[source]
-        source: QueryError,
+        why: &'static str,
     },
     #[error(
         "{variable}={value:?} is not a valid value for DataFusion's {key}; unset it or give a valid value"
@@ -238,18 +238,45 @@ pub enum EngineError {
     },
 }
 
-/// Whether an I/O error in `err`'s chain is a full disk.
-fn no_space_left(err: &DataFusionError) -> bool {
+/// Why there is no room to spill, when an I/O error in `err`'s chain says so: a full disk, or
+/// DataFusion's refusal to spill more than [`spill_room`] (told by its text, whose advice names
+/// a setting segflow has no way to pass, so it is not shown).
+fn no_space_left(err: &DataFusionError) -> Option<&'static str> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(error) = cause {
-        if let Some(io) = error.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::StorageFull
-        {
-            return true;
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::StorageFull {
+                return Some("the disk is full");
+            }
+            if io.to_string().contains("exceeded the allowable limit") {
+                return Some(
+                    "a run spills at most nine tenths of what the disk had free when it started",
+                );
+            }
         }
         cause = error.source();
     }
-    false
+    None
+}
+
+/// How many bytes a session may spill at once into `folder`: nine tenths of what its disk has
+/// free when the session starts, so a run never takes the last of a disk other processes
+/// share. DataFusion's own cap, 100 GB whatever the disk, is more than a small disk holds and
+/// less than a large one could give; its error then advises a setting segflow has no way to
+/// pass. `None` when the disk cannot be asked (DataFusion's cap then stays).
+fn spill_room(folder: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(folder.as_os_str().as_bytes()).ok()?;
+    let mut disk = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is NUL-terminated and `disk` is written by statvfs before it is read.
+    let disk = unsafe {
+        if libc::statvfs(path.as_ptr(), disk.as_mut_ptr()) != 0 {
+            return None;
+        }
+        disk.assume_init()
+    };
+    let free = disk.f_bavail.saturating_mul(disk.f_frsize);
+    Some(free / 10 * 9)
 }
 
 /// How many sorted runs of a spilled sort one merge pass reads under `--memory-limit`.
@@ -284,15 +311,15 @@ impl EngineError {
         }
         // In this process DataFusion writes files only when it spills, into the temporary
         // folder (the run's own tables are written by segflow, whose errors name the file).
-        let disk_full = no_space_left(&err);
-        let (what, source) = (what.into(), QueryError::from_data(err));
-        if disk_full {
-            EngineError::DiskFull {
-                what,
+        if let Some(why) = no_space_left(&err) {
+            return EngineError::DiskFull {
+                what: what.into(),
                 folder: std::env::temp_dir(),
-                source,
-            }
-        } else if out_of_memory && limit > 0 {
+                why,
+            };
+        }
+        let (what, source) = (what.into(), QueryError::from_data(err));
+        if out_of_memory && limit > 0 {
             EngineError::OutOfMemory {
                 what,
                 limit,
@@ -490,6 +517,9 @@ fn runtime_env(memory_limit: Option<usize>, spill: &Path) -> Result<Arc<RuntimeE
     // more) bounds what one merge takes to a few batches per run.
     let mut disk =
         DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![spill.into()]));
+    if let Some(room) = spill_room(spill) {
+        disk = disk.with_max_temp_directory_size(room);
+    }
     if memory_limit.is_some() {
         disk = disk.with_max_spill_merge_fan_in(SPILL_MERGE_FAN_IN);
     }
@@ -1669,7 +1699,8 @@ mod tests {
         let err = EngineError::execution("feature f", err);
         assert!(matches!(err, EngineError::DiskFull { .. }), "{err:?}");
         let message = err.to_string();
-        assert!(message.starts_with("feature f: no space left on the disk of "));
+        assert!(message.starts_with("feature f: no room left on the disk of "));
+        assert!(message.contains("(the disk is full)"), "{message}");
         assert!(message.contains("set TMPDIR"), "{message}");
         let other = std::io::Error::from_raw_os_error(libc::EACCES);
         let err = DataFusionError::IoError(other);
@@ -1677,6 +1708,36 @@ mod tests {
             EngineError::execution("feature f", err),
             EngineError::Execution { .. }
         ));
+    }
+
+    #[tokio::test]
+    async fn a_sort_that_spills_more_than_the_disk_gives_says_where_and_what_to_do() {
+        let options = EngineOptions {
+            memory_limit: Some(16 << 20),
+            ..EngineOptions::default()
+        };
+        let (ctx, _) = session(&options, &Stores::default()).await.unwrap();
+        let disk = &ctx.runtime_env().disk_manager;
+        let room = disk.max_temp_directory_size();
+        let space = ctx.state().config().get_extension::<Space>().unwrap();
+        // Nine tenths of the disk's free space (which other processes move a little).
+        let now = spill_room(space.path()).unwrap();
+        assert!(room > 0 && room.abs_diff(now) < now / 100, "{room} {now}");
+        // A disk with 1 MB left to give.
+        disk.set_max_temp_directory_size(1 << 20).unwrap();
+        let reserve = "SET datafusion.execution.sort_spill_reservation_bytes = 1048576";
+        ctx.sql(reserve).await.unwrap();
+        let sql = "SELECT value, encode(sha256(CAST(value AS VARCHAR)), 'hex') AS h \
+                   FROM generate_series(1, 600000) ORDER BY h";
+        let err = ctx.sql(sql).await.unwrap().collect().await.unwrap_err();
+        let err = EngineError::execution("model m", err);
+        assert!(matches!(err, EngineError::DiskFull { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains("(a run spills at most nine tenths"),
+            "{message}"
+        );
+        assert!(message.contains("set TMPDIR"), "{message}");
     }
 
     #[tokio::test]
