@@ -75,8 +75,8 @@ impl Space {
 
 impl Drop for Space {
     fn drop(&mut self) {
-        // The folder first, the lock file while the lock is still held: a sweep never sees a
-        // folder without its lock file and takes it for another process's.
+        // The folder first, while the lock keeps sweeps away; the lock file last, so that a
+        // process killed in between leaves a lock file for the next sweep to find.
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_file(&self.lock_path);
     }
