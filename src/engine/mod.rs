@@ -1650,8 +1650,8 @@ mod tests {
         assert!(chunks >= 2);
     }
 
-    #[tokio::test]
-    async fn a_sort_many_times_larger_than_the_limit_spills_and_comes_back_whole_and_sorted() {
+    /// A session under a 16 MiB limit, and a sort of 600k hashes that spills in it.
+    async fn spilling_sort() -> (SessionContext, &'static str) {
         let options = EngineOptions {
             memory_limit: Some(16 << 20),
             ..EngineOptions::default()
@@ -1663,6 +1663,12 @@ mod tests {
         ctx.sql(reserve).await.unwrap();
         let sql = "SELECT value, encode(sha256(CAST(value AS VARCHAR)), 'hex') AS h \
                    FROM generate_series(1, 600000) ORDER BY h";
+        (ctx, sql)
+    }
+
+    #[tokio::test]
+    async fn a_sort_many_times_larger_than_the_limit_spills_and_comes_back_whole_and_sorted() {
+        let (ctx, sql) = spilling_sort().await;
         let df = ctx.sql(sql).await.unwrap();
         let plan = df.create_physical_plan().await.unwrap();
         let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
@@ -1712,11 +1718,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_sort_that_spills_more_than_the_disk_gives_says_where_and_what_to_do() {
-        let options = EngineOptions {
-            memory_limit: Some(16 << 20),
-            ..EngineOptions::default()
-        };
-        let (ctx, _) = session(&options, &Stores::default()).await.unwrap();
+        let (ctx, sql) = spilling_sort().await;
         let disk = &ctx.runtime_env().disk_manager;
         let room = disk.max_temp_directory_size();
         let space = ctx.state().config().get_extension::<Space>().unwrap();
@@ -1725,10 +1727,6 @@ mod tests {
         assert!(room > 0 && room.abs_diff(now) < now / 100, "{room} {now}");
         // A disk with 1 MB left to give.
         disk.set_max_temp_directory_size(1 << 20).unwrap();
-        let reserve = "SET datafusion.execution.sort_spill_reservation_bytes = 1048576";
-        ctx.sql(reserve).await.unwrap();
-        let sql = "SELECT value, encode(sha256(CAST(value AS VARCHAR)), 'hex') AS h \
-                   FROM generate_series(1, 600000) ORDER BY h";
         let err = ctx.sql(sql).await.unwrap().collect().await.unwrap_err();
         let err = EngineError::execution("model m", err);
         assert!(matches!(err, EngineError::DiskFull { .. }), "{err:?}");
