@@ -265,16 +265,7 @@ fn no_space_left(err: &DataFusionError) -> Option<&'static str> {
 /// less than a large one could give; its error then advises a setting segflow has no way to
 /// pass. `None` when the disk cannot be asked (DataFusion's cap then stays).
 fn spill_room(folder: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(folder.as_os_str().as_bytes()).ok()?;
-    let mut disk = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `path` is NUL-terminated and `disk` is written by statvfs before it is read.
-    let disk = unsafe {
-        if libc::statvfs(path.as_ptr(), disk.as_mut_ptr()) != 0 {
-            return None;
-        }
-        disk.assume_init()
-    };
+    let disk = rustix::fs::statvfs(folder).ok()?;
     let free = disk.f_bavail.saturating_mul(disk.f_frsize);
     Some(free / 10 * 9)
 }
@@ -430,8 +421,8 @@ pub(crate) async fn session(
         rand::random::<u32>()
     ))
     .map_err(|source| EngineError::Write {
-        what: "making a folder to spill to; set TMPDIR to a writable folder".into(),
-        source: StoreError::io(&std::env::temp_dir(), "creating a folder")(source),
+        what: "making a folder to spill to".into(),
+        source,
     })?;
     let runtime = runtime_env(options.memory_limit, spill.path())?;
     let config = session_config(options.memory_limit.is_some())?.with_extension(Arc::new(spill));

@@ -213,10 +213,7 @@ pub(super) async fn stage(
     let run = date_folder(root, date).join(&format!("run={run_id}"));
     let (work, work_space) = match scratch {
         super::Scratch::Here => {
-            let space = super::Space::create(run_id).map_err(StoreError::io(
-                &std::env::temp_dir(),
-                "creating a folder for scratch tables (set TMPDIR to a writable folder)",
-            ))?;
+            let space = super::Space::create(run_id)?;
             (Folder::local(space.path()), Some(space))
         }
         super::Scratch::Shared => (run.join(SCRATCH), None),

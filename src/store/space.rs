@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use tracing::info;
 
+use super::StoreError;
+
 const PREFIX: &str = "segflow-";
 const LOCK: &str = ".lock";
 
@@ -31,8 +33,12 @@ pub(crate) struct Space {
 impl Space {
     /// A new space named after `id` (unique to the process, e.g. a run id) in the temporary
     /// folder, after removing the spaces of processes that are gone.
-    pub(crate) fn create(id: &str) -> io::Result<Self> {
-        Self::create_in(&std::env::temp_dir(), id)
+    pub(crate) fn create(id: &str) -> Result<Self, StoreError> {
+        let temp = std::env::temp_dir();
+        Self::create_in(&temp, id).map_err(StoreError::io(
+            &temp,
+            "creating a folder of segflow's (set TMPDIR to a writable folder)",
+        ))
     }
 
     fn create_in(temp: &Path, id: &str) -> io::Result<Self> {
