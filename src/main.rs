@@ -39,10 +39,24 @@ fn main() -> ExitCode {
         .thread_stack_size(64 << 20)
         .build()
         .expect("tokio runtime starts");
+    let json = cli.log_format == LogFormat::Json;
     match runtime.block_on(segflow::cli::execute(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("segflow: error: {}", segflow::chain(&err));
+            let message = segflow::chain(&err);
+            if json {
+                // One more JSON line, so that a collector parsing every line reads the error.
+                let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+                let line = serde_json::json!({
+                    "timestamp": now,
+                    "level": "ERROR",
+                    "message": message,
+                    "exit_code": err.exit_code(),
+                });
+                eprintln!("{line}");
+            } else {
+                eprintln!("segflow: error: {message}");
+            }
             ExitCode::from(err.exit_code())
         }
     }

@@ -97,6 +97,7 @@ impl Error {
             Error::Compile(_) | Error::BackwardRange { .. } => 2,
             Error::Run(err) => err.exit_code(),
             Error::Backfill(err) => err.source.exit_code(),
+            Error::Generate(err) if err.is_argument() => 2,
             Error::Generate(_) | Error::TestsFailed(_) | Error::Cluster(_) => 1,
             Error::UnitTest(err) => err.exit_code(),
         }
@@ -341,7 +342,12 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         "t" | "tb" | "tib" => 1024.0f64.powi(4),
         _ => return Err(invalid()),
     };
-    Ok((number * scale) as usize)
+    match (number * scale) as usize {
+        0 => Err(format!(
+            "{text:?} leaves no memory; give a size like 512MiB or 4GiB"
+        )),
+        bytes => Ok(bytes),
+    }
 }
 
 /// `daily_segments` → `pipelines/daily_segments.yaml` when no such file exists.
@@ -475,7 +481,12 @@ async fn run_command(
     let report = match report {
         Ok(report) => report,
         Err(err) => {
-            if let (true, RunError::Blocked { report, .. }) = (json, &err) {
+            // Blocked, or a later date it rebuilt was: that date's report.
+            let blocked = match &err {
+                RunError::RebuildStopped { source, .. } => source.as_ref(),
+                err => err,
+            };
+            if let (true, RunError::Blocked { report, .. }) = (json, blocked) {
                 print_json(report);
             }
             return Err(err.into());
@@ -621,6 +632,8 @@ mod tests {
         assert_eq!(parse_size("512mb").unwrap(), 512 << 20);
         assert_eq!(parse_size("1000").unwrap(), 1000);
         assert!(parse_size("lots").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("0.1b").is_err());
     }
 
     #[test]

@@ -49,8 +49,8 @@ pub(crate) use aside::{Aside, write_frame_setting_aside};
 pub(crate) use row_number::RowNumbers;
 pub use rules::ConditionExplanation;
 pub(crate) use rules::{
-    RuleColumns, check_conditions, check_key, check_score, explain_conditions, locate_failure,
-    register_rule_query,
+    RuleColumns, check_conditions, check_key, check_one_row_per_key, check_score,
+    explain_conditions, locate_failure, register_rule_query,
 };
 
 use crate::functions::{self, IdentifierStats};
@@ -100,8 +100,11 @@ impl std::fmt::Display for QueryError {
 }
 
 /// The message with every quoted part (`'…'`, `"…"`) emptied: errors raised while reading data
-/// quote the values they failed on, and those must never reach a log.
+/// quote the values they failed on, and those must never reach a log. A regular expression's
+/// parser prints the pattern, which SQL may build from row values, unquoted on the lines after
+/// `regex parse error:` (then a caret under the fault, then `error: …`): those lines go too.
 pub(crate) fn redact_quoted(message: &str) -> String {
+    let message = redact_numbers(&redact_regex_patterns(message));
     let mut out = String::with_capacity(message.len());
     // (the closing quote, whether the quoted text is kept): type names are not data.
     let mut quote: Option<(char, bool)> = None;
@@ -129,6 +132,49 @@ pub(crate) fn redact_quoted(message: &str) -> String {
         out.push('…');
     }
     out
+}
+
+/// Arrow's arithmetic and casts name the number they failed on, unquoted: `Overflowing on
+/// 1e37`, `Overflow happened on: 123 * 1000`, `1.2E20 is too large to store in a Decimal128`.
+fn redact_numbers(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for (i, line) in message.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let mut line = line.to_string();
+        for marker in ["Overflowing on ", "Overflow happened on: "] {
+            if let Some(at) = line.find(marker) {
+                line.truncate(at + marker.len());
+                line.push('…');
+            }
+        }
+        if let Some(at) = line.find(" is too large to store in ") {
+            let start = line[..at].rfind(' ').map_or(0, |s| s + 1);
+            line.replace_range(start..at, "…");
+        }
+        out.push_str(&line);
+    }
+    out
+}
+
+fn redact_regex_patterns(message: &str) -> String {
+    let mut out = Vec::new();
+    let mut in_pattern = false;
+    for line in message.split('\n') {
+        if in_pattern && !line.trim_start().starts_with("error:") {
+            continue;
+        }
+        if in_pattern {
+            out.push("    …");
+        }
+        in_pattern = line.trim_end().ends_with("regex parse error:");
+        out.push(line);
+    }
+    if in_pattern {
+        out.push("    …");
+    }
+    out.join("\n")
 }
 
 /// DataFusion's message already says everything its inner errors say.
@@ -204,6 +250,19 @@ pub enum EngineError {
         limit: usize,
         #[source]
         source: QueryError,
+    },
+    /// A profile segments or offers read has customers with more than one row.
+    #[error(
+        "{}: model {profile} has more than one row for {keys} {key} values ({rows} rows); segments and offers read one row per customer, so make {profile} return one row per {key} (GROUP BY {key}, or keep the first row of each with ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY …) = 1)",
+        .file.display()
+    )]
+    DuplicateKeys {
+        /// The model's SQL file.
+        file: std::path::PathBuf,
+        profile: String,
+        key: String,
+        keys: u64,
+        rows: u64,
     },
     #[error("starting DataFusion")]
     Session(#[source] QueryError),
@@ -771,12 +830,13 @@ pub(crate) fn first_column(rows: Vec<Vec<Option<String>>>) -> HashSet<String> {
         .collect()
 }
 
-/// The first two columns of text rows, as first → second.
-pub(crate) fn first_two(rows: Vec<Vec<Option<String>>>) -> HashMap<String, String> {
+/// The first two columns of text rows, as first → second (NULL as `None`); rows whose first
+/// column is NULL are left out.
+pub(crate) fn first_two(rows: Vec<Vec<Option<String>>>) -> HashMap<String, Option<String>> {
     rows.into_iter()
         .filter_map(|row| {
             let mut cells = row.into_iter();
-            Some((cells.next()??, cells.next()??))
+            Some((cells.next()??, cells.next().flatten()))
         })
         .collect()
 }
@@ -1411,6 +1471,15 @@ pub(crate) async fn register_empty(
 
 /// Registers Parquet (a folder of files, or one `.parquet` file) as a table, replacing any
 /// table of that name.
+/// Whether a run has the table `dir`: a run made before the pipeline declared what writes a
+/// table has none. `what` reads it, for the error.
+pub(crate) async fn table_exists(what: &str, dir: &Folder) -> Result<bool, EngineError> {
+    dir.exists().await.map_err(|source| EngineError::Write {
+        what: what.into(),
+        source: crate::store::StoreError::object("reading", dir, source),
+    })
+}
+
 pub(crate) async fn register_parquet(
     ctx: &SessionContext,
     name: &str,
@@ -1788,6 +1857,32 @@ mod tests {
         assert_eq!(
             redact_quoted("value 'x' as type 'Date32' at line 3"),
             "value '…' as type 'Date32' at line 3"
+        );
+        // A pattern built from a row's value, as the regex parser prints it.
+        assert_eq!(
+            redact_quoted(
+                "External error: regex parse error:\n    Bob's(\n         ^\nerror: unclosed group"
+            ),
+            "External error: regex parse error:\n    …\nerror: unclosed group"
+        );
+        assert_eq!(
+            redact_quoted("regex parse error:\n    Bob("),
+            "regex parse error:\n    …"
+        );
+        // Numbers that casts and arithmetic failed on.
+        assert_eq!(
+            redact_quoted("Cast error: Cannot cast to Decimal128(38, 2). Overflowing on 1e37"),
+            "Cast error: Cannot cast to Decimal128(38, 2). Overflowing on …"
+        );
+        assert_eq!(
+            redact_quoted("Arrow error: Overflow happened on: 123456789 * 1000"),
+            "Arrow error: Overflow happened on: …"
+        );
+        assert_eq!(
+            redact_quoted(
+                "error: 1200.5 is too large to store in a Decimal128 of precision 38. Max is 99"
+            ),
+            "error: … is too large to store in a Decimal128 of precision 38. Max is 99"
         );
     }
 }

@@ -65,6 +65,35 @@ pub(crate) async fn check_score(
     })
 }
 
+/// A profile segments and offers read must have one row per key: a second row for a customer
+/// would put them twice in an audience and give them an offer twice. Counts the keys with more
+/// than one row (never shows them: keys are customer data).
+pub(crate) async fn check_one_row_per_key(
+    ctx: &SessionContext,
+    (profile, file): (&str, &std::path::Path),
+    key: &str,
+    params: &Params,
+) -> Result<(), super::EngineError> {
+    let k = ident(key);
+    let sql = format!(
+        "SELECT COUNT(*) AS keys, SUM(n) AS n FROM ( \
+           SELECT COUNT(*) AS n FROM {} WHERE {k} IS NOT NULL GROUP BY {k} HAVING COUNT(*) > 1)",
+        ident(profile)
+    );
+    let what = format!("{profile}: one row per {key}");
+    let rows = super::count_rows(ctx, &what, &sql, params).await?;
+    match rows.first().map(|row| &row.counts[..]) {
+        Some(&[keys, rows, ..]) if keys > 0 => Err(super::EngineError::DuplicateKeys {
+            file: file.to_path_buf(),
+            profile: profile.to_string(),
+            key: key.to_string(),
+            keys,
+            rows,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// When a step over many rules failed while reading rows, finds the rule expression that fails
 /// on its own (a division by zero, an impossible cast) and points at it; otherwise returns the
 /// step's error. `rules` are each expression with what it belongs to (`segment x, condition y`).
@@ -132,23 +161,52 @@ pub(crate) struct RuleColumns<'a> {
 
 /// Plans a rule's query and registers it as `view`: one row per key (and grouped column), the
 /// key column named like the pipeline's key, each optional column as `__segflow_<name>` text
-/// (NULL when the query does not return it). Keys that are NULL are dropped.
+/// (NULL when the query does not return it). Keys that are NULL are dropped. The key must
+/// have the type of the profile's (`audience` is the key and the profile).
 pub(crate) async fn register_rule_query(
     ctx: &SessionContext,
     what: &str,
     query: &SqlQuery,
-    key: &str,
+    (key, profile): (&str, &str),
     view: &str,
     columns: RuleColumns<'_>,
     params: &Params,
 ) -> Result<(), PlanError> {
     let df = plan_query(ctx, what, query, params).await?;
-    if df.schema().field_with_unqualified_name(key).is_err() {
+    let Ok(returned) = df.schema().field_with_unqualified_name(key) else {
         return Err(PlanError::Invalid {
             at: Location::file(&query.path),
             what: what.to_string(),
             problem: format!("the query must return the key column {key}"),
         });
+    };
+    // Its keys join the profile's, and join them in the published tables: `'05'` is no key
+    // of a profile keyed by numbers, and a text key would turn every audience's key to text.
+    let of_profile = match ctx.table(ident(profile).as_str()).await {
+        Ok(table) => {
+            (table.schema().field_with_unqualified_name(key).ok()).map(|f| f.data_type().clone())
+        }
+        Err(_) => None,
+    };
+    if let Some(expected) = of_profile {
+        let found = returned.data_type();
+        let text =
+            |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+        let alike = found == &expected
+            || (found.is_integer() && expected.is_integer())
+            || (text(found) && text(&expected));
+        if !alike {
+            return Err(PlanError::Invalid {
+                at: Location::file(&query.path),
+                what: what.to_string(),
+                problem: format!(
+                    "the query returns {key} as {}, where {profile} has {}; return it as {profile} does (e.g. CAST({key} AS {}))",
+                    sql_type(found),
+                    sql_type(&expected),
+                    sql_type(&expected),
+                ),
+            });
+        }
     }
     let text = |column: &str| {
         if df.schema().field_with_unqualified_name(column).is_ok() {
@@ -181,6 +239,16 @@ pub(crate) async fn register_rule_query(
     );
     let grouped = plan_sql(ctx, &sql, params).await.map_err(failed)?;
     replace_table(ctx, view, grouped).map_err(failed)
+}
+
+/// The SQL name of a key's type, for advice.
+fn sql_type(data_type: &DataType) -> String {
+    match data_type {
+        t if t.is_integer() => "BIGINT".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "VARCHAR".into(),
+        DataType::Date32 | DataType::Date64 => "DATE".into(),
+        other => other.to_string(),
+    }
 }
 
 /// One condition evaluated for one customer, with the profile values it reads.

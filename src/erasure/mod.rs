@@ -157,22 +157,26 @@ pub(crate) async fn plan(
 }
 
 /// Registers the erased keys: today's erasure list plus every key erased before (from the
-/// previous run's state), and writes them to this run's `state/erased`. Returns that output,
-/// or `None` when nobody was ever erased (then nothing is kept in state).
+/// state of the `earlier` runs: the previous run, and for a rerun of an earlier date the
+/// newest run too, since an erasure is never undone), and writes them to this run's
+/// `state/erased`. Returns that output, or `None` when nobody was ever erased (then nothing
+/// is kept in state).
 pub(crate) async fn register(
     ctx: &SessionContext,
     key: &str,
     erasure: Option<&Erasure>,
-    previous_run: Option<&Folder>,
+    earlier: &[&Folder],
     run_dir: &Folder,
     params: &Params,
 ) -> Result<Option<Output>, EngineError> {
     let none = "SELECT CAST(NULL AS VARCHAR) AS key_sha256 WHERE false";
-    let previous = match previous_run.map(|d| d.join(STATE)) {
-        Some(state) if exists(&state).await? => Some(state),
-        _ => None,
-    };
-    if erasure.is_none() && previous.is_none() {
+    let mut previous = Vec::new();
+    for state in earlier.iter().map(|run| run.join(STATE)) {
+        if engine::table_exists("erasure list", &state).await? {
+            previous.push(state);
+        }
+    }
+    if erasure.is_none() && previous.is_empty() {
         let empty = engine::plan_step(ctx, "erasure list", none, params).await?;
         engine::register_view(ctx, "erasure list", ERASED, empty)?;
         return Ok(None);
@@ -185,9 +189,10 @@ pub(crate) async fn register(
             ident(&erasure.source)
         ));
     }
-    if let Some(dir) = previous {
-        engine::register_parquet(ctx, "__segflow_previously_erased", &dir).await?;
-        parts.push("SELECT CAST(key_sha256 AS VARCHAR) FROM __segflow_previously_erased".into());
+    for (i, dir) in previous.iter().enumerate() {
+        let table = format!("__segflow_previously_erased_{i}");
+        engine::register_parquet(ctx, &table, dir).await?;
+        parts.push(format!("SELECT CAST(key_sha256 AS VARCHAR) FROM {table}"));
     }
     let sql = format!(
         "SELECT DISTINCT key_sha256 FROM ({}) ORDER BY key_sha256",
@@ -222,19 +227,11 @@ pub(crate) async fn register_published(
     run_dir: &Folder,
 ) -> Result<bool, EngineError> {
     let dir = run_dir.join(STATE);
-    if !exists(&dir).await? {
+    if !engine::table_exists("erasure list", &dir).await? {
         return Ok(false);
     }
     engine::register_parquet(ctx, ERASED, &dir).await?;
     Ok(true)
-}
-
-/// Whether a table of a run exists.
-async fn exists(table: &Folder) -> Result<bool, EngineError> {
-    table.exists().await.map_err(|source| EngineError::Write {
-        what: "erasure list".into(),
-        source: crate::store::StoreError::object("reading", table, source),
-    })
 }
 
 /// Whether the registered `table` has the key column and holds an erased key.
@@ -276,8 +273,15 @@ pub(crate) async fn rewrite_without_erased(
     root: &Folder,
 ) -> Result<Written, EngineError> {
     let sql = format!("SELECT * FROM {table} WHERE {}", not_erased(&ident(key)));
+    // The key stays as the table declared it: published tables have no NULL key, a feature's
+    // state may (a NULL key is a key like any other there).
+    let df = ctx
+        .table(table)
+        .await
+        .map_err(|e| EngineError::execution("erasure", e))?;
+    let nullable = (df.schema().field_with_unqualified_name(key)).map_or(true, |f| f.is_nullable());
     let layout = TableLayout {
-        not_null: vec![key.to_string()],
+        not_null: (!nullable).then(|| key.to_string()).into_iter().collect(),
         ..TableLayout::default()
     };
     engine::write_query(ctx, "erasure", &sql, params, target, root, layout).await

@@ -186,18 +186,18 @@ async fn evaluate(
     state: Option<&Folder>,
     scratch: &Folder,
 ) -> Result<(), RunError> {
-    let Some((key, profile)) = pipeline.audience() else {
+    let Some((key, _)) = pipeline.audience() else {
         return Ok(());
     };
     let erasure = pipeline.erasure.as_ref();
-    erasure::register(ctx, key, erasure, state, scratch, params).await?;
+    erasure::register(ctx, key, erasure, &Vec::from_iter(state), scratch, params).await?;
     let rules = &pipeline.suppressions;
     // Every rule's keys are filtered: for the few keys explained, hashing them costs nothing.
     let keep = erasure::Keep {
         only: Some(only),
         clean: &[],
     };
-    suppressions::evaluate(ctx, rules, key, profile, params, keep, scratch).await?;
+    suppressions::evaluate(ctx, rules, key, &pipeline.profiles(), params, keep, scratch).await?;
     if let Some(segments) = &pipeline.segments {
         segments::evaluate(ctx, key, segments, rules, params, keep, scratch).await?;
     }

@@ -23,16 +23,19 @@ fn condition_line(c: &ConditionExplanation) -> String {
     )
 }
 
-fn segment(out: &mut String, s: &SegmentExplanation) {
+/// `published`: whether a run is published for the date explained.
+fn segment(out: &mut String, s: &SegmentExplanation, published: bool) {
     let verdict = match (&s.group, s.member) {
         (Some(group), true) => format!("MEMBER, group {group}"),
         _ if s.qualifies => format!("qualifies but held back by {}", s.held_back_by.join(", ")),
         _ => "not a member".to_string(),
     };
-    let published = match s.published_member {
-        Some(true) => ", in the published audience",
-        Some(false) => ", not in the published audience",
-        None => "",
+    let published = match (s.published_member, published) {
+        (Some(true), _) => ", in the published audience",
+        (Some(false), _) => ", not in the published audience",
+        // The segment was added to the pipeline after that run.
+        (None, true) => ", not in the pipeline when the run was published",
+        (None, false) => "",
     };
     let _ = writeln!(
         out,
@@ -44,7 +47,8 @@ fn segment(out: &mut String, s: &SegmentExplanation) {
     }
 }
 
-fn offer(out: &mut String, o: &OfferExplanation) {
+/// `published`: whether a run is published for the date explained.
+fn offer(out: &mut String, o: &OfferExplanation, published: bool) {
     let status = match (o.published_status.as_deref(), &o.published_rank) {
         (Some(status), Some(rank)) => format!("published: {status}, rank {rank}"),
         (Some("capacity"), None) => {
@@ -54,6 +58,9 @@ fn offer(out: &mut String, o: &OfferExplanation) {
             "published: outranked, better offers filled max_per_customer".into()
         }
         (Some(status), None) => format!("published: {status}"),
+        (None, _) if published => {
+            "offers were not in the pipeline when the run was published".into()
+        }
         (None, _) => "no published decision".to_string(),
     };
     let eligible = if o.eligible {
@@ -93,11 +100,12 @@ impl Explanation {
             None => out
                 .push_str("  no run is published for this date; showing what a run would decide\n"),
         }
+        let published = self.published_run.is_some();
         for s in &self.segments {
-            segment(&mut out, s);
+            segment(&mut out, s, published);
         }
         for o in &self.offers {
-            offer(&mut out, o);
+            offer(&mut out, o, published);
         }
         if !self.suppressions.is_empty() {
             out.push_str("\nsuppressions that apply:\n");

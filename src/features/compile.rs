@@ -6,7 +6,7 @@ use super::{Aggregate, Feature, Kind, Piece};
 use crate::compile::Compiler;
 use crate::sources::Source;
 use crate::spec::{AggregateSpec, ColumnType, FeatureSpec};
-use crate::sql::{Params, parse_condition};
+use crate::sql::{Params, parse_condition, volatile_function};
 
 /// Window lengths beyond ten years are a typo.
 const MAX_WINDOW: u32 = 3660;
@@ -180,6 +180,15 @@ fn event_condition(
         return None;
     }
     match parse_condition(&at, sql, params) {
+        Ok(expr) if let Some(function) = volatile_function(&expr) => {
+            c.problem_at(
+                at,
+                format!(
+                    "{what}: a feature's condition must hold for an event whatever the day it is evaluated, so that a day's partial totals can be kept; {function}() changes from run to run — compare the event's own columns, and let windows follow the run date"
+                ),
+            );
+            None
+        }
         Ok(_) => Some(Piece {
             sql: sql.to_string(),
             at,
@@ -301,7 +310,13 @@ fn kind(
     let at = at.clone();
     let kind = match (function, declared) {
         ("count", _) => Kind::Count,
-        ("sum", Some(ColumnType::Int)) => Kind::Sum { decimals },
+        ("sum", Some(ColumnType::Int)) => match decimals {
+            Some(places) if places > 18 => {
+                c.problem_at(at, format!("{what}.decimals: at most 18"));
+                return None;
+            }
+            _ => Kind::Sum { decimals },
+        },
         ("sum", Some(ColumnType::Double)) => match decimals {
             Some(places) if places <= 18 => Kind::Sum {
                 decimals: Some(places),

@@ -503,6 +503,16 @@ impl Job<'_> {
         .await?;
         let totals_ms = elapsed_ms(clock);
 
+        // Changed days before the longest window were read for this update (an all-time `max`
+        // or `min` takes a late event of any day) but no later run takes them away: they are
+        // not kept, so the state holds no key the totals do not (the erasure of earlier runs
+        // looks for erased keys in their totals).
+        let first = self.first_kept_day();
+        let (new_days, outside): (Vec<NaiveDate>, Vec<NaiveDate>) =
+            (new_days.into_iter()).partition(|d| first.is_none_or(|first| *d >= first));
+        for day in outside {
+            store::delete_folder(&self.state.join(&day_dir(day))).await?;
+        }
         let mut days = self
             .carry(previous, info, changed_from, &previous_table)
             .await?;

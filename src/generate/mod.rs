@@ -105,6 +105,20 @@ pub enum GenerateError {
     },
 }
 
+impl GenerateError {
+    /// Whether the arguments asked for something impossible (exit 2), rather than writing
+    /// failed (exit 1).
+    pub fn is_argument(&self) -> bool {
+        matches!(
+            self,
+            GenerateError::NoCustomers
+                | GenerateError::TooManyCustomers { .. }
+                | GenerateError::DaysOutOfRange(_)
+                | GenerateError::WindowOutOfCalendar { .. }
+        )
+    }
+}
+
 /// Customer ids and address ids must fit in a signed 64-bit integer with room to spare.
 const MAX_CUSTOMERS: u64 = 1 << 40;
 const PROGRESS_EVERY: u64 = 100_000;

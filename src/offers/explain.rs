@@ -43,9 +43,13 @@ pub(crate) async fn explain(
     params: &Params,
     published_run: Option<&Folder>,
 ) -> Result<HashMap<String, Vec<OfferExplanation>>, EngineError> {
-    let decisions = published_run.map(|run| run.join("decisions"));
+    // A run published before the pipeline had offers has no decisions.
+    let mut decisions = published_run.map(|run| run.join("decisions"));
     if let Some(dir) = &decisions {
-        engine::register_parquet(ctx, PUBLISHED_DECISIONS, dir).await?;
+        match engine::table_exists("explain", dir).await? {
+            true => engine::register_parquet(ctx, PUBLISHED_DECISIONS, dir).await?,
+            false => decisions = None,
+        }
     }
     let mut explained: HashMap<String, Vec<OfferExplanation>> = HashMap::new();
     for offer in &offers.list {
@@ -71,7 +75,10 @@ pub(crate) async fn explain(
                     description: offer.description.clone(),
                     eligible: eligible_score.is_some(),
                     conditions: facts.conditions.remove(key).unwrap_or_default(),
-                    score: eligible_score.or_else(|| facts.scores.remove(key)),
+                    // An eligible customer's score may be NULL (it then ranks last).
+                    score: eligible_score
+                        .flatten()
+                        .or_else(|| facts.scores.remove(key).flatten()),
                     held_back_by: facts.held.remove(key).unwrap_or_default(),
                     published_status: status,
                     published_rank: rank,
@@ -84,9 +91,9 @@ pub(crate) async fn explain(
 /// What the run's tables say about one offer, for the keys explained.
 struct Facts {
     /// Eligible keys and their score.
-    eligible: HashMap<String, String>,
+    eligible: HashMap<String, Option<String>>,
     /// The score for every key with a profile row (shown when not eligible too).
-    scores: HashMap<String, String>,
+    scores: HashMap<String, Option<String>>,
     held: HashMap<String, Vec<String>>,
     conditions: HashMap<String, Vec<ConditionExplanation>>,
 }

@@ -5,8 +5,8 @@
 //! 2. **Suppressed**: suppressions hold back an offer on the channels their scope covers, or
 //!    whole (channel `*`, all of its channels) for a rule scoped to everything or to the offer,
 //!    or named in its `suppressed_by`. An offer left with no channel is out for that customer.
-//! 3. **Decided**: each customer ranks what is left by score (higher first), then priority
-//!    (higher first), then offer name. Capacity is allocated by deferred acceptance: each
+//! 3. **Decided**: each customer ranks what is left by score (higher first, NULL last), then
+//!    priority (higher first), then offer name. Capacity is allocated by deferred acceptance: each
 //!    customer proposes their best `max_per_customer` offers not yet refused; an offer with
 //!    capacity keeps the proposals it scores highest (ties: lower `segflow_bucket(offer, key)`
 //!    first, then key) and refuses the rest, who propose their next best offer in the next

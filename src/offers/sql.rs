@@ -88,7 +88,7 @@ pub(super) fn candidates(key: &str, offers: &Offers) -> String {
     let open = format!("{} - COALESCE(h.held, 0)", all_channels(offers, "e.offer"));
     format!(
         "SELECT e.{k}, e.offer, e.score, e.priority, e.reasons, \
-                ROW_NUMBER() OVER (PARTITION BY e.{k} ORDER BY e.score DESC, e.priority DESC, e.offer) AS preference, \
+                ROW_NUMBER() OVER (PARTITION BY e.{k} ORDER BY e.score DESC NULLS LAST, e.priority DESC, e.offer) AS preference, \
                 segflow_bucket(e.offer, e.{k}) AS tie_break, {open} AS channels \
          FROM {ELIGIBLE} e LEFT JOIN ({held}) h ON h.{k} = e.{k} AND h.offer = e.offer \
          WHERE {open} <> 0",
@@ -146,7 +146,7 @@ pub(super) fn refusals_after_round(key: &str, offers: &Offers, refused: &str) ->
         "{before} UNION ALL \
          SELECT {k}, offer FROM ( \
            SELECT p.{k}, p.offer, {capacity} AS capacity, \
-                  ROW_NUMBER() OVER (PARTITION BY p.offer ORDER BY p.score DESC, p.tie_break, p.{k}) AS position \
+                  ROW_NUMBER() OVER (PARTITION BY p.offer ORDER BY p.score DESC NULLS LAST, p.tie_break, p.{k}) AS position \
            FROM ({proposals}) p WHERE p.offer IN ({limited})) \
          WHERE position > capacity",
         limited = limited.join(", "),

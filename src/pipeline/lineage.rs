@@ -47,10 +47,10 @@ impl NodeKind {
 }
 
 /// What a rule reads: its query's tables, or the profile its conditions read.
-fn rule_reads(rule: &Rule, profile: &str) -> Vec<String> {
+fn rule_reads(rule: &Rule, profiles: &[&str]) -> Vec<String> {
     match rule {
         Rule::Sql(query) => query.tables.iter().cloned().collect(),
-        Rule::Conditions(_) => vec![profile.to_string()],
+        Rule::Conditions(_) => profiles.iter().map(|p| p.to_string()).collect(),
     }
 }
 
@@ -86,14 +86,14 @@ pub(crate) fn lineage(pipeline: &Pipeline) -> Vec<Node> {
             reads: model.reads().iter().cloned().collect(),
         });
     }
-    let profile = pipeline.profile().unwrap_or_default();
+    let profiles = pipeline.profiles();
     for s in &pipeline.suppressions {
         nodes.push(Node {
             id: suppression_id(s),
             kind: NodeKind::Suppression,
             label: s.name.clone(),
             description: Some(s.reason.clone()),
-            reads: rule_reads(&s.rule, profile),
+            reads: rule_reads(&s.rule, &profiles),
         });
     }
     nodes.extend(decisions(pipeline));
@@ -132,7 +132,7 @@ fn decisions(pipeline: &Pipeline) -> Vec<Node> {
     };
     if let Some(segments) = &pipeline.segments {
         for s in &segments.list {
-            let mut reads = rule_reads(&s.rule, &segments.from);
+            let mut reads = rule_reads(&s.rule, &[segments.from.as_str()]);
             reads.extend(held_by(&|rule| {
                 rule.scope
                     .segment_channels(&s.name, &s.channels)

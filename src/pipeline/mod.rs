@@ -94,12 +94,26 @@ impl Pipeline {
         self.key.as_deref()
     }
 
-    /// The profile model suppressions read: the segments' profile, else the offers'.
+    /// The profile model customers are looked up in: the segments' profile, else the offers'.
     pub(crate) fn profile(&self) -> Option<&str> {
-        self.segments
-            .as_ref()
-            .map(|s| s.from.as_str())
-            .or(self.offers.as_ref().map(|o| o.from.as_str()))
+        self.profiles().first().copied()
+    }
+
+    /// The profiles suppressions' conditions read: the segments' and the offers' (once when
+    /// they are the same model). A rule is evaluated over each, so that consent withdrawn in
+    /// either holds a customer back from segments and offers alike.
+    pub(crate) fn profiles(&self) -> Vec<&str> {
+        let mut profiles: Vec<&str> = Vec::new();
+        let from = self.segments.as_ref().map(|s| s.from.as_str());
+        for profile in from
+            .into_iter()
+            .chain(self.offers.as_ref().map(|o| o.from.as_str()))
+        {
+            if !profiles.contains(&profile) {
+                profiles.push(profile);
+            }
+        }
+        profiles
     }
 
     /// The key and the profile, when the pipeline decides about customers (segments or offers).

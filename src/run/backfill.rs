@@ -10,13 +10,15 @@ use crate::pipeline::Pipeline;
 /// Why a backfill stopped, with what it had published before.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "backfill stopped at {date} ({published} of {total} dates published, {skipped} already were); rerun the same command to resume from {date}"
+    "backfill stopped at {date} ({published} of {total} dates published, {skipped} already were){resume}"
 )]
 pub struct BackfillError {
     pub date: NaiveDate,
     pub published: usize,
     pub skipped: usize,
     pub total: usize,
+    /// How to go on, when the error itself does not say.
+    pub resume: String,
     #[source]
     pub source: RunError,
 }
@@ -53,6 +55,7 @@ pub async fn backfill(
             published: 0,
             skipped: 0,
             total,
+            resume: String::new(),
             source,
         })?;
     let result = backfill_locked(&locked, from, to, rerun, options, on_date).await;
@@ -70,20 +73,32 @@ async fn backfill_locked(
 ) -> Result<BackfillReport, BackfillError> {
     let dates: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
     let mut report = BackfillReport::default();
-    let fail = |date, report: &BackfillReport, source| BackfillError {
-        date,
-        published: report.published.len(),
-        skipped: report.skipped.len(),
-        total: dates.len(),
-        source,
+    let file = locked.pipeline.file().display().to_string();
+    let fail = |date, report: &BackfillReport, published: &[NaiveDate], source| {
+        let resume = match &source {
+            RunError::RebuildStopped { .. } => String::new(),
+            // The same command would skip it: it was published before this backfill.
+            _ if published.contains(&date) => format!(
+                "; run `segflow backfill {file} --from {date} --to {to} --rerun` to rebuild it and the dates after it"
+            ),
+            _ => format!("; rerun the same command to resume from {date}"),
+        };
+        BackfillError {
+            date,
+            published: report.published.len(),
+            skipped: report.skipped.len(),
+            total: dates.len(),
+            resume,
+            source,
+        }
     };
-    let published = locked
-        .store
-        .published_dates()
-        .await
-        .map_err(|e| fail(from, &report, e.into()))?;
+    let published =
+        (locked.store.published_dates().await).map_err(|e| fail(from, &report, &[], e.into()))?;
     for date in &dates {
-        if !rerun && published.contains(date) {
+        // A published date after one this backfill published follows from it, so it is run
+        // again, as a rerun rebuilds the dates after it.
+        let follows_new = !report.published.is_empty() && locked.pipeline.carries_state();
+        if !rerun && published.contains(date) && !follows_new {
             report.skipped.push(*date);
             on_date(*date, false);
             continue;
@@ -97,14 +112,14 @@ async fn backfill_locked(
         };
         limited(&options, run_date(locked, &options))
             .await
-            .map_err(|e| fail(*date, &report, e))?;
+            .map_err(|e| fail(*date, &report, &published, e))?;
         report.published.push(*date);
         on_date(*date, true);
     }
     if let Some(last) = report.published.last().copied() {
         report.rebuilt = rebuild_following(locked, last, options)
             .await
-            .map_err(|e| fail(last, &report, e))?;
+            .map_err(|e| fail(last, &report, &published, e))?;
     }
     Ok(report)
 }
@@ -129,13 +144,24 @@ pub(super) async fn rebuild_following(
         .collect();
     for later_date in &later {
         info!(rebuilding = %later_date, after = %date, "rebuilding a later run");
-        // Later dates continue from the state of the date just rerun.
+        // Later dates continue from the state of the date just rerun. `--force` was given for
+        // that date only: a later date that fails a gate stops the rebuild. Each date gets the
+        // whole `--timeout`.
         let options = RunOptions {
             date: *later_date,
             full_refresh: false,
+            force: false,
             ..options.clone()
         };
-        run_date(locked, &options).await?;
+        if let Err(err) = limited(&options, run_date(locked, &options)).await {
+            return Err(RunError::RebuildStopped {
+                rerun: date,
+                stopped: *later_date,
+                last: *later.last().unwrap_or(later_date),
+                pipeline: locked.pipeline.file().display().to_string(),
+                source: Box::new(err),
+            });
+        }
     }
     Ok(later)
 }

@@ -71,6 +71,26 @@ pub enum RunError {
         limit: std::time::Duration,
         step: String,
     },
+    /// A date asked for has no run, published or blocked.
+    #[error(
+        "no run is published or blocked for {date} (published: {published}; blocked: {blocked})"
+    )]
+    NoRun {
+        date: chrono::NaiveDate,
+        published: String,
+        blocked: String,
+    },
+    /// A rerun was published, but a later date it invalidated could not be rebuilt.
+    #[error(
+        "{rerun} was published, but rebuilding the runs after it stopped at {stopped}: the published runs from {stopped} on do not follow from it yet, so fix what stopped it and run `segflow backfill {pipeline} --from {stopped} --to {last} --rerun`"
+    )]
+    RebuildStopped {
+        rerun: chrono::NaiveDate,
+        stopped: chrono::NaiveDate,
+        last: chrono::NaiveDate,
+        pipeline: String,
+        source: Box<RunError>,
+    },
 }
 
 fn humanize(limit: std::time::Duration) -> String {
@@ -88,6 +108,7 @@ impl RunError {
     pub fn exit_code(&self) -> u8 {
         let invalid = match self {
             RunError::Blocked { .. } => return 3,
+            RunError::RebuildStopped { source, .. } => return source.exit_code(),
             RunError::Params(_) | RunError::Plan(_) | RunError::Objects(_) => true,
             RunError::Source(e) => !matches!(e, SourceError::Unreadable { .. }),
             RunError::Model(e) => matches!(e, ModelError::Plan(_)),
@@ -99,6 +120,7 @@ impl RunError {
             RunError::Store(_) => false,
             RunError::Engine(e) => matches!(e, EngineError::Setting { .. }),
             RunError::Timeout { .. } => false,
+            RunError::NoRun { .. } => true,
             RunError::Overflow { .. } => true,
         };
         if invalid { 2 } else { 1 }

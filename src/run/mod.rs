@@ -127,9 +127,10 @@ async fn limited<T>(
 pub async fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<RunReport, RunError> {
     let span = info_span!("run", pipeline = %pipeline.name, run_date = %options.date);
     let work = async {
-        let locked = Locked::take(pipeline, options).await?;
+        let locked = limited(options, Locked::take(pipeline, options)).await?;
         let result = async {
-            let mut report = run_date(&locked, options).await?;
+            let mut report = limited(options, run_date(&locked, options)).await?;
+            // Each later date rebuilt has a `--timeout` of its own, and says where it stopped.
             report.rebuilt = rebuild_following(&locked, options.date, options).await?;
             Ok(report)
         }
@@ -137,7 +138,7 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<RunReport,
         locked.release().await;
         result
     };
-    limited(options, work.instrument(span)).await
+    work.instrument(span).await
 }
 
 /// One date, under the lock: steps, gates, publish, and the rewrite of earlier runs when

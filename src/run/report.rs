@@ -93,9 +93,24 @@ pub async fn rebuild(pipeline: &Pipeline, date: Option<NaiveDate>) -> Result<Str
                 message: "no run is published yet".into(),
             })?,
     };
+    let blocked = store.blocked_dates().await?;
     let (manifest, folder): (Manifest, Folder) = match store.published_run(date).await? {
         Some(run) => (store.read_manifest(date).await?, run),
-        None => (store.read_blocked(date).await?, store.blocked_folder(date)),
+        None if blocked.contains(&date) => {
+            (store.read_blocked(date).await?, store.blocked_folder(date))
+        }
+        None => {
+            let dates = |list: Vec<NaiveDate>| match list.as_slice() {
+                [] => "none".to_string(),
+                [only] => only.to_string(),
+                [first, .., last] => format!("{first} to {last}, {} dates", list.len()),
+            };
+            return Err(RunError::NoRun {
+                date,
+                published: dates(store.published_dates().await?),
+                blocked: dates(blocked),
+            });
+        }
     };
     let html = page(&store, pipeline, &manifest).await?;
     let file = folder.join("report.html");

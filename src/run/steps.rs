@@ -70,7 +70,8 @@ impl<'a> Run<'a> {
             .stage(&locked.lock, options.date, &run_id, scratch)
             .await?;
         let previous_run = store.previous_run(options.date).await?;
-        info!(run_id = %run_id, previous_run = ?previous_run, "run started");
+        let previous = previous_run.map(|date| date.to_string());
+        info!(run_id = %run_id, previous_run = previous.as_deref(), "run started");
         let previous_dir = match previous_run {
             Some(date) => store.published_run(date).await?,
             None => None,
@@ -121,7 +122,9 @@ impl<'a> Run<'a> {
     /// date or a parameter is most often why.
     fn overflow(&self, step: &str, err: RunError) -> RunError {
         let text = crate::error::chain(&err).to_ascii_lowercase();
-        if !text.contains("overflow") {
+        // A value too large for the decimals a sum keeps is the data's, not the date's.
+        let decimal = text.contains("cast to decimal") || text.contains("to store in a decimal");
+        if !text.contains("overflow") || decimal {
             return err;
         }
         let overrides: String = self
@@ -174,12 +177,21 @@ impl<'a> Run<'a> {
         if let Some(erasure) = &self.pipeline.erasure {
             erasure::plan(&self.ctx, key, erasure).await?;
         }
+        // A rerun of an earlier date keeps the keys erased since: the runs after it are
+        // rebuilt from this one.
+        let store = &self.locked.store;
+        let newest = store.published_dates().await?.into_iter().next_back();
+        let newest = match newest.filter(|date| *date > self.params.run_date()) {
+            Some(date) => store.published_run(date).await?,
+            None => None,
+        };
         let dirs = self.dirs();
+        let earlier: Vec<&Folder> = dirs.previous_run.into_iter().chain(&newest).collect();
         let output = erasure::register(
             &self.ctx,
             key,
             self.pipeline.erasure.as_ref(),
-            dirs.previous_run,
+            &earlier,
             dirs.run_dir,
             &self.params,
         )
@@ -260,18 +272,24 @@ impl<'a> Run<'a> {
 
     /// Suppressions, segments, offers and `suppressed/`.
     pub(super) async fn decide(&mut self) -> Result<(), RunError> {
-        let Some((key, profile)) = self.pipeline.audience() else {
+        let Some((key, _)) = self.pipeline.audience() else {
             return Ok(());
         };
         let pipeline = self.pipeline;
         let work_dir = self.staged.work().clone();
         self.progress.set("suppressions");
         let clock = Instant::now();
+        let profiles = pipeline.profiles();
+        for profile in &profiles {
+            let model = pipeline.models.iter().find(|m| m.name == *profile);
+            let file = model.map_or(pipeline.file(), |m| m.query.path.as_path());
+            engine::check_one_row_per_key(&self.ctx, (profile, file), key, &self.params).await?;
+        }
         suppressions::evaluate(
             &self.ctx,
             &pipeline.suppressions,
             key,
-            profile,
+            &profiles,
             &self.params,
             self.keep(),
             &work_dir,

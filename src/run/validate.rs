@@ -27,8 +27,15 @@ pub async fn validate(pipeline: &Pipeline) -> Result<(), RunError> {
     if let (Some(key), Some(erasure)) = (pipeline.key(), &pipeline.erasure) {
         erasure::plan(&ctx, key, erasure).await?;
     }
-    if let Some((key, profile)) = pipeline.audience() {
-        suppressions::plan(&ctx, &pipeline.suppressions, key, profile, &params).await?;
+    if let Some((key, _)) = pipeline.audience() {
+        suppressions::plan(
+            &ctx,
+            &pipeline.suppressions,
+            key,
+            &pipeline.profiles(),
+            &params,
+        )
+        .await?;
     }
     Ok(())
 }

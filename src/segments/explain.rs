@@ -47,7 +47,7 @@ pub(crate) async fn explain(
     for segment in &segments.list {
         let facts = Facts::gather(ctx, key, only, segments, segment, params, published_run).await?;
         for key in only.texts() {
-            let group = facts.groups.get(key).cloned();
+            let group = facts.groups.get(key).cloned().flatten();
             explained
                 .entry(key.clone())
                 .or_default()
@@ -70,7 +70,7 @@ pub(crate) async fn explain(
 struct Facts {
     qualifying: HashSet<String>,
     held: HashMap<String, Vec<String>>,
-    groups: HashMap<String, String>,
+    groups: HashMap<String, Option<String>>,
     published: Option<HashSet<String>>,
     conditions: HashMap<String, Vec<ConditionExplanation>>,
 }
@@ -112,7 +112,7 @@ impl Facts {
         let published = match published_run {
             Some(run) => {
                 let audience = run.join(&format!("audiences/segment={}", segment.name));
-                Some(published_keys(ctx, &audience, key, only, params).await?)
+                published_keys(ctx, &audience, key, only, params).await?
             }
             None => None,
         };
@@ -126,14 +126,18 @@ impl Facts {
     }
 }
 
-/// The keys a published table (a folder of Parquet) lists, among those explained.
-pub(crate) async fn published_keys(
+/// The keys a published table (a folder of Parquet) lists, among those explained; `None` when
+/// the run has no such table (the segment was added to the pipeline after it).
+async fn published_keys(
     ctx: &SessionContext,
     dir: &Folder,
     key: &str,
     only: &KeyFilter,
     params: &Params,
-) -> Result<HashSet<String>, EngineError> {
+) -> Result<Option<HashSet<String>>, EngineError> {
+    if !engine::table_exists("explain", dir).await? {
+        return Ok(None);
+    }
     let table = "__segflow_published";
     engine::register_parquet(ctx, table, dir).await?;
     let k = ident(key);
@@ -141,7 +145,6 @@ pub(crate) async fn published_keys(
         "SELECT DISTINCT {k} FROM {table} WHERE {}",
         only.predicate(&k)
     );
-    Ok(engine::first_column(
-        engine::text_rows(ctx, "explain", &sql, params).await?,
-    ))
+    let keys = engine::text_rows(ctx, "explain", &sql, params).await?;
+    Ok(Some(engine::first_column(keys)))
 }

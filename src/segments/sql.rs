@@ -43,11 +43,15 @@ pub(super) fn members_of<'a>(key: &str, profile: &'a str, segment: &Segment) -> 
                 reads: Some(profile),
             }
         }
+        // A member is a customer of the profile, which the audience reads their columns from:
+        // keys of a SQL segment the profile lacks (e.g. read from a source) are left out.
         Rule::Sql(_) => Part {
             sql: format!(
-                "SELECT {k}, {name} AS segment, COALESCE(__segflow_reason, {description}) AS reasons FROM {view}",
+                "SELECT {k}, {name} AS segment, COALESCE(__segflow_reason, {description}) AS reasons \
+                 FROM {view} WHERE {k} IN (SELECT {k} FROM {table})",
                 description = literal(&segment.description),
                 view = rule_view(segment),
+                table = ident(profile),
             ),
             reads: None,
         },
@@ -181,13 +185,20 @@ pub(super) fn sides(key: &str) -> String {
     )
 }
 
-/// Who was added to and removed from each segment since the previous run (the keys on one
-/// side only), sorted by segment then key, for writing one table per segment.
-pub(super) fn changes(key: &str) -> String {
+/// Who was added to and removed from each of `segments` since the previous run (the keys on
+/// one side only), sorted by segment then key, for writing one table per segment. A segment
+/// taken out of the pipeline since has no table: its members' spells are closed in the
+/// history (and counted in the migration), not published as changes.
+pub(super) fn changes(key: &str, segments: &Segments) -> String {
     let k = ident(key);
+    let names: Vec<String> = segments.list.iter().map(|s| literal(&s.name)).collect();
+    let declared = match names.is_empty() {
+        true => "false".to_string(),
+        false => format!("segment IN ({})", names.join(", ")),
+    };
     format!(
         "SELECT segment, {k}, CASE WHEN today THEN 'added' ELSE 'removed' END AS change \
-         FROM {SIDES} WHERE sides = 1 ORDER BY segment, {k}"
+         FROM {SIDES} WHERE sides = 1 AND {declared} ORDER BY segment, {k}"
     )
 }
 

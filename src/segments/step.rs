@@ -98,7 +98,9 @@ async fn plan_segment(
                 first: &["reason"],
             };
             let view = sql::rule_view(segment);
-            engine::register_rule_query(ctx, &what, query, key, &view, columns, params).await?;
+            let audience = (key, segments.from.as_str());
+            engine::register_rule_query(ctx, &what, query, audience, &view, columns, params)
+                .await?;
         }
         Rule::Conditions(conditions) => {
             engine::check_conditions(ctx, &segments.from, conditions, &what, params).await?;
@@ -209,7 +211,7 @@ pub(crate) async fn publish(
     let table = ("audiences", OutputKind::Audience);
     let mut outputs = per_segment(ctx, key, table, &audiences, segments, params, run_dir).await?;
     let table = ("changes", OutputKind::Changes);
-    let changes = sql::changes(key);
+    let changes = sql::changes(key, segments);
     outputs.extend(per_segment(ctx, key, table, &changes, segments, params, run_dir).await?);
     let relative = relative_migration();
     let layout = TableLayout::published(None, params.run_date());
@@ -426,15 +428,17 @@ async fn stats(
     }
     let changes = engine::count_rows(ctx, "segment counts", &sql::change_counts(), params).await?;
     for row in changes {
-        if let (Some(stats), [_, change], [n]) = (
-            list.iter_mut().find(|s| s.name == row.labels[0]),
-            &row.labels[..],
-            &row.counts[..],
-        ) {
-            match change.as_str() {
-                "added" => stats.added = *n,
-                _ => stats.removed = *n,
-            }
+        let ([segment, change], [n]) = (&row.labels[..], &row.counts[..]) else {
+            continue;
+        };
+        match list.iter_mut().find(|s| &s.name == segment) {
+            Some(stats) if change == "added" => stats.added = *n,
+            Some(stats) => stats.removed = *n,
+            None => tracing::info!(
+                segment,
+                customers = n,
+                "a segment no longer in the pipeline: its members' spells are closed today"
+            ),
         }
     }
     for stats in &mut list {

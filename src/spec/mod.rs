@@ -570,6 +570,17 @@ pub fn describe_yaml_error(file: &Path, err: &serde_yaml::Error) -> (Location, S
     if message.contains("expected struct PipelineSpec") {
         message = "this is not a pipeline file: a pipeline is a YAML mapping with pipeline:, sources:, models: and output: (check the path)".into();
     }
+    if let Some(expected) = UNTAGGED
+        .iter()
+        .find(|(name, _)| message.ends_with(&format!("untagged enum {name}")))
+        .map(|(_, expected)| expected)
+    {
+        let field = message
+            .split(": data did not match")
+            .next()
+            .unwrap_or_default();
+        message = format!("{field}: expected {expected}");
+    }
     const SYNTAX: [&str; 5] = [
         "found ",
         "did not find",
@@ -584,6 +595,20 @@ pub fn describe_yaml_error(file: &Path, err: &serde_yaml::Error) -> (Location, S
     }
     (Location::new(file, line, column), message)
 }
+
+/// What each choice of forms (serde's untagged enums) accepts, for when a value is none of them.
+const UNTAGGED: [(&str, &str); 4] = [
+    (
+        "ConditionSpec",
+        "a condition as `name: SQL` or `name: { sql: SQL, reason: text }` (both sql and reason)",
+    ),
+    (
+        "StoreOptionSpec",
+        "a value, or { env: VARIABLE } for a secret",
+    ),
+    ("ParamValue", "true or false, a number, or text"),
+    ("OneOrMany", "a name or a list of names"),
+];
 
 /// serde quotes the value it could not read (`invalid type: string "…"`); that value may be
 /// anything the file holds (a wrong path can point at any file), so only its kind is kept.
@@ -653,6 +678,26 @@ output: { uri: out/ }
             "{err}"
         );
         assert!(err.contains("expected one of"), "{err}");
+    }
+
+    #[test]
+    fn a_value_of_none_of_a_fields_forms_says_what_the_forms_are() {
+        let text = MINIMAL.replace("label: x", "label: [x]");
+        let err = parse_str(&text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("pipelines/p.yaml:2:")
+                && err.ends_with("params: expected true or false, a number, or text"),
+            "{err}"
+        );
+        let text = format!(
+            "{MINIMAL}segments:\n  from: profile\n  list:\n    s:\n      description: d\n      \
+             conditions: {{ c: {{ sql: x > 1 }} }}\n"
+        );
+        let err = parse_str(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("segments.list.s.conditions: expected a condition as"),
+            "{err}"
+        );
     }
 
     #[test]

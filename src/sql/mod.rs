@@ -11,7 +11,7 @@ mod rule;
 
 pub use params::ParamError;
 pub(crate) use params::{Params, RUN_DATE, days_since_epoch, parse_param, supported_date};
-pub(crate) use query::{SqlQuery, parse_query};
+pub(crate) use query::{SqlQuery, parse_query, volatile_function};
 pub(crate) use rule::{Condition, Rule, all_hold, parse_condition};
 
 /// `text` as a SQL string literal.

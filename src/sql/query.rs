@@ -167,6 +167,35 @@ fn tables_read(
 }
 
 /// The expression of a `SELECT <expr>` query without FROM (how conditions are parsed).
+/// Functions whose value changes from one run to the next (the clock, chance).
+const VOLATILE: [&str; 9] = [
+    "now",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "localtime",
+    "localtimestamp",
+    "today",
+    "random",
+    "uuid",
+];
+
+/// The first function in `expr` whose value changes from run to run, if any.
+pub(crate) fn volatile_function(expr: &SqlExpr) -> Option<String> {
+    let mut found = None;
+    let _ = ast::visit_expressions(expr, |e| {
+        if let SqlExpr::Function(function) = e {
+            let name = function.name.to_string().to_ascii_lowercase();
+            if VOLATILE.contains(&name.as_str()) {
+                found = Some(name);
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    found
+}
+
 pub(crate) fn select_expression(query: &SqlQuery) -> Option<SqlExpr> {
     let Statement::Statement(inner) = &query.statement else {
         return None;

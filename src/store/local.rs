@@ -34,7 +34,27 @@ pub(super) fn remove_staging(root: &Path) {
         return;
     };
     for entry in entries.filter_map(Result::ok) {
+        restore_replaced(root, &entry.path().join("run.replaced"));
         let _ = std::fs::remove_dir_all(entry.path());
+    }
+}
+
+/// A run moved aside by the two-step swap (see [`exchange`]) of a process killed before the
+/// new run took its place: the date has no folder, so the old run goes back.
+fn restore_replaced(root: &Path, replaced: &Path) {
+    #[derive(serde::Deserialize)]
+    struct Dated {
+        run_date: NaiveDate,
+    }
+    let Ok(text) = std::fs::read_to_string(replaced.join("manifest.json")) else {
+        return;
+    };
+    let Ok(Dated { run_date }) = serde_json::from_str(&text) else {
+        return;
+    };
+    let target = run_dir(root, run_date);
+    if !target.exists() && std::fs::rename(replaced, &target).is_ok() {
+        tracing::warn!(%run_date, "a run moved aside by a killed publish was put back");
     }
 }
 
@@ -193,4 +213,30 @@ pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
     }
     std::fs::write(&tmp, bytes).map_err(StoreError::io(&tmp, "writing"))?;
     std::fs::rename(&tmp, path).map_err(StoreError::io(path, "replacing"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_moved_aside_by_a_killed_swap_is_put_back_and_a_replaced_one_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let write_run = |dir: &Path, date: &str| {
+            std::fs::create_dir_all(dir).unwrap();
+            let manifest = format!("{{\"run_date\": \"{date}\", \"run_id\": \"x\"}}");
+            std::fs::write(dir.join("manifest.json"), manifest).unwrap();
+        };
+        // Killed between the two renames: 11-01 has no folder, its run is in staging.
+        write_run(&root.join(".staging/a/run.replaced"), "2026-11-01");
+        // Swapped and killed before cleaning up: 11-02 is published, the old one is staged.
+        write_run(&root.join("runs/run_date=2026-11-02"), "2026-11-02");
+        write_run(&root.join(".staging/b/run.replaced"), "2026-11-02");
+        remove_staging(root);
+        let date = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        assert!(published_run(root, date("2026-11-01")).is_some());
+        assert!(published_run(root, date("2026-11-02")).is_some());
+        assert_eq!(std::fs::read_dir(root.join(".staging")).unwrap().count(), 0);
+    }
 }

@@ -73,10 +73,12 @@ pub(super) fn rules(suppressions: &[Suppression]) -> String {
 /// rule's shared detail filled in from [`rules`] (alias `r`).
 pub(super) const DETAIL: &str = "COALESCE(h.detail, r.detail)";
 
-/// Every rule's matches, erased customers left out (see [`kept_union`]).
+/// Every rule's matches, erased customers left out (see [`kept_union`]). A rule of conditions
+/// is evaluated over each of `profiles` (the segments' and the offers', when they differ): a
+/// customer it matches in either is held back from both, and matched once.
 pub(super) fn all_matches(
     key: &str,
-    profile: &str,
+    profiles: &[&str],
     suppressions: &[Suppression],
     keep: Keep,
 ) -> String {
@@ -85,14 +87,21 @@ pub(super) fn all_matches(
         return format!(
             "SELECT {k}, CAST(NULL AS VARCHAR) AS suppression, CAST(NULL AS VARCHAR) AS detail, \
              CAST(NULL AS VARCHAR) AS offer FROM {} WHERE false",
-            ident(profile)
+            ident(profiles[0])
         );
     }
-    let parts: Vec<Part> = suppressions
-        .iter()
-        .map(|s| matches_query(key, profile, s))
-        .collect();
-    kept_union(key, &parts, keep)
+    let mut parts: Vec<Part> = Vec::new();
+    for s in suppressions {
+        match &s.rule {
+            Rule::Conditions(_) => parts.extend(profiles.iter().map(|p| matches_query(key, p, s))),
+            Rule::Sql(_) => parts.push(matches_query(key, profiles[0], s)),
+        }
+    }
+    let union = kept_union(key, &parts, keep);
+    match profiles.len() {
+        1 => union,
+        _ => format!("SELECT DISTINCT * FROM ({union})"),
+    }
 }
 
 /// A segment or an offer, and the channels it is activated through.

@@ -43,19 +43,29 @@ pub struct SuppressionStats {
     pub held_back: u64,
 }
 
-/// Registers SQL rules as views and plans every rule against the profile, reading no rows.
+/// Registers SQL rules as views and plans every rule against the profiles (see
+/// [`all_matches`]), reading no rows.
 pub(crate) async fn plan(
     ctx: &SessionContext,
     suppressions: &[Suppression],
     key: &str,
-    profile: &str,
+    profiles: &[&str],
     params: &Params,
 ) -> Result<(), PlanError> {
     for suppression in suppressions {
         let what = format!("suppression {}", suppression.name);
         match &suppression.rule {
             Rule::Conditions(conditions) => {
-                engine::check_conditions(ctx, profile, conditions, &what, params).await?
+                for profile in profiles {
+                    // With two profiles, which one lacks what a condition reads.
+                    let what = match profiles.len() {
+                        1 => what.clone(),
+                        _ => format!("{what} (over {profile})"),
+                    };
+                    engine::check_conditions(ctx, profile, conditions, &what, params).await?;
+                    let sql = matches_query(key, profile, suppression);
+                    engine::plan_located(ctx, &sql.sql, params, &suppression.at, &what).await?;
+                }
             }
             Rule::Sql(query) => {
                 let columns = RuleColumns {
@@ -63,11 +73,13 @@ pub(crate) async fn plan(
                     first: &["detail"],
                 };
                 let view = rule_view(suppression);
-                engine::register_rule_query(ctx, &what, query, key, &view, columns, params).await?
+                let audience = (key, profiles[0]);
+                engine::register_rule_query(ctx, &what, query, audience, &view, columns, params)
+                    .await?;
+                let sql = matches_query(key, profiles[0], suppression);
+                engine::plan_located(ctx, &sql.sql, params, &suppression.at, &what).await?;
             }
         }
-        let sql = matches_query(key, profile, suppression);
-        engine::plan_located(ctx, &sql.sql, params, &suppression.at, &what).await?;
     }
     Ok(())
 }
@@ -77,25 +89,26 @@ pub(crate) async fn evaluate(
     ctx: &SessionContext,
     suppressions: &[Suppression],
     key: &str,
-    profile: &str,
+    profiles: &[&str],
     params: &Params,
     keep: Keep<'_>,
     work_dir: &Folder,
 ) -> Result<(), SuppressionsError> {
-    plan(ctx, suppressions, key, profile, params).await?;
-    let sql = all_matches(key, profile, suppressions, keep);
-    if let Err(err) =
+    plan(ctx, suppressions, key, profiles, params).await?;
+    let sql = all_matches(key, profiles, suppressions, keep);
+    if let Err(mut err) =
         engine::materialize(ctx, "suppressions", &sql, params, work_dir, MATCHES).await
     {
-        let mut rules = Vec::new();
-        for s in suppressions {
-            for c in s.rule.conditions() {
-                rules.push((format!("suppression {}, condition {}", s.name, c.name), c));
+        for profile in profiles {
+            let mut rules = Vec::new();
+            for s in suppressions {
+                for c in s.rule.conditions() {
+                    rules.push((format!("suppression {}, condition {}", s.name, c.name), c));
+                }
             }
+            err = engine::locate_failure(ctx, profile, rules, params, err).await;
         }
-        return Err(engine::locate_failure(ctx, profile, rules, params, err)
-            .await
-            .into());
+        return Err(err.into());
     }
     Ok(())
 }

@@ -2,15 +2,35 @@
 //! when they differ.
 //!
 //! Values compare as the text DataFusion displays (`2026-11-01`, `true`, `700.0`), except that
-//! two numbers compare as numbers (`700` matches `700.0`; values written with a decimal point
-//! or exponent match within a relative tolerance of 1e-9, which absorbs floating-point noise
-//! such as `0.1 + 0.2`) and two timestamps compare as instants (`2026-10-01 10:00:00` matches
-//! `2026-10-01T10:00:00`).
+//! in a numeric column two numbers compare as numbers (`700` matches `700.0`; values written
+//! with a decimal point or exponent match within a relative tolerance of 1e-9, which absorbs
+//! floating-point noise such as `0.1 + 0.2`) and in a column of timestamps two timestamps
+//! compare as instants (`2026-10-01 10:00:00` matches `2026-10-01T10:00:00`). Text compares
+//! as written: `+33612345678` is not `33612345678`.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
+use datafusion::arrow::datatypes::DataType;
+
+/// How a column's values compare.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    Number,
+    Instant,
+    Text,
+}
+
+impl Kind {
+    pub fn of(data_type: &DataType) -> Self {
+        match data_type {
+            t if t.is_numeric() => Kind::Number,
+            DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => Kind::Instant,
+            _ => Kind::Text,
+        }
+    }
+}
 
 /// One value as displayed; `None` is NULL.
 pub type Cell = Option<String>;
@@ -21,10 +41,15 @@ pub const RELATIVE_TOLERANCE: f64 = 1e-9;
 /// Above this many rows, a diff shows only the rows that differ.
 const MAX_ROWS_SHOWN: usize = 50;
 
-pub fn cells_match(expected: &Cell, actual: &Cell) -> bool {
+pub fn cells_match(expected: &Cell, actual: &Cell, kind: Kind) -> bool {
     match (expected, actual) {
         (None, None) => true,
-        (Some(e), Some(a)) => e == a || numbers_match(e, a) || timestamps_match(e, a),
+        (Some(e), Some(a)) => match kind {
+            _ if e == a => true,
+            Kind::Number => numbers_match(e, a),
+            Kind::Instant => timestamps_match(e, a),
+            Kind::Text => false,
+        },
         _ => false,
     }
 }
@@ -73,8 +98,9 @@ fn timestamps_match(expected: &str, actual: &str) -> bool {
     matches!((timestamp(expected), timestamp(actual)), (Some(x), Some(y)) if x == y)
 }
 
-fn rows_match(expected: &[Cell], actual: &[Cell]) -> bool {
-    expected.len() == actual.len() && expected.iter().zip(actual).all(|(e, a)| cells_match(e, a))
+fn rows_match(expected: &[Cell], actual: &[Cell], kinds: &[Kind]) -> bool {
+    expected.len() == actual.len()
+        && (expected.iter().zip(actual).zip(kinds)).all(|((e, a), k)| cells_match(e, a, *k))
 }
 
 /// How a row of the diff relates the two sides.
@@ -238,8 +264,8 @@ fn compare_rows(a: &[Cell], b: &[Cell]) -> Ordering {
 }
 
 /// Matches expected rows with actual rows, each actual row used once: identical rows first,
-/// then rows equal within the rules of [`cells_match`].
-pub fn compare(expected: &[Vec<Cell>], actual: &[Vec<Cell>]) -> Diff {
+/// then rows equal within the rules of [`cells_match`] for each column's `kinds`.
+pub fn compare(expected: &[Vec<Cell>], actual: &[Vec<Cell>], kinds: &[Kind]) -> Diff {
     let mut unused: HashMap<&[Cell], Vec<usize>> = HashMap::new();
     for (i, row) in actual.iter().enumerate().rev() {
         unused.entry(row.as_slice()).or_default().push(i);
@@ -255,7 +281,8 @@ pub fn compare(expected: &[Vec<Cell>], actual: &[Vec<Cell>]) -> Diff {
         .collect();
     for (e, slot) in expected.iter().zip(matched.iter_mut()) {
         if slot.is_none()
-            && let Some(i) = (0..actual.len()).find(|&i| !used[i] && rows_match(e, &actual[i]))
+            && let Some(i) =
+                (0..actual.len()).find(|&i| !used[i] && rows_match(e, &actual[i], kinds))
         {
             used[i] = true;
             *slot = Some(i);
@@ -299,6 +326,7 @@ mod tests {
 
     #[test]
     fn whole_and_decimal_numbers_match() {
+        let cells_match = |e: &Cell, a: &Cell| cells_match(e, a, Kind::Number);
         assert!(cells_match(&Some("700".into()), &Some("700.0".into())));
         assert!(cells_match(
             &Some("0.3".into()),
@@ -314,6 +342,7 @@ mod tests {
 
     #[test]
     fn the_tolerance_is_relative_and_whole_numbers_are_exact() {
+        let cells_match = |e: &Cell, a: &Cell| cells_match(e, a, Kind::Number);
         assert!(cells_match(
             &Some("1000000.0".into()),
             &Some("1000000.0000001".into())
@@ -331,6 +360,7 @@ mod tests {
 
     #[test]
     fn nulls_only_match_nulls() {
+        let cells_match = |e: &Cell, a: &Cell| cells_match(e, a, Kind::Text);
         assert!(cells_match(&None, &None));
         assert!(!cells_match(&None, &Some("".into())));
         assert!(!cells_match(&Some("NULL".into()), &None));
@@ -338,6 +368,7 @@ mod tests {
 
     #[test]
     fn timestamps_match_with_either_separator() {
+        let cells_match = |e: &Cell, a: &Cell| cells_match(e, a, Kind::Instant);
         assert!(cells_match(
             &Some("2026-10-01 10:00:00".into()),
             &Some("2026-10-01T10:00:00".into())
@@ -353,17 +384,32 @@ mod tests {
     }
 
     #[test]
+    fn text_compares_as_written_whatever_it_looks_like() {
+        for (expected, actual) in [
+            ("33612345678", "+33612345678"),
+            ("7", "007"),
+            ("1000", "1e3"),
+        ] {
+            let (e, a) = (Some(expected.to_string()), Some(actual.to_string()));
+            assert!(!cells_match(&e, &a, Kind::Text), "{expected} {actual}");
+            assert!(cells_match(&e, &a, Kind::Number), "{expected} {actual}");
+        }
+    }
+
+    #[test]
     fn rows_compare_as_multisets_in_any_order() {
+        let kinds = [Kind::Number];
         let expected = vec![row(&[Some("1")]), row(&[Some("2")]), row(&[Some("2")])];
         let actual = vec![row(&[Some("2.0")]), row(&[Some("1")]), row(&[Some("2")])];
-        assert!(compare(&expected, &actual).matches());
+        assert!(compare(&expected, &actual, &kinds).matches());
         let actual = vec![row(&[Some("2")]), row(&[Some("1")])];
-        let diff = compare(&expected, &actual);
+        let diff = compare(&expected, &actual, &kinds);
         assert_eq!((diff.missing(), diff.unexpected()), (1, 0));
     }
 
     #[test]
     fn the_diff_marks_missing_and_unexpected_rows_side_by_side() {
+        let kinds = [Kind::Number, Kind::Number, Kind::Text];
         let columns = vec![
             "customer_id".to_string(),
             "spend".to_string(),
@@ -378,7 +424,7 @@ mod tests {
             row(&[Some("1"), Some("700.0"), Some("lapsing")]),
             row(&[Some("10"), Some(""), Some("new")]),
         ];
-        let diff = compare(&expected, &actual);
+        let diff = compare(&expected, &actual, &kinds);
         assert_eq!(
             diff.summary(),
             "1 expected row missing (-), 2 unexpected rows (+); expected 2 rows, got 3"
@@ -395,10 +441,11 @@ mod tests {
 
     #[test]
     fn long_diffs_show_only_the_differing_rows() {
+        let kinds = [Kind::Number];
         let expected: Vec<Vec<Cell>> = (0..100).map(|i| row(&[Some(&i.to_string())])).collect();
         let mut actual = expected.clone();
         actual[7] = row(&[Some("700")]);
-        let diff = compare(&expected, &actual);
+        let diff = compare(&expected, &actual, &kinds);
         assert_eq!(
             diff.render(&["n".to_string()]),
             "    n\n  - 7\n  + 700\n  (99 matching rows not shown)"

@@ -69,7 +69,10 @@ pub async fn run_test(pipeline: &Pipeline, tables: &Tables, test: &PreparedTest)
         Ok(cells) => cells,
         Err(err) => return Some(format!("{what}: cannot display the rows: {err}")),
     };
-    let diff = compare::compare(&test.expected, &actual);
+    let kinds: Vec<compare::Kind> = (indices.iter())
+        .map(|i| compare::Kind::of(schema.field(*i).data_type()))
+        .collect();
+    let diff = compare::compare(&test.expected, &actual, &kinds);
     (!diff.matches()).then(|| format!("{what}: {}\n{}", diff.summary(), diff.render(&columns)))
 }
 
@@ -205,7 +208,7 @@ async fn actual(
     }
     if let Some(key) = pipeline.key() {
         let erasure = pipeline.erasure.as_ref();
-        erasure::register(&ctx, key, erasure, None, &run_dir, params).await?;
+        erasure::register(&ctx, key, erasure, &[], &run_dir, params).await?;
     }
     let needed = needed_models(pipeline, test);
     for model in pipeline.models.iter().filter(|m| needed.contains(&m.name)) {
@@ -219,7 +222,7 @@ async fn actual(
         }
     }
     let what = test.target.describe();
-    let (key, profile) = match (&test.target, pipeline.audience()) {
+    let (key, _) = match (&test.target, pipeline.audience()) {
         (Target::Model(name), _) => {
             return collect(&ctx, &what, &format!("SELECT * FROM {name}"), params).await;
         }
@@ -228,7 +231,16 @@ async fn actual(
     };
     let rules = &pipeline.suppressions;
     let keep = erasure::Keep::default();
-    suppressions::evaluate(&ctx, rules, key, profile, params, keep, &work_dir).await?;
+    suppressions::evaluate(
+        &ctx,
+        rules,
+        key,
+        &pipeline.profiles(),
+        params,
+        keep,
+        &work_dir,
+    )
+    .await?;
     let dirs = RunDirs {
         run_dir: &run_dir,
         work_dir: &work_dir,

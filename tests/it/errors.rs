@@ -169,6 +169,26 @@ fn value_that_breaks_the_contract_past_the_sample_fails_the_run_with_exit_1() {
 }
 
 #[test]
+fn a_regular_expression_built_from_row_values_is_not_printed() {
+    let p = Project::fixture("segs");
+    p.edit(
+        "pipelines/segs.yaml",
+        "nothing_today: { sql: spend_today = 0, reason: Bought nothing today }",
+        "nothing_today: { sql: \"spend_today = 0 AND regexp_like(preferred_channel, first_name || '(')\", reason: x }",
+    );
+    let err = p.fails(&["run", "pipelines/segs.yaml", "--date", "2026-11-01"], 1);
+    assert!(
+        err.contains("segment quiet, condition nothing_today"),
+        "{err}"
+    );
+    assert!(err.contains("regex parse error"), "{err}");
+    // The pattern is a customer's first name: errors never print it.
+    for name in ["Ada", "Bob"] {
+        assert!(!err.contains(name), "{err}");
+    }
+}
+
+#[test]
 fn condition_on_an_unknown_column_points_at_the_condition() {
     let p = Project::fixture("segs");
     p.edit(

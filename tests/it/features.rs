@@ -430,6 +430,12 @@ fn aggregates_that_cannot_be_kept_up_to_date_are_refused_at_their_line() {
     );
     let err = invalid("      recent: { count: \"*\", where: \"event_time > $run_date\" }\n");
     assert!(err.contains("remove $run_date"), "{err}");
+    let err = invalid(
+        "      recent: { count: \"*\", where: \"event_time > now() - INTERVAL '7 days'\" }\n",
+    );
+    assert!(err.contains("now() changes from run to run"), "{err}");
+    let err = invalid("      sample: { count: \"*\", where: \"random() < 0.1\" }\n");
+    assert!(err.contains("random() changes from run to run"), "{err}");
     let err = invalid("      last: { max: event_time, windows: [30] }\n");
     assert!(
         err.contains("is over all history and has no windows"),
@@ -533,4 +539,123 @@ fn the_planned_queries_compute_what_a_first_run_writes() {
     );
     assert!(kept.len() > 300, "{} days", kept.len());
     assert_eq!(planned, kept);
+}
+
+/// A feature over a 2-day window whose events may arrive 3 days late, with erasure.
+const SHORT_WINDOW: &str = "pipeline: t
+key: customer_id
+sources:
+  events: { uri: data/events/, format: parquet, columns: { customer_id: int, event_time: timestamp } }
+  erasure_requests: { uri: data/erase.csv, format: csv, columns: { customer_id: int } }
+features:
+  f:
+    from: events
+    key: customer_id
+    time: event_time
+    windows: [2]
+    late_days: 3
+    aggregates:
+      n: { count: \"*\" }
+erasure:
+  source: erasure_requests
+models:
+  profile: { sql: sql/profile.sql }
+output:
+  uri: out/
+";
+
+/// A project of [`SHORT_WINDOW`] (or `pipeline`) whose events are the rows of `events`, a
+/// DuckDB query of `customer_id, event_time[, amount]`; nobody is erased yet.
+fn short_window_project(pipeline: &str, events: &str) -> Project {
+    let p = Project::mini();
+    p.write("pipelines/t.yaml", pipeline);
+    p.write("sql/profile.sql", "select * from f");
+    p.write("data/erase.csv", "customer_id\n99\n");
+    std::fs::create_dir_all(p.path("data/events")).unwrap();
+    python(&format!(
+        "import duckdb\nduckdb.sql(\"\"\"COPY ({events}) TO '{}' (FORMAT parquet)\"\"\")",
+        p.path("data/events/a.parquet").display()
+    ));
+    p
+}
+
+#[test]
+fn days_before_the_window_are_not_kept_and_an_erasure_leaves_no_trace_of_them() {
+    // Customer 7's only event is on 01-08, before the window of every run below.
+    let p = short_window_project(
+        SHORT_WINDOW,
+        "SELECT * FROM (VALUES (1, TIMESTAMP '2026-01-10 10:00'), (7, TIMESTAMP '2026-01-08 10:00'), \
+         (1, TIMESTAMP '2026-01-11 10:00')) AS e(customer_id, event_time)",
+    );
+    for date in ["2026-01-10", "2026-01-11"] {
+        p.ok(&["run", "pipelines/t.yaml", "--date", date]);
+    }
+    let state = |date: &str, part: &str, what: &str| {
+        p.duckdb(
+            "t",
+            &format!("select {what} from read_parquet('{{out}}/runs/run_date={date}/state/features/f/{part}/**/*.parquet', hive_partitioning = false) order by all"),
+        )
+    };
+    // The second run reread 01-08 to 01-11 (late events), and keeps the days of its window.
+    assert_eq!(
+        state("2026-01-11", "days", "distinct day"),
+        [r#"["2026-01-10"]"#, r#"["2026-01-11"]"#]
+    );
+    p.write("data/erase.csv", "customer_id\n99\n7\n");
+    p.ok(&["run", "pipelines/t.yaml", "--date", "2026-01-12"]);
+    for date in ["2026-01-10", "2026-01-11", "2026-01-12"] {
+        for part in ["days", "totals"] {
+            let sevens = state(date, part, "count(*) filter (where customer_id = 7)");
+            assert_eq!(sevens, [r#"["0"]"#], "{date} {part}");
+        }
+    }
+}
+
+#[test]
+fn erasing_a_customer_keeps_the_events_without_a_key_in_every_run() {
+    let p = short_window_project(
+        SHORT_WINDOW,
+        "SELECT * FROM (VALUES (1, TIMESTAMP '2026-01-27 10:00'), (NULL, TIMESTAMP '2026-01-27 10:00'), \
+         (5, TIMESTAMP '2026-01-28 10:00'), (NULL, TIMESTAMP '2026-01-28 10:00')) AS e(customer_id, event_time)",
+    );
+    p.ok(&["run", "pipelines/t.yaml", "--date", "2026-01-28"]);
+    p.write("data/erase.csv", "customer_id\n99\n5\n");
+    p.ok(&["run", "pipelines/t.yaml", "--date", "2026-01-29"]);
+    for date in ["2026-01-28", "2026-01-29"] {
+        let totals = p.duckdb(
+            "t",
+            &format!("select customer_id, n_2d from read_parquet('{{out}}/runs/run_date={date}/state/features/f/totals/*.parquet') order by all"),
+        );
+        // Customer 5 is gone from the earlier run too; customer 1 has no event left in the
+        // window on 01-29.
+        let expected = match date {
+            "2026-01-28" => vec![r#"["1", "1"]"#, r#"[null, "2"]"#],
+            _ => vec![r#"[null, "1"]"#],
+        };
+        assert_eq!(totals, expected, "{date}");
+    }
+}
+
+#[test]
+fn an_amount_too_large_for_its_decimals_is_a_data_error_that_does_not_print_it() {
+    let pipeline = SHORT_WINDOW
+        .replace(
+            "columns: { customer_id: int, event_time: timestamp }",
+            "columns: { customer_id: int, event_time: timestamp, amount: double }",
+        )
+        .replace(
+            "      n: { count: \"*\" }",
+            "      n: { count: \"*\" }\n      spend: { sum: amount, decimals: 2 }",
+        );
+    let p = short_window_project(
+        &pipeline,
+        "SELECT 1 AS customer_id, TIMESTAMP '2026-01-10 10:00' AS event_time, CAST(12345e33 AS DOUBLE) AS amount",
+    );
+    // Exit 1, the data's: not a mistake of --date or --param.
+    let err = p.fails(&["run", "pipelines/t.yaml", "--date", "2026-01-10"], 1);
+    assert!(
+        err.contains("feature f") && err.contains("Overflowing on …"),
+        "{err}"
+    );
+    assert!(!err.contains("--param") && !err.contains("1234"), "{err}");
 }

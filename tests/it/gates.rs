@@ -71,7 +71,22 @@ fn duplicate_customer_ids_block_and_are_sampled() {
     );
     assert_eq!(sample, [r#"["6", "Flo"]"#, r#"["6", "Flora"]"#]);
 
-    // --force publishes anyway and says so.
+    // --force passes the gates, not a profile with two rows for a customer: audiences and
+    // offers would hold them twice.
+    let err = p.fails(&["run", PIPELINE, "--date", "2026-11-02", "--force"], 1);
+    assert!(
+        err.contains("profile has more than one row for 1 customer_id values (2 rows)"),
+        "{err}"
+    );
+    assert_eq!(p.read("out/gates/latest.json"), latest);
+}
+
+#[test]
+fn force_publishes_a_blocked_run_and_says_so() {
+    let p = Project::fixture("gates");
+    let latest = publish_day_one(&p);
+    p.write("data/purchases.csv", "customer_id,day,amount\n");
+    assert_blocked(&p, &latest, "2026-11-02");
     p.ok(&["run", PIPELINE, "--date", "2026-11-02", "--force"]);
     let manifest = p.json("out/gates/runs/run_date=2026-11-02/manifest.json");
     assert_eq!(manifest["forced"], true);
@@ -82,7 +97,8 @@ fn duplicate_customer_ids_block_and_are_sampled() {
         .filter(|c| c["status"] == "failed")
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(failed, ["customers_primary_key", "profile_unique"]);
+    // The freshness check fails too, as a warning.
+    assert_eq!(failed, ["purchases_row_count", "purchases_freshness"]);
     assert_eq!(p.json("out/gates/latest.json")["run_date"], "2026-11-02");
 }
 

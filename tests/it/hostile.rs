@@ -467,3 +467,52 @@ fn running_out_of_memory_names_the_step_and_suggests_a_limit_and_publishes_nothi
             .exists()
     );
 }
+
+#[test]
+fn a_profile_with_two_rows_for_a_customer_fails_the_run_instead_of_offering_twice() {
+    let p = Project::fixture("offers");
+    p.ok(&["run", OFFERS, "--date", "2026-11-01"]);
+    let before = p.read("out/offers/latest.json");
+    // Customer 1's row twice, and customer 2's three times.
+    let customers = p.read("data/customers.csv");
+    let extra =
+        "1,900,true,false,true,false\n2,800,true,false,true,false\n2,800,true,false,true,false\n";
+    p.write("data/customers.csv", &format!("{customers}{extra}"));
+    let err = p.fails(&["run", OFFERS, "--date", "2026-11-02"], 1);
+    assert!(
+        err.contains("sql/offers/profile.sql: model profile has more than one row for 2 customer_id values (5 rows)")
+            && err.contains("make profile return one row per customer_id"),
+        "{err}"
+    );
+    assert_eq!(p.read("out/offers/latest.json"), before);
+    assert!(!p.path("out/offers/runs/run_date=2026-11-02").exists());
+}
+
+#[test]
+fn a_sql_segment_returning_its_key_as_text_is_an_error_not_every_audience_keyed_by_text() {
+    let p = Project::segs();
+    p.write(
+        "sql/segs/vip.sql",
+        "select '0' || cast(customer_id as varchar) as customer_id from customers where vip",
+    );
+    let err = p.fails(&["validate", SEGS], 2);
+    assert!(
+        err.contains("sql/segs/vip.sql:1:1: segment vip: the query returns customer_id as VARCHAR, where profile has BIGINT"),
+        "{err}"
+    );
+    // An integer of another width is the same key.
+    p.write(
+        "sql/segs/vip.sql",
+        "select cast(customer_id as int) as customer_id from customers where vip",
+    );
+    p.ok(&["validate", SEGS]);
+}
+
+#[test]
+fn generate_refuses_impossible_arguments_with_exit_2() {
+    let p = Project::mini();
+    let err = p.fails(&["generate", "--customers", "0", "generated"], 2);
+    assert!(err.contains("--customers must be at least 1"), "{err}");
+    let err = p.fails(&["generate", "--days", "0", "generated"], 2);
+    assert!(err.contains("--days must be between 1 and"), "{err}");
+}

@@ -21,16 +21,7 @@ fn decided(p: &Project, date: &str) -> Vec<String> {
 
 /// `explain --json` for one customer on 2026-11-01.
 fn explain_json(p: &Project, key: &str) -> serde_json::Value {
-    let out = p.ok(&[
-        "explain",
-        PIPELINE,
-        "--key",
-        key,
-        "--date",
-        "2026-11-01",
-        "--json",
-    ]);
-    serde_json::from_str(&out).unwrap()
+    p.explain_json(PIPELINE, key, "2026-11-01")
 }
 
 #[test]
@@ -149,6 +140,41 @@ fn decisions_are_deterministic_and_changes_are_tracked() {
 }
 
 #[test]
+fn a_customer_without_a_score_ranks_after_every_score() {
+    let p = Project::fixture("offers");
+    // Customer 8's spend is unknown: eligible for fibre, whose score (spend / 10) is NULL.
+    let customers = p.read("data/customers.csv");
+    p.write(
+        "data/customers.csv",
+        &format!("{customers}8,,true,false,true,false\n"),
+    );
+    p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
+    let fibre = p.duckdb(
+        "offers",
+        "select customer_id, status, rank from read_parquet('{out}/runs/run_date=2026-11-01/decisions/*.parquet') \
+         where offer = 'fiber_upgrade' order by 1",
+    );
+    assert_eq!(
+        fibre,
+        [
+            // The capacity of 2 goes to the highest scores, 90 and 80, not to the unknown one.
+            r#"["1", "assigned", "1"]"#,
+            r#"["2", "assigned", "1"]"#,
+            r#"["3", "capacity", null]"#,
+            r#"["4", "capacity", null]"#,
+            r#"["6", "suppressed", null]"#,
+            r#"["8", "capacity", null]"#,
+        ]
+    );
+    let json = explain_json(&p, "8");
+    let fibre = &json["offers"][0];
+    assert_eq!(fibre["name"], "fiber_upgrade");
+    assert_eq!(fibre["eligible"], true);
+    assert_eq!(fibre["score"], serde_json::Value::Null);
+    assert_eq!(fibre["published_status"], "capacity");
+}
+
+#[test]
 fn explain_shows_eligibility_score_suppression_and_capacity() {
     let p = Project::fixture("offers");
     p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
@@ -218,5 +244,54 @@ fn suppressed_names_an_offer_held_back_whole_once_and_a_channel_held_back_by_its
     assert_eq!(
         mobile["held_back_by"],
         serde_json::json!(["complained_recently"])
+    );
+}
+
+#[test]
+fn consent_holds_offers_back_when_segments_read_another_profile() {
+    let p = Project::fixture("offers");
+    // Segments read a profile of the big spenders only; offers keep the whole profile.
+    p.write(
+        "sql/offers/big.sql",
+        "select * from profile where spend > 650\n",
+    );
+    p.edit(
+        PIPELINE,
+        "  profile: { sql: sql/offers/profile.sql }\n",
+        "  profile: { sql: sql/offers/profile.sql }\n  big: { sql: sql/offers/big.sql }\n",
+    );
+    p.edit(
+        PIPELINE,
+        "offers:\n",
+        "segments:\n  from: big\n  list:\n    big_spenders:\n      description: Spent over 650\n      \
+         channels: [email]\n      conditions: { big: spend > 650 }\n\
+         offers:\n",
+    );
+    p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
+    // Customer 7 (spend 600, email consent withdrawn) is in the offers' profile only: the
+    // rule still holds its offers back on email.
+    assert_eq!(
+        p.duckdb(
+            "offers",
+            "select customer_id, offer, channel from read_parquet('{out}/runs/run_date=2026-11-01/offers/*.parquet') \
+             where customer_id = 7 order by 2, 3",
+        ),
+        [r#"["7", "mobile_plan", "sms"]"#]
+    );
+    // A customer the rule matches in both profiles is held back once per segment or offer.
+    let held = p.duckdb(
+        "offers",
+        "select customer_id, held_back_from, count(*) \
+         from read_parquet('{out}/runs/run_date=2026-11-01/suppressed/*.parquet') \
+         where customer_id = 6 group by 1, 2 order by 2",
+    );
+    assert_eq!(
+        held,
+        [
+            r#"["6", "offer fiber_upgrade", "1"]"#,
+            r#"["6", "offer loyalty_reward", "1"]"#,
+            r#"["6", "offer mobile_plan", "1"]"#,
+            r#"["6", "segment big_spenders", "1"]"#,
+        ]
     );
 }

@@ -210,6 +210,28 @@ fn json_logs_carry_the_pipeline_run_date_and_steps() {
     assert_eq!(model["span"]["run_date"], "2026-11-20");
     assert_eq!(model["rows"], 3);
     assert!(lines.iter().any(|l| l["message"] == "run published"));
+    let started = (lines.iter().find(|l| l["message"] == "run started")).unwrap();
+    assert_eq!(started["previous_run"], serde_json::Value::Null);
+
+    // The error that ends a failed run is a JSON line too.
+    let out = p
+        .command(&["--log-format", "json", "run", "pipelines/nope.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let last: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (&last["level"], &last["exit_code"]),
+        (&serde_json::json!("ERROR"), &serde_json::json!(2))
+    );
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("pipelines/nope.yaml"),
+        "{last}"
+    );
 }
 
 #[test]

@@ -197,3 +197,18 @@ fn a_blocked_run_gets_a_page_saying_why_and_report_rebuilds_it() {
     );
     assert_eq!(std::fs::read_to_string(&blocked).unwrap(), html);
 }
+
+#[test]
+fn report_for_a_date_without_a_run_names_the_dates_there_are() {
+    let p = Project::segs();
+    p.ok(&["run", "pipelines/segs.yaml", "--date", "2026-11-01"]);
+    p.ok(&["run", "pipelines/segs.yaml", "--date", "2026-11-03"]);
+    let err = p.fails(
+        &["report", "pipelines/segs.yaml", "--date", "2026-10-01"],
+        2,
+    );
+    assert!(
+        err.contains("no run is published or blocked for 2026-10-01 (published: 2026-11-01 to 2026-11-03, 2 dates; blocked: none)"),
+        "{err}"
+    );
+}

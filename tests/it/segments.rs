@@ -13,16 +13,12 @@ fn rows(p: &Project, sql: &str) -> Vec<String> {
     p.duckdb("segs", sql)
 }
 
-#[test]
-fn customer_enters_stays_leaves_and_reenters() {
-    let p = Project::segs();
-    let out = backfill(&p, "2026-11-01", "2026-11-05");
-    assert!(out.contains("5 published"), "{out}");
-
-    // Customer 1 spends over 100 on days 1, 2, 4 and 5: two spells of big_spenders.
+/// The big spenders' spells after 2026-11-01 to 11-05: customer 1 spends over 100 on days 1,
+/// 2, 4 and 5 (two spells), customer 2 on day 2.
+fn assert_five_days_of_big_spenders(p: &Project) {
     assert_eq!(
         rows(
-            &p,
+            p,
             "select customer_id, entered_on, exited_on from read_parquet('{out}/runs/run_date=2026-11-05/state/memberships/*.parquet') where segment = 'big_spenders' order by 1, 2"
         ),
         [
@@ -31,6 +27,15 @@ fn customer_enters_stays_leaves_and_reenters() {
             r#"["2", "2026-11-02", "2026-11-03"]"#,
         ]
     );
+}
+
+#[test]
+fn customer_enters_stays_leaves_and_reenters() {
+    let p = Project::segs();
+    let out = backfill(&p, "2026-11-01", "2026-11-05");
+    assert!(out.contains("5 published"), "{out}");
+
+    assert_five_days_of_big_spenders(&p);
 
     // What changed each day in big_spenders.
     let changes = |date: &str| {
@@ -247,16 +252,7 @@ fn explain_shows_each_condition_with_the_values_behind_it() {
         .join("\n");
     insta::assert_snapshot!(text);
 
-    let json: serde_json::Value = serde_json::from_str(&p.ok(&[
-        "explain",
-        PIPELINE,
-        "--key",
-        "2",
-        "--date",
-        "2026-11-04",
-        "--json",
-    ]))
-    .unwrap();
+    let json = p.explain_json(PIPELINE, "2", "2026-11-04");
     let quiet = &json["segments"][1];
     assert_eq!(quiet["name"], "quiet");
     assert_eq!(quiet["member"], true);
@@ -314,4 +310,168 @@ fn concurrent_runs_of_different_dates_leave_history_as_a_sequential_run_does() {
         "{tables}"
     );
     assert_eq!(tables, published_tables(&sequential));
+}
+
+#[test]
+fn a_segment_taken_out_of_the_pipeline_closes_its_members_spells() {
+    let p = Project::segs();
+    p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
+    let vip = "select customer_id, entered_on, exited_on from read_parquet('{out}/runs/run_date=2026-11-02/state/memberships/*.parquet') where segment = 'vip' order by 1";
+    // vip is renamed: its members leave it and enter the new name.
+    p.edit(PIPELINE, "    vip:\n", "    vip_accounts:\n");
+    p.ok(&["run", PIPELINE, "--date", "2026-11-02"]);
+    assert_eq!(
+        rows(&p, vip),
+        [
+            r#"["5", "2026-11-01", "2026-11-02"]"#,
+            r#"["6", "2026-11-01", "2026-11-02"]"#,
+        ]
+    );
+    assert_eq!(
+        rows(
+            &p,
+            "select change, customer_id from read_parquet('{out}/runs/run_date=2026-11-02/changes/segment=vip_accounts/*.parquet') order by 2"
+        ),
+        [r#"["added", "5"]"#, r#"["added", "6"]"#]
+    );
+    assert!(
+        !p.path("out/segs/runs/run_date=2026-11-02/changes/segment=vip")
+            .exists()
+    );
+    assert_eq!(
+        rows(
+            &p,
+            "select from_segment, to_segment, customers from read_parquet('{out}/runs/run_date=2026-11-02/migration.parquet') where from_segment = 'vip'"
+        ),
+        [r#"["vip", "vip_accounts", "2"]"#]
+    );
+    // The day after, the closed spells stay as they are.
+    p.ok(&["run", PIPELINE, "--date", "2026-11-03"]);
+    assert_eq!(
+        rows(&p, &vip.replace("2026-11-02/state", "2026-11-03/state")),
+        [
+            r#"["5", "2026-11-01", "2026-11-02"]"#,
+            r#"["6", "2026-11-01", "2026-11-02"]"#,
+        ]
+    );
+}
+
+#[test]
+fn a_sql_segment_keeps_only_customers_of_the_profile() {
+    let p = Project::segs();
+    // Customer 6, a VIP in the CRM that vip.sql reads, is not in the profile (e.g. signed up
+    // after the run date).
+    p.edit(
+        "sql/segs/profile.sql",
+        "group by",
+        "where c.customer_id <> 6\ngroup by",
+    );
+    p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
+    let keys = |table: &str| {
+        rows(
+            &p,
+            &format!(
+                "select customer_id from read_parquet('{{out}}/runs/run_date=2026-11-01/{table}/*.parquet') order by 1"
+            ),
+        )
+    };
+    assert_eq!(keys("audiences/segment=vip"), [r#"["5"]"#]);
+    assert_eq!(keys("changes/segment=vip"), [r#"["5"]"#]);
+    assert_eq!(
+        rows(
+            &p,
+            "select customer_id from read_parquet('{out}/runs/run_date=2026-11-01/state/memberships/*.parquet') where segment = 'vip'"
+        ),
+        [r#"["5"]"#]
+    );
+    let manifest = p.json("out/segs/runs/run_date=2026-11-01/manifest.json");
+    assert_eq!(manifest["segments"][2]["name"], "vip");
+    assert_eq!(manifest["segments"][2]["size"], 1);
+}
+
+#[test]
+fn explain_of_a_date_published_before_a_segment_and_offers_were_added() {
+    let p = Project::segs();
+    p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
+    p.edit(
+        PIPELINE,
+        "    vip:\n",
+        "    named_a:\n      description: First name starts with A\n      \
+         conditions: { a: \"first_name LIKE 'A%'\" }\n    vip:\n",
+    );
+    p.edit(
+        PIPELINE,
+        "output:\n",
+        "offers:\n  list:\n    welcome:\n      description: Everyone\n      \
+         eligible: { anyone: spend_today >= 0 }\n      channels: [email]\n\
+         output:\n",
+    );
+    let json = p.explain_json(PIPELINE, "1", "2026-11-01");
+    let named_a = &json["segments"][2];
+    assert_eq!(named_a["name"], "named_a");
+    assert_eq!(named_a["member"], true);
+    // The published run has no such audience, nor decisions: nothing to compare with.
+    assert_eq!(named_a["published_member"], serde_json::Value::Null);
+    assert_eq!(json["segments"][0]["published_member"], true);
+    assert_eq!(json["offers"][0]["name"], "welcome");
+    assert_eq!(
+        json["offers"][0]["published_status"],
+        serde_json::Value::Null
+    );
+    let text = p.ok(&["explain", PIPELINE, "--key", "1", "--date", "2026-11-01"]);
+    assert!(
+        text.contains("segment named_a — MEMBER, group treatment, not in the pipeline when the run was published")
+            && text.contains("(offers were not in the pipeline when the run was published)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_rerun_whose_later_date_is_blocked_says_what_was_published_and_how_to_finish() {
+    let p = Project::segs();
+    let text = p.read(PIPELINE);
+    p.write(
+        PIPELINE,
+        &format!("{text}checks:\n  - {{ audience: big_spenders, max_removed_percent: 40 }}\n"),
+    );
+    backfill(&p, "2026-11-01", "2026-11-02");
+    // A late purchase makes customer 3 a big spender on 11-01; rebuilt, 11-02 would remove
+    // half of big_spenders, which the breaker blocks.
+    let purchases = p.read("data/purchases.csv");
+    p.write(
+        "data/purchases.csv",
+        &format!("{purchases}3,2026-11-01,500\n"),
+    );
+    // `--force` is for the date asked for, not for the dates rebuilt after it.
+    let err = p.fails(&["run", PIPELINE, "--date", "2026-11-01", "--force"], 3);
+    assert!(
+        err.contains(
+            "2026-11-01 was published, but rebuilding the runs after it stopped at 2026-11-02"
+        ) && err.contains(&format!(
+            "segflow backfill {PIPELINE} --from 2026-11-02 --to 2026-11-02 --rerun"
+        )) && err.contains("blocked: nothing was published for 2026-11-02"),
+        "{err}"
+    );
+    // --json prints the blocked date's report, as for a run blocked itself.
+    let out = p.segflow(&["run", PIPELINE, "--date", "2026-11-01", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&report["run_date"], &report["status"]),
+        (
+            &serde_json::json!("2026-11-02"),
+            &serde_json::json!("blocked")
+        )
+    );
+}
+
+#[test]
+fn a_backfill_over_a_published_date_rebuilds_it_from_the_dates_before() {
+    let p = Project::segs();
+    p.ok(&["run", PIPELINE, "--date", "2026-11-04"]);
+    backfill(&p, "2026-11-01", "2026-11-05");
+    let manifest = p.json("out/segs/runs/run_date=2026-11-04/manifest.json");
+    assert_eq!(manifest["previous_run"], "2026-11-03");
+    // The same history as a backfill of the five days alone.
+    assert_five_days_of_big_spenders(&p);
 }

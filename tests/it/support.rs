@@ -164,6 +164,12 @@ impl Project {
     pub fn json(&self, relative: &str) -> serde_json::Value {
         serde_json::from_str(&self.read(relative)).unwrap()
     }
+
+    /// `segflow explain PIPELINE --key KEY --date DATE --json`, parsed.
+    pub fn explain_json(&self, pipeline: &str, key: &str, date: &str) -> serde_json::Value {
+        let args = ["explain", pipeline, "--key", key, "--date", date, "--json"];
+        serde_json::from_str(&self.ok(&args)).unwrap()
+    }
 }
 
 /// Snapshots a segflow command run in `$project`: its exit code, stdout and stderr together,
