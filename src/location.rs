@@ -84,6 +84,12 @@ impl Uri {
                                 "\"{text}\" names no bucket; write {scheme}://bucket/path"
                             ));
                         }
+                        // `#…` and `?…` would be left out of the path: another folder's data.
+                        if url.fragment().is_some() || url.query().is_some() {
+                            return Err(format!(
+                                "\"{text}\" has a `#` or `?`, which a URL reads as the end of its path, so segflow would read or write another folder; name a folder without them"
+                            ));
+                        }
                         Ok(Uri::Url(url))
                     }
                     "http" | "https" => Ok(Uri::Url(url)),

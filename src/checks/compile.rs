@@ -227,6 +227,24 @@ fn compile_check(
             format!("checks[{i}].max_failed_percent: use a share between 0 and 100"),
         );
     }
+    // A share of failing rows means something only where rows are counted against a total.
+    let counts_rows = matches!(
+        kind,
+        CheckKind::PrimaryKey(_)
+            | CheckKind::NotNull(_)
+            | CheckKind::Unique(_)
+            | CheckKind::AcceptedValues { .. }
+            | CheckKind::Relationships { .. }
+    );
+    if spec.max_failed_percent.is_some() && !counts_rows {
+        c.problem(
+            &path,
+            format!(
+                "checks[{i}].max_failed_percent: a {} check has no share of failing rows to tolerate (only not_null, unique, accepted_values, relationships and primary_key do); remove it",
+                kind.label()
+            ),
+        );
+    }
     let name = spec
         .name
         .clone()
@@ -318,6 +336,12 @@ fn kinds(
         kinds.push(CheckKind::Unique(spec.unique.clone()));
     }
     if let Some(a) = &spec.accepted_values {
+        if a.values.is_empty() {
+            c.problem(
+                &path,
+                format!("checks[{i}].accepted_values.values: list at least one accepted value"),
+            );
+        }
         let values = a.values.iter().map(value_literal).collect();
         kinds.push(CheckKind::AcceptedValues {
             column: a.column.clone(),

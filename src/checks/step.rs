@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::sql::{failing_and_total, failing_rows, newest, sql_view};
 use super::{Check, CheckKind, SAMPLE_ROWS};
 use crate::engine::{self, EngineError, PlanError};
+use crate::erasure::not_erased;
 use crate::objects::Folder;
 use crate::spec::Severity;
 use crate::sql::{Params, ident};
@@ -149,9 +150,12 @@ async fn check_date_column(
 }
 
 /// Runs the source and model checks; failing rows are sampled into `run_dir/checks/<name>/`.
+/// `key` is the pipeline's key, whose erased values are registered: a sample of a table with
+/// that column leaves erased customers out, as every table a run writes does.
 pub(crate) async fn run_table_checks(
     ctx: &SessionContext,
     checks: &[Check],
+    key: Option<&str>,
     params: &Params,
     run_dir: &Folder,
 ) -> Result<Vec<CheckResult>, ChecksError> {
@@ -188,7 +192,10 @@ pub(crate) async fn run_table_checks(
                 )
                 .await?
             }
-            _ => row_check(ctx, check, table, params, run_dir, &mut totals, &mut result).await?,
+            _ => {
+                let at = Sample { key, run_dir };
+                row_check(ctx, check, table, params, at, &mut totals, &mut result).await?
+            }
         }
         if result.status == Status::Failed {
             tracing::warn!(check = %result.name, severity = ?result.severity, "{}", result.message);
@@ -297,12 +304,19 @@ async fn freshness(
     Ok(())
 }
 
+/// Where a check's failing rows are sampled, and the key whose erased values it leaves out.
+#[derive(Clone, Copy)]
+struct Sample<'a> {
+    key: Option<&'a str>,
+    run_dir: &'a Folder,
+}
+
 async fn row_check(
     ctx: &SessionContext,
     check: &Check,
     table: &str,
     params: &Params,
-    run_dir: &Folder,
+    Sample { key, run_dir }: Sample<'_>,
     totals: &mut Totals,
     result: &mut CheckResult,
 ) -> Result<(), EngineError> {
@@ -352,8 +366,16 @@ async fn row_check(
     };
     if failing > 0 {
         let relative = format!("checks/{}", check.name);
-        let sample = format!("SELECT * FROM ({failing_sql}) LIMIT {SAMPLE_ROWS}");
         let what = format!("check {}", check.name);
+        let mut sample = format!("SELECT * FROM ({failing_sql}) __failing");
+        if let Some(key) = key {
+            let failing = engine::plan_step(ctx, &what, &sample, params).await?;
+            if failing.schema().field_with_unqualified_name(key).is_ok() {
+                let k = format!("__failing.{}", ident(key));
+                sample += &format!(" WHERE {}", not_erased(&k));
+            }
+        }
+        sample += &format!(" LIMIT {SAMPLE_ROWS}");
         engine::write_query(
             ctx,
             &what,

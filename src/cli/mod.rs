@@ -494,8 +494,18 @@ async fn run_command(
     };
     if !report.rebuilt.is_empty() {
         let dates: Vec<String> = report.rebuilt.iter().map(ToString::to_string).collect();
+        // Later dates are rebuilt with the same `--param` values: say so, they change them.
+        let names: Vec<String> = options
+            .params
+            .iter()
+            .map(|(n, _)| format!("--param {n}"))
+            .collect();
+        let with = match names.is_empty() {
+            true => String::new(),
+            false => format!("; with the same {}", names.join(", ")),
+        };
         eprintln!(
-            "segflow: rebuilt the later runs {} (their changes and history follow from {})",
+            "segflow: rebuilt the later runs {} (their changes and history follow from {}{with})",
             dates.join(", "),
             options.date
         );

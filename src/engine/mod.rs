@@ -121,8 +121,11 @@ pub(crate) fn redact_quoted(message: &str) -> String {
             Some((_, false)) => {}
             None => {
                 let keep = out.trim_end().ends_with("type");
+                // An apostrophe inside a word (`Can't`, `isn't`) opens nothing.
+                let in_word =
+                    c == '\'' && out.chars().next_back().is_some_and(char::is_alphanumeric);
                 out.push(c);
-                if c == '\'' || c == '"' {
+                if (c == '\'' && !in_word) || c == '"' {
                     quote = Some((c, keep));
                 }
             }
@@ -147,6 +150,20 @@ fn redact_numbers(message: &str) -> String {
             if let Some(at) = line.find(marker) {
                 line.truncate(at + marker.len());
                 line.push('…');
+            }
+        }
+        // `Can't cast value 100000 to type Int16`, `Cannot cast 1 year to IntervalYearMonth`,
+        // and a quoted value that may hold quotes itself: `Cannot cast string 'O'Brien' to …`.
+        for (from, to) in [
+            ("Can't cast value ", " to type "),
+            ("Cannot cast ", " to Interval"),
+            ("Cannot cast string '", "' to value of "),
+            ("Cannot cast value '", "' to value of "),
+        ] {
+            if let Some(start) = line.find(from).map(|at| at + from.len())
+                && let Some(end) = line[start..].rfind(to).map(|at| start + at)
+            {
+                line.replace_range(start..end, "…");
             }
         }
         if let Some(at) = line.find(" is too large to store in ") {
@@ -1883,6 +1900,20 @@ mod tests {
                 "error: 1200.5 is too large to store in a Decimal128 of precision 38. Max is 99"
             ),
             "error: … is too large to store in a Decimal128 of precision 38. Max is 99"
+        );
+        assert_eq!(
+            redact_quoted("Arrow error: Cast error: Can't cast value 1000000000000 to type Int32"),
+            "Arrow error: Cast error: Can't cast value … to type Int32"
+        );
+        assert_eq!(
+            redact_quoted("Cannot cast string 'O'Brien' to value of Float64 type"),
+            "Cannot cast string '…' to value of Float64 type"
+        );
+        assert_eq!(
+            redact_quoted(
+                "Cannot cast 3 years 2 days to IntervalYearMonth. Only year and month fields are allowed."
+            ),
+            "Cannot cast … to IntervalYearMonth. Only year and month fields are allowed."
         );
     }
 }

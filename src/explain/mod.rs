@@ -30,8 +30,10 @@ pub struct Explanation {
     pub pipeline: String,
     pub key: String,
     pub run_date: NaiveDate,
-    /// Whether the key exists in the profile model on that date.
+    /// Whether the key exists in the profile model on that date (never for an erased key).
     pub found: bool,
+    /// Whether the customer asked to be forgotten: nothing else is told about them.
+    pub erased: bool,
     /// The run published for that date, if any.
     pub published_run: Option<String>,
     pub segments: Vec<SegmentExplanation>,
@@ -153,6 +155,10 @@ pub async fn explain(
         .iter()
         .map(|text| {
             let mut e = Explanation::empty(pipeline, text, date, run_id.clone());
+            if facts.erased.contains(text) {
+                e.erased = true;
+                return e;
+            }
             e.found = facts.found.contains(text);
             e.suppressions = facts.suppressions.remove(text).unwrap_or_default();
             e.segments = facts.segments.remove(text).unwrap_or_default();
@@ -169,6 +175,7 @@ impl Explanation {
             key: key.to_string(),
             run_date: date,
             found: false,
+            erased: false,
             published_run: run,
             segments: Vec::new(),
             suppressions: Vec::new(),
@@ -210,6 +217,8 @@ async fn evaluate(
 /// Every verdict for the keys explained, by key text.
 struct Facts {
     found: HashSet<String>,
+    /// Keys explained that were erased: their rows are in the sources still, not in any run.
+    erased: HashSet<String>,
     suppressions: HashMap<String, Vec<SuppressionExplanation>>,
     segments: HashMap<String, Vec<SegmentExplanation>>,
     offers: HashMap<String, Vec<OfferExplanation>>,
@@ -225,6 +234,7 @@ impl Facts {
     ) -> Result<Self, RunError> {
         let mut facts = Facts {
             found: HashSet::new(),
+            erased: HashSet::new(),
             suppressions: HashMap::new(),
             segments: HashMap::new(),
             offers: HashMap::new(),
@@ -239,6 +249,8 @@ impl Facts {
             only.predicate(&k)
         );
         facts.found = engine::first_column(engine::text_rows(ctx, "explain", &sql, params).await?);
+        let sql = format!("{sql} AND NOT ({})", erasure::not_erased(&k));
+        facts.erased = engine::first_column(engine::text_rows(ctx, "explain", &sql, params).await?);
         for (text, name, detail) in
             suppressions::matches_for(ctx, key, &pipeline.suppressions, only, params).await?
         {
@@ -278,7 +290,7 @@ async fn key_filter(
     profile: &str,
     key: &str,
     keys: &[String],
-) -> Result<KeyFilter, EngineError> {
+) -> Result<KeyFilter, RunError> {
     let numeric = ctx
         .table(profile)
         .await
@@ -287,14 +299,16 @@ async fn key_filter(
         .field_with_unqualified_name(key)
         .map(|f| f.data_type().is_integer())
         .unwrap_or(false);
-    Ok(KeyFilter::new(
-        keys.iter()
-            .map(|k| match (numeric, k.trim().parse::<i64>()) {
-                (true, Ok(n)) => (n.to_string(), n.to_string()),
-                // Text can never equal a numeric key: that customer is not found.
-                (true, Err(_)) => ("NULL".to_string(), k.clone()),
-                (false, _) => (literal(k), k.clone()),
-            })
-            .collect(),
-    ))
+    let filter = keys
+        .iter()
+        .map(|k| match (numeric, k.trim().parse::<i64>()) {
+            (true, Ok(n)) => Ok((n.to_string(), n.to_string())),
+            (true, Err(_)) => Err(RunError::NotAKey {
+                given: k.clone(),
+                key: key.to_string(),
+                profile: profile.to_string(),
+            }),
+            (false, _) => Ok((literal(k), k.clone())),
+        });
+    Ok(KeyFilter::new(filter.collect::<Result<_, _>>()?))
 }

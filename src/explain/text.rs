@@ -90,6 +90,12 @@ impl Explanation {
             "customer {} on {} ({})\n",
             self.key, self.run_date, self.pipeline
         );
+        if self.erased {
+            out.push_str(
+                "  erased: the customer asked to be forgotten; no run holds anything about them\n",
+            );
+            return out;
+        }
         if !self.found {
             out.push_str("  not found in the profile on this date: in no segment\n");
         }

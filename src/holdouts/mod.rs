@@ -36,10 +36,75 @@ pub(crate) fn compile_holdout(
         c.problem(path, "holdout.percent: use a share between 0 and 100");
         return None;
     }
+    let below = (spec.percent * f64::from(BUCKETS) / 100.0).round() as u32;
+    if below == 0 && spec.percent > 0.0 {
+        // A share that rounds to no bucket would silently leave the control group empty.
+        c.problem(
+            path,
+            format!(
+                "holdout.percent: {} is less than one bucket (0.01%): the control group would be empty; use at least 0.01, or 0 for none",
+                spec.percent
+            ),
+        );
+        return None;
+    }
     Some(Holdout {
         salt: spec.salt.clone(),
-        below: (spec.percent * f64::from(BUCKETS) / 100.0).round() as u32,
+        below,
     })
+}
+
+/// Records a problem for each salt of a segment's or offer's own groups that is also the salt
+/// of a group decided before it (`global`, then `holdout`). Groups are cut from the buckets of
+/// their salts in order, so a salt used twice cuts the same buckets twice: the later group
+/// would come out smaller than asked, or empty, and a split's shares skewed. `path` is the
+/// segment's or offer's entry, `what` how messages name it (e.g. `segments.list.vip`).
+pub(crate) fn check_salts(
+    c: &mut Compiler,
+    path: &[&str],
+    what: &str,
+    global: Option<&Holdout>,
+    holdout: Option<&Holdout>,
+    split: Option<&Split>,
+) {
+    let earlier = |salt: &str, own_holdout: bool| {
+        if global.is_some_and(|g| g.salt == salt) {
+            Some("the global holdout's salt")
+        } else if own_holdout && holdout.is_some_and(|h| h.salt == salt) {
+            Some("the salt of its own holdout")
+        } else {
+            None
+        }
+    };
+    let mut report = |group: &str, salt: &str, clash: &str, effect: &str| {
+        let at: Vec<&str> = path.iter().copied().chain([group, "salt"]).collect();
+        c.problem(
+            &at,
+            format!(
+                "{what}.{group}.salt: \"{salt}\" is also {clash}; the same buckets would decide both groups, so {effect}. Give the {group} a salt of its own"
+            ),
+        );
+    };
+    if let Some(h) = holdout
+        && let Some(clash) = earlier(&h.salt, false)
+    {
+        report(
+            "holdout",
+            &h.salt,
+            clash,
+            "this control group would come out smaller than asked, or empty",
+        );
+    }
+    if let Some(s) = split
+        && let Some(clash) = earlier(&s.salt, true)
+    {
+        report(
+            "split",
+            &s.salt,
+            clash,
+            "the variants would not get the shares asked",
+        );
+    }
 }
 
 /// Compiles a `split:` at `path`.

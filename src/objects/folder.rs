@@ -54,7 +54,9 @@ impl Folder {
     /// The prefix a URL names in `store`.
     pub(crate) fn remote(store: Arc<dyn ObjectStore>, url: &url::Url) -> Self {
         let base = format!("{}://{}/", url.scheme(), url.authority());
-        let path = ObjectPath::from(url.path().trim_matches('/'));
+        // The URL's path is percent-encoded (a space is `%20`): decoded, it is the keys' prefix.
+        let text = url.path().trim_matches('/');
+        let path = ObjectPath::from_url_path(text).unwrap_or_else(|_| ObjectPath::from(text));
         Self {
             store,
             base,

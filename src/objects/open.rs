@@ -180,6 +180,57 @@ macro_rules! configured {
     };
 }
 
+/// An S3 endpoint must be an http(s) URL with a host: object_store panics on one it cannot
+/// make a request of (`localhost:9000`, a trailing space). The pipeline's option wins over the
+/// environment's, as in the builder.
+#[cfg(feature = "aws")]
+fn check_endpoint(pairs: &[(String, String)]) -> Result<(), String> {
+    const KEYS: [&str; 4] = [
+        "endpoint",
+        "endpoint_url",
+        "aws_endpoint",
+        "aws_endpoint_url",
+    ];
+    let option = pairs
+        .iter()
+        .rev()
+        .find(|(key, _)| KEYS.contains(&key.to_ascii_lowercase().as_str()))
+        .map(|(key, value)| (format!("the store option {key}"), value.clone()));
+    let from_env = || {
+        ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+            .into_iter()
+            .find_map(|name| std::env::var(name).ok().map(|v| (name.to_string(), v)))
+    };
+    let Some((source, endpoint)) = option.or_else(from_env) else {
+        return Ok(());
+    };
+    let valid = url::Url::parse(&endpoint)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        && endpoint.trim() == endpoint;
+    if !valid {
+        return Err(format!(
+            "the S3 endpoint from {source} is not an http:// or https:// URL with a host (e.g. http://127.0.0.1:9000); fix {source}"
+        ));
+    }
+    // Without allow_http, every request to an http:// endpoint fails as a "builder error".
+    let allowed = |value: &str| value.trim().eq_ignore_ascii_case("true");
+    let allow_http = match pairs.iter().rev().find(|(key, _)| {
+        matches!(
+            key.to_ascii_lowercase().as_str(),
+            "allow_http" | "aws_allow_http"
+        )
+    }) {
+        Some((_, value)) => allowed(value),
+        None => std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| allowed(&v)),
+    };
+    if endpoint.starts_with("http://") && !allow_http {
+        return Err(format!(
+            "the S3 endpoint from {source} is http://, which needs AWS_ALLOW_HTTP=true (or allow_http: true under stores:); set it, or use https://"
+        ));
+    }
+    Ok(())
+}
+
 /// The builder of the URL's scheme, from the environment and the options.
 fn build(
     url: &url::Url,
@@ -202,6 +253,7 @@ fn build(
     Ok(match url.scheme() {
         #[cfg(feature = "aws")]
         "s3" | "s3a" => {
+            check_endpoint(pairs)?;
             let builder = object_store::aws::AmazonS3Builder::from_env().with_url(&bucket);
             Arc::new(
                 configured!(builder, pairs)
@@ -251,4 +303,34 @@ fn build(
             ));
         }
     })
+}
+
+#[cfg(all(test, feature = "aws"))]
+mod tests {
+    use super::check_endpoint;
+
+    #[test]
+    fn an_s3_endpoint_must_be_an_http_url_with_a_host() {
+        let option = |v: &str| {
+            vec![
+                ("endpoint".to_string(), v.to_string()),
+                ("allow_http".to_string(), "true".to_string()),
+            ]
+        };
+        assert!(check_endpoint(&option("http://127.0.0.1:5000")).is_ok());
+        let plain = [("endpoint".to_string(), "http://127.0.0.1:5000".to_string())];
+        let plain = [plain.to_vec(), vec![("allow_http".into(), "false".into())]].concat();
+        assert!(
+            check_endpoint(&plain)
+                .unwrap_err()
+                .contains("needs AWS_ALLOW_HTTP=true")
+        );
+        for bad in ["127.0.0.1:5000", "http://127.0.0.1:5000 ", "ftp://host"] {
+            let err = check_endpoint(&option(bad)).unwrap_err();
+            assert!(
+                err.contains("the S3 endpoint from the store option endpoint is not an http:// or https:// URL"),
+                "{err}"
+            );
+        }
+    }
 }

@@ -15,6 +15,10 @@ pub(crate) const HELD: &str = "__segflow_held_offers";
 pub(super) const CANDIDATES: &str = "__segflow_offer_candidates";
 /// The decision: `(key, offer, score, reasons, channels, rank)`.
 pub(super) const ASSIGNED: &str = "__segflow_offers_assigned";
+/// Capacity breaks score ties by `segflow_bucket('segflow-capacity:' || offer, key)`: a salt of
+/// segflow's own, so that who wins a tie has nothing to do with a holdout salted with the
+/// offer's name (the lowest buckets, its control group, would otherwise win every tie).
+const TIE_BREAK: &str = "'segflow-capacity:'";
 
 /// One offer's eligible customers with its score.
 pub(super) fn eligible_for(key: &str, profile: &str, offer: &Offer) -> String {
@@ -89,7 +93,7 @@ pub(super) fn candidates(key: &str, offers: &Offers) -> String {
     format!(
         "SELECT e.{k}, e.offer, e.score, e.priority, e.reasons, \
                 ROW_NUMBER() OVER (PARTITION BY e.{k} ORDER BY e.score DESC NULLS LAST, e.priority DESC, e.offer) AS preference, \
-                segflow_bucket(e.offer, e.{k}) AS tie_break, {open} AS channels \
+                segflow_bucket(concat({TIE_BREAK}, e.offer), e.{k}) AS tie_break, {open} AS channels \
          FROM {ELIGIBLE} e LEFT JOIN ({held}) h ON h.{k} = e.{k} AND h.offer = e.offer \
          WHERE {open} <> 0",
         held = held_channels(key, "offer", HELD, &channel_bits(offers, true)),

@@ -20,6 +20,7 @@ use crate::checks::{self, Check, Checkable};
 use crate::compile::Compiler;
 use crate::erasure::{self, Erasure};
 use crate::features;
+use crate::holdouts;
 use crate::location::{Diagnostic, Location, Uri};
 use crate::models::{self, Model};
 use crate::objects::{self, ObjectsError, StoreConfig, Stores};
@@ -349,6 +350,15 @@ fn compile_decisions(
         let default_from = spec.segments.as_ref().map(|s| s.from.as_str());
         offers::compile(c, o, params, default_from, models, &suppression_names)
     });
+    if let Some(offers) = &offers {
+        // Offers are grouped after the segments' global holdout.
+        let global = segments.as_ref().and_then(|s| s.holdout.as_ref());
+        for offer in &offers.list {
+            let path = ["offers", "list", offer.name.as_str()];
+            let what = format!("offers.list.{}", offer.name);
+            holdouts::check_salts(c, &path, &what, global, offer.holdout.as_ref(), None);
+        }
+    }
     require_key(c, spec);
     let suppressions = compile_suppressions(c, spec, params, &segments, &offers);
     (segments, suppressions, offers)

@@ -80,6 +80,13 @@ pub enum RunError {
         published: String,
         blocked: String,
     },
+    /// `explain --key` given text where the profile's key is a whole number.
+    #[error("--key {given}: {key} is a whole number in {profile}; give one like --key 42")]
+    NotAKey {
+        given: String,
+        key: String,
+        profile: String,
+    },
     /// A rerun was published, but a later date it invalidated could not be rebuilt.
     #[error(
         "{rerun} was published, but rebuilding the runs after it stopped at {stopped}: the published runs from {stopped} on do not follow from it yet, so fix what stopped it and run `segflow backfill {pipeline} --from {stopped} --to {last} --rerun`"
@@ -120,7 +127,7 @@ impl RunError {
             RunError::Store(_) => false,
             RunError::Engine(e) => matches!(e, EngineError::Setting { .. }),
             RunError::Timeout { .. } => false,
-            RunError::NoRun { .. } => true,
+            RunError::NoRun { .. } | RunError::NotAKey { .. } => true,
             RunError::Overflow { .. } => true,
         };
         if invalid { 2 } else { 1 }

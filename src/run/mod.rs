@@ -19,7 +19,7 @@ mod steps;
 mod validate;
 
 use chrono::NaiveDate;
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, info, info_span, warn};
 
 use backfill::rebuild_following;
 pub use backfill::{BackfillError, backfill};
@@ -162,27 +162,31 @@ async fn run_date(locked: &Locked<'_>, options: &RunOptions) -> Result<RunReport
         options.progress.set("circuit breakers");
         run.finish().await?
     };
-    options.progress.set("publish");
+    // Earlier runs lose the newly erased customers before this run is published: a run
+    // stopped in between publishes nothing, so its next attempt still sees them as new.
     let newly_erased =
         manifest.output_rows("erased") > previous.as_ref().map_or(0, |p| p.output_rows("erased"));
-    let html = report::page(&locked.store, pipeline, &manifest).await?;
-    crate::store::write_text(&staged.run().join("report.html"), html).await?;
-    let is_latest = staged.publish(&locked.lock, &manifest).await?;
-    report::write_index(&locked.store).await?;
-    let run_dir = locked.store.describe_run(options.date).await;
-    info!(run_dir = %run_dir, is_latest, "run published");
-    options.progress.done();
     if newly_erased {
         options
             .progress
             .set("removing erased customers from earlier runs");
-        let scrubbed = scrub::scrub_earlier_runs(&ctx, locked, options.date).await?;
+        let scrubbed = scrub::scrub_earlier_runs(&ctx, locked, options.date, staged.run()).await?;
         if !scrubbed.is_empty() {
             let dates: Vec<String> = scrubbed.iter().map(ToString::to_string).collect();
             info!(dates = %dates.join(", "), "erased customers removed from earlier runs");
         }
-        options.progress.done();
     }
+    options.progress.set("publish");
+    let html = report::page(&locked.store, pipeline, &manifest).await?;
+    crate::store::write_text(&staged.run().join("report.html"), html).await?;
+    let is_latest = staged.publish(&locked.lock, &manifest).await?;
+    // Published: what follows cannot make the run fail.
+    if let Err(err) = report::write_index(&locked.store).await {
+        warn!(error = %err, "the runs' index page was not rewritten; `segflow report` rewrites it");
+    }
+    let run_dir = locked.store.describe_run(options.date).await;
+    info!(run_dir = %run_dir, is_latest, "run published");
+    options.progress.done();
     Ok(RunReport {
         manifest,
         run_dir,

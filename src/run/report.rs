@@ -47,8 +47,15 @@ pub(crate) async fn write_index(store: &PipelineStore) -> Result<(), StoreError>
         }
     }
     for date in store.blocked_dates().await?.iter().rev().take(INDEXED) {
-        // A blocked attempt matters until a later run of its date was published.
-        let manifest: Manifest = store.read_blocked(*date).await?;
+        // A blocked attempt matters until a later run of its date was published. One whose
+        // report cannot be read (its writing was stopped) is left out of the index.
+        let manifest: Manifest = match store.read_blocked(*date).await {
+            Ok(manifest) => manifest,
+            Err(err) => {
+                tracing::warn!(%date, error = %err, "a blocked run's report cannot be read");
+                continue;
+            }
+        };
         let replaced = entries
             .iter()
             .any(|e| e.manifest.run_date == *date && e.manifest.started_at > manifest.started_at);

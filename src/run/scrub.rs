@@ -1,5 +1,6 @@
 //! Erasure reaches back: when a run erases new customers, every earlier published run that
-//! still holds them is rewritten without them and published again, like a rerun.
+//! still holds them is rewritten without them and published again, like a rerun, before the
+//! run that erased them is published (so a run stopped in between leaves them new to its retry).
 //!
 //! The run's tables are the outputs its manifest lists. An earlier run is copied into staging
 //! (files hard-linked on a local disk, copied on the store: published Parquet is never changed
@@ -15,23 +16,22 @@ use super::{Locked, RunError, new_run_id};
 use crate::engine;
 use crate::erasure;
 use crate::features;
+use crate::objects::Folder;
 use crate::report::Manifest;
 use crate::sql::Params;
 
 /// Rewrites every published run other than `current` that still holds an erased key; returns
-/// the dates rewritten. The erased list is read from the published run of `current`.
+/// the dates rewritten. The erased list is read from `run`, the run of `current` (staged).
 pub(super) async fn scrub_earlier_runs(
     ctx: &SessionContext,
     locked: &Locked<'_>,
     current: NaiveDate,
+    run: &Folder,
 ) -> Result<Vec<NaiveDate>, RunError> {
     let Some(key) = locked.pipeline.key() else {
         return Ok(Vec::new());
     };
-    let Some(run) = locked.store.published_run(current).await? else {
-        return Ok(Vec::new());
-    };
-    if !erasure::register_published(ctx, &run).await? {
+    if !erasure::register_published(ctx, run).await? {
         return Ok(Vec::new());
     }
     let params = locked.pipeline.params.bind(current, &[])?;
@@ -67,7 +67,19 @@ async fn scrub_run(
             dirty.push((name, i));
         }
     }
-    if dirty.is_empty() {
+    // Failing rows a check sampled are the run's too.
+    let samples: Vec<String> = (manifest.checks.iter())
+        .filter_map(|check| check.sample.clone())
+        .collect();
+    let mut dirty_samples = Vec::new();
+    for (i, sample) in samples.into_iter().enumerate() {
+        let name = format!("__segflow_scrub_sample_{i}");
+        engine::register_parquet(ctx, &name, &published.join(&sample)).await?;
+        if erasure::holds_erased(ctx, &name, key, params).await? {
+            dirty_samples.push((name, sample));
+        }
+    }
+    if dirty.is_empty() && dirty_samples.is_empty() {
         return Ok(false);
     }
     let run_id = format!("{}-erasure", new_run_id());
@@ -86,8 +98,18 @@ async fn scrub_run(
         output.rows = written.rows();
         output.files = written.files;
     }
+    for (name, sample) in &dirty_samples {
+        staged.clear(sample).await?;
+        let target = staged.run().join(sample);
+        erasure::rewrite_without_erased(ctx, name, key, params, &target, staged.run()).await?;
+    }
     manifest.erasure_applied_by = Some(format!("run of {current}"));
     staged.publish(&locked.lock, &manifest).await?;
-    info!(%date, tables = dirty.len(), "erased customers removed from an earlier run");
+    info!(
+        %date,
+        tables = dirty.len(),
+        samples = dirty_samples.len(),
+        "erased customers removed from an earlier run"
+    );
     Ok(true)
 }

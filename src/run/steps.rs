@@ -257,6 +257,7 @@ impl<'a> Run<'a> {
         let results = checks::run_table_checks(
             &self.ctx,
             &self.pipeline.checks,
+            self.pipeline.key(),
             &self.params,
             self.staged.run(),
         )

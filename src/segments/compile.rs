@@ -1,7 +1,7 @@
 //! Compiled segments: each one's rule, control group, split and channels.
 
 use crate::compile::{Compiler, MAX_CHANNELS};
-use crate::holdouts::{Groups, Holdout, Split, compile_holdout, compile_split};
+use crate::holdouts::{Groups, Holdout, Split, check_salts, compile_holdout, compile_split};
 use crate::location::Location;
 use crate::spec::SegmentsSpec;
 use crate::sql::{Params, Rule};
@@ -83,7 +83,7 @@ pub(crate) fn compile(
             ),
         );
     }
-    let holdout = spec
+    let global = spec
         .holdout
         .as_ref()
         .and_then(|h| compile_holdout(c, &["segments", "holdout"], h));
@@ -109,6 +109,14 @@ pub(crate) fn compile(
             .split
             .as_ref()
             .and_then(|s| compile_split(c, &["segments", "list", name, "split"], s));
+        check_salts(
+            c,
+            &path,
+            &format!("segments.list.{name}"),
+            global.as_ref(),
+            holdout.as_ref(),
+            split.as_ref(),
+        );
         list.push(Segment {
             name: name.clone(),
             description: segment.description.clone(),
@@ -122,7 +130,7 @@ pub(crate) fn compile(
     let segments = Segments {
         from: spec.from.clone(),
         from_at: c.at(&["segments", "from"]),
-        holdout,
+        holdout: global,
         list,
     };
     let channels = segments.channel_names().len();

@@ -2,6 +2,7 @@
 //! footers, CSV headers and a sample of lines) and reconciled with the source's column contract.
 //! Nothing here reads whole files.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -12,8 +13,10 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::SessionState;
 use datafusion::prelude::SessionContext;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
+use object_store::{ObjectMeta, ObjectStore};
 use serde::{Deserialize, Serialize};
 
 use super::{Source, SourceError};
@@ -143,6 +146,43 @@ fn under_partitions(
             })
 }
 
+/// The partition folders of `file` whose value cannot be read as the type `partitioned_by`
+/// declares (`month=x` for an int), as contract differences: DataFusion would fail mid-run
+/// casting the folder's name, naming neither the folder nor the source.
+fn partition_value_problems(
+    source: &Source,
+    url: &ListingTableUrl,
+    file: &object_store::path::Path,
+) -> Vec<String> {
+    let Some(parts) = url.strip_prefix(file) else {
+        return Vec::new();
+    };
+    let folders: Vec<&str> = parts.collect();
+    let folders = folders.split_last().map_or(&[][..], |(_, folders)| folders);
+    folders
+        .iter()
+        .zip(&source.partitions)
+        .filter_map(|(folder, (name, kind))| {
+            let (_, value) = folder.split_once('=')?;
+            let reads = match kind {
+                ColumnType::Int => value.parse::<i64>().is_ok(),
+                ColumnType::Double => value.parse::<f64>().is_ok(),
+                ColumnType::Boolean => matches!(value, "true" | "false"),
+                ColumnType::Date => chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").is_ok(),
+                ColumnType::String | ColumnType::Timestamp => true,
+            };
+            (!reads).then(|| {
+                format!(
+                    "file {}: folder {folder} is not a{} {}, as partitioned_by declares {name}; rename the folder or move the file out of the source",
+                    shown(url, file),
+                    if matches!(kind, ColumnType::Int) { "n" } else { "" },
+                    format!("{kind:?}").to_lowercase()
+                )
+            })
+        })
+        .collect()
+}
+
 /// Registers a source as a table under its name; reads the file listing, Parquet footers and
 /// CSV/JSON samples, never whole files.
 pub(crate) async fn register_source(
@@ -177,7 +217,7 @@ pub(crate) async fn register_source(
         return Err(SourceError::Layout {
             at: source.at.clone(),
             name: source.name.clone(),
-            file: stray.location.to_string(),
+            file: shown(&url, &stray.location),
             folders: source
                 .partitions
                 .iter()
@@ -186,10 +226,29 @@ pub(crate) async fn register_source(
                 .join("/"),
         });
     }
-    let inferred = options
-        .infer_schema(&state, &url)
-        .await
-        .map_err(|e| unreadable(source, e))?;
+    let mut differences: Vec<String> = (files.iter())
+        .flat_map(|f| partition_value_problems(source, &url, &f.location))
+        .collect();
+    let mut schemas = Vec::new();
+    if differences.is_empty() {
+        (differences, schemas) =
+            file_differences(source, &url, &state, &store, &options, &files).await?;
+    }
+    if !differences.is_empty() {
+        return Err(SourceError::Contract {
+            at: source.at.clone(),
+            name: source.name.clone(),
+            differences: capped(differences),
+        });
+    }
+    let inferred = if source.format == Format::Parquet && !schemas.is_empty() {
+        merged(source, &schemas).map_err(|e| unreadable(source, e.into()))?
+    } else {
+        options
+            .infer_schema(&state, &url)
+            .await
+            .map_err(|e| unreadable(source, e))?
+    };
     let schema =
         apply_contract(source, &inferred).map_err(|differences| SourceError::Contract {
             at: source.at.clone(),
@@ -209,6 +268,147 @@ pub(crate) async fn register_source(
         files: files.len(),
         bytes: files.iter().map(|f| f.size).sum(),
     })
+}
+
+/// A file of the source as a user would write it: a local path, or the store's URL.
+fn shown(url: &ListingTableUrl, file: &object_store::path::Path) -> String {
+    let store = url.object_store();
+    match store.as_str().trim_end_matches('/') {
+        "file:" => format!("/{file}"),
+        base => format!("{base}/{file}"),
+    }
+}
+
+/// The most differences between files one error lists.
+const MAX_FILE_DIFFERENCES: usize = 10;
+
+/// The Parquet files' schemas as one, each declared column as it is read (an INT file and a
+/// BIGINT file of an `int` column merge as BIGINT).
+fn merged(
+    source: &Source,
+    schemas: &[SchemaRef],
+) -> Result<SchemaRef, datafusion::arrow::error::ArrowError> {
+    let read = schemas.iter().map(|schema| {
+        let fields = schema.fields().iter().map(|field| {
+            let declared = source.contract.get(field.name());
+            match declared.and_then(|d| reads_as(source.format, field.data_type(), *d)) {
+                Some(data_type) => Field::new(field.name(), data_type, true),
+                None => field.as_ref().clone(),
+            }
+        });
+        Schema::new(fields.collect::<Vec<_>>())
+    });
+    Ok(Arc::new(Schema::try_merge(read)?))
+}
+
+/// Every file's own columns against the contract, and their schemas (sorted by path; none when
+/// there is one file, or a headerless CSV). A source's table merges the schemas of its
+/// files, so a column one file lacks (renamed upstream, say) would silently read as NULL there;
+/// and CSV files are parsed by position, so a file listing its columns in another order would
+/// read each value into another column. Parquet files must also agree on each declared
+/// column's type. Reads Parquet footers (cached for the table's own inference) and the first
+/// lines of CSV and JSON files.
+async fn file_differences(
+    source: &Source,
+    url: &ListingTableUrl,
+    state: &SessionState,
+    store: &Arc<dyn ObjectStore>,
+    options: &ListingOptions,
+    files: &[ObjectMeta],
+) -> Result<(Vec<String>, Vec<SchemaRef>), SourceError> {
+    let csv = source.format == Format::Csv;
+    // One file is the table's schema itself; headerless CSV names its columns by position.
+    if files.len() < 2 || (csv && !source.header) {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let mut files: Vec<&ObjectMeta> = files.iter().collect();
+    files.sort_by(|a, b| a.location.cmp(&b.location));
+    let schemas: Vec<SchemaRef> = futures::stream::iter(&files)
+        .map(|file| async move {
+            let file: &ObjectMeta = file;
+            (options.format)
+                .infer_schema(state, store, std::slice::from_ref(file))
+                .await
+                .map_err(|err| SourceError::Unreadable {
+                    at: source.at.clone(),
+                    name: source.name.clone(),
+                    uri: shown(url, &file.location),
+                    source: QueryError::from_data(err),
+                })
+        })
+        .buffered(8)
+        .try_collect()
+        .await?;
+    let names = |schema: &SchemaRef| -> Vec<String> {
+        schema.fields().iter().map(|f| f.name().clone()).collect()
+    };
+    let partitions: Vec<&str> = source.partitions.iter().map(|(n, _)| n.as_str()).collect();
+    let first_names = names(&schemas[0]);
+    let mut differences = Vec::new();
+    let mut typed: HashMap<&str, (DataType, &ObjectMeta, &DataType)> = HashMap::new();
+    for (file, schema) in files.iter().zip(&schemas) {
+        let has = names(schema);
+        if csv && has != first_names {
+            differences.push(format!(
+                "file {}: its columns are {} where {} has {}; every CSV file of a source lists the same columns in the same order (they are read by position)",
+                shown(url, &file.location),
+                has.join(", "),
+                shown(url, &files[0].location),
+                first_names.join(", ")
+            ));
+            continue;
+        }
+        for (name, declared) in &source.contract {
+            if partitions.contains(&name.as_str()) {
+                continue;
+            }
+            let Ok(field) = schema.field_with_name(name) else {
+                differences.push(format!(
+                    "file {}: column {name} is missing (the file has: {})",
+                    shown(url, &file.location),
+                    has.join(", ")
+                ));
+                continue;
+            };
+            // CSV text is parsed as declared, JSON's inferred types widen across files.
+            if source.format != Format::Parquet {
+                continue;
+            }
+            let Some(read) = reads_as(source.format, field.data_type(), *declared) else {
+                differences.push(format!(
+                    "file {}: column {name}: the contract says {}, the file has {}",
+                    shown(url, &file.location),
+                    format!("{declared:?}").to_lowercase(),
+                    field.data_type()
+                ));
+                continue;
+            };
+            // Files may differ where they are read as one type (INT and BIGINT, say).
+            match typed.get(name.as_str()) {
+                Some((other, at, was)) if *other != read => differences.push(format!(
+                    "column {name} is {was} in {} but {} in {}; store it with one type in every file",
+                    shown(url, &at.location),
+                    field.data_type(),
+                    shown(url, &file.location)
+                )),
+                Some(_) => {}
+                None => {
+                    typed.insert(name, (read, file, field.data_type()));
+                }
+            }
+        }
+    }
+    Ok((differences, schemas))
+}
+
+/// The first [`MAX_FILE_DIFFERENCES`] of `differences`, and how many more there are.
+fn capped(mut differences: Vec<String>) -> Vec<String> {
+    if differences.len() > MAX_FILE_DIFFERENCES {
+        let more = differences.len() - MAX_FILE_DIFFERENCES;
+        differences.truncate(MAX_FILE_DIFFERENCES);
+        differences.push(format!("and {more} more"));
+    }
+    differences
 }
 
 /// The schema the source is read with: inferred types, replaced by the contract's where the
@@ -275,8 +475,12 @@ fn reads_as(format: Format, found: &DataType, declared: ColumnType) -> Option<Da
     if !fits {
         return None;
     }
-    // Typed formats keep their own physical type; CSV is parsed straight into the declared one.
-    Some(if format == Format::Csv || *found == Null {
+    // CSV is parsed straight into the declared type. Typed formats keep their own type where
+    // it is the declared kind already (strings as DataFusion reads them, timestamps with their
+    // unit and zone); numbers and dates are read as the declared type, so that what a run
+    // publishes (an `int` key is BIGINT) does not follow how an upstream export stored them.
+    let keeps_own = matches!(declared, ColumnType::String | ColumnType::Timestamp);
+    Some(if format == Format::Csv || *found == Null || !keeps_own {
         target
     } else {
         found.clone()
@@ -304,6 +508,23 @@ mod tests {
         assert_eq!(
             reads_as(Format::Parquet, &DataType::Int64, ColumnType::String),
             None
+        );
+        // Typed formats: numbers and dates as declared, strings and timestamps as they are.
+        assert_eq!(
+            reads_as(Format::Parquet, &DataType::Int32, ColumnType::Int),
+            Some(DataType::Int64)
+        );
+        assert_eq!(
+            reads_as(Format::Parquet, &DataType::Int64, ColumnType::Double),
+            Some(DataType::Float64)
+        );
+        assert_eq!(
+            reads_as(Format::Parquet, &DataType::Date64, ColumnType::Date),
+            Some(DataType::Date32)
+        );
+        assert_eq!(
+            reads_as(Format::Parquet, &DataType::Utf8View, ColumnType::String),
+            Some(DataType::Utf8View)
         );
     }
 }

@@ -52,6 +52,22 @@ pub fn unknown_columns(schema: &Schema, rows: &[Row]) -> Vec<(usize, String)> {
 /// Decodes rows into one batch of `schema` (see [`nullable`]); call [`unknown_columns`] first.
 pub fn decode(schema: &SchemaRef, rows: &[Row]) -> Result<RecordBatch, RowError> {
     let json: Vec<Map<String, Json>> = rows.iter().map(to_json).collect();
+    // The decoder would truncate a fraction given for a whole-number column (1.7 → 1).
+    for (i, row) in json.iter().enumerate() {
+        for (column, value) in row {
+            let whole = schema
+                .field_with_name(column)
+                .is_ok_and(|f| decodable(f.data_type()).is_integer());
+            let fraction = value.as_f64().is_some_and(|v| v.fract() != 0.0);
+            if whole && fraction {
+                return Err(RowError {
+                    row: i,
+                    column: Some(column.clone()),
+                    message: format!("{value} is not a whole number"),
+                });
+            }
+        }
+    }
     if let Ok(batch) = decode_json(schema, &json) {
         return Ok(batch);
     }
@@ -298,6 +314,11 @@ mod tests {
         assert_eq!(err.row, 1);
         assert_eq!(err.column.as_deref(), Some("signup_date"));
         assert_eq!(err.message, "\"yesterday\" is not a date like 2026-11-20");
+        // A fraction is not silently cut to a whole number; a whole one written as 2.0 is one.
+        let given = rows("- { customer_id: 2.0 }\n- { customer_id: 1.7 }");
+        let err = decode(&schema(), &given).unwrap_err();
+        assert_eq!((err.row, err.column.as_deref()), (1, Some("customer_id")));
+        assert_eq!(err.message, "1.7 is not a whole number");
     }
 
     #[test]

@@ -516,3 +516,178 @@ fn generate_refuses_impossible_arguments_with_exit_2() {
     let err = p.fails(&["generate", "--days", "0", "generated"], 2);
     assert!(err.contains("--days must be between 1 and"), "{err}");
 }
+
+const SAMPLE: &str = "pipelines/daily_segments.yaml";
+
+#[test]
+fn a_salt_shared_with_an_earlier_group_is_an_error_not_an_empty_control_group() {
+    let p = Project::sample();
+    p.edit(SAMPLE, "salt: lapsing-2026", "salt: daily-2026");
+    p.edit(SAMPLE, "salt: champions-ab-2026", "salt: daily-2026");
+    p.edit(SAMPLE, "salt: fiber-2026", "salt: daily-2026");
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    for line in [
+        "segments.list.lapsing_high_value.holdout.salt: \"daily-2026\" is also the global holdout's salt; the same buckets would decide both groups, so this control group would come out smaller than asked, or empty. Give the holdout a salt of its own",
+        "segments.list.champions.split.salt: \"daily-2026\" is also the global holdout's salt",
+        "offers.list.fiber_upgrade.holdout.salt: \"daily-2026\" is also the global holdout's salt",
+    ] {
+        assert!(err.contains(line), "{line}\n{err}");
+    }
+    // A share smaller than one bucket would be no control group at all.
+    let p = Project::sample();
+    p.edit(
+        SAMPLE,
+        "{ percent: 10, salt: lapsing-2026 }",
+        "{ percent: 0.004, salt: lapsing-2026 }",
+    );
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    assert!(
+        err.contains("holdout.percent: 0.004 is less than one bucket (0.01%): the control group would be empty"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_settings_that_would_do_nothing_are_errors() {
+    let p = Project::sample();
+    p.edit(
+        SAMPLE,
+        "  - { source: interactions, row_count: { min: 1000 } }",
+        "  - { source: interactions, row_count: { min: 1000 }, max_failed_percent: 5 }\n  - { source: customers, accepted_values: { column: country, values: [] } }",
+    );
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    assert!(
+        err.contains("checks[0].max_failed_percent: a row_count check has no share of failing rows to tolerate"),
+        "{err}"
+    );
+    assert!(
+        err.contains("checks[1].accepted_values.values: list at least one accepted value"),
+        "{err}"
+    );
+}
+
+/// The mini project with a Parquet source of two monthly files, written by pyarrow; `second`
+/// is the Python expression of the second file's table, given `t`, the first's.
+fn two_monthly_files(second: &str) -> Project {
+    let p = Project::mini();
+    p.edit(
+        MINI,
+        "models:",
+        "  events:\n    uri: data/events/\n    format: parquet\n    partitioned_by: { month: int }\n    columns: { customer_id: int, amount: double }\nmodels:",
+    );
+    let dir = p.path("data/events");
+    crate::support::python(&format!(
+        "import os, pyarrow as pa, pyarrow.parquet as pq\n\
+         d = {dir:?}\n\
+         for m in ('1', '2'): os.makedirs(os.path.join(d, 'month=' + m))\n\
+         t = pa.table({{'customer_id': pa.array([1, 2], pa.int64()), 'amount': [10.0, 20.0]}})\n\
+         pq.write_table(t, os.path.join(d, 'month=1', 'a.parquet'))\n\
+         pq.write_table({second}, os.path.join(d, 'month=2', 'b.parquet'))\n"
+    ));
+    p
+}
+
+#[test]
+fn a_column_one_file_lacks_is_a_contract_difference_not_nulls() {
+    let p = two_monthly_files("t.rename_columns(['customer_id', 'amount_eur'])");
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("file [PROJECT]/data/events/month=2/b.parquet: column amount is missing (the file has: customer_id, amount_eur)"),
+        "{err}"
+    );
+    // A key stored as INT in one file and BIGINT in another is read as BIGINT from both.
+    let p = two_monthly_files("t.set_column(0, 'customer_id', t.column(0).cast(pa.int32()))");
+    p.ok(&["validate", MINI]);
+    // Two kinds of one column cannot both be read as declared.
+    let p = two_monthly_files("t.set_column(1, 'amount', t.column(1).cast(pa.string()))");
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("column amount: the contract says double, the file has Utf8"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_partition_folder_of_the_wrong_type_is_refused_naming_it() {
+    let p = two_monthly_files("t");
+    std::fs::rename(p.path("data/events/month=2"), p.path("data/events/month=x")).unwrap();
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains(
+            "month=x/b.parquet: folder month=x is not an int, as partitioned_by declares month"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn csv_files_listing_columns_in_another_order_are_refused_not_read_by_position() {
+    let p = Project::mini();
+    let customers = p.read("data/customers.csv");
+    std::fs::create_dir(p.path("data/customers")).unwrap();
+    p.write("data/customers/a.csv", &customers);
+    p.write(
+        "data/customers/b.csv",
+        "customer_id,signup_date,email,country\n9,2026-03-01,x@example.com,GB\n",
+    );
+    p.edit(MINI, "uri: data/customers.csv", "uri: data/customers/");
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("b.csv: its columns are customer_id, signup_date, email, country where")
+            && err.contains("a.csv has customer_id, email, signup_date, country; every CSV file of a source lists the same columns in the same order"),
+        "{err}"
+    );
+    assert!(!err.contains("x@example.com"), "{err}");
+}
+
+#[test]
+fn an_object_store_uri_with_a_fragment_is_refused_not_read_elsewhere() {
+    let p = Project::mini();
+    p.edit(MINI, "uri: out/", "uri: \"s3://bucket/team#2/\"");
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("has a `#` or `?`, which a URL reads as the end of its path"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_erased_customer_is_in_no_check_sample_and_no_explanation() {
+    // Customer 17, in the sample's erasure requests, lives in GB: a check accepting other
+    // countries fails on their CRM row.
+    let p = Project::sample();
+    p.edit(
+        SAMPLE,
+        "  - { source: interactions, row_count: { min: 1000 } }",
+        "  - { source: interactions, row_count: { min: 1000 } }\n  - { source: customers, accepted_values: { column: country, values: [FR, IE, ES, NL, DE] }, severity: warn }",
+    );
+    p.ok(&["run", "daily_segments", "--date", "2026-11-20"]);
+    let sampled = p.duckdb(
+        "daily_segments",
+        "select count(*), count(*) filter (where customer_id in (17, 2048)) \
+         from read_parquet('{out}/runs/run_date=2026-11-20/checks/customers_accepted_values/*.parquet')",
+    );
+    assert_eq!(sampled, ["[\"100\", \"0\"]"]);
+    let text = p.ok(&[
+        "explain",
+        "daily_segments",
+        "--key",
+        "17",
+        "--date",
+        "2026-11-20",
+    ]);
+    assert!(
+        text.contains("erased: the customer asked to be forgotten") && !text.contains("member"),
+        "{text}"
+    );
+    let json = p.explain_json("daily_segments", "17", "2026-11-20");
+    assert_eq!(json["erased"], true);
+    assert_eq!(json["found"], false);
+    assert_eq!(json["segments"].as_array().map(Vec::len), Some(0));
+    // Text is never a whole-number key: a usage error, not "not found".
+    let err = p.fails(&["explain", "daily_segments", "--key", "abc"], 2);
+    assert!(
+        err.contains("--key abc: customer_id is a whole number in customer_profile"),
+        "{err}"
+    );
+}

@@ -307,6 +307,18 @@ fn a_store_that_cannot_be_used_fails_in_one_line_and_publishes_nothing() {
         "took {:?}",
         started.elapsed()
     );
+    // An endpoint without its scheme is named, not a crash inside the client.
+    let mut command = segflow(&p, &s3, &["run", PIPELINE, "--date", "2026-11-20"]);
+    command.env("AWS_ENDPOINT_URL", "127.0.0.1:9");
+    let out = command.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "the S3 endpoint from AWS_ENDPOINT_URL is not an http:// or https:// URL with a host"
+        ),
+        "{err}"
+    );
     // A malformed URI is a pipeline error.
     p.edit(file, "uri: s3://nowhere/", "uri: s3:///no-bucket/");
     let err = fails(&p, &s3, &["validate", PIPELINE], 2);
@@ -324,4 +336,24 @@ fn wrong_credentials_are_refused_with_what_to_check() {
         err.contains("s3://out/") && err.contains("check the credentials"),
         "{err}"
     );
+}
+
+#[test]
+fn an_output_prefix_with_a_space_is_published_under_that_prefix() {
+    let s3 = S3::start(false);
+    let p = on_s3(&s3);
+    let file = "pipelines/daily_segments.yaml";
+    p.edit(file, "uri: s3://out/", "uri: \"s3://out/team audiences/\"");
+    ok(&p, &s3, &["run", PIPELINE, "--date", "2026-11-20"]);
+    let keys = s3.python(
+        "for page in s3.get_paginator('list_objects_v2').paginate(Bucket='out'):\n\
+         \x20   for o in page.get('Contents', []):\n\
+         \x20       print(o['Key'])",
+    );
+    assert!(
+        keys.lines()
+            .any(|k| k == "team audiences/daily_segments/latest.json"),
+        "{keys}"
+    );
+    assert!(!keys.contains('%'), "{keys}");
 }

@@ -295,3 +295,34 @@ fn consent_holds_offers_back_when_segments_read_another_profile() {
         ]
     );
 }
+
+#[test]
+fn capacity_ties_do_not_go_to_a_holdout_salted_with_the_offers_name() {
+    // loyalty_reward has no score: every customer ties on its priority, and capacity goes by
+    // the tie-break. Salted like the holdout, the tie-break's lowest buckets would be the
+    // control group, and control would take most of the capacity.
+    let p = Project::sample();
+    p.edit(
+        "pipelines/daily_segments.yaml",
+        "      capacity: 150\n      channels: [email, mail]",
+        "      capacity: 30\n      holdout: { percent: 10, salt: loyalty_reward }\n      channels: [email, mail]",
+    );
+    p.ok(&["run", "daily_segments", "--date", "2026-11-20"]);
+    let groups = p.duckdb(
+        "daily_segments",
+        "select test_group, count(distinct customer_id) from read_parquet('{out}/runs/run_date=2026-11-20/offers/*.parquet') \
+         where offer = 'loyalty_reward' group by 1 order by 1",
+    );
+    let count = |group: &str| -> u64 {
+        (groups.iter())
+            .find(|g| g.contains(&format!("\"{group}\"")))
+            .map_or(0, |g| g.rsplit('"').nth(1).unwrap().parse().unwrap())
+    };
+    let (control, treatment) = (count("control"), count("treatment"));
+    assert!(
+        control + treatment + count("global_control") == 30,
+        "{groups:?}"
+    );
+    // About a tenth of the 30 is control; salted alike, 19 were.
+    assert!(control <= 8 && treatment >= 20, "{groups:?}");
+}
