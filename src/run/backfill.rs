@@ -2,10 +2,12 @@
 //! rerun, whose history followed from the date that changed.
 
 use chrono::NaiveDate;
-use tracing::info;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
 
 use super::{Locked, RunError, RunOptions, limited, run_date};
 use crate::pipeline::Pipeline;
+use crate::store;
 
 /// Why a backfill stopped, with what it had published before.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +94,9 @@ async fn backfill_locked(
             source,
         }
     };
+    finish_pending_rebuild(locked, options)
+        .await
+        .map_err(|e| fail(from, &report, &[], e))?;
     let published =
         (locked.store.published_dates().await).map_err(|e| fail(from, &report, &[], e.into()))?;
     for date in &dates {
@@ -142,7 +147,64 @@ pub(super) async fn rebuild_following(
         .into_iter()
         .filter(|d| *d > date)
         .collect();
-    for later_date in &later {
+    if later.is_empty() {
+        return Ok(later);
+    }
+    // Recorded first: a rebuild stopped before it reports anything is finished by the next run.
+    let record = locked.store.root().join(PENDING_REBUILD);
+    let pending = PendingRebuild {
+        after: date,
+        params: options.params.clone(),
+    };
+    store::write_json(&record, &pending).await?;
+    store::failpoint("rebuild")?;
+    let rebuilt = rebuild_dates(locked, date, &later, options).await;
+    // Done, or stopped with an error that says how to finish: nothing is left pending.
+    store::delete_file(&record).await?;
+    rebuilt.map(|()| later)
+}
+
+/// A rerun's rebuild of the published dates after it, recorded while it runs (see
+/// [`finish_pending_rebuild`]). `params` are the rerun's `--param` values.
+#[derive(Debug, Serialize, Deserialize)]
+struct PendingRebuild {
+    after: NaiveDate,
+    params: Vec<(String, String)>,
+}
+
+/// Where a pending rebuild is recorded, in the pipeline's folder.
+const PENDING_REBUILD: &str = "rebuild.json";
+
+/// Finishes the rebuild a rerun left when it was stopped (killed, its machine gone) before it
+/// could report: until then the dates after the rerun would not follow from it. Every run and
+/// backfill calls this under the lock before anything else; returns the dates rebuilt.
+pub(super) async fn finish_pending_rebuild(
+    locked: &Locked<'_>,
+    options: &RunOptions,
+) -> Result<Vec<NaiveDate>, RunError> {
+    let record = locked.store.root().join(PENDING_REBUILD);
+    let Some(pending) = store::read_json_if_any::<PendingRebuild>(&record).await? else {
+        return Ok(Vec::new());
+    };
+    warn!(
+        after = %pending.after,
+        "a rerun was stopped while it rebuilt the runs after it; finishing that first"
+    );
+    let options = RunOptions {
+        params: pending.params,
+        ..options.clone()
+    };
+    rebuild_following(locked, pending.after, &options).await
+}
+
+/// Reruns `later`, the published dates after `date`, in order.
+async fn rebuild_dates(
+    locked: &Locked<'_>,
+    date: NaiveDate,
+    later: &[NaiveDate],
+    options: &RunOptions,
+) -> Result<(), RunError> {
+    for later_date in later {
         info!(rebuilding = %later_date, after = %date, "rebuilding a later run");
         // Later dates continue from the state of the date just rerun. `--force` was given for
         // that date only: a later date that fails a gate stops the rebuild. Each date gets the
@@ -163,5 +225,5 @@ pub(super) async fn rebuild_following(
             });
         }
     }
-    Ok(later)
+    Ok(())
 }

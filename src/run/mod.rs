@@ -21,8 +21,8 @@ mod validate;
 use chrono::NaiveDate;
 use tracing::{Instrument, info, info_span, warn};
 
-use backfill::rebuild_following;
 pub use backfill::{BackfillError, backfill};
+use backfill::{finish_pending_rebuild, rebuild_following};
 pub use error::RunError;
 pub use progress::{Progress, StepProgress};
 pub use report::rebuild as rebuild_report;
@@ -129,6 +129,7 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<RunReport,
     let work = async {
         let locked = limited(options, Locked::take(pipeline, options)).await?;
         let result = async {
+            finish_pending_rebuild(&locked, options).await?;
             let mut report = limited(options, run_date(&locked, options)).await?;
             // Each later date rebuilt has a `--timeout` of its own, and says where it stopped.
             report.rebuilt = rebuild_following(&locked, options.date, options).await?;

@@ -424,7 +424,7 @@ impl StagedRun {
 
 /// Test hook: `SEGFLOW_FAILPOINT=before-publish` fails a run just before its atomic publish
 /// (all files and the manifest written); `before-publish=sleep` waits there so a test can
-/// kill the process.
+/// kill the process. `rebuild=sleep` waits before a rerun rebuilds the first date after it.
 pub fn failpoint(name: &str) -> Result<(), StoreError> {
     let Ok(setting) = std::env::var("SEGFLOW_FAILPOINT") else {
         return Ok(());
@@ -475,6 +475,27 @@ pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
         path: file.to_string(),
         message: e.to_string(),
     })
+}
+
+/// Reads a JSON document that may not be there.
+pub(crate) async fn read_json_if_any<T: serde::de::DeserializeOwned>(
+    file: &Folder,
+) -> Result<Option<T>, StoreError> {
+    use object_store::ObjectStoreExt;
+    match file.store().head(file.path()).await {
+        Ok(_) => read_json(file).await.map(Some),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(StoreError::object("reading", file, e)),
+    }
+}
+
+/// Deletes one file, on a local disk or an object store; a file that is not there is fine.
+pub(crate) async fn delete_file(file: &Folder) -> Result<(), StoreError> {
+    use object_store::ObjectStoreExt;
+    match file.store().delete(file.path()).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(StoreError::object("deleting", file, e)),
+    }
 }
 
 /// Writes a JSON document whole: by rename on a local disk, as one object on a store.

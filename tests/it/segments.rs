@@ -188,6 +188,34 @@ fn rerunning_an_old_date_rebuilds_the_runs_after_it() {
 }
 
 #[test]
+fn a_rebuild_stopped_before_it_could_report_is_finished_by_the_next_run() {
+    // Filling the gap of 11-02 must rebuild 11-03; the rerun stops right after publishing 11-02
+    // (as a killed process would), before rebuilding anything.
+    let p = Project::segs();
+    p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
+    p.ok(&["run", PIPELINE, "--date", "2026-11-03"]);
+    let stopped = p
+        .command(&["run", PIPELINE, "--date", "2026-11-02"])
+        .env("SEGFLOW_FAILPOINT", "rebuild")
+        .output()
+        .unwrap();
+    assert_eq!(stopped.status.code(), Some(1));
+    assert!(p.path("out/segs/rebuild.json").exists());
+    // The next run finishes the rebuild first: history is that of running in order.
+    let err =
+        String::from_utf8_lossy(&p.segflow(&["run", PIPELINE, "--date", "2026-11-04"]).stderr)
+            .into_owned();
+    assert!(
+        err.contains("a rerun was stopped while it rebuilt the runs after it"),
+        "{err}"
+    );
+    assert!(!p.path("out/segs/rebuild.json").exists());
+    let in_order = Project::segs();
+    backfill(&in_order, "2026-11-01", "2026-11-04");
+    assert_eq!(published_rows(&p), published_rows(&in_order));
+}
+
+#[test]
 fn failed_day_stops_the_backfill_and_the_next_backfill_resumes_there() {
     let p = Project::segs();
     // A profile that cannot be computed on 2026-11-03 (division by zero).
