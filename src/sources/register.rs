@@ -2,7 +2,7 @@
 //! footers, CSV headers and a sample of lines) and reconciled with the source's column contract.
 //! Nothing here reads whole files.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -249,6 +249,13 @@ pub(crate) async fn register_source(
             .await
             .map_err(|e| unreadable(source, e))?
     };
+    let inferred = match source.format {
+        Format::Csv if source.header => {
+            let text = leading_zero_columns(source, &url, &store, &files).await?;
+            as_text(source, &inferred, &text)
+        }
+        _ => inferred,
+    };
     let schema =
         apply_contract(source, &inferred).map_err(|differences| SourceError::Contract {
             at: source.at.clone(),
@@ -409,6 +416,64 @@ fn capped(mut differences: Vec<String>) -> Vec<String> {
         differences.push(format!("and {more} more"));
     }
     differences
+}
+
+/// How much of each CSV file [`leading_zero_columns`] reads.
+const SAMPLE_BYTES: u64 = 1 << 20;
+
+/// Columns of CSV files whose sampled text has a leading zero (`0612…`, `01234`): identifiers
+/// such as phone numbers and postcodes, which type inference would read as numbers, silently
+/// dropping the zero. Reads the first MiB (at most 1,000 lines) of each file.
+async fn leading_zero_columns(
+    source: &Source,
+    url: &ListingTableUrl,
+    store: &Arc<dyn ObjectStore>,
+    files: &[ObjectMeta],
+) -> Result<HashSet<String>, SourceError> {
+    use object_store::ObjectStoreExt;
+    let mut text = HashSet::new();
+    for file in files {
+        let sample = store
+            .get_range(&file.location, 0..file.size.min(SAMPLE_BYTES))
+            .await
+            .map_err(|err| SourceError::Unreadable {
+                at: source.at.clone(),
+                name: source.name.clone(),
+                uri: shown(url, &file.location),
+                source: QueryError::from_data(err.into()),
+            })?;
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(source.delimiter)
+            .flexible(true)
+            .from_reader(&sample[..]);
+        let Ok(names) = reader.headers().cloned() else {
+            continue;
+        };
+        // A sample cut mid-line ends in a record that does not parse, or parses short.
+        for record in reader.records().take(1000).map_while(Result::ok) {
+            for (name, value) in names.iter().zip(record.iter()) {
+                let digits = value.as_bytes();
+                if digits.len() > 1 && digits[0] == b'0' && digits[1].is_ascii_digit() {
+                    text.insert(name.to_string());
+                }
+            }
+        }
+    }
+    Ok(text)
+}
+
+/// `inferred` with the columns named in `text` that were inferred as numbers read as text,
+/// unless the contract declares them.
+fn as_text(source: &Source, inferred: &SchemaRef, text: &HashSet<String>) -> SchemaRef {
+    let fields = inferred.fields().iter().map(|field| {
+        let numeric = field.data_type().is_numeric();
+        if numeric && text.contains(field.name()) && !source.contract.contains_key(field.name()) {
+            Field::new(field.name(), DataType::Utf8, true)
+        } else {
+            field.as_ref().clone()
+        }
+    });
+    Arc::new(Schema::new(fields.collect::<Vec<_>>()))
 }
 
 /// The schema the source is read with: inferred types, replaced by the contract's where the

@@ -691,3 +691,38 @@ fn an_erased_customer_is_in_no_check_sample_and_no_explanation() {
         "{err}"
     );
 }
+
+#[test]
+fn csv_identifiers_with_a_leading_zero_stay_text_not_numbers() {
+    let p = Project::mini();
+    p.write(
+        "data/customers.csv",
+        "customer_id,email,signup_date,country,postcode\n\
+         1,ada@example.com,2026-01-05,GB,02134\n\
+         2,bob@example.com,2026-02-10,GB,10001\n\
+         3,cy@example.com,2026-03-01,IE,00501\n",
+    );
+    p.edit(
+        "sql/mini/active.sql",
+        "select customer_id, email, signup_date",
+        "select customer_id, email, signup_date, postcode",
+    );
+    p.edit(
+        "sql/mini/profile.sql",
+        "    a.email,",
+        "    a.email,\n    a.postcode,",
+    );
+    p.ok(&["run", MINI, "--date", "2026-11-20"]);
+    let postcodes = p.duckdb(
+        "mini",
+        "select postcode, typeof(postcode) from read_parquet('{out}/runs/run_date=2026-11-20/models/profile/*.parquet') order by customer_id",
+    );
+    assert_eq!(
+        postcodes,
+        [
+            r#"["02134", "VARCHAR"]"#,
+            r#"["10001", "VARCHAR"]"#,
+            r#"["00501", "VARCHAR"]"#
+        ]
+    );
+}
