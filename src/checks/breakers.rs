@@ -64,10 +64,12 @@ fn measure(target: &Target, today: Sizes, previous: Option<Sizes>) -> Vec<Measur
                 let before = previous
                     .and_then(|p| p.offers.iter().find(|x| x.name == o.name))
                     .map(|x| x.assigned);
-                let (added, removed) = match before {
-                    Some(b) if o.assigned >= b => (o.assigned - b, 0),
-                    Some(b) => (0, b - o.assigned),
-                    None => (0, 0),
+                // Who came and went; runs published before it was counted give the net change.
+                let (added, removed) = match (before, o.added, o.removed) {
+                    (Some(_), Some(added), Some(removed)) => (added, removed),
+                    (Some(b), _, _) if o.assigned >= b => (o.assigned - b, 0),
+                    (Some(b), _, _) => (0, b - o.assigned),
+                    (None, _, _) => (0, 0),
                 };
                 Measured {
                     target: format!("offer {}", o.name),

@@ -101,6 +101,70 @@ impl Observer for DecisionCounts {
     }
 }
 
+/// Customers who gained and lost each offer since the previous run, taken from
+/// `offer_changes/` as it is written. Its rows come sorted by key and hold, for each changed
+/// rank, the offer now and the one before; a customer gained an offer that is among their
+/// offers now but not among those before at the ranks that changed (at a rank that did not
+/// change it would be in both), and lost it the other way round.
+pub(super) struct ChangeCounts {
+    key: String,
+    /// The customer whose rows are being read, with the offers now and before.
+    current: Option<(ScalarValue, Vec<String>, Vec<String>)>,
+    /// Offer → (customers who gained it, customers who lost it).
+    pub(super) moved: HashMap<String, (u64, u64)>,
+}
+
+impl ChangeCounts {
+    pub(super) fn new(key: &str) -> Self {
+        Self {
+            key: key.to_string(),
+            current: None,
+            moved: HashMap::new(),
+        }
+    }
+
+    /// Counts the customer read last; call once the last batch was seen.
+    pub(super) fn finish(&mut self) {
+        if let Some((_, now, before)) = self.current.take() {
+            for offer in now.iter().filter(|o| !before.contains(o)) {
+                self.moved.entry(offer.clone()).or_default().0 += 1;
+            }
+            for offer in before.iter().filter(|o| !now.contains(o)) {
+                self.moved.entry(offer.clone()).or_default().1 += 1;
+            }
+        }
+    }
+}
+
+impl Observer for ChangeCounts {
+    fn observe(&mut self, batch: &RecordBatch) -> Result<(), DataFusionError> {
+        let column = |name: &str| {
+            batch.column_by_name(name).cloned().ok_or_else(|| {
+                DataFusionError::Internal(format!("the offer changes have no column {name}"))
+            })
+        };
+        let key = column(&self.key)?;
+        let now = cast(&column("offer")?, &DataType::Utf8View)?;
+        let before = cast(&column("previous_offer")?, &DataType::Utf8View)?;
+        let (now, before) = (now.as_string_view(), before.as_string_view());
+        for row in 0..batch.num_rows() {
+            let customer = ScalarValue::try_from_array(&key, row)?;
+            if self.current.as_ref().is_none_or(|(c, _, _)| *c != customer) {
+                self.finish();
+                self.current = Some((customer, Vec::new(), Vec::new()));
+            }
+            let (_, offers_now, offers_before) = self.current.as_mut().expect("set above");
+            if now.is_valid(row) {
+                offers_now.push(now.value(row).to_string());
+            }
+            if before.is_valid(row) {
+                offers_before.push(before.value(row).to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::array::{Int64Array, StringArray};
@@ -120,6 +184,41 @@ mod tests {
             Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
         ];
         RecordBatch::try_new(schema, columns).unwrap()
+    }
+
+    fn changes(rows: &[(i64, Option<&str>, Option<&str>)]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("customer_id", DataType::Int64, false),
+            Field::new("offer", DataType::Utf8, true),
+            Field::new("previous_offer", DataType::Utf8, true),
+        ]));
+        let columns: Vec<Arc<dyn Array>> = vec![
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.1))),
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.2))),
+        ];
+        RecordBatch::try_new(schema, columns).unwrap()
+    }
+
+    #[test]
+    fn offers_that_only_moved_rank_are_neither_gained_nor_lost() {
+        let mut counts = ChangeCounts::new("customer_id");
+        // 1: a and b swapped ranks. 2: b replaced a (split across batches). 3: c is new.
+        counts
+            .observe(&changes(&[
+                (1, Some("b"), Some("a")),
+                (1, Some("a"), Some("b")),
+                (2, Some("b"), Some("a")),
+            ]))
+            .unwrap();
+        counts
+            .observe(&changes(&[(2, None, Some("c")), (3, Some("c"), None)]))
+            .unwrap();
+        counts.finish();
+        let moved = |offer: &str| counts.moved.get(offer).copied().unwrap_or_default();
+        assert_eq!(moved("a"), (0, 1));
+        assert_eq!(moved("b"), (1, 0));
+        assert_eq!(moved("c"), (1, 1));
     }
 
     #[test]

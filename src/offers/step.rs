@@ -5,7 +5,7 @@ use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
 use super::Offers;
-use super::counts::DecisionCounts;
+use super::counts::{ChangeCounts, DecisionCounts};
 pub(crate) use super::sql::HELD;
 use super::sql::{self, ASSIGNED, CANDIDATES, ELIGIBLE, Status};
 use crate::engine::{self, EngineError, PlanError, TableLayout};
@@ -43,6 +43,12 @@ pub struct OfferStats {
     /// Customers for whom better offers filled `max_per_customer`.
     pub outranked: u64,
     pub assigned: u64,
+    /// Customers assigned the offer who did not have it in the previous run, and customers
+    /// who had it and do not now (none without a previous run; absent from older manifests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<u64>,
 }
 
 /// Plans every offer's eligibility and score against the profile, reading no rows.
@@ -217,21 +223,32 @@ pub(crate) async fn publish(
         }
         None => None,
     };
-    outputs.push(
-        write(
-            "offer_changes",
-            sql::changes(key, previous.as_deref()),
-            OutputKind::Changes,
-        )
-        .await?,
-    );
+    let what = "offer_changes";
+    let (changes, mut moved) = engine::write_query_observed(
+        ctx,
+        what,
+        &sql::changes(key, previous.as_deref()),
+        params,
+        &run_dir.join(what),
+        run_dir,
+        TableLayout::published(Some(key), params.run_date()),
+        ChangeCounts::new(key),
+    )
+    .await?;
+    moved.finish();
+    outputs.push(changes.into_output(what, OutputKind::Changes, what));
+    let moved = previous.is_some().then_some(&moved);
     Ok(OffersRun {
         outputs,
-        stats: stats(offers, &counts),
+        stats: stats(offers, &counts, moved),
     })
 }
 
-fn stats(offers: &Offers, counts: &DecisionCounts) -> Vec<OfferStats> {
+fn stats(
+    offers: &Offers,
+    counts: &DecisionCounts,
+    moved: Option<&ChangeCounts>,
+) -> Vec<OfferStats> {
     offers
         .list
         .iter()
@@ -245,6 +262,8 @@ fn stats(offers: &Offers, counts: &DecisionCounts) -> Vec<OfferStats> {
                 capped: tally.of(Status::Capacity),
                 outranked: tally.of(Status::Outranked),
                 assigned: tally.of(Status::Assigned),
+                added: moved.map(|m| m.moved.get(&o.name).map_or(0, |c| c.0)),
+                removed: moved.map(|m| m.moved.get(&o.name).map_or(0, |c| c.1)),
             }
         })
         .collect()

@@ -326,3 +326,22 @@ fn capacity_ties_do_not_go_to_a_holdout_salted_with_the_offers_name() {
     // About a tenth of the 30 is control; salted alike, 19 were.
     assert!(control <= 8 && treatment >= 20, "{groups:?}");
 }
+
+#[test]
+fn an_offer_breaker_counts_customers_replaced_not_only_the_net_change() {
+    let p = Project::fixture("offers");
+    p.edit(
+        PIPELINE,
+        "output:",
+        "checks:\n  - { offer: fiber_upgrade, max_removed_percent: 50 }\noutput:",
+    );
+    p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
+    // Customers 1 and 2 took fibre: 3 and 4 fill the capacity of 2 in their place.
+    p.edit("data/customers.csv", "1,900,true,false", "1,900,true,true");
+    p.edit("data/customers.csv", "2,800,true,false", "2,800,true,true");
+    let err = p.fails(&["run", PIPELINE, "--date", "2026-11-02"], 3);
+    assert!(
+        err.contains("2 of 2 customers removed since the previous run (100.0%, limit 50%)"),
+        "{err}"
+    );
+}
