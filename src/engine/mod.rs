@@ -1331,6 +1331,16 @@ impl Observer for () {
     }
 }
 
+/// An observer only when there is one.
+impl<O: Observer> Observer for Option<O> {
+    fn observe(&mut self, batch: &RecordBatch) -> Result<(), DataFusionError> {
+        match self {
+            Some(observer) => observer.observe(batch),
+            None => Ok(()),
+        }
+    }
+}
+
 /// [`write_query`], showing each batch of the result to `observer` on its way into Parquet, in
 /// the result's order, and handing the observer back: what a step counts of a table it
 /// publishes is taken from the rows as they are written instead of reading the table again.

@@ -147,18 +147,21 @@ impl Observer for ChangeCounts {
         let now = cast(&column("offer")?, &DataType::Utf8View)?;
         let before = cast(&column("previous_offer")?, &DataType::Utf8View)?;
         let (now, before) = (now.as_string_view(), before.as_string_view());
-        for row in 0..batch.num_rows() {
-            let customer = ScalarValue::try_from_array(&key, row)?;
+        // A customer's rows are a run of equal keys, which may go on from the last batch.
+        for run in partition(&[Arc::clone(&key)])?.ranges() {
+            let customer = ScalarValue::try_from_array(&key, run.start)?;
             if self.current.as_ref().is_none_or(|(c, _, _)| *c != customer) {
                 self.finish();
                 self.current = Some((customer, Vec::new(), Vec::new()));
             }
             let (_, offers_now, offers_before) = self.current.as_mut().expect("set above");
-            if now.is_valid(row) {
-                offers_now.push(now.value(row).to_string());
-            }
-            if before.is_valid(row) {
-                offers_before.push(before.value(row).to_string());
+            for row in run {
+                if now.is_valid(row) {
+                    offers_now.push(now.value(row).to_string());
+                }
+                if before.is_valid(row) {
+                    offers_before.push(before.value(row).to_string());
+                }
             }
         }
         Ok(())

@@ -223,6 +223,8 @@ pub(crate) async fn publish(
         }
         None => None,
     };
+    // With a previous run, who gained and lost each offer is counted as the changes are
+    // written (for the circuit breakers); a first run's changes are all new.
     let what = "offer_changes";
     let (changes, mut moved) = engine::write_query_observed(
         ctx,
@@ -232,15 +234,16 @@ pub(crate) async fn publish(
         &run_dir.join(what),
         run_dir,
         TableLayout::published(Some(key), params.run_date()),
-        ChangeCounts::new(key),
+        previous.as_ref().map(|_| ChangeCounts::new(key)),
     )
     .await?;
-    moved.finish();
+    if let Some(moved) = &mut moved {
+        moved.finish();
+    }
     outputs.push(changes.into_output(what, OutputKind::Changes, what));
-    let moved = previous.is_some().then_some(&moved);
     Ok(OffersRun {
         outputs,
-        stats: stats(offers, &counts, moved),
+        stats: stats(offers, &counts, moved.as_ref()),
     })
 }
 
