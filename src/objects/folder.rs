@@ -109,6 +109,14 @@ impl Folder {
 
     /// The URL DataFusion lists: ends in `/` for a folder, not for a single file.
     pub(crate) fn url(&self, is_file: bool) -> String {
+        // A local path may hold what a URL reads otherwise (`#`, `%`, `?`): encoded.
+        let local = self.local.as_ref().and_then(|path| match is_file {
+            true => url::Url::from_file_path(path).ok(),
+            false => url::Url::from_directory_path(path).ok(),
+        });
+        if let Some(url) = local {
+            return url.to_string();
+        }
         let slash = if is_file { "" } else { "/" };
         format!("{}{}{slash}", self.base, self.path)
     }

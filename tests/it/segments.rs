@@ -503,3 +503,11 @@ fn a_backfill_over_a_published_date_rebuilds_it_from_the_dates_before() {
     // The same history as a backfill of the five days alone.
     assert_five_days_of_big_spenders(&p);
 }
+
+#[test]
+fn a_project_whose_folder_name_a_url_would_misread_runs_day_after_day() {
+    // `#` starts a URL's fragment and `%` an escape: the folder is a folder all the same.
+    let p = Project::fixture_in("segs", "team#2 %41-");
+    backfill(&p, "2026-11-01", "2026-11-05");
+    assert_five_days_of_big_spenders(&p);
+}

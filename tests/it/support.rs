@@ -39,6 +39,13 @@ impl Project {
         Self { dir }
     }
 
+    /// A fixture in a temporary folder whose name starts with `prefix`.
+    pub fn fixture_in(name: &str, prefix: &str) -> Self {
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+        copy_dir(&repo().join("tests/fixtures").join(name), dir.path());
+        Self { dir }
+    }
+
     /// The multi-day segments project under tests/fixtures/segs.
     pub fn segs() -> Self {
         Self::fixture("segs")
