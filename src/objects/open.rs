@@ -14,21 +14,17 @@ use crate::compile::Compiler;
 use crate::location::{Location, Uri};
 use crate::spec::StoreOptionSpec;
 
-/// Options for the buckets under one URL prefix (`stores:` in the pipeline).
+/// Options for one bucket (`stores:` in the pipeline).
 #[derive(Debug, Clone)]
 pub(crate) struct StoreConfig {
-    prefix: url::Url,
+    bucket: url::Url,
     pub(crate) options: Vec<StoreOption>,
 }
 
 impl StoreConfig {
-    /// Whether these options apply to `url` (same scheme and bucket, under the prefix).
+    /// Whether these options apply to `url`: the same scheme and bucket.
     pub(crate) fn covers(&self, url: &url::Url) -> bool {
-        url.scheme() == self.prefix.scheme()
-            && url.authority() == self.prefix.authority()
-            && url
-                .path()
-                .starts_with(self.prefix.path().trim_end_matches('/'))
+        url.scheme() == self.bucket.scheme() && url.authority() == self.bucket.authority()
     }
 }
 
@@ -70,6 +66,19 @@ pub(crate) fn compile(
                 continue;
             }
         };
+        // A run opens one store per bucket: options for a folder of it would apply, or not,
+        // depending on which URI of the bucket the pipeline names first.
+        if !url.path().trim_matches('/').is_empty() {
+            c.problem(
+                &["stores", prefix],
+                format!(
+                    "stores.{prefix}: options are per bucket; write {}://{} (every URI in the bucket uses them)",
+                    url.scheme(),
+                    url.authority()
+                ),
+            );
+            continue;
+        }
         let mut list = Vec::new();
         for (key, spec) in options {
             let path = ["stores", prefix.as_str(), key.as_str()];
@@ -94,7 +103,7 @@ pub(crate) fn compile(
             });
         }
         configs.push(StoreConfig {
-            prefix: url,
+            bucket: url,
             options: list,
         });
     }

@@ -418,6 +418,13 @@ fn a_secret_written_in_the_pipeline_is_refused_and_unknown_store_options_are_nam
     );
     p.edit(MINI, "    regoin: eu-west-1\n", "");
     p.ok(&["validate", MINI]);
+    // One store serves a bucket: options for a folder of it are refused.
+    p.edit(MINI, "  s3://bucket:\n", "  s3://bucket/exports/:\n");
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("stores.s3://bucket/exports/: options are per bucket; write s3://bucket"),
+        "{err}"
+    );
 }
 
 #[test]
