@@ -433,15 +433,24 @@ async fn leading_zero_columns(
     use object_store::ObjectStoreExt;
     let mut text = HashSet::new();
     for file in files {
-        let sample = store
-            .get_range(&file.location, 0..file.size.min(SAMPLE_BYTES))
-            .await
-            .map_err(|err| SourceError::Unreadable {
-                at: source.at.clone(),
-                name: source.name.clone(),
-                uri: shown(url, &file.location),
-                source: QueryError::from_data(err.into()),
-            })?;
+        let unreadable = |err: object_store::Error| SourceError::Unreadable {
+            at: source.at.clone(),
+            name: source.name.clone(),
+            uri: shown(url, &file.location),
+            source: QueryError::from_data(err.into()),
+        };
+        // Streamed from the start rather than asked for as a range, which a web server may
+        // not serve; dropping the stream stops the download.
+        let mut stream = (store.get(&file.location).await)
+            .map_err(unreadable)?
+            .into_stream();
+        let mut sample = Vec::new();
+        while (sample.len() as u64) < SAMPLE_BYTES {
+            match stream.next().await {
+                Some(chunk) => sample.extend_from_slice(&chunk.map_err(unreadable)?),
+                None => break,
+            }
+        }
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(source.delimiter)
             .flexible(true)
