@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -14,9 +15,12 @@ fn init_logging(cli: &Cli) {
         "info,ballista=warn,ballista_core=warn"
     };
     let filter = EnvFilter::try_from_env("SEGFLOW_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // Colours for a person at a terminal; a scheduler's log file gets plain text.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false);
     match cli.log_format {
         LogFormat::Text => builder.compact().init(),
@@ -28,8 +32,36 @@ fn init_logging(cli: &Cli) {
     }
 }
 
+/// An error as one JSON line, for a collector that parses every line of `--log-format json`.
+fn json_error(message: &str, exit_code: u8) {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let line = serde_json::json!({
+        "timestamp": now,
+        "level": "ERROR",
+        "message": message,
+        "exit_code": exit_code,
+    });
+    eprintln!("{line}");
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // `--help` and `--version` print as clap prints them; a wrong argument asked for
+            // JSON logs is one JSON line.
+            let json = std::env::args()
+                .collect::<Vec<_>>()
+                .windows(2)
+                .any(|w| w[0] == "--log-format" && w[1] == "json")
+                || std::env::args().any(|a| a == "--log-format=json");
+            if json && err.use_stderr() {
+                json_error(err.to_string().lines().next().unwrap_or_default(), 2);
+                return ExitCode::from(2);
+            }
+            err.exit();
+        }
+    };
     init_logging(&cli);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -45,15 +77,7 @@ fn main() -> ExitCode {
         Err(err) => {
             let message = segflow::chain(&err);
             if json {
-                // One more JSON line, so that a collector parsing every line reads the error.
-                let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-                let line = serde_json::json!({
-                    "timestamp": now,
-                    "level": "ERROR",
-                    "message": message,
-                    "exit_code": err.exit_code(),
-                });
-                eprintln!("{line}");
+                json_error(&message, err.exit_code());
             } else {
                 eprintln!("segflow: error: {message}");
             }

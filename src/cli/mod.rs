@@ -370,6 +370,7 @@ fn today() -> NaiveDate {
 /// Runs the command the arguments name.
 pub async fn execute(cli: Cli) -> Result<(), Error> {
     let show = cli.shows_progress();
+    let json_logs = cli.log_format == LogFormat::Json;
     match cli.command {
         Command::Run {
             pipeline,
@@ -378,7 +379,7 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             json,
         } => {
             let options = args.options(date.unwrap_or_else(today));
-            run_command(&pipeline, options, json, show).await
+            run_command(&pipeline, options, json, (show, json_logs)).await
         }
         Command::Backfill {
             pipeline,
@@ -467,11 +468,12 @@ fn print_json(value: &impl serde::Serialize) {
     );
 }
 
+/// `run`; `(show, json_logs)`: whether to show progress, whether logs are JSON lines.
 async fn run_command(
     pipeline: &str,
     options: RunOptions,
     json: bool,
-    show: bool,
+    (show, json_logs): (bool, bool),
 ) -> Result<(), Error> {
     let pipeline = load(pipeline)?;
     let prefix = format!("{} {}", pipeline.name(), options.date);
@@ -504,11 +506,17 @@ async fn run_command(
             true => String::new(),
             false => format!("; with the same {}", names.join(", ")),
         };
-        eprintln!(
-            "segflow: rebuilt the later runs {} (their changes and history follow from {}{with})",
+        let note = format!(
+            "rebuilt the later runs {} (their changes and history follow from {}{with})",
             dates.join(", "),
             options.date
         );
+        // Logs read as JSON lines carry it as one of them.
+        if json_logs {
+            tracing::info!(rebuilt = %dates.join(", "), "{note}");
+        } else {
+            eprintln!("segflow: {note}");
+        }
     }
     if json {
         print_json(&report.manifest);

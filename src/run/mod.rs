@@ -143,8 +143,14 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<RunReport,
 }
 
 /// One date, under the lock: steps, gates, publish, and the rewrite of earlier runs when
-/// customers were erased.
+/// customers were erased. Its log lines carry its own date, also when a backfill or a rerun's
+/// rebuild runs it.
 async fn run_date(locked: &Locked<'_>, options: &RunOptions) -> Result<RunReport, RunError> {
+    let span = info_span!("run", pipeline = %locked.pipeline.name, run_date = %options.date);
+    run_date_steps(locked, options).instrument(span).await
+}
+
+async fn run_date_steps(locked: &Locked<'_>, options: &RunOptions) -> Result<RunReport, RunError> {
     let pipeline = locked.pipeline;
     let params = pipeline.params.bind(options.date, &options.params)?;
     let mut run = steps::Run::begin(locked, params, options).await?;

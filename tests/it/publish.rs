@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crate::support::Project;
 
 const PIPELINE: &str = "pipelines/mini.yaml";
+const SEGS: &str = "pipelines/segs.yaml";
 
 fn run(p: &Project, date: &str) -> String {
     p.ok(&["run", PIPELINE, "--date", date])
@@ -212,6 +213,53 @@ fn json_logs_carry_the_pipeline_run_date_and_steps() {
     assert!(lines.iter().any(|l| l["message"] == "run published"));
     let started = (lines.iter().find(|l| l["message"] == "run started")).unwrap();
     assert_eq!(started["previous_run"], serde_json::Value::Null);
+
+    // A rerun's rebuild logs each date under its own date, and says what it rebuilt in JSON.
+    let segs = Project::segs();
+    segs.ok(&[
+        "backfill",
+        SEGS,
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-02",
+    ]);
+    let out = segs
+        .command(&["--log-format", "json", "run", SEGS, "--date", "2026-11-01"])
+        .env("SEGFLOW_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stderr)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let published: Vec<&serde_json::Value> = (lines.iter())
+        .filter(|l| l["message"] == "run published")
+        .map(|l| &l["span"]["run_date"])
+        .collect();
+    assert_eq!(published, ["2026-11-01", "2026-11-02"]);
+    assert!(
+        lines.iter().any(|l| l["rebuilt"] == "2026-11-02"),
+        "{lines:?}"
+    );
+    // So is a wrong argument.
+    let out = p
+        .command(&[
+            "--log-format",
+            "json",
+            "run",
+            PIPELINE,
+            "--date",
+            "2026-13-01",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let line: serde_json::Value = serde_json::from_str(stderr.trim()).unwrap();
+    assert_eq!(line["exit_code"], 2);
 
     // The error that ends a failed run is a JSON line too.
     let out = p
