@@ -451,7 +451,7 @@ fn facts(m: &Manifest) -> String {
         ),
         None => write!(
             out,
-            "</table><p class=\"muted\">Identifiers that could not be normalized: not counted (normalized on the cluster's executors).</p></section>"
+            "</table><p class=\"muted\">Identifiers that could not be normalized: not counted (the run stopped before normalizing any, or a cluster's executors normalized them).</p></section>"
         ),
     };
     out += "<section><h2>Steps</h2>";

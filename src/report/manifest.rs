@@ -96,7 +96,7 @@ impl Manifest {
             suppressions: Vec::new(),
             offers: Vec::new(),
             checks: Vec::new(),
-            invalid_identifiers: Some(InvalidIdentifiers::default()),
+            invalid_identifiers: None,
             steps: Vec::new(),
             features: Vec::new(),
             erasure_applied_by: None,

@@ -409,11 +409,7 @@ impl<'a> Run<'a> {
     /// (or blocked).
     pub(super) async fn finish(mut self) -> Result<Finished, RunError> {
         self.manifest.finished_at = Some(chrono::Utc::now());
-        self.manifest.invalid_identifiers =
-            self.identifiers.counted().then(|| InvalidIdentifiers {
-                emails: self.identifiers.invalid_emails(),
-                phones: self.identifiers.invalid_phones(),
-            });
+        self.count_identifiers();
         let previous: Option<Manifest> = match self.manifest.previous_run {
             Some(date) => Some(self.locked.store.read_manifest(date).await?),
             None => None,
@@ -445,7 +441,17 @@ impl<'a> Run<'a> {
 
     /// Stops the run at a failed gate: keeps its report and failing rows aside, publishes
     /// nothing.
+    /// What the identifier functions found invalid so far, when they ran.
+    fn count_identifiers(&mut self) {
+        self.manifest.invalid_identifiers =
+            self.identifiers.counted().then(|| InvalidIdentifiers {
+                emails: self.identifiers.invalid_emails(),
+                phones: self.identifiers.invalid_phones(),
+            });
+    }
+
     async fn block(&mut self) -> RunError {
+        self.count_identifiers();
         let mut manifest = self.manifest.clone();
         manifest.status = RunStatus::Blocked;
         manifest.finished_at = Some(chrono::Utc::now());

@@ -179,3 +179,18 @@ fn percentage_thresholds_tolerate_a_share_of_failing_rows() {
         "{err}"
     );
 }
+
+#[test]
+fn a_blocked_run_reports_the_identifiers_it_could_not_normalize() {
+    let p = Project::sample();
+    p.edit(
+        "pipelines/daily_segments.yaml",
+        "values: [email, sms, push, mail]",
+        "values: [email]",
+    );
+    p.fails(&["run", "daily_segments", "--date", "2026-11-20"], 3);
+    let report = p.json("out/daily_segments/blocked/run_date=2026-11-20/report.json");
+    let invalid = &report["invalid_identifiers"];
+    assert!(invalid["emails"].as_u64().unwrap() > 0, "{invalid}");
+    assert!(invalid["phones"].as_u64().unwrap() > 0, "{invalid}");
+}
