@@ -128,6 +128,16 @@ fn compile_one(
     Some(Feature {
         name: name.to_string(),
         source: source.name.clone(),
+        source_declared: format!(
+            "{} {:?} {} {} {} {:?} {:?}",
+            source.uri_text,
+            source.format,
+            source.extension,
+            source.delimiter,
+            source.header,
+            source.partitions,
+            source.contract
+        ),
         key,
         time: spec.time.clone(),
         late_days: spec.late_days,
@@ -380,6 +390,25 @@ fn check_column_names(
     key: &[String],
     aggregates: &[Aggregate],
 ) {
+    // The per-day state holds the key columns, a column per aggregate (by its name) and its
+    // own `day` and `__rows`: none may share a name.
+    for name in key {
+        if [super::DAY, super::ROWS].contains(&name.as_str()) {
+            c.problem_at(
+                at.clone(),
+                format!("{field}.key: {name} is a name the feature's per-day state uses for itself; read the key under another name (a model can rename it)"),
+            );
+        }
+    }
+    for aggregate in aggregates {
+        let name = &aggregate.name;
+        if [super::DAY, super::ROWS].contains(&name.as_str()) || key.contains(name) {
+            c.problem_at(
+                at.clone(),
+                format!("{field}.aggregates.{name}: the feature's per-day state has a column {name} already (its day, or a key column); rename the aggregate"),
+            );
+        }
+    }
     let mut seen: Vec<String> = key.to_vec();
     for aggregate in aggregates {
         for (column, _) in aggregate.columns() {

@@ -48,6 +48,9 @@ use crate::sql::{ident, idents};
 pub(crate) struct Feature {
     pub(crate) name: String,
     pub(crate) source: String,
+    /// How the source is declared (its uri as written, format and columns): a state made from
+    /// another source is not continued from.
+    pub(crate) source_declared: String,
     pub(crate) key: Vec<String>,
     pub(crate) time: String,
     pub(crate) late_days: u32,

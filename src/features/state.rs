@@ -263,12 +263,22 @@ fn definition(feature: &Feature, params: &Params) -> String {
     let mut hash = Sha256::new();
     hash.update(b"segflow feature state 1\n");
     hash.update(text.as_bytes());
+    hash.update(format!("\nsource {}", feature.source_declared).as_bytes());
     for (name, value) in params.to_json() {
-        if name != "run_date" && text.contains(&format!("${name}")) {
+        if name != "run_date" && uses_param(&text, &name) {
             hash.update(format!("\n{name}={value}").as_bytes());
         }
     }
     format!("{:x}", hash.finalize())
+}
+
+/// Whether `text` names `$name` itself, not a longer parameter it begins (`$min_spend`).
+fn uses_param(text: &str, name: &str) -> bool {
+    let placeholder = format!("${name}");
+    text.match_indices(&placeholder).any(|(at, _)| {
+        let next = text[at + placeholder.len()..].chars().next();
+        !next.is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
 }
 
 /// The previous run's state, or why the feature is computed from its events instead.
@@ -757,5 +767,12 @@ mod tests {
             vec![d("2026-11-18"), d("2026-11-19"), d("2026-11-20")]
         );
         assert!(date_range(d("2026-11-21"), d("2026-11-20")).is_empty());
+    }
+
+    #[test]
+    fn a_parameter_counts_where_it_is_named_whole() {
+        let text = "amount > $min_spend AND n < $max";
+        assert!(uses_param(text, "min_spend") && uses_param(text, "max"));
+        assert!(!uses_param(text, "min") && !uses_param(text, "max_n"));
     }
 }

@@ -659,3 +659,32 @@ fn an_amount_too_large_for_its_decimals_is_a_data_error_that_does_not_print_it()
     );
     assert!(!err.contains("--param") && !err.contains("1234"), "{err}");
 }
+
+#[test]
+fn a_feature_whose_source_points_elsewhere_is_recomputed_from_all_its_events() {
+    let p = short_window_project(
+        SHORT_WINDOW,
+        "SELECT * FROM (VALUES (1, TIMESTAMP '2026-01-10 10:00'), (1, TIMESTAMP '2026-01-11 10:00')) AS e(customer_id, event_time)",
+    );
+    p.edit(
+        "pipelines/t.yaml",
+        "{ sql: sql/profile.sql }",
+        "{ sql: sql/profile.sql, publish: true }",
+    );
+    p.ok(&["run", "pipelines/t.yaml", "--date", "2026-01-10"]);
+    // Another extract with one event on 01-11: the old state's 01-10 must not count.
+    std::fs::create_dir_all(p.path("data/v2")).unwrap();
+    python(&format!(
+        "import duckdb\nduckdb.sql(\"\"\"COPY (SELECT 1 AS customer_id, TIMESTAMP '2026-01-11 10:00' AS event_time) TO '{}' (FORMAT parquet)\"\"\")",
+        p.path("data/v2/a.parquet").display()
+    ));
+    p.edit("pipelines/t.yaml", "uri: data/events/", "uri: data/v2/");
+    p.ok(&["run", "pipelines/t.yaml", "--date", "2026-01-11"]);
+    let manifest = p.json("out/t/runs/run_date=2026-01-11/manifest.json");
+    assert_eq!(manifest["features"][0]["mode"], "full");
+    let n = p.duckdb(
+        "t",
+        "select n_2d from read_parquet('{out}/runs/run_date=2026-01-11/models/profile/*.parquet')",
+    );
+    assert_eq!(n, ["[\"1\"]"]);
+}

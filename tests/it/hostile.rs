@@ -733,3 +733,26 @@ fn csv_identifiers_with_a_leading_zero_stay_text_not_numbers() {
         ]
     );
 }
+
+#[test]
+fn feature_names_its_per_day_state_uses_are_refused_at_validate() {
+    let p = Project::mini();
+    let dir = p.path("data/events");
+    crate::support::python(&format!(
+        "import os, datetime as dt, pyarrow as pa, pyarrow.parquet as pq\n\
+         os.makedirs({dir:?})\n\
+         t = pa.table({{'customer_id': pa.array([1, 2], pa.int64()), 'event_time': [dt.datetime(2026, 11, 1), dt.datetime(2026, 11, 2)], 'event_type': ['buy', 'view']}})\n\
+         pq.write_table(t, os.path.join({dir:?}, 'e.parquet'))\n"
+    ));
+    p.edit(
+        MINI,
+        "models:",
+        "  events: { uri: data/events/, format: parquet }\nfeatures:\n  f: { from: events, key: [customer_id, event_type], time: event_time, windows: [7], aggregates: { day: { count: \"*\" }, event_type: { count: \"*\" } } }\nmodels:",
+    );
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("features.f.aggregates.day: the feature's per-day state has a column day already")
+            && err.contains("features.f.aggregates.event_type: the feature's per-day state has a column event_type already"),
+        "{err}"
+    );
+}
