@@ -63,8 +63,9 @@ pub enum RunError {
         source: Box<RunError>,
     },
     #[error(
-        "the run for {date} took longer than --timeout {} and was stopped during {step}; nothing was published (look for a join without a condition or a recursive query that never ends, or raise --timeout)",
-        humanize(*.limit)
+        "the run for {date} took longer than --timeout {} and was stopped during {step}; nothing was published ({})",
+        humanize(*.limit),
+        timeout_advice(step)
     )]
     Timeout {
         date: chrono::NaiveDate,
@@ -98,6 +99,15 @@ pub enum RunError {
         pipeline: String,
         source: Box<RunError>,
     },
+}
+
+/// What to look at when a run ran out of time in `step`.
+fn timeout_advice(step: &str) -> &'static str {
+    if step.contains("lock") {
+        "another run of the pipeline held its lock all that time: see which with the lock file, or raise --timeout"
+    } else {
+        "look for a join without a condition or a recursive query that never ends, or raise --timeout"
+    }
 }
 
 fn humanize(limit: std::time::Duration) -> String {

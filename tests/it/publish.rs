@@ -304,3 +304,32 @@ fn a_temporary_folder_that_cannot_be_written_fails_the_run_and_says_so() {
         before
     );
 }
+
+#[test]
+fn a_timeout_spent_waiting_for_the_lock_says_another_run_held_it() {
+    let p = Project::mini();
+    let mut holder = p
+        .command(&["run", PIPELINE, "--date", "2026-11-20"])
+        .env("SEGFLOW_FAILPOINT", "before-publish=sleep")
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !p.path("out/mini/.lock").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the first run never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let err = p.fails(
+        &["run", PIPELINE, "--date", "2026-11-21", "--timeout", "2s"],
+        1,
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(
+        err.contains("stopped during waiting for the pipeline's lock")
+            && err.contains("another run of the pipeline held its lock all that time"),
+        "{err}"
+    );
+}
