@@ -44,6 +44,22 @@ fn json_error(message: &str, exit_code: u8) {
     eprintln!("{line}");
 }
 
+/// The signal a scheduler or a person stops segflow with, and the exit code it means
+/// (128 + its number, as shells report it).
+async fn stop_signal() -> (&'static str, u8) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => ("SIGTERM", 143),
+        _ = interrupt.recv() => ("SIGINT", 130),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -72,7 +88,29 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime starts");
     let json = cli.log_format == LogFormat::Json;
-    match runtime.block_on(segflow::cli::execute(cli)) {
+    // A signal drops the command, which stops its queries, removes its staging and gives up
+    // its lock, as --timeout does.
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            result = segflow::cli::execute(cli) => Ok(result),
+            stopped = stop_signal() => Err(stopped),
+        }
+    });
+    let result = match outcome {
+        Ok(result) => result,
+        Err((name, code)) => {
+            let message = format!(
+                "stopped by {name}: nothing more was published; what was published before stays"
+            );
+            if json {
+                json_error(&message, code);
+            } else {
+                eprintln!("segflow: {message}");
+            }
+            return ExitCode::from(code);
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let message = segflow::chain(&err);

@@ -157,7 +157,7 @@ pub(super) async fn rebuild_following(
         params: options.params.clone(),
     };
     store::write_json(&record, &pending).await?;
-    store::failpoint("rebuild")?;
+    store::failpoint("rebuild").await?;
     let rebuilt = rebuild_dates(locked, date, &later, options).await;
     // Done, or stopped with an error that says how to finish: nothing is left pending.
     store::delete_file(&record).await?;

@@ -403,7 +403,7 @@ impl StagedRun {
             attempt.clear_scratch().await?;
         }
         write_json(&self.run().join("manifest.json"), manifest).await?;
-        failpoint("before-publish")?;
+        failpoint("before-publish").await?;
         lock.check().await?;
         let latest = |path: String| Latest {
             pipeline: self.store.pipeline.clone(),
@@ -425,13 +425,13 @@ impl StagedRun {
 /// Test hook: `SEGFLOW_FAILPOINT=before-publish` fails a run just before its atomic publish
 /// (all files and the manifest written); `before-publish=sleep` waits there so a test can
 /// kill the process. `rebuild=sleep` waits before a rerun rebuilds the first date after it.
-pub fn failpoint(name: &str) -> Result<(), StoreError> {
+pub async fn failpoint(name: &str) -> Result<(), StoreError> {
     let Ok(setting) = std::env::var("SEGFLOW_FAILPOINT") else {
         return Ok(());
     };
     match setting.split_once('=') {
         Some((point, "sleep")) if point == name => {
-            std::thread::sleep(Duration::from_secs(300));
+            tokio::time::sleep(Duration::from_secs(300)).await;
             Ok(())
         }
         None if setting == name => Err(StoreError::Injected(format!(

@@ -333,3 +333,51 @@ fn a_timeout_spent_waiting_for_the_lock_says_another_run_held_it() {
         "{err}"
     );
 }
+
+#[test]
+fn a_run_stopped_by_sigterm_publishes_nothing_and_leaves_nothing_behind() {
+    let p = Project::mini();
+    run(&p, "2026-11-20");
+    let before = p.read("out/mini/runs/run_date=2026-11-20/manifest.json");
+    let child = p
+        .command(&["run", PIPELINE, "--date", "2026-11-20"])
+        .env("SEGFLOW_FAILPOINT", "before-publish=sleep")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let staged_manifest = || {
+        std::fs::read_dir(p.path("out/mini/.staging"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.path().join("run/manifest.json").exists())
+    };
+    while !staged_manifest() {
+        assert!(Instant::now() < deadline, "the run never staged its files");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains("stopped by SIGTERM: nothing more was published"),
+        "{stderr}"
+    );
+    assert_eq!(
+        p.read("out/mini/runs/run_date=2026-11-20/manifest.json"),
+        before
+    );
+    // Its staging, its lock and its spill folder are gone at once, not at the next run.
+    assert_eq!(p.path("out/mini/.staging").read_dir().unwrap().count(), 0);
+    assert!(!p.path("out/mini/.lock").exists());
+    assert_eq!(p.temporary_files(), Vec::<String>::new());
+}
