@@ -102,18 +102,13 @@ fn failure_in_the_last_step_keeps_the_previous_run() {
     );
 }
 
-#[test]
-fn killed_run_leaves_the_previous_run_and_the_next_run_recovers() {
-    let p = Project::mini();
-    run(&p, "2026-11-20");
-    let before = p.read("out/mini/runs/run_date=2026-11-20/manifest.json");
-
-    let mut child = p
-        .command(&["run", PIPELINE, "--date", "2026-11-20"])
+/// Starts a run of the mini project that waits just before publishing, and returns once it
+/// has staged everything, manifest included (holding the pipeline's lock).
+fn staged_and_waiting(mut command: std::process::Command, p: &Project) -> std::process::Child {
+    let child = command
         .env("SEGFLOW_FAILPOINT", "before-publish=sleep")
         .spawn()
         .unwrap();
-    // Wait until the run has staged everything, manifest included, then kill it.
     let deadline = Instant::now() + Duration::from_secs(120);
     let staged_manifest = || {
         std::fs::read_dir(p.path("out/mini/.staging"))
@@ -126,6 +121,17 @@ fn killed_run_leaves_the_previous_run_and_the_next_run_recovers() {
         assert!(Instant::now() < deadline, "the run never staged its files");
         std::thread::sleep(Duration::from_millis(50));
     }
+    child
+}
+
+#[test]
+fn killed_run_leaves_the_previous_run_and_the_next_run_recovers() {
+    let p = Project::mini();
+    run(&p, "2026-11-20");
+    let before = p.read("out/mini/runs/run_date=2026-11-20/manifest.json");
+
+    // Wait until the run has staged everything, manifest included, then kill it.
+    let mut child = staged_and_waiting(p.command(&["run", PIPELINE, "--date", "2026-11-20"]), &p);
     // While it holds the lock, a second run of the same date is refused.
     let concurrent = p.segflow(&["run", PIPELINE, "--date", "2026-11-20"]);
     assert_eq!(concurrent.status.code(), Some(1));
@@ -308,19 +314,7 @@ fn a_temporary_folder_that_cannot_be_written_fails_the_run_and_says_so() {
 #[test]
 fn a_timeout_spent_waiting_for_the_lock_says_another_run_held_it() {
     let p = Project::mini();
-    let mut holder = p
-        .command(&["run", PIPELINE, "--date", "2026-11-20"])
-        .env("SEGFLOW_FAILPOINT", "before-publish=sleep")
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !p.path("out/mini/.lock").exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the first run never took the lock"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut holder = staged_and_waiting(p.command(&["run", PIPELINE, "--date", "2026-11-20"]), &p);
     let err = p.fails(
         &["run", PIPELINE, "--date", "2026-11-21", "--timeout", "2s"],
         1,
@@ -339,24 +333,9 @@ fn a_run_stopped_by_sigterm_publishes_nothing_and_leaves_nothing_behind() {
     let p = Project::mini();
     run(&p, "2026-11-20");
     let before = p.read("out/mini/runs/run_date=2026-11-20/manifest.json");
-    let child = p
-        .command(&["run", PIPELINE, "--date", "2026-11-20"])
-        .env("SEGFLOW_FAILPOINT", "before-publish=sleep")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let staged_manifest = || {
-        std::fs::read_dir(p.path("out/mini/.staging"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|e| e.path().join("run/manifest.json").exists())
-    };
-    while !staged_manifest() {
-        assert!(Instant::now() < deadline, "the run never staged its files");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut command = p.command(&["run", PIPELINE, "--date", "2026-11-20"]);
+    command.stderr(std::process::Stdio::piped());
+    let child = staged_and_waiting(command, &p);
     let pid = child.id().to_string();
     assert!(
         std::process::Command::new("kill")
