@@ -188,27 +188,25 @@ fn an_older_date_does_not_move_latest() {
     assert_eq!(manifest["outputs"][0]["rows"], 4);
 }
 
-#[test]
-fn json_logs_carry_the_pipeline_run_date_and_steps() {
-    let p = Project::mini();
+/// The log lines of a successful run with `--log-format json`, each parsed.
+fn json_log_lines(p: &Project, pipeline: &str, date: &str) -> Vec<serde_json::Value> {
     let out = p
-        .command(&[
-            "--log-format",
-            "json",
-            "run",
-            PIPELINE,
-            "--date",
-            "2026-11-20",
-        ])
+        .command(&["--log-format", "json", "run", pipeline, "--date", date])
         .env("SEGFLOW_LOG", "info")
         .output()
         .unwrap();
     assert!(out.status.success());
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stderr)
+    String::from_utf8(out.stderr)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn json_logs_carry_the_pipeline_run_date_and_steps() {
+    let p = Project::mini();
+    let lines = json_log_lines(&p, PIPELINE, "2026-11-20");
     let model = lines
         .iter()
         .find(|l| l["message"] == "model done" && l["model"] == "profile")
@@ -230,17 +228,7 @@ fn json_logs_carry_the_pipeline_run_date_and_steps() {
         "--to",
         "2026-11-02",
     ]);
-    let out = segs
-        .command(&["--log-format", "json", "run", SEGS, "--date", "2026-11-01"])
-        .env("SEGFLOW_LOG", "info")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stderr)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect();
+    let lines = json_log_lines(&segs, SEGS, "2026-11-01");
     let published: Vec<&serde_json::Value> = (lines.iter())
         .filter(|l| l["message"] == "run published")
         .map(|l| &l["span"]["run_date"])
