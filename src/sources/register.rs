@@ -309,12 +309,12 @@ fn merged(
 }
 
 /// Every file's own columns against the contract, and their schemas (sorted by path; none when
-/// there is one file, or a headerless CSV). A source's table merges the schemas of its
+/// there is one file, a headerless CSV or JSON). A source's table merges the schemas of its
 /// files, so a column one file lacks (renamed upstream, say) would silently read as NULL there;
 /// and CSV files are parsed by position, so a file listing its columns in another order would
 /// read each value into another column. Parquet files must also agree on each declared
 /// column's type. Reads Parquet footers (cached for the table's own inference) and the first
-/// lines of CSV and JSON files.
+/// lines of CSV files.
 async fn file_differences(
     source: &Source,
     url: &ListingTableUrl,
@@ -324,8 +324,10 @@ async fn file_differences(
     files: &[ObjectMeta],
 ) -> Result<(Vec<String>, Vec<SchemaRef>), SourceError> {
     let csv = source.format == Format::Csv;
-    // One file is the table's schema itself; headerless CSV names its columns by position.
-    if files.len() < 2 || (csv && !source.header) {
+    // One file is the table's schema itself; headerless CSV names its columns by position; a
+    // JSON file's schema is what a sample of its lines holds, and a key its sample lacks is
+    // NULL there by design.
+    if files.len() < 2 || (csv && !source.header) || source.format == Format::Ndjson {
         return Ok((Vec::new(), Vec::new()));
     }
     let mut files: Vec<&ObjectMeta> = files.iter().collect();
@@ -377,8 +379,8 @@ async fn file_differences(
                 ));
                 continue;
             };
-            // CSV text is parsed as declared, JSON's inferred types widen across files.
-            if source.format != Format::Parquet {
+            // CSV text is parsed as declared.
+            if csv {
                 continue;
             }
             let Some(read) = reads_as(source.format, field.data_type(), *declared) else {

@@ -267,9 +267,10 @@ pub(super) async fn keep_blocked<M: Serialize>(
     report: &M,
 ) -> Result<(), StoreError> {
     delete_tree(target).await?;
+    // The report first: stopped while copying the samples, the blocked run is still listed.
+    super::write_json(&target.join("report.json"), report).await?;
     let checks = attempt.run.join("checks");
     copy_tree(&checks, &target.join("checks")).await?;
-    super::write_json(&target.join("report.json"), report).await?;
     delete_tree(&attempt.run).await
 }
 

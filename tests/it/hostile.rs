@@ -756,3 +756,20 @@ fn feature_names_its_per_day_state_uses_are_refused_at_validate() {
         "{err}"
     );
 }
+
+#[test]
+fn a_json_file_whose_lines_omit_a_declared_key_reads_it_as_null() {
+    // JSON lines leave out what they do not have: a file of orders without amounts is not a
+    // file that lacks the column.
+    let p = Project::mini();
+    p.edit(
+        MINI,
+        "    format: ndjson",
+        "    format: ndjson\n    columns: { amount: double }",
+    );
+    p.write(
+        "data/orders/2026-12.json",
+        "{\"customer_id\": 3, \"order_date\": \"2026-12-01\"}\n",
+    );
+    p.ok(&["run", MINI, "--date", "2026-11-20"]);
+}
