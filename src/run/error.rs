@@ -39,7 +39,7 @@ pub enum RunError {
     #[error(transparent)]
     Objects(#[from] crate::objects::ObjectsError),
     #[error(
-        "blocked: nothing was published for {}; the previous published run stays in place{}\n{}",
+        "blocked: nothing was published for {}; what was published before stays as it was{}\n{}",
         .report.run_date,
         .kept.as_ref().map(|p| format!(" (report and failing rows: {p})")).unwrap_or_default(),
         .failures.join("\n")
@@ -90,7 +90,8 @@ pub enum RunError {
     },
     /// A rerun was published, but a later date it invalidated could not be rebuilt.
     #[error(
-        "{rerun} was published, but rebuilding the runs after it stopped at {stopped}: the published runs from {stopped} on do not follow from it yet, so fix what stopped it and run `segflow backfill {pipeline} --from {stopped} --to {last} --rerun`"
+        "{rerun} was published, but rebuilding the runs after it stopped at {stopped}: the published runs from {stopped} on do not follow from it yet, so fix what stopped it and run `segflow backfill {pipeline} --from {stopped} --to {last} --rerun`{}",
+        if matches!(**.source, RunError::Blocked { .. }) { " (with --force to publish despite failed checks)" } else { "" }
     )]
     RebuildStopped {
         rerun: chrono::NaiveDate,
