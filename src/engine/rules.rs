@@ -155,8 +155,7 @@ pub(crate) async fn check_key(
 pub(crate) struct RuleColumns<'a> {
     /// Columns that split a key's rows (e.g. a suppression's `offer`): one row per key and value.
     pub(crate) grouped: &'a [&'a str],
-    /// Columns explaining each row (e.g. `reason`, `detail`): a key's distinct values in
-    /// order, joined with `; ` (a key the query returns twice keeps both reasons).
+    /// Columns explaining each row (e.g. `reason`, `detail`): the first value in order.
     pub(crate) first: &'a [&'a str],
 }
 
@@ -224,10 +223,7 @@ pub(crate) async fn register_rule_query(
         group.push(text(column));
     }
     for column in columns.first {
-        let value = text(column);
-        select.push(format!(
-            "string_agg(DISTINCT {value}, '; ' ORDER BY {value}) AS __segflow_{column}"
-        ));
+        select.push(format!("MIN({}) AS __segflow_{column}", text(column)));
     }
     let inner = format!("{view}_query");
     let failed = |source| PlanError::Query {

@@ -511,19 +511,3 @@ fn a_project_whose_folder_name_a_url_would_misread_runs_day_after_day() {
     backfill(&p, "2026-11-01", "2026-11-05");
     assert_five_days_of_big_spenders(&p);
 }
-
-#[test]
-fn a_sql_segment_returning_a_customer_twice_keeps_both_reasons() {
-    let p = Project::segs();
-    p.write(
-        "sql/segs/vip.sql",
-        "select customer_id, 'hand-picked' as reason from customers where vip \
-         union all select customer_id, 'big account' as reason from customers where vip",
-    );
-    p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
-    let reasons = rows(
-        &p,
-        "select distinct reasons from read_parquet('{out}/runs/run_date=2026-11-01/audiences/segment=vip/*.parquet', hive_partitioning = false)",
-    );
-    assert_eq!(reasons, [r#"["big account; hand-picked"]"#]);
-}
