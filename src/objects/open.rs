@@ -194,23 +194,26 @@ macro_rules! configured {
 /// environment's, as in the builder.
 #[cfg(feature = "aws")]
 fn check_endpoint(pairs: &[(String, String)]) -> Result<(), String> {
-    const KEYS: [&str; 4] = [
+    // The last of the pipeline's options named any of `keys`, as the builder takes it.
+    let option = |keys: &[&str]| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(key, _)| keys.contains(&key.to_ascii_lowercase().as_str()))
+    };
+    let option_endpoint = option(&[
         "endpoint",
         "endpoint_url",
         "aws_endpoint",
         "aws_endpoint_url",
-    ];
-    let option = pairs
-        .iter()
-        .rev()
-        .find(|(key, _)| KEYS.contains(&key.to_ascii_lowercase().as_str()))
-        .map(|(key, value)| (format!("the store option {key}"), value.clone()));
+    ])
+    .map(|(key, value)| (format!("the store option {key}"), value.clone()));
     let from_env = || {
         ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
             .into_iter()
             .find_map(|name| std::env::var(name).ok().map(|v| (name.to_string(), v)))
     };
-    let Some((source, endpoint)) = option.or_else(from_env) else {
+    let Some((source, endpoint)) = option_endpoint.or_else(from_env) else {
         return Ok(());
     };
     let valid = url::Url::parse(&endpoint)
@@ -223,12 +226,7 @@ fn check_endpoint(pairs: &[(String, String)]) -> Result<(), String> {
     }
     // Without allow_http, every request to an http:// endpoint fails as a "builder error".
     let allowed = |value: &str| value.trim().eq_ignore_ascii_case("true");
-    let allow_http = match pairs.iter().rev().find(|(key, _)| {
-        matches!(
-            key.to_ascii_lowercase().as_str(),
-            "allow_http" | "aws_allow_http"
-        )
-    }) {
+    let allow_http = match option(&["allow_http", "aws_allow_http"]) {
         Some((_, value)) => allowed(value),
         None => std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| allowed(&v)),
     };

@@ -9,8 +9,8 @@
 //!    priority (higher first), then offer name. Capacity is allocated by deferred acceptance: each
 //!    customer proposes their best `max_per_customer` offers not yet refused; an offer with
 //!    capacity keeps the proposals it scores highest (ties: lower
-//!    `segflow_bucket('segflow-capacity:' || offer, key)` first, then key) and refuses the rest, who propose their next best offer in the next
-//!    round. Rounds repeat until nobody is refused, so capacity goes to the customers an offer
+//!    `segflow_bucket('segflow-capacity:' || offer, key)` first, then key) and refuses the
+//!    rest, who propose their next best offer in the next round. Rounds repeat until nobody is refused, so capacity goes to the customers an offer
 //!    scores highest for, and a customer who loses an offer to capacity gets their next best.
 //! 4. **Grouped**: global holdout → `global_control`, the offer's holdout → `control`, else
 //!    `treatment`; assigned after the decision, so control customers are comparable.

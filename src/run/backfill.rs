@@ -159,9 +159,12 @@ pub(super) async fn rebuild_following(
     store::write_json(&record, &pending).await?;
     store::failpoint("rebuild").await?;
     let rebuilt = rebuild_dates(locked, date, &later, options).await;
-    // Done, or stopped with an error that says how to finish: nothing is left pending.
-    store::delete_file(&record).await?;
-    rebuilt.map(|()| later)
+    // Done, or stopped with an error that says how to finish: nothing is left pending. The
+    // rebuild's own error comes first.
+    let removed = store::delete_file(&record).await;
+    rebuilt?;
+    removed?;
+    Ok(later)
 }
 
 /// A rerun's rebuild of the published dates after it, recorded while it runs (see

@@ -118,6 +118,17 @@ fn listing_options(source: &Source) -> ListingOptions {
         )
 }
 
+/// The folders between the source's folder and `file` (`["year=2026", "month=3"]`); `None`
+/// for a file outside the source's folder.
+fn partition_folders<'a>(
+    url: &ListingTableUrl,
+    file: &'a object_store::path::Path,
+) -> Option<Vec<&'a str>> {
+    let mut parts: Vec<&str> = url.strip_prefix(file)?.collect();
+    parts.pop()?;
+    Some(parts)
+}
+
 /// Whether a file of a partitioned source sits under its declared partition folders
 /// (`year=2026/month=3/part.parquet`), which is the only place it is read from.
 fn under_partitions(
@@ -128,11 +139,7 @@ fn under_partitions(
     if source.partitions.is_empty() {
         return true;
     }
-    let Some(parts) = url.strip_prefix(file) else {
-        return false;
-    };
-    let folders: Vec<&str> = parts.collect();
-    let Some((_, folders)) = folders.split_last() else {
+    let Some(folders) = partition_folders(url, file) else {
         return false;
     };
     folders.len() == source.partitions.len()
@@ -154,11 +161,7 @@ fn partition_value_problems(
     url: &ListingTableUrl,
     file: &object_store::path::Path,
 ) -> Vec<String> {
-    let Some(parts) = url.strip_prefix(file) else {
-        return Vec::new();
-    };
-    let folders: Vec<&str> = parts.collect();
-    let folders = folders.split_last().map_or(&[][..], |(_, folders)| folders);
+    let folders = partition_folders(url, file).unwrap_or_default();
     folders
         .iter()
         .zip(&source.partitions)
@@ -196,13 +199,15 @@ pub(crate) async fn register_source(
         .runtime_env()
         .object_store(&url)
         .map_err(|e| unreadable(source, e))?;
-    let files: Vec<_> = url
+    let mut files: Vec<ObjectMeta> = url
         .list_all_files(&state, store.as_ref(), &source.extension)
         .await
         .map_err(|e| unreadable(source, e))?
         .try_collect()
         .await
         .map_err(|e| unreadable(source, e))?;
+    // In path order, as DataFusion merges their schemas.
+    files.sort_by(|a, b| a.location.cmp(&b.location));
     if files.is_empty() {
         return Err(SourceError::Missing {
             at: source.at.clone(),
@@ -229,10 +234,23 @@ pub(crate) async fn register_source(
     let mut differences: Vec<String> = (files.iter())
         .flat_map(|f| partition_value_problems(source, &url, &f.location))
         .collect();
+    // The start of each CSV file, read once: its header and values with leading zeros.
+    let samples = match source.format {
+        Format::Csv if source.header => Some(csv_samples(source, &url, &store, &files).await?),
+        _ => None,
+    };
     let mut schemas = Vec::new();
     if differences.is_empty() {
-        (differences, schemas) =
-            file_differences(source, &url, &state, &store, &options, &files).await?;
+        (differences, schemas) = file_differences(
+            source,
+            &url,
+            &state,
+            &store,
+            &options,
+            &files,
+            samples.as_deref(),
+        )
+        .await?;
     }
     if !differences.is_empty() {
         return Err(SourceError::Contract {
@@ -249,12 +267,14 @@ pub(crate) async fn register_source(
             .await
             .map_err(|e| unreadable(source, e))?
     };
-    let inferred = match source.format {
-        Format::Csv if source.header => {
-            let text = leading_zero_columns(source, &url, &store, &files).await?;
+    let inferred = match &samples {
+        Some(samples) => {
+            let text: HashSet<&str> = (samples.iter())
+                .flat_map(|s| s.leading_zero.iter().map(String::as_str))
+                .collect();
             as_text(source, &inferred, &text)
         }
-        _ => inferred,
+        None => inferred,
     };
     let schema =
         apply_contract(source, &inferred).map_err(|differences| SourceError::Contract {
@@ -308,8 +328,9 @@ fn merged(
     Ok(Arc::new(Schema::try_merge(read)?))
 }
 
-/// Every file's own columns against the contract, and their schemas (sorted by path; none when
-/// there is one file, a headerless CSV or JSON). A source's table merges the schemas of its
+/// Every file's own columns against the contract, and the Parquet files' schemas (none when
+/// there is one file, a headerless CSV or JSON). `files` are in path order; `samples` are
+/// theirs when they are CSV files with a header. A source's table merges the schemas of its
 /// files, so a column one file lacks (renamed upstream, say) would silently read as NULL there;
 /// and CSV files are parsed by position, so a file listing its columns in another order would
 /// read each value into another column. Parquet files must also agree on each declared
@@ -322,6 +343,7 @@ async fn file_differences(
     store: &Arc<dyn ObjectStore>,
     options: &ListingOptions,
     files: &[ObjectMeta],
+    samples: Option<&[CsvSample]>,
 ) -> Result<(Vec<String>, Vec<SchemaRef>), SourceError> {
     let csv = source.format == Format::Csv;
     // One file is the table's schema itself; headerless CSV names its columns by position; a
@@ -330,11 +352,22 @@ async fn file_differences(
     if files.len() < 2 || (csv && !source.header) || source.format == Format::Ndjson {
         return Ok((Vec::new(), Vec::new()));
     }
-    let mut files: Vec<&ObjectMeta> = files.iter().collect();
-    files.sort_by(|a, b| a.location.cmp(&b.location));
-    let schemas: Vec<SchemaRef> = futures::stream::iter(&files)
+    // A CSV file's columns are its header's names, read as text (CSV is parsed as declared).
+    if let Some(samples) = samples {
+        let schemas: Vec<SchemaRef> = (samples.iter())
+            .map(|sample| {
+                let fields = sample
+                    .names
+                    .iter()
+                    .map(|n| Field::new(n, DataType::Utf8, true));
+                Arc::new(Schema::new(fields.collect::<Vec<_>>()))
+            })
+            .collect();
+        let differences = compare_files(source, url, files, &schemas);
+        return Ok((differences, Vec::new()));
+    }
+    let schemas: Vec<SchemaRef> = futures::stream::iter(files)
         .map(|file| async move {
-            let file: &ObjectMeta = file;
             (options.format)
                 .infer_schema(state, store, std::slice::from_ref(file))
                 .await
@@ -348,6 +381,18 @@ async fn file_differences(
         .buffered(8)
         .try_collect()
         .await?;
+    let differences = compare_files(source, url, files, &schemas);
+    Ok((differences, schemas))
+}
+
+/// The differences of each file's schema from the contract and from the first file's.
+fn compare_files(
+    source: &Source,
+    url: &ListingTableUrl,
+    files: &[ObjectMeta],
+    schemas: &[SchemaRef],
+) -> Vec<String> {
+    let csv = source.format == Format::Csv;
     let names = |schema: &SchemaRef| -> Vec<String> {
         schema.fields().iter().map(|f| f.name().clone()).collect()
     };
@@ -355,7 +400,7 @@ async fn file_differences(
     let first_names = names(&schemas[0]);
     let mut differences = Vec::new();
     let mut typed: HashMap<&str, (DataType, &ObjectMeta, &DataType)> = HashMap::new();
-    for (file, schema) in files.iter().zip(&schemas) {
+    for (file, schema) in files.iter().zip(schemas) {
         let has = names(schema);
         if csv && has != first_names {
             differences.push(format!(
@@ -407,7 +452,7 @@ async fn file_differences(
             }
         }
     }
-    Ok((differences, schemas))
+    differences
 }
 
 /// The first [`MAX_FILE_DIFFERENCES`] of `differences`, and how many more there are.
@@ -420,20 +465,26 @@ fn capped(mut differences: Vec<String>) -> Vec<String> {
     differences
 }
 
-/// How much of each CSV file [`leading_zero_columns`] reads.
+/// How much of each CSV file [`csv_samples`] reads.
 const SAMPLE_BYTES: u64 = 1 << 20;
 
-/// Columns of CSV files whose sampled text has a leading zero (`0612…`, `01234`): identifiers
-/// such as phone numbers and postcodes, which type inference would read as numbers, silently
-/// dropping the zero. Reads the first MiB (at most 1,000 lines) of each file.
-async fn leading_zero_columns(
+/// The start of a CSV file: its header's names, and the columns whose sampled text has a
+/// leading zero (`0612…`, `01234`): identifiers such as phone numbers and postcodes, which type
+/// inference would read as numbers, silently dropping the zero.
+struct CsvSample {
+    names: Vec<String>,
+    leading_zero: HashSet<String>,
+}
+
+/// Each file's [`CsvSample`], from its first MiB (at most 1,000 lines).
+async fn csv_samples(
     source: &Source,
     url: &ListingTableUrl,
     store: &Arc<dyn ObjectStore>,
     files: &[ObjectMeta],
-) -> Result<HashSet<String>, SourceError> {
+) -> Result<Vec<CsvSample>, SourceError> {
     use object_store::ObjectStoreExt;
-    let mut text = HashSet::new();
+    let mut samples = Vec::new();
     for file in files {
         let unreadable = |err: object_store::Error| SourceError::Unreadable {
             at: source.at.clone(),
@@ -446,39 +497,45 @@ async fn leading_zero_columns(
         let mut stream = (store.get(&file.location).await)
             .map_err(unreadable)?
             .into_stream();
-        let mut sample = Vec::new();
-        while (sample.len() as u64) < SAMPLE_BYTES {
+        let mut bytes = Vec::new();
+        while (bytes.len() as u64) < SAMPLE_BYTES {
             match stream.next().await {
-                Some(chunk) => sample.extend_from_slice(&chunk.map_err(unreadable)?),
+                Some(chunk) => bytes.extend_from_slice(&chunk.map_err(unreadable)?),
                 None => break,
             }
         }
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(source.delimiter)
             .flexible(true)
-            .from_reader(&sample[..]);
-        let Ok(names) = reader.headers().cloned() else {
-            continue;
+            .from_reader(&bytes[..]);
+        let names: Vec<String> = match reader.headers() {
+            Ok(header) => header.iter().map(str::to_string).collect(),
+            Err(_) => Vec::new(),
         };
+        let mut leading_zero = HashSet::new();
         // A sample cut mid-line ends in a record that does not parse, or parses short.
         for record in reader.records().take(1000).map_while(Result::ok) {
             for (name, value) in names.iter().zip(record.iter()) {
                 let digits = value.as_bytes();
                 if digits.len() > 1 && digits[0] == b'0' && digits[1].is_ascii_digit() {
-                    text.insert(name.to_string());
+                    leading_zero.insert(name.clone());
                 }
             }
         }
+        samples.push(CsvSample {
+            names,
+            leading_zero,
+        });
     }
-    Ok(text)
+    Ok(samples)
 }
 
 /// `inferred` with the columns named in `text` that were inferred as numbers read as text,
 /// unless the contract declares them.
-fn as_text(source: &Source, inferred: &SchemaRef, text: &HashSet<String>) -> SchemaRef {
+fn as_text(source: &Source, inferred: &SchemaRef, text: &HashSet<&str>) -> SchemaRef {
     let fields = inferred.fields().iter().map(|field| {
-        let numeric = field.data_type().is_numeric();
-        if numeric && text.contains(field.name()) && !source.contract.contains_key(field.name()) {
+        let (name, numeric) = (field.name(), field.data_type().is_numeric());
+        if numeric && text.contains(name.as_str()) && !source.contract.contains_key(name) {
             Field::new(field.name(), DataType::Utf8, true)
         } else {
             field.as_ref().clone()
