@@ -1322,6 +1322,9 @@ pub(crate) async fn write_query(
 /// Sees every batch of a result on its way into Parquet (see [`write_query_observed`]).
 pub(crate) trait Observer: Send + 'static {
     fn observe(&mut self, batch: &RecordBatch) -> Result<(), DataFusionError>;
+
+    /// Called once, after the last batch was written.
+    fn finish(&mut self) {}
 }
 
 /// Nothing to see: a plain [`write_query`] (an uncontended lock per batch is all it costs).
@@ -1337,6 +1340,12 @@ impl<O: Observer> Observer for Option<O> {
         match self {
             Some(observer) => observer.observe(batch),
             None => Ok(()),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(observer) = self {
+            observer.finish();
         }
     }
 }
@@ -1374,12 +1383,11 @@ pub(crate) async fn write_query_observed<O: Observer>(
         let held = "the observed stream outlived its write".into();
         EngineError::execution(what, DataFusionError::Internal(held))
     })?;
-    Ok((
-        written,
-        observer
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner),
-    ))
+    let mut observer = observer
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    observer.finish();
+    Ok((written, observer))
 }
 
 /// Streams generated SQL into scratch Parquet under `work_dir` and registers it as `table`, so

@@ -122,18 +122,6 @@ impl ChangeCounts {
             moved: HashMap::new(),
         }
     }
-
-    /// Counts the customer read last; call once the last batch was seen.
-    pub(super) fn finish(&mut self) {
-        if let Some((_, now, before)) = self.current.take() {
-            for offer in now.iter().filter(|o| !before.contains(o)) {
-                self.moved.entry(offer.clone()).or_default().0 += 1;
-            }
-            for offer in before.iter().filter(|o| !now.contains(o)) {
-                self.moved.entry(offer.clone()).or_default().1 += 1;
-            }
-        }
-    }
 }
 
 impl Observer for ChangeCounts {
@@ -165,6 +153,18 @@ impl Observer for ChangeCounts {
             }
         }
         Ok(())
+    }
+
+    /// Counts the customer read last.
+    fn finish(&mut self) {
+        if let Some((_, now, before)) = self.current.take() {
+            for offer in now.iter().filter(|o| !before.contains(o)) {
+                self.moved.entry(offer.clone()).or_default().0 += 1;
+            }
+            for offer in before.iter().filter(|o| !now.contains(o)) {
+                self.moved.entry(offer.clone()).or_default().1 += 1;
+            }
+        }
     }
 }
 

@@ -226,7 +226,7 @@ pub(crate) async fn publish(
     // With a previous run, who gained and lost each offer is counted as the changes are
     // written (for the circuit breakers); a first run's changes are all new.
     let what = "offer_changes";
-    let (changes, mut moved) = engine::write_query_observed(
+    let (changes, moved) = engine::write_query_observed(
         ctx,
         what,
         &sql::changes(key, previous.as_deref()),
@@ -237,9 +237,6 @@ pub(crate) async fn publish(
         previous.as_ref().map(|_| ChangeCounts::new(key)),
     )
     .await?;
-    if let Some(moved) = &mut moved {
-        moved.finish();
-    }
     outputs.push(changes.into_output(what, OutputKind::Changes, what));
     Ok(OffersRun {
         outputs,

@@ -155,11 +155,9 @@ async fn run_date_steps(locked: &Locked<'_>, options: &RunOptions) -> Result<Run
     let params = pipeline.params.bind(options.date, &options.params)?;
     let mut run = steps::Run::begin(locked, params, options).await?;
     run.register_sources().await?;
-    options.progress.set("erasure");
-    run.erasure().await?;
-    run.models().await?;
-    run.table_checks().await?;
-    run.decide().await?;
+    if let Err(err) = run.compute().await {
+        return Err(run.with_csv_fault(err).await);
+    }
     let steps::Finished {
         staged,
         manifest,

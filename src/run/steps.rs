@@ -169,8 +169,37 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// Everything between reading the sources and the circuit breakers: erasure, models,
+    /// table checks, and the decisions (segments, suppressions, offers).
+    pub(super) async fn compute(&mut self) -> Result<(), RunError> {
+        self.progress.set("erasure");
+        self.erasure().await?;
+        self.models().await?;
+        self.table_checks().await?;
+        self.decide().await
+    }
+
+    /// `err`, or when a line of a CSV source caused it (a value not of its column's type
+    /// beyond the lines checked when the source was read), the source's contract broken at
+    /// that file and line: data that breaks its contract blocks the run.
+    pub(super) async fn with_csv_fault(&mut self, err: RunError) -> RunError {
+        let Some(fault) = sources::CsvFault::of(&crate::error::chain(&err)) else {
+            return err;
+        };
+        let sources = self.pipeline.sources.values();
+        let Some(broken) = sources::find_csv_fault(&self.ctx, sources, fault).await else {
+            return err;
+        };
+        self.manifest.status = RunStatus::Blocked;
+        RunError::Blocked {
+            failures: vec![broken.to_string()],
+            report: Box::new(self.manifest.clone()),
+            kept: None,
+        }
+    }
+
     /// Registers the erased keys (and keeps them in state) before anything keyed is written.
-    pub(super) async fn erasure(&mut self) -> Result<(), RunError> {
+    async fn erasure(&mut self) -> Result<(), RunError> {
         let Some(key) = self.pipeline.key() else {
             return Ok(());
         };
@@ -201,7 +230,7 @@ impl<'a> Run<'a> {
     }
 
     /// Runs the models in order.
-    pub(super) async fn models(&mut self) -> Result<(), RunError> {
+    async fn models(&mut self) -> Result<(), RunError> {
         for model in &self.pipeline.models {
             let clock = Instant::now();
             self.progress.set(format!("model {}", model.name));
@@ -251,7 +280,7 @@ impl<'a> Run<'a> {
     }
 
     /// Source and model checks; a failed `error` check stops the run here unless forced.
-    pub(super) async fn table_checks(&mut self) -> Result<(), RunError> {
+    async fn table_checks(&mut self) -> Result<(), RunError> {
         self.progress.set("checks");
         let clock = Instant::now();
         let results = checks::run_table_checks(
@@ -272,7 +301,7 @@ impl<'a> Run<'a> {
     }
 
     /// Suppressions, segments, offers and `suppressed/`.
-    pub(super) async fn decide(&mut self) -> Result<(), RunError> {
+    async fn decide(&mut self) -> Result<(), RunError> {
         let Some((key, _)) = self.pipeline.audience() else {
             return Ok(());
         };

@@ -1,11 +1,13 @@
 //! Sources: the external tables a pipeline reads (CSV, Parquet or NDJSON files, optionally
 //! Hive-partitioned), each with an optional column contract and primary key.
 
+mod diagnose;
 mod register;
 
 use datafusion::prelude::SessionContext;
 use indexmap::IndexMap;
 
+pub(crate) use diagnose::{CsvFault, find_csv_fault};
 pub use register::SourceInput;
 
 use crate::compile::Compiler;

@@ -192,22 +192,9 @@ pub(crate) async fn register_source(
     ctx: &SessionContext,
     source: &Source,
 ) -> Result<SourceInput, SourceError> {
-    let url = source_table_url(source)?;
     let options = listing_options(source);
     let state = ctx.state();
-    let store = state
-        .runtime_env()
-        .object_store(&url)
-        .map_err(|e| unreadable(source, e))?;
-    let mut files: Vec<ObjectMeta> = url
-        .list_all_files(&state, store.as_ref(), &source.extension)
-        .await
-        .map_err(|e| unreadable(source, e))?
-        .try_collect()
-        .await
-        .map_err(|e| unreadable(source, e))?;
-    // In path order, as DataFusion merges their schemas.
-    files.sort_by(|a, b| a.location.cmp(&b.location));
+    let SourceFiles { url, store, files } = source_files(&state, source).await?;
     if files.is_empty() {
         return Err(SourceError::Missing {
             at: source.at.clone(),
@@ -297,8 +284,35 @@ pub(crate) async fn register_source(
     })
 }
 
+/// A source's files, in path order (as DataFusion merges their schemas), and where they are.
+pub(super) struct SourceFiles {
+    pub(super) url: ListingTableUrl,
+    pub(super) store: Arc<dyn ObjectStore>,
+    pub(super) files: Vec<ObjectMeta>,
+}
+
+pub(super) async fn source_files(
+    state: &SessionState,
+    source: &Source,
+) -> Result<SourceFiles, SourceError> {
+    let url = source_table_url(source)?;
+    let store = state
+        .runtime_env()
+        .object_store(&url)
+        .map_err(|e| unreadable(source, e))?;
+    let mut files: Vec<ObjectMeta> = url
+        .list_all_files(state, store.as_ref(), &source.extension)
+        .await
+        .map_err(|e| unreadable(source, e))?
+        .try_collect()
+        .await
+        .map_err(|e| unreadable(source, e))?;
+    files.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(SourceFiles { url, store, files })
+}
+
 /// A file of the source as a user would write it: a local path, or the store's URL.
-fn shown(url: &ListingTableUrl, file: &object_store::path::Path) -> String {
+pub(super) fn shown(url: &ListingTableUrl, file: &object_store::path::Path) -> String {
     let store = url.object_store();
     match store.as_str().trim_end_matches('/') {
         "file:" => format!("/{file}"),

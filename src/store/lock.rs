@@ -3,8 +3,10 @@
 //! same date is refused ("in progress"), a run of another date waits its turn, so history is
 //! always built from one run after another.
 //!
-//! On a local disk the lock is a file created exclusively; a lock left by a process that is
-//! gone is taken over. On an object store it is an object created with `If-None-Match: *`
+//! On a local disk the lock is the file `.lock` under an exclusive `flock`, which the kernel
+//! releases however the holder ends: a killed run's lock is free at once, and two runs that
+//! find it free never both take it (the file names its holder, for the message of a run that
+//! finds it taken). On an object store it is an object created with `If-None-Match: *`
 //! holding a lease that the run renews with `If-Match`; a lock whose lease ran out (or whose
 //! process on this host is gone) is taken over with `If-Match`, so two runs never both take it.
 
@@ -90,6 +92,8 @@ fn process_alive(pid: u32) -> bool {
 #[derive(Debug)]
 pub(crate) struct PipelineLock {
     file: Folder,
+    /// The locked file of a local lock: closing it releases the lock.
+    local: Option<std::fs::File>,
     /// The lease renewer of an object-store lock.
     lease: Option<Lease>,
 }
@@ -101,6 +105,14 @@ struct Lease {
     renewer: tokio::task::JoinHandle<()>,
 }
 
+/// Who holds a lock another run wants.
+#[derive(Debug)]
+enum Taken {
+    By(Holder),
+    /// Its holder is still writing its name.
+    Unnamed,
+}
+
 impl PipelineLock {
     pub(super) async fn acquire(
         root: &Folder,
@@ -110,27 +122,36 @@ impl PipelineLock {
         let file = root.join(".lock");
         let mut announced = false;
         loop {
-            let holder = match file.local_path() {
-                Some(path) => try_local(path, run_id, date)?,
+            let taken = match file.local_path() {
+                Some(path) => match try_local(path, run_id, date)? {
+                    Ok(locked) => {
+                        return Ok(Self {
+                            file,
+                            local: Some(locked),
+                            lease: None,
+                        });
+                    }
+                    Err(taken) => taken,
+                },
                 None => match try_remote(&file, run_id, date).await? {
                     Ok(lease) => {
                         return Ok(Self {
                             file,
+                            local: None,
                             lease: Some(lease),
                         });
                     }
-                    Err(holder) => Some(holder),
+                    Err(holder) => Taken::By(holder),
                 },
             };
-            let Some(holder) = holder else {
-                return Ok(Self { file, lease: None });
-            };
-            if holder.run_date == date {
-                return Err(holder.in_progress(&file));
-            }
-            if !announced {
-                tracing::info!(other_date = %holder.run_date, other_run = %holder.run_id, "waiting for another run of this pipeline to finish");
-                announced = true;
+            if let Taken::By(holder) = &taken {
+                if holder.run_date == date {
+                    return Err(holder.in_progress(&file));
+                }
+                if !announced {
+                    tracing::info!(other_date = %holder.run_date, other_run = %holder.run_id, "waiting for another run of this pipeline to finish");
+                    announced = true;
+                }
             }
             tokio::time::sleep(POLL).await;
         }
@@ -161,7 +182,9 @@ impl PipelineLock {
 
 impl Drop for PipelineLock {
     fn drop(&mut self) {
-        if let Some(path) = self.file.local_path() {
+        // The file is removed while still locked, then closed: a run that opened it meanwhile
+        // and locks it next finds it no longer named `.lock`, and opens the new one.
+        if let (Some(path), Some(_)) = (self.file.local_path(), &self.local) {
             let _ = std::fs::remove_file(path);
         }
         if let Some(lease) = &self.lease {
@@ -171,47 +194,54 @@ impl Drop for PipelineLock {
     }
 }
 
-/// Takes a local lock file; returns the live holder when another run has it.
+/// Takes a local lock: the file `path` locked (and naming this run), or who holds it.
 fn try_local(
     path: &std::path::Path,
     run_id: &str,
     date: NaiveDate,
-) -> Result<Option<Holder>, StoreError> {
-    use std::io::Write;
+) -> Result<Result<std::fs::File, Taken>, StoreError> {
+    use std::io::{Read, Seek, Write};
     let parent = path.parent().expect("the lock is in the pipeline's folder");
     std::fs::create_dir_all(parent).map_err(StoreError::io(parent, "creating the folder"))?;
-    match std::fs::OpenOptions::new()
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(false)
         .open(path)
-    {
-        Ok(mut file) => {
+        .map_err(StoreError::io(path, "opening the run lock"))?;
+    match file.try_lock() {
+        // The run that held it removed it between our open and our lock: open the new one.
+        Ok(()) if !same_file(&file, path) => try_local(path, run_id, date),
+        Ok(()) => {
             let holder = Holder::new(run_id, date, false);
             let text = serde_json::to_string(&holder).expect("lock info serializes");
-            file.write_all(text.as_bytes())
+            (file.set_len(0))
+                .and_then(|()| file.rewind())
+                .and_then(|()| file.write_all(text.as_bytes()))
                 .map_err(StoreError::io(path, "writing the run lock"))?;
-            Ok(None)
+            Ok(Ok(file))
         }
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-            let holder: Option<Holder> = std::fs::read_to_string(path)
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok());
-            let written_just_now = std::fs::metadata(path)
-                .and_then(|m| m.modified())
-                .is_ok_and(|at| at.elapsed().unwrap_or_default() < Duration::from_secs(5));
-            match holder {
-                Some(holder) if !holder.is_gone() => Ok(Some(holder)),
-                // Being written by a run that just took it: wait for it like for another date.
-                None if written_just_now => Ok(Some(Holder::new("?", NaiveDate::MIN, false))),
-                // The holder died (or the file is being written, or is garbage): take it over
-                // by removing it; the next attempt creates it exclusively again.
-                _ => {
-                    let _ = std::fs::remove_file(path);
-                    try_local(path, run_id, date)
-                }
-            }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let named = file.read_to_string(&mut text).is_ok();
+            Ok(Err(match serde_json::from_str(&text) {
+                Ok(holder) if named => Taken::By(holder),
+                _ => Taken::Unnamed,
+            }))
         }
-        Err(err) => Err(StoreError::io(path, "creating the run lock")(err)),
+        Err(std::fs::TryLockError::Error(err)) => {
+            Err(StoreError::io(path, "locking the run lock")(err))
+        }
+    }
+}
+
+/// Whether `path` still names the file `file` has open.
+fn same_file(file: &std::fs::File, path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(held), Ok(named)) => held.dev() == named.dev() && held.ino() == named.ino(),
+        _ => false,
     }
 }
 
@@ -308,5 +338,72 @@ impl Lease {
             lost,
             renewer,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// Runs racing for a lock, the first of each round finding a killed run's file: at every
+    /// moment one at most holds it, and each gets it in turn.
+    #[test]
+    fn one_run_holds_the_lock_at_a_time_even_taking_over_a_killed_runs() {
+        let temp = tempfile::tempdir().unwrap();
+        let root = Folder::local(temp.path());
+        let path = temp.path().join(".lock");
+        let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let holding = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        for _ in 0..200 {
+            let killed = Holder::new("killed", date, false);
+            std::fs::write(&path, serde_json::to_string(&killed).unwrap()).unwrap();
+            std::thread::scope(|scope| {
+                for run in 0..4 {
+                    let (root, path, holding, most) = (&root, &path, &holding, &most);
+                    scope.spawn(move || {
+                        let run_id = format!("run-{run}");
+                        let locked = loop {
+                            match try_local(path, &run_id, date).unwrap() {
+                                Ok(locked) => break locked,
+                                Err(_) => std::thread::yield_now(),
+                            }
+                        };
+                        let lock = PipelineLock {
+                            file: root.join(".lock"),
+                            local: Some(locked),
+                            lease: None,
+                        };
+                        let now = holding.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        let named: Holder =
+                            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+                        assert_eq!(named.run_id, run_id);
+                        std::thread::sleep(Duration::from_millis(1));
+                        holding.fetch_sub(1, Ordering::SeqCst);
+                        drop(lock);
+                    });
+                }
+            });
+            assert!(!path.exists(), "the last run removed its lock");
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 1);
+    }
+
+    /// A run that finds the lock held learns who holds it from the file.
+    #[test]
+    fn a_held_lock_names_its_run() {
+        let temp = tempfile::tempdir().unwrap();
+        let path = temp.path().join(".lock");
+        let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let held = try_local(&path, "first", date).unwrap().unwrap();
+        match try_local(&path, "second", date).unwrap() {
+            Err(Taken::By(holder)) => assert_eq!(holder.run_id, "first"),
+            _ => panic!("the lock was taken twice"),
+        }
+        drop(held);
+        assert!(try_local(&path, "second", date).unwrap().is_ok());
     }
 }

@@ -30,6 +30,7 @@
 //! pointer can finish reading, and failed attempts do not pile up. The lock is an
 //! object created with `If-None-Match: *`, renewed with `If-Match` while the run lasts (a
 //! lease); a lock whose lease ran out, or whose process on this host is gone, is taken over.
+//! On a local disk the lock is a file under `flock`, free as soon as its holder ends.
 
 mod encode;
 mod local;
@@ -126,7 +127,7 @@ impl std::fmt::Display for InProgress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "another run of this pipeline for {} is in progress (run {}, pid {} on {}, started {}); wait for it, or delete {} if that process is gone",
+            "another run of this pipeline for {} is in progress (run {}, pid {} on {}, started {}, lock {}); wait for it to end: a lock whose process is gone is taken over by the next run (on an object store once its lease of a minute has run out)",
             self.run_date, self.run_id, self.pid, self.host, self.started_at, self.lock
         )
     }

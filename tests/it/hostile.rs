@@ -773,3 +773,71 @@ fn a_json_file_whose_lines_omit_a_declared_key_reads_it_as_null() {
     );
     p.ok(&["run", MINI, "--date", "2026-11-20"]);
 }
+
+/// Customers past the first MiB that a source's check reads, the line after the header
+/// numbered `bad` (counted as an editor counts) written by `line`.
+fn many_customers(p: &Project, header: &str, bad: usize, line: &str) {
+    let mut text = format!("{header}\n");
+    for id in 1..60_000 {
+        if id + 1 == bad {
+            text.push_str(line);
+        } else {
+            text.push_str(&format!("{id},c{id}@example.com,2026-01-05,GB,{}", id % 7));
+        }
+        text.push('\n');
+    }
+    p.write("data/customers.csv", &text);
+}
+
+#[test]
+fn a_bad_csv_value_past_the_checked_lines_blocks_the_run_naming_file_line_and_column() {
+    let p = Project::mini();
+    let header = "customer_id,email,signup_date,country,visits";
+    many_customers(&p, header, 2, "1,c1@example.com,2026-01-05,GB,0");
+    p.ok(&["run", MINI, "--date", "2026-11-20"]);
+    let published = p.read("out/mini/runs/run_date=2026-11-20/manifest.json");
+
+    // A date that is not one, 2 MB into the file.
+    many_customers(&p, header, 50_001, "50000,x@example.com,yesterday,GB,1");
+    let err = p.fails(&["run", MINI, "--date", "2026-11-20"], 3);
+    assert!(
+        err.contains("source customers does not match its column contract")
+            && err.contains("data/customers.csv, line 50001: column signup_date: the contract says date, the line holds something else"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("yesterday") && !err.contains("x@example.com"),
+        "{err}"
+    );
+    assert_eq!(
+        p.read("out/mini/runs/run_date=2026-11-20/manifest.json"),
+        published
+    );
+
+    // A line with a field too many.
+    many_customers(
+        &p,
+        header,
+        40_000,
+        "39999,y@example.com,2026-01-05,GB,1,extra",
+    );
+    let err = p.fails(&["run", MINI, "--date", "2026-11-20"], 3);
+    assert!(
+        err.contains("data/customers.csv, line 40000: not the 5 fields of the file's other lines"),
+        "{err}"
+    );
+
+    // An undeclared column read as a number from the first lines, and text further down.
+    p.edit(
+        "sql/mini/active.sql",
+        "where signup_date",
+        "where visits >= 0 and signup_date",
+    );
+    many_customers(&p, header, 45_000, "44999,z@example.com,2026-01-05,GB,n/a");
+    let err = p.fails(&["run", MINI, "--date", "2026-11-20"], 3);
+    assert!(
+        err.contains("data/customers.csv, line 45000: column visits, not in the contract, was read as int from the file's first lines"),
+        "{err}"
+    );
+    assert!(!err.contains("n/a"), "{err}");
+}
