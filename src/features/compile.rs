@@ -150,6 +150,7 @@ fn compile_one(
         at: at(c, &[]),
         key_at: at(c, &["key"]),
         time_at: at(c, &["time"]),
+        clock: super::Clock::Naive,
     })
 }
 

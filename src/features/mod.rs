@@ -34,7 +34,9 @@
 mod compile;
 mod state;
 
-use chrono::{Days, NaiveDate};
+use chrono::{Days, NaiveDate, TimeZone};
+use datafusion::arrow::array::timezone::Tz;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 
 pub(crate) use compile::compile;
 pub use state::FeatureMaintenance;
@@ -65,6 +67,63 @@ pub(crate) struct Feature {
     /// Where `key` and `time` are declared.
     pub(crate) key_at: Location,
     pub(crate) time_at: Location,
+    /// When a day starts for the time column: known once the source is read.
+    pub(crate) clock: Clock,
+}
+
+/// When a day starts for a feature's time column. A day's events are those whose time falls
+/// on that date as the column shows it: for a column of instants with a time zone, the date
+/// in that zone, from the first instant of the day there — not midnight where a change of
+/// daylight saving time skips it (America/Santiago, Cairo, Havana, …).
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Clock {
+    /// Timestamps without a zone, or dates: a day starts at its midnight.
+    #[default]
+    Naive,
+    /// Timestamps of this type, whose zone is `zone`.
+    Zoned { zone: Tz, data_type: DataType },
+}
+
+impl Clock {
+    /// The clock of a time column of type `data_type`.
+    pub(crate) fn of(data_type: &DataType) -> Self {
+        match data_type {
+            DataType::Timestamp(_, Some(zone)) => match zone.parse::<Tz>() {
+                Ok(zone) => Clock::Zoned {
+                    zone,
+                    data_type: data_type.clone(),
+                },
+                Err(_) => Clock::Naive,
+            },
+            _ => Clock::Naive,
+        }
+    }
+
+    /// The start of day `date`, as SQL of the time column's type.
+    fn start_of(&self, date: NaiveDate) -> String {
+        let Clock::Zoned { zone, data_type } = self else {
+            return format!("CAST(DATE '{date}' AS TIMESTAMP)");
+        };
+        let midnight = date.and_time(chrono::NaiveTime::MIN);
+        // The first local time of the day that exists (a DST change may skip midnight, or a
+        // whole day), its earliest instant where a change back repeats it.
+        let first = (0..=2 * 24 * 4)
+            .map(|quarter| midnight + chrono::Duration::minutes(15 * quarter))
+            .find_map(|local| zone.from_local_datetime(&local).earliest())
+            .map_or(midnight.and_utc(), |start| {
+                start.with_timezone(&chrono::Utc)
+            });
+        let value = match data_type {
+            DataType::Timestamp(TimeUnit::Second, _) => Some(first.timestamp()),
+            DataType::Timestamp(TimeUnit::Millisecond, _) => Some(first.timestamp_millis()),
+            DataType::Timestamp(TimeUnit::Microsecond, _) => Some(first.timestamp_micros()),
+            _ => first.timestamp_nanos_opt(),
+        };
+        format!(
+            "arrow_cast(CAST({} AS BIGINT), '{data_type}')",
+            value.unwrap_or(i64::MAX)
+        )
+    }
 }
 
 /// A SQL expression from the pipeline file, with where it is written.
@@ -165,14 +224,15 @@ impl Aggregate {
     }
 
     /// Which days' partials of this aggregate a state keeps, among the days from `oldest` to
-    /// `newest` days before the run date (SQL `run_date`): those a later run takes away from a
+    /// `newest` days before the run date (`window_start` gives a window's first moment): those
+    /// a later run takes away from a
     /// total when they leave the aggregate's longest window, i.e. the days still inside it. A
     /// later run never takes a `max` or `min` away (it takes the greatest or least of its total
     /// and the new days').
-    fn kept(&self, oldest: u32, newest: u32, run_date: &str) -> Kept {
+    fn kept(&self, oldest: u32, newest: u32, window_start: &dyn Fn(u32) -> String) -> Kept {
         match self.longest_window() {
             Some(window) if oldest < window => Kept::All,
-            Some(window) if newest < window => Kept::Since(window_start(run_date, window)),
+            Some(window) if newest < window => Kept::Since(window_start(window)),
             _ => Kept::None,
         }
     }
@@ -213,18 +273,14 @@ enum Kept {
     Since(String),
 }
 
-/// The start of the first day of a window of `days` days ending on `run_date` (SQL of a date).
-fn window_start(run_date: &str, days: u32) -> String {
-    format!("CAST({run_date} - {} AS TIMESTAMP)", days - 1)
-}
-
 fn date_literal(date: NaiveDate) -> String {
     format!("DATE '{date}'")
 }
 
-/// The start of day `date`, as a timestamp literal.
-fn start_of(date: NaiveDate) -> String {
-    format!("CAST(DATE '{date}' AS TIMESTAMP)")
+/// The start of the first day of a window of `days` days ending on `$run_date`, as the query
+/// a plan shows (a run's own queries name the day: [`Feature::window_start`]).
+fn symbolic_window_start(days: u32) -> String {
+    format!("CAST($run_date - {} AS TIMESTAMP)", days - 1)
 }
 
 impl Feature {
@@ -251,6 +307,23 @@ impl Feature {
         idents(&self.key)
     }
 
+    /// The feature with the clock of its time column as its source is read.
+    pub(crate) async fn with_clock(&self, ctx: &datafusion::prelude::SessionContext) -> Self {
+        let mut feature = self.clone();
+        if let Ok(table) = ctx.table_provider(self.source.as_str()).await
+            && let Ok(field) = table.schema().field_with_name(&self.time)
+        {
+            feature.clock = Clock::of(field.data_type());
+        }
+        feature
+    }
+
+    /// The start of the first day of a window of `days` days ending on `date`.
+    fn window_start(&self, date: NaiveDate, days: u32) -> String {
+        let first = date - Days::new(u64::from(days.max(1)) - 1);
+        self.clock.start_of(first)
+    }
+
     /// Events that count: those with a time that meet the feature's own condition. A NULL key
     /// is a key like any other (`GROUP BY` puts NULLs together), e.g. a message tied to no offer.
     fn event_filter(&self) -> String {
@@ -266,10 +339,10 @@ impl Feature {
         let time = ident(&self.time);
         let mut parts = vec![format!(
             "{time} < {}",
-            start_of(to.succ_opt().unwrap_or(to))
+            self.clock.start_of(to.succ_opt().unwrap_or(to))
         )];
         if let Some(from) = from {
-            parts.push(format!("{time} >= {}", start_of(from)));
+            parts.push(format!("{time} >= {}", self.clock.start_of(from)));
         }
         if self.year_month_partitions {
             let month = |d: NaiveDate| {
@@ -301,9 +374,11 @@ impl Feature {
     /// Totals as of `date` from the events themselves: the whole computation in one query.
     /// `date` None writes `$run_date` (the feature as a query, for tests and `explain`).
     fn totals_from_events(&self, date: Option<NaiveDate>) -> String {
-        let run_date = date.map_or("$run_date".to_string(), date_literal);
         let longest = self.longest_window();
-        let since = |w: u32| window_start(&run_date, w);
+        let since = |w: u32| match date {
+            Some(date) => self.window_start(date, w),
+            None => symbolic_window_start(w),
+        };
         let time = ident(&self.time);
         let mut select = vec![self.keys()];
         for (aggregate, column, window) in self.total_columns() {
@@ -370,14 +445,14 @@ impl Feature {
     /// the example's days older than 90 days keep their purchases, 2% of their events.
     fn state_partials(&self, from: NaiveDate, to: NaiveDate, date: NaiveDate) -> String {
         let back = |day: NaiveDate| u32::try_from((date - day).num_days()).unwrap_or(0);
-        let kept = self.kept(back(from), back(to), &date_literal(date));
+        let kept = self.kept(back(from), back(to), &|w| self.window_start(date, w));
         self.partials_of(&self.events_between(Some(from), to), Some(&kept))
     }
 
     /// [`Aggregate::kept`] of every aggregate.
-    fn kept(&self, oldest: u32, newest: u32, run_date: &str) -> Vec<Kept> {
+    fn kept(&self, oldest: u32, newest: u32, window_start: &dyn Fn(u32) -> String) -> Vec<Kept> {
         (self.aggregates.iter())
-            .map(|a| a.kept(oldest, newest, run_date))
+            .map(|a| a.kept(oldest, newest, window_start))
             .collect()
     }
 
@@ -389,7 +464,7 @@ impl Feature {
         if longest == 0 {
             return None;
         }
-        let kept = self.kept(longest - 1, 0, "$run_date");
+        let kept = self.kept(longest - 1, 0, &symbolic_window_start);
         Some(format!(
             "-- feature {}: its per-day partials over the longest window ({longest} days)\n{}",
             self.name,
@@ -404,7 +479,7 @@ impl Feature {
             "{time} < CAST($run_date + INTERVAL '1 day' AS TIMESTAMP)"
         )];
         if let Some(days) = days {
-            filter.push(format!("{time} >= {}", window_start("$run_date", days)));
+            filter.push(format!("{time} >= {}", symbolic_window_start(days)));
         }
         filter.push(self.event_filter());
         format!(
@@ -460,5 +535,40 @@ impl Feature {
             select.join(", "),
             self.keys(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_day_starts_at_its_first_instant_in_the_time_columns_zone() {
+        let day = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        let zoned = |unit, zone: &str| Clock::of(&DataType::Timestamp(unit, Some(zone.into())));
+        let santiago = zoned(TimeUnit::Microsecond, "America/Santiago");
+        // Chile skips 2026-09-06 00:00-00:59: the day starts at 01:00 (-03), 04:00 UTC.
+        assert_eq!(
+            santiago.start_of(day("2026-09-06")),
+            format!(
+                "arrow_cast(CAST(1788667200000000 AS BIGINT), '{}')",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("America/Santiago".into()))
+            )
+        );
+        // The next day starts at its midnight, 03:00 UTC.
+        assert!(
+            (santiago.start_of(day("2026-09-07"))).contains("CAST(1788750000000000 AS BIGINT)")
+        );
+        let seconds = zoned(TimeUnit::Second, "+02:00");
+        assert!(
+            seconds
+                .start_of(day("1970-01-02"))
+                .contains("CAST(79200 AS BIGINT)")
+        );
+        let naive = Clock::of(&DataType::Timestamp(TimeUnit::Microsecond, None));
+        assert_eq!(
+            naive.start_of(day("2026-09-06")),
+            "CAST(DATE '2026-09-06' AS TIMESTAMP)"
+        );
     }
 }

@@ -130,6 +130,7 @@ pub(crate) async fn run(
     inputs: &Inputs<'_>,
 ) -> Result<FeatureRun, FeatureError> {
     check_plan(inputs.ctx, feature, inputs.params).await?;
+    let feature = &feature.with_clock(inputs.ctx).await;
     let date = inputs.params.run_date();
     let definition = definition(feature, inputs.params);
     let state = inputs.dirs.run_dir.join(&state_dir(feature));

@@ -841,3 +841,36 @@ fn a_bad_csv_value_past_the_checked_lines_blocks_the_run_naming_file_line_and_co
     );
     assert!(!err.contains("n/a"), "{err}");
 }
+
+/// Events at instants shown in America/Santiago, which skips 2026-09-06 00:00-00:59: a day
+/// there starts at 01:00 (04:00 UTC), and a 7-day window ending on 2026-09-12 starts then.
+#[test]
+fn a_feature_over_zoned_times_counts_local_days_across_a_skipped_midnight() {
+    let p = Project::mini();
+    let dir = p.path("data/events");
+    crate::support::python(&format!(
+        "import os, datetime as dt, pyarrow as pa, pyarrow.parquet as pq\n\
+         os.makedirs({dir:?})\n\
+         utc = dt.timezone.utc\n\
+         # 1: 01:30 on the 6th there; 2: 23:30 on the 5th; 3: 23:30 on the 12th; 4: 00:30 on the 13th\n\
+         times = [dt.datetime(2026, 9, 6, 4, 30, tzinfo=utc), dt.datetime(2026, 9, 6, 3, 30, tzinfo=utc), dt.datetime(2026, 9, 13, 2, 30, tzinfo=utc), dt.datetime(2026, 9, 13, 3, 30, tzinfo=utc)]\n\
+         t = pa.table({{'customer_id': pa.array([1, 2, 3, 4], pa.int64()), 'event_time': pa.array(times, pa.timestamp('us', tz='America/Santiago'))}})\n\
+         pq.write_table(t, os.path.join({dir:?}, 'e.parquet'))\n"
+    ));
+    p.edit(
+        MINI,
+        "models:",
+        "  events: { uri: data/events/, format: parquet, columns: { customer_id: int, event_time: timestamp } }\nfeatures:\n  visits: { from: events, key: customer_id, time: event_time, windows: [7], publish: true, aggregates: { seen: { count: \"*\" } } }\nmodels:",
+    );
+    let seen = |date: &str| {
+        p.duckdb(
+            "mini",
+            &format!("select customer_id, seen_7d from read_parquet('{{out}}/runs/run_date={date}/models/visits/*.parquet') order by 1"),
+        )
+    };
+    p.ok(&["run", MINI, "--date", "2026-09-12"]);
+    assert_eq!(seen("2026-09-12"), [r#"["1", "1"]"#, r#"["3", "1"]"#]);
+    // The next day's run, from the state: the 6th left the window, the 13th came in.
+    p.ok(&["run", MINI, "--date", "2026-09-13"]);
+    assert_eq!(seen("2026-09-13"), [r#"["3", "1"]"#, r#"["4", "1"]"#]);
+}
