@@ -114,7 +114,7 @@ fn compile_one(
             aggregates.push(a);
         }
     }
-    check_column_names(c, &field, at(c, &["aggregates"]), &key, &aggregates);
+    check_column_names(c, &field, &at, &key, &aggregates);
     if c.problem_count() > before {
         return None;
     }
@@ -387,7 +387,7 @@ fn kind(
 fn check_column_names(
     c: &mut Compiler,
     field: &str,
-    at: crate::location::Location,
+    at: &impl Fn(&Compiler, &[&str]) -> crate::location::Location,
     key: &[String],
     aggregates: &[Aggregate],
 ) {
@@ -396,7 +396,7 @@ fn check_column_names(
     for name in key {
         if [super::DAY, super::ROWS].contains(&name.as_str()) {
             c.problem_at(
-                at.clone(),
+                at(c, &["key"]),
                 format!("{field}.key: {name} is a name the feature's per-day state uses for itself; read the key under another name (a model can rename it)"),
             );
         }
@@ -405,7 +405,7 @@ fn check_column_names(
         let name = &aggregate.name;
         if [super::DAY, super::ROWS].contains(&name.as_str()) || key.contains(name) {
             c.problem_at(
-                at.clone(),
+                at(c, &["aggregates", name]),
                 format!("{field}.aggregates.{name}: the feature's per-day state has a column {name} already (its day, or a key column); rename the aggregate"),
             );
         }
@@ -415,7 +415,7 @@ fn check_column_names(
         for (column, _) in aggregate.columns() {
             if seen.contains(&column) {
                 c.problem_at(
-                    at.clone(),
+                    at(c, &["aggregates", &aggregate.name]),
                     format!(
                         "{field}.aggregates.{}: makes column {column}, which another aggregate or the key already makes; rename one",
                         aggregate.name

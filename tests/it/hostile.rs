@@ -755,6 +755,14 @@ fn feature_names_its_per_day_state_uses_are_refused_at_validate() {
             && err.contains("features.f.aggregates.event_type: the feature's per-day state has a column event_type already"),
         "{err}"
     );
+    // Each error points at its own aggregate.
+    let at = |name: &str| {
+        let line = err.lines().find(|l| l.contains(name)).unwrap();
+        line.split(": ")
+            .find(|part| part.starts_with("pipelines/mini.yaml:"))
+            .map(str::to_string)
+    };
+    assert_ne!(at("aggregates.day:"), at("aggregates.event_type:"), "{err}");
 }
 
 #[test]
