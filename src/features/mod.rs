@@ -349,6 +349,15 @@ impl Feature {
                 use chrono::Datelike;
                 d.year() * 100 + d.month() as i32
             };
+            // Partitions of zoned times may be cut by UTC months, or by the zone's: a day
+            // more on each side covers both.
+            let (from, to) = match self.clock {
+                Clock::Naive => (from, to),
+                Clock::Zoned { .. } => (
+                    from.map(|d| d.pred_opt().unwrap_or(d)),
+                    to.succ_opt().unwrap_or(to),
+                ),
+            };
             let upper = format!("\"year\" * 100 + \"month\" <= {}", month(to));
             parts.push(match from {
                 Some(from) => format!("{upper} AND \"year\" * 100 + \"month\" >= {}", month(from)),

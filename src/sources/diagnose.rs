@@ -7,23 +7,25 @@
 //! from its start with the same parser and schema (only the failing column, when the error
 //! names one), to say which file, line and column hold it — never the value.
 
+use std::sync::Arc;
+
 use datafusion::arrow::csv::ReaderBuilder;
-use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
-use object_store::{ObjectMeta, ObjectStoreExt};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
 use super::register::{SourceFiles, shown, source_files};
 use super::{Source, SourceError};
 use crate::spec::Format;
 
-/// What a CSV value the parser refused looks like in an error's message, and the file column
-/// it names (counted from 0), when it names one.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// What a CSV value the parser refused looks like in an error's message.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum CsvFault {
-    /// A value that is not of its column's type.
-    Value { column: usize },
+    /// A value that does not read as its column's type: the file's column (counted from 0),
+    /// and the type as arrow names it (`Int64`, `Date32`; `None` for any timestamp).
+    Value { column: usize, kind: Option<String> },
     /// A line with too many or too few fields, or text that is not UTF-8.
     Line,
 }
@@ -31,11 +33,15 @@ pub(crate) enum CsvFault {
 impl CsvFault {
     /// The fault an error's message reports, if it is one of a CSV file's lines.
     pub(crate) fn of(message: &str) -> Option<Self> {
-        const VALUE: &str = "Error while parsing value ";
-        if let Some(at) = message.find(VALUE) {
+        if let Some(at) = message.find("Error while parsing value ") {
             let rest = &message[at..];
             let column = number_after(rest, " for column ")?;
-            return Some(CsvFault::Value { column });
+            let kind = text_after(rest, " as type '", '\'');
+            return Some(CsvFault::Value { column, kind });
+        }
+        // Timestamps say it their own way.
+        if let Some(column) = number_after(message, "Error parsing column ") {
+            return Some(CsvFault::Value { column, kind: None });
         }
         let line = [
             "incorrect number of fields for line",
@@ -44,6 +50,20 @@ impl CsvFault {
         line.iter()
             .any(|m| message.contains(m))
             .then_some(CsvFault::Line)
+    }
+
+    /// Whether a column of type `data_type` at `column` can have caused this fault.
+    fn fits(&self, schema: &Schema) -> bool {
+        match self {
+            CsvFault::Line => true,
+            CsvFault::Value { column, kind } => match schema.fields().get(*column) {
+                Some(field) => match kind {
+                    Some(kind) => field.data_type().to_string() == *kind,
+                    None => matches!(field.data_type(), DataType::Timestamp(..)),
+                },
+                None => false,
+            },
+        }
     }
 }
 
@@ -55,6 +75,13 @@ fn number_after(text: &str, marker: &str) -> Option<usize> {
         .take_while(char::is_ascii_digit)
         .collect();
     digits.parse().ok()
+}
+
+/// The text after the first `marker` in `text`, up to `end`.
+fn text_after(text: &str, marker: &str, end: char) -> Option<String> {
+    let start = text.find(marker)? + marker.len();
+    let length = text[start..].find(end)?;
+    Some(text[start..start + length].to_string())
 }
 
 /// The first line of the CSV `sources` that `fault` can be, as the source's contract broken
@@ -78,40 +105,59 @@ pub(crate) async fn find_csv_fault<'a>(
             .filter(|f| !partitions.iter().any(|(name, _)| name == f.name()))
             .cloned()
             .collect::<Vec<_>>();
-        let schema = SchemaRef::new(Schema::new(fields));
-        if matches!(fault, CsvFault::Value { column } if column >= schema.fields().len()) {
+        let schema = Schema::new(fields);
+        if !fault.fits(&schema) {
             continue;
         }
         let Ok(SourceFiles { url, store, files }) = source_files(&state, source).await else {
             continue;
         };
         for file in &files {
-            let Some(problem) = first_fault(source, &schema, &store, file, fault).await else {
+            let Some((record, problem)) = first_fault(source, &schema, &store, file, &fault).await
+            else {
                 continue;
             };
+            let line = record_line(source, &store, file, record).await?;
             return Some(SourceError::Contract {
                 at: source.at.clone(),
                 name: source.name.clone(),
-                differences: vec![format!("file {}, {problem}", shown(&url, &file.location))],
+                differences: vec![format!(
+                    "file {}, line {line}: {problem}",
+                    shown(&url, &file.location)
+                )],
             });
         }
     }
     None
 }
 
-/// The first line of `file` showing `fault`, said without its values.
+/// The first record of `file` showing `fault` (counted from 1, the header included), and what
+/// is wrong with it, said without its values. A value is looked for in its column only; a
+/// line's fields are read as text, so that only their number or encoding can fail.
 async fn first_fault(
     source: &Source,
-    schema: &SchemaRef,
-    store: &std::sync::Arc<dyn object_store::ObjectStore>,
+    schema: &Schema,
+    store: &Arc<dyn ObjectStore>,
     file: &ObjectMeta,
-    fault: CsvFault,
-) -> Option<String> {
-    let mut builder = ReaderBuilder::new(schema.clone())
+    fault: &CsvFault,
+) -> Option<(u64, String)> {
+    let as_text = || {
+        let fields = schema.fields().iter();
+        Schema::new(
+            fields
+                .map(|f| Field::new(f.name(), DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (read, projection) = match fault {
+        CsvFault::Value { column, .. } => (schema.clone(), Some(vec![*column])),
+        CsvFault::Line => (as_text(), None),
+    };
+    let mut builder = ReaderBuilder::new(SchemaRef::new(read))
         .with_header(source.header)
         .with_delimiter(source.delimiter);
-    if let CsvFault::Value { column } = fault {
-        builder = builder.with_projection(vec![column]);
+    if let Some(projection) = projection {
+        builder = builder.with_projection(projection);
     }
     let mut decoder = builder.build_decoder();
     let mut stream = store.get(&file.location).await.ok()?.into_stream();
@@ -139,33 +185,105 @@ async fn first_fault(
     }
 }
 
-/// Where arrow's message says the file broke, counted as an editor counts lines (arrow counts
-/// a value's line from 0, a line's fields from 1), with the column's name and declared type.
-fn describe(schema: &SchemaRef, source: &Source, message: &str) -> Option<String> {
-    if let Some(column) = number_after(message, " for column ") {
-        let line = number_after(message, " at line ")? + 1;
+/// Which record arrow's message says broke (counted from 1, the header included: arrow counts
+/// a value's line from 0 and a line's from 1, both in records), and what is wrong with it.
+fn describe(schema: &Schema, source: &Source, message: &str) -> Option<(u64, String)> {
+    let value = number_after(message, " for column ")
+        .zip(number_after(message, " at line "))
+        .or_else(|| {
+            number_after(message, "Error parsing column ").zip(number_after(message, " at line "))
+        });
+    if let Some((column, line)) = value {
         let field = schema.fields().get(column)?;
         let name = field.name();
-        return Some(match source.contract.get(name) {
+        let problem = match source.contract.get(name) {
             Some(declared) => format!(
-                "line {line}: column {name}: the contract says {}, the line holds something else",
+                "column {name}: the contract says {}, the line holds something else",
                 format!("{declared:?}").to_lowercase()
             ),
             None => format!(
-                "line {line}: column {name}, not in the contract, was read as {} from the file's first lines, and the line holds something else; declare it under `columns:` with the type it holds",
+                "column {name}, not in the contract, was read as {} from the file's first lines, and the line holds something else; declare it under `columns:` with the type it holds",
                 type_name(field.data_type())
             ),
-        });
+        };
+        return Some((line as u64 + 1, problem));
     }
-    let line = number_after(message, "for line ")?;
+    let record = number_after(message, "for line ")? as u64;
     Some(if message.contains("invalid UTF-8") {
-        format!("line {line}: text that is not UTF-8")
+        (record, "text that is not UTF-8".to_string())
     } else {
-        format!(
-            "line {line}: not the {} fields of the file's other lines",
-            schema.fields().len()
+        let fields = schema.fields().len();
+        (
+            record,
+            format!("not the {fields} fields of the file's other lines"),
         )
     })
+}
+
+/// The line (as an editor counts them, from 1) where record `record` (counted from 1) of
+/// `file` starts: records and lines differ where a blank line is skipped or a quoted value
+/// spans lines. Read with the CSV parser arrow uses, configured as it is.
+async fn record_line(
+    source: &Source,
+    store: &Arc<dyn ObjectStore>,
+    file: &ObjectMeta,
+    record: u64,
+) -> Option<u64> {
+    use csv_core::ReadRecordResult;
+    let mut reader = csv_core::ReaderBuilder::new()
+        .delimiter(source.delimiter)
+        .build();
+    let mut stream = store.get(&file.location).await.ok()?.into_stream();
+    let (mut fields, mut ends) = (vec![0u8; 1 << 12], vec![0usize; 64]);
+    let (mut written, mut ended) = (0, 0);
+    let newlines = |bytes: &[u8]| bytes.iter().filter(|b| **b == b'\n').count() as u64;
+    // Line breaks read so far; records read; the line where the one being read starts.
+    let (mut lines, mut records, mut start) = (0u64, 0u64, None::<u64>);
+    let mut finished = false;
+    while !finished {
+        let chunk = match stream.next().await {
+            Some(chunk) => chunk.ok()?,
+            None => {
+                finished = true;
+                Default::default()
+            }
+        };
+        let mut input: &[u8] = &chunk;
+        loop {
+            if start.is_none() {
+                // Line breaks before a record are skipped: it starts at its first other byte.
+                let blank = input
+                    .iter()
+                    .take_while(|b| matches!(b, b'\r' | b'\n'))
+                    .count();
+                if blank < input.len() {
+                    start = Some(1 + lines + newlines(&input[..blank]));
+                }
+            }
+            let (result, read, wrote, ends_wrote) =
+                reader.read_record(input, &mut fields[written..], &mut ends[ended..]);
+            lines += newlines(&input[..read]);
+            input = &input[read..];
+            (written, ended) = (written + wrote, ended + ends_wrote);
+            match result {
+                ReadRecordResult::InputEmpty => break,
+                ReadRecordResult::OutputFull => fields.resize(fields.len() * 2, 0),
+                ReadRecordResult::OutputEndsFull => ends.resize(ends.len() * 2, 0),
+                ReadRecordResult::Record => {
+                    records += 1;
+                    if records == record {
+                        return start;
+                    }
+                    (written, ended, start) = (0, 0, None);
+                }
+                ReadRecordResult::End => return None,
+            }
+            if input.is_empty() && !finished {
+                break;
+            }
+        }
+    }
+    None
 }
 
 /// A type as the contract would declare it.
@@ -188,7 +306,22 @@ mod tests {
     #[test]
     fn faults_are_read_from_arrows_messages() {
         let value = "model p: Arrow error: Parser error: Error while parsing value '…' as type 'Int64' for column 1 at line 20229. Row data: '…'";
-        assert_eq!(CsvFault::of(value), Some(CsvFault::Value { column: 1 }));
+        let int = Some("Int64".to_string());
+        assert_eq!(
+            CsvFault::of(value),
+            Some(CsvFault::Value {
+                column: 1,
+                kind: int
+            })
+        );
+        let time = "Parser error: Error parsing column 2 at line 2499: Parser error: Invalid timestamp '…'";
+        assert_eq!(
+            CsvFault::of(time),
+            Some(CsvFault::Value {
+                column: 2,
+                kind: None
+            })
+        );
         let fields = "Csv error: incorrect number of fields for line 3, expected 2 got 1";
         assert_eq!(CsvFault::of(fields), Some(CsvFault::Line));
         assert_eq!(CsvFault::of("Divide by zero error"), None);

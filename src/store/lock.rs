@@ -184,7 +184,9 @@ impl Drop for PipelineLock {
     fn drop(&mut self) {
         // The file is removed while still locked, then closed: a run that opened it meanwhile
         // and locks it next finds it no longer named `.lock`, and opens the new one.
-        if let (Some(path), Some(_)) = (self.file.local_path(), &self.local) {
+        if let (Some(path), Some(file)) = (self.file.local_path(), &self.local)
+            && same_file(file, path)
+        {
             let _ = std::fs::remove_file(path);
         }
         if let Some(lease) = &self.lease {
@@ -203,16 +205,29 @@ fn try_local(
     use std::io::{Read, Seek, Write};
     let parent = path.parent().expect("the lock is in the pipeline's folder");
     std::fs::create_dir_all(parent).map_err(StoreError::io(parent, "creating the folder"))?;
-    let mut file = std::fs::OpenOptions::new()
+    let opened = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(path)
-        .map_err(StoreError::io(path, "opening the run lock"))?;
+        .open(path);
+    // Another user's file can be locked and read, not written.
+    let (mut file, ours) = match opened {
+        Ok(file) => (file, true),
+        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => (
+            std::fs::File::open(path).map_err(StoreError::io(path, "opening the run lock"))?,
+            false,
+        ),
+        Err(err) => return Err(StoreError::io(path, "opening the run lock")(err)),
+    };
     match file.try_lock() {
         // The run that held it removed it between our open and our lock: open the new one.
         Ok(()) if !same_file(&file, path) => try_local(path, run_id, date),
+        // Another user's, left by a run that is gone: made anew.
+        Ok(()) if !ours => {
+            std::fs::remove_file(path).map_err(StoreError::io(path, "removing the run lock"))?;
+            try_local(path, run_id, date)
+        }
         Ok(()) => {
             let holder = Holder::new(run_id, date, false);
             let text = serde_json::to_string(&holder).expect("lock info serializes");
@@ -225,8 +240,10 @@ fn try_local(
         Err(std::fs::TryLockError::WouldBlock) => {
             let mut text = String::new();
             let named = file.read_to_string(&mut text).is_ok();
-            Ok(Err(match serde_json::from_str(&text) {
-                Ok(holder) if named => Taken::By(holder),
+            Ok(Err(match serde_json::from_str::<Holder>(&text) {
+                // A run that is gone cannot hold it: the file still names the run before,
+                // which the run that just took the lock has not written over yet.
+                Ok(holder) if named && !holder.is_gone() => Taken::By(holder),
                 _ => Taken::Unnamed,
             }))
         }
@@ -392,6 +409,29 @@ mod tests {
         assert_eq!(most.load(Ordering::SeqCst), 1);
     }
 
+    /// Taken by a run that has not yet written its name over a killed run's: the killed run
+    /// of the same date is not "in progress", and the run waits.
+    #[test]
+    fn a_held_lock_still_naming_a_killed_run_is_waited_for() {
+        let temp = tempfile::tempdir().unwrap();
+        let path = temp.path().join(".lock");
+        let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        // No process has the largest number the kernel gives (spawning one to wait for it
+        // would lend the other tests' locks to the child).
+        let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
+        let killed = Holder {
+            pid: pid_max.trim().parse().unwrap(),
+            ..Holder::new("killed", date, false)
+        };
+        std::fs::write(&path, serde_json::to_string(&killed).unwrap()).unwrap();
+        let taking = std::fs::File::open(&path).unwrap();
+        taking.lock().unwrap();
+        assert!(matches!(
+            try_local(&path, "next", date).unwrap(),
+            Err(Taken::Unnamed)
+        ));
+    }
+
     /// A run that finds the lock held learns who holds it from the file.
     #[test]
     fn a_held_lock_names_its_run() {
@@ -404,6 +444,14 @@ mod tests {
             _ => panic!("the lock was taken twice"),
         }
         drop(held);
-        assert!(try_local(&path, "second", date).unwrap().is_ok());
+        // Free once dropped (a process another test forks may share it until it execs).
+        let free = (0..100).any(|_| {
+            let taken = matches!(try_local(&path, "second", date), Ok(Ok(_)));
+            taken || {
+                std::thread::sleep(Duration::from_millis(10));
+                false
+            }
+        });
+        assert!(free);
     }
 }

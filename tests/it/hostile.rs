@@ -782,32 +782,43 @@ fn a_json_file_whose_lines_omit_a_declared_key_reads_it_as_null() {
     p.ok(&["run", MINI, "--date", "2026-11-20"]);
 }
 
-/// Customers past the first MiB that a source's check reads, the line after the header
-/// numbered `bad` (counted as an editor counts) written by `line`.
-fn many_customers(p: &Project, header: &str, bad: usize, line: &str) {
-    let mut text = format!("{header}\n");
-    for id in 1..60_000 {
-        if id + 1 == bad {
-            text.push_str(line);
-        } else {
-            text.push_str(&format!("{id},c{id}@example.com,2026-01-05,GB,{}", id % 7));
+/// 60,000 lines of customers, past the first MiB that reading a source checks, with a quoted
+/// value over two lines (lines 11-12) and a blank line (30), so that lines and records differ;
+/// each signed up at `signup`; `faults` puts, at those lines, a customer whose columns after
+/// the key are the text given.
+fn many_customers(p: &Project, signup: &str, faults: &[(usize, &str)]) {
+    let mut lines = vec!["customer_id,email,signup_date,country,visits".to_string()];
+    let mut id = 0;
+    while lines.len() < 60_000 {
+        let number = lines.len() + 1;
+        if number == 30 {
+            lines.push(String::new());
+            continue;
         }
-        text.push('\n');
+        id += 1;
+        let rest = match faults.iter().find(|(line, _)| *line == number) {
+            Some((_, rest)) => rest.to_string(),
+            None if number == 11 => format!(",c@example.com,{signup},\"G\nB\",1"),
+            None => format!(",c{id}@example.com,{signup},GB,{}", id % 7),
+        };
+        lines.extend(format!("{id}{rest}").split('\n').map(str::to_string));
     }
-    p.write("data/customers.csv", &text);
+    p.write("data/customers.csv", &(lines.join("\n") + "\n"));
 }
 
 #[test]
 fn a_bad_csv_value_past_the_checked_lines_blocks_the_run_naming_file_line_and_column() {
     let p = Project::mini();
-    let header = "customer_id,email,signup_date,country,visits";
-    many_customers(&p, header, 2, "1,c1@example.com,2026-01-05,GB,0");
+    many_customers(&p, "2026-01-05", &[]);
     p.ok(&["run", MINI, "--date", "2026-11-20"]);
     let published = p.read("out/mini/runs/run_date=2026-11-20/manifest.json");
+    let blocked = |signup: &str, faults: &[(usize, &str)]| {
+        many_customers(&p, signup, faults);
+        p.fails(&["run", MINI, "--date", "2026-11-20"], 3)
+    };
 
     // A date that is not one, 2 MB into the file.
-    many_customers(&p, header, 50_001, "50000,x@example.com,yesterday,GB,1");
-    let err = p.fails(&["run", MINI, "--date", "2026-11-20"], 3);
+    let err = blocked("2026-01-05", &[(50_001, ",x@example.com,yesterday,GB,1")]);
     assert!(
         err.contains("source customers does not match its column contract")
             && err.contains("data/customers.csv, line 50001: column signup_date: the contract says date, the line holds something else"),
@@ -822,14 +833,14 @@ fn a_bad_csv_value_past_the_checked_lines_blocks_the_run_naming_file_line_and_co
         published
     );
 
-    // A line with a field too many.
-    many_customers(
-        &p,
-        header,
-        40_000,
-        "39999,y@example.com,2026-01-05,GB,1,extra",
+    // A line with a field too many, after a number that is not one in a column nothing reads.
+    let err = blocked(
+        "2026-01-05",
+        &[
+            (2_000, ",c@example.com,2026-01-05,GB,n/a"),
+            (40_000, ",y@example.com,2026-01-05,GB,1,extra"),
+        ],
     );
-    let err = p.fails(&["run", MINI, "--date", "2026-11-20"], 3);
     assert!(
         err.contains("data/customers.csv, line 40000: not the 5 fields of the file's other lines"),
         "{err}"
@@ -841,13 +852,28 @@ fn a_bad_csv_value_past_the_checked_lines_blocks_the_run_naming_file_line_and_co
         "where signup_date",
         "where visits >= 0 and signup_date",
     );
-    many_customers(&p, header, 45_000, "44999,z@example.com,2026-01-05,GB,n/a");
-    let err = p.fails(&["run", MINI, "--date", "2026-11-20"], 3);
+    let err = blocked(
+        "2026-01-05",
+        &[(45_000, ",z@example.com,2026-01-05,GB,n/a")],
+    );
     assert!(
         err.contains("data/customers.csv, line 45000: column visits, not in the contract, was read as int from the file's first lines"),
         "{err}"
     );
     assert!(!err.contains("n/a"), "{err}");
+
+    // Timestamps are read by a parser of their own.
+    p.edit(MINI, "signup_date: date", "signup_date: timestamp");
+    let err = blocked(
+        "2026-01-05 10:00:00",
+        &[(30_001, ",t@example.com,soon,GB,1")],
+    );
+    assert!(
+        err.contains(
+            "data/customers.csv, line 30001: column signup_date: the contract says timestamp"
+        ),
+        "{err}"
+    );
 }
 
 /// Events at instants shown in America/Santiago, which skips 2026-09-06 00:00-00:59: a day
@@ -881,4 +907,32 @@ fn a_feature_over_zoned_times_counts_local_days_across_a_skipped_midnight() {
     // The next day's run, from the state: the 6th left the window, the 13th came in.
     p.ok(&["run", MINI, "--date", "2026-09-13"]);
     assert_eq!(seen("2026-09-13"), [r#"["3", "1"]"#, r#"["4", "1"]"#]);
+}
+
+/// Events partitioned by UTC month: one at 02:00 UTC on 1 September is still 31 August in
+/// Santiago, and counts for a window ending then although its folder is September's.
+#[test]
+fn a_zoned_event_in_the_next_utc_months_folder_counts_for_its_local_day() {
+    let p = Project::mini();
+    let dir = p.path("data/events");
+    crate::support::python(&format!(
+        "import os, datetime as dt, pyarrow as pa, pyarrow.parquet as pq\n\
+         utc = dt.timezone.utc\n\
+         for month, customer, time in [(8, 1, dt.datetime(2026, 8, 30, 12, tzinfo=utc)), (9, 2, dt.datetime(2026, 9, 1, 2, tzinfo=utc))]:\n\
+         \x20   folder = os.path.join({dir:?}, 'year=2026', f'month={{month}}')\n\
+         \x20   os.makedirs(folder)\n\
+         \x20   t = pa.table({{'customer_id': pa.array([customer], pa.int64()), 'event_time': pa.array([time], pa.timestamp('us', tz='America/Santiago'))}})\n\
+         \x20   pq.write_table(t, os.path.join(folder, 'e.parquet'))\n"
+    ));
+    p.edit(
+        MINI,
+        "models:",
+        "  events: { uri: data/events/, format: parquet, partitioned_by: { year: int, month: int }, columns: { customer_id: int, event_time: timestamp } }\nfeatures:\n  visits: { from: events, key: customer_id, time: event_time, windows: [7], publish: true, aggregates: { seen: { count: \"*\" } } }\nmodels:",
+    );
+    p.ok(&["run", MINI, "--date", "2026-08-31"]);
+    let seen = p.duckdb(
+        "mini",
+        "select customer_id, seen_7d from read_parquet('{out}/runs/run_date=2026-08-31/models/visits/*.parquet') order by 1",
+    );
+    assert_eq!(seen, [r#"["1", "1"]"#, r#"["2", "1"]"#]);
 }
