@@ -441,6 +441,19 @@ impl Feature {
         )
     }
 
+    /// The feature as one query over its source, as of `date`: what `segflow test` runs.
+    pub(crate) fn query_on(&self, date: NaiveDate) -> String {
+        // Rows given to a test may leave partition columns out: there are no files to choose.
+        let rows = Feature {
+            year_month_partitions: false,
+            ..self.clone()
+        };
+        rows.projection(&format!(
+            "({}) AS totals",
+            rows.totals_from_events(Some(date))
+        ))
+    }
+
     /// Partial aggregates per key and day for the days `from..=to`, whole: what a run's own
     /// update reads.
     fn partials(&self, from: NaiveDate, to: NaiveDate) -> String {

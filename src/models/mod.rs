@@ -150,9 +150,27 @@ pub(crate) async fn register_view(
     if let Some(feature) = &model.feature {
         features::check_plan(ctx, feature, params).await?;
     }
-    let df = engine::plan_query(ctx, &model.what(), &model.query, params).await?;
+    let df = plan(ctx, model, params).await?;
     engine::register_view(ctx, &model.what(), &model.name, df)?;
     Ok(())
+}
+
+/// A model's query; a feature's on the run's date, its days cut as its time column's zone cuts
+/// them.
+async fn plan(
+    ctx: &SessionContext,
+    model: &Model,
+    params: &Params,
+) -> Result<DataFrame, ModelError> {
+    let what = model.what();
+    Ok(match &model.feature {
+        Some(feature) => {
+            let feature = feature.with_clock(ctx).await;
+            let sql = feature.query_on(params.run_date());
+            engine::plan_step(ctx, &what, &sql, params).await?
+        }
+        None => engine::plan_query(ctx, &what, &model.query, params).await?,
+    })
 }
 
 /// What running one model produced.
@@ -176,7 +194,7 @@ pub(crate) async fn plan_rows(
     params: &Params,
 ) -> Result<(DataFrame, bool), ModelError> {
     let what = model.what();
-    let df = engine::plan_query(ctx, &what, &model.query, params).await?;
+    let df = plan(ctx, model, params).await?;
     let Some(key) =
         key.filter(|k| model.materialize && df.schema().field_with_unqualified_name(k).is_ok())
     else {

@@ -148,7 +148,7 @@ fn value_that_breaks_the_contract_is_invalid_in_validate_and_blocks_a_run() {
 }
 
 #[test]
-fn value_that_breaks_the_contract_past_the_sample_fails_the_run_with_exit_1() {
+fn value_that_breaks_the_contract_past_the_sample_blocks_the_run_naming_its_line() {
     let p = Project::mini();
     // Schema inference samples the first lines; a bad date further down is found while reading.
     let mut csv = String::from("customer_id,email,signup_date,country\n");
@@ -157,9 +157,11 @@ fn value_that_breaks_the_contract_past_the_sample_fails_the_run_with_exit_1() {
     }
     csv += "1501,late@example.com,last tuesday,GB\n";
     p.write("data/customers.csv", &csv);
-    let err = p.fails(&["run", PIPELINE, "--date", "2026-11-20"], 1);
-    assert!(err.contains("model profile"), "{err}");
-    assert!(err.contains("line 1501"), "{err}");
+    let err = p.fails(&["run", PIPELINE, "--date", "2026-11-20"], 3);
+    assert!(
+        err.contains("data/customers.csv, line 1502: column signup_date: the contract says date"),
+        "{err}"
+    );
     // The value is a customer's data: errors never print it.
     assert!(!err.contains("last tuesday"), "{err}");
     assert!(

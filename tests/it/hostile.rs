@@ -907,6 +907,26 @@ fn a_feature_over_zoned_times_counts_local_days_across_a_skipped_midnight() {
     // The next day's run, from the state: the 6th left the window, the 13th came in.
     p.ok(&["run", MINI, "--date", "2026-09-13"]);
     assert_eq!(seen("2026-09-13"), [r#"["3", "1"]"#, r#"["4", "1"]"#]);
+    // `segflow test` cuts the days the same way.
+    let tests = [
+        "run_date: 2026-09-12",
+        "tests:",
+        "  - name: days_start_where_the_zone_starts_them",
+        "    given:",
+        "      events:",
+        r#"        - { customer_id: 1, event_time: "2026-09-06T04:30:00Z" }"#,
+        r#"        - { customer_id: 2, event_time: "2026-09-06T03:30:00Z" }"#,
+        r#"        - { customer_id: 3, event_time: "2026-09-13T02:30:00Z" }"#,
+        "    expect:",
+        "      model: visits",
+        "      columns: [customer_id, seen_7d]",
+        "      rows:",
+        "        - { customer_id: 1, seen_7d: 1 }",
+        "        - { customer_id: 3, seen_7d: 1 }",
+    ];
+    p.write("pipelines/mini.tests.yaml", &tests.join("\n"));
+    let tested = p.ok(&["test", MINI]);
+    assert!(tested.contains("1 passed, 0 failed"), "{tested}");
 }
 
 /// Events partitioned by UTC month: one at 02:00 UTC on 1 September is still 31 August in
