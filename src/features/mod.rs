@@ -431,8 +431,9 @@ impl Feature {
         format!("SELECT {} FROM {totals}", select.join(", "))
     }
 
-    /// The feature as one query over its source, as of `$run_date`: what `explain`, `test` and
-    /// `validate` plan. A run maintains the same rows incrementally.
+    /// The feature as one query over its source, as of `$run_date`: what `plan --format sql`
+    /// prints and what its state's definition is hashed from. A run maintains the same rows
+    /// incrementally; `explain` and `test` run [`Feature::query_on`] their date.
     pub(crate) fn query_text(&self) -> String {
         format!(
             "-- feature {}, computed from all its events\n{}",
