@@ -77,6 +77,9 @@ pub(crate) struct Locked<'a> {
     store: PipelineStore,
     lock: PipelineLock,
     progress: Progress,
+    /// The id the lock names, for the first run started under it: "in progress" then names
+    /// a run whose logs and manifest have that id.
+    first_run_id: std::sync::Mutex<Option<String>>,
 }
 
 impl<'a> Locked<'a> {
@@ -88,14 +91,22 @@ impl<'a> Locked<'a> {
         let stores = pipeline.open_stores(options.engine.store_timeout)?;
         let store = pipeline.store(&stores);
         progress.set("waiting for the pipeline's lock");
-        let lock = store.lock(options.date, &new_run_id()).await?;
+        let run_id = new_run_id();
+        let lock = store.lock(options.date, &run_id).await?;
         Ok(Self {
             pipeline,
             stores,
             store,
             lock,
             progress,
+            first_run_id: std::sync::Mutex::new(Some(run_id)),
         })
+    }
+
+    /// The id of a run started under the lock: the lock's own for the first.
+    fn run_id(&self) -> String {
+        let first = self.first_run_id.lock().map(|mut id| id.take());
+        first.ok().flatten().unwrap_or_else(new_run_id)
     }
 
     async fn release(self) {

@@ -5,7 +5,7 @@ use std::time::Instant;
 use datafusion::prelude::SessionContext;
 use tracing::{Instrument, info, info_span};
 
-use super::{Locked, RunError, RunOptions, new_run_id};
+use super::{Locked, RunError, RunOptions};
 use crate::checks::{self, Sizes};
 use crate::engine::{self};
 use crate::erasure;
@@ -60,7 +60,7 @@ impl<'a> Run<'a> {
         options: &RunOptions,
     ) -> Result<Self, RunError> {
         let pipeline = locked.pipeline;
-        let run_id = new_run_id();
+        let run_id = locked.run_id();
         let store = &locked.store;
         let scratch = match options.engine.engine {
             engine::Engine::Local => Scratch::Here,

@@ -135,7 +135,19 @@ fn killed_run_leaves_the_previous_run_and_the_next_run_recovers() {
     // While it holds the lock, a second run of the same date is refused.
     let concurrent = p.segflow(&["run", PIPELINE, "--date", "2026-11-20"]);
     assert_eq!(concurrent.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&concurrent.stderr).contains("in progress"));
+    // It names the run that holds the lock by the id of its manifest.
+    let staging = p.path("out/mini/.staging").read_dir().unwrap().flatten();
+    let staged = staging
+        .map(|e| e.path().join("run/manifest.json"))
+        .find(|m| m.exists());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(staged.unwrap()).unwrap()).unwrap();
+    let run_id = manifest["run_id"].as_str().unwrap();
+    let stderr = String::from_utf8_lossy(&concurrent.stderr);
+    assert!(
+        stderr.contains(&format!("in progress (run {run_id},")),
+        "{stderr}"
+    );
 
     child.kill().unwrap();
     child.wait().unwrap();
