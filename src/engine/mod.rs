@@ -152,6 +152,13 @@ fn redact_numbers(message: &str) -> String {
                 line.push('…');
             }
         }
+        // A CSV value arrow could not parse, and its whole line: `Error while parsing value
+        // 'O'Brien' as type 'Int64' for column 1 at line 5. Row data: '[…]'`.
+        const ROW: &str = ". Row data: '";
+        if let Some(at) = line.find(ROW) {
+            line.truncate(at + ROW.len());
+            line.push_str("…'");
+        }
         // `Can't cast value 100000 to type Int16`, `Cannot cast 1 year to IntervalYearMonth`,
         // and a quoted value that may hold quotes itself: `Cannot cast string 'O'Brien' to …`.
         for (from, to) in [
@@ -159,6 +166,7 @@ fn redact_numbers(message: &str) -> String {
             ("Cannot cast ", " to Interval"),
             ("Cannot cast string '", "' to value of "),
             ("Cannot cast value '", "' to value of "),
+            ("Error while parsing value '", "' as type '"),
         ] {
             if let Some(start) = line.find(from).map(|at| at + from.len())
                 && let Some(end) = line[start..].rfind(to).map(|at| start + at)
@@ -1932,6 +1940,13 @@ mod tests {
                 "Cannot cast 3 years 2 days to IntervalYearMonth. Only year and month fields are allowed."
             ),
             "Cannot cast … to IntervalYearMonth. Only year and month fields are allowed."
+        );
+        // A CSV value with a quote and the markers of the message in it, and its row.
+        assert_eq!(
+            redact_quoted(
+                "Parser error: Error while parsing value 'Jeanne d'Arc for column 9' as type 'Int64' for column 1 at line 7. Row data: '[1, Jeanne d'Arc for column 9]'"
+            ),
+            "Parser error: Error while parsing value '…' as type 'Int64' for column 1 at line 7. Row data: '…'"
         );
     }
 }

@@ -265,6 +265,11 @@ fn definition(feature: &Feature, params: &Params) -> String {
     hash.update(b"segflow feature state 1\n");
     hash.update(text.as_bytes());
     hash.update(format!("\nsource {}", feature.source_declared).as_bytes());
+    // Zoned times in month partitions: states made before the months were chosen a day wider
+    // on each side missed the zone's days at a month's edge.
+    if matches!(feature.clock, super::Clock::Zoned { .. }) && feature.year_month_partitions {
+        hash.update(b"\nzoned months widened");
+    }
     for (name, value) in params.to_json() {
         if name != "run_date" && uses_param(&text, &name) {
             hash.update(format!("\n{name}={value}").as_bytes());

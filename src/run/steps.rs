@@ -186,7 +186,13 @@ impl<'a> Run<'a> {
         let Some(fault) = sources::CsvFault::of(&crate::error::chain(&err)) else {
             return err;
         };
-        let sources = self.pipeline.sources.values();
+        // Sources that models read first: one only a check reads, or nothing, holds a fault
+        // of the same column and type only by chance.
+        let models = &self.pipeline.models;
+        let read =
+            |source: &&sources::Source| models.iter().any(|m| m.reads().contains(&source.name));
+        let (first, last): (Vec<_>, Vec<_>) = self.pipeline.sources.values().partition(read);
+        let sources = first.into_iter().chain(last);
         let Some(broken) = sources::find_csv_fault(&self.ctx, sources, fault).await else {
             return err;
         };

@@ -132,8 +132,10 @@ pub(crate) async fn find_csv_fault<'a>(
 }
 
 /// The first record of `file` showing `fault` (counted from 1, the header included), and what
-/// is wrong with it, said without its values. A value is looked for in its column only; a
-/// line's fields are read as text, so that only their number or encoding can fail.
+/// is wrong with it, said without its values. A value is looked for in its column only, a
+/// record at a time: arrow's message quotes the value before the line it names, so the line is
+/// counted here rather than read from it. A line's fields are read as text, so that only their
+/// number or encoding can fail.
 async fn first_fault(
     source: &Source,
     schema: &Schema,
@@ -149,51 +151,71 @@ async fn first_fault(
                 .collect::<Vec<_>>(),
         )
     };
-    let (read, projection) = match fault {
-        CsvFault::Value { column, .. } => (schema.clone(), Some(vec![*column])),
-        CsvFault::Line => (as_text(), None),
+    let column = match fault {
+        CsvFault::Value { column, .. } => Some(*column),
+        CsvFault::Line => None,
     };
-    let mut builder = ReaderBuilder::new(SchemaRef::new(read))
-        .with_header(source.header)
-        .with_delimiter(source.delimiter);
-    if let Some(projection) = projection {
-        builder = builder.with_projection(projection);
+    let mut builder = ReaderBuilder::new(SchemaRef::new(match column {
+        Some(_) => schema.clone(),
+        None => as_text(),
+    }))
+    .with_header(source.header)
+    .with_delimiter(source.delimiter);
+    if let Some(column) = column {
+        builder = builder.with_projection(vec![column]).with_batch_size(1);
     }
     let mut decoder = builder.build_decoder();
     let mut stream = store.get(&file.location).await.ok()?.into_stream();
-    let failed = |err: ArrowError| describe(schema, source, &err.to_string());
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.ok()?;
-        let mut bytes = &chunk[..];
-        while !bytes.is_empty() {
-            let read = match decoder.decode(bytes) {
-                Ok(read) => read,
-                Err(err) => return failed(err),
+    // Records read without fault, the header included.
+    let mut read = u64::from(source.header);
+    let failed = |err: ArrowError, read: u64| {
+        let at = column.map(|column| (column, read + 1));
+        describe(schema, source, &err.to_string(), at)
+    };
+    let mut finished = false;
+    while !finished {
+        let chunk = match stream.next().await {
+            Some(chunk) => chunk.ok()?,
+            None => {
+                finished = true;
+                Default::default()
+            }
+        };
+        let mut bytes: &[u8] = &chunk;
+        loop {
+            let consumed = match decoder.decode(bytes) {
+                Ok(consumed) => consumed,
+                Err(err) => return failed(err, read),
             };
-            bytes = &bytes[read..];
-            if decoder.capacity() == 0
-                && let Err(err) = decoder.flush()
-            {
-                return failed(err);
+            bytes = &bytes[consumed..];
+            // Flushed when a batch is full, and at the end for the last line, whether or not
+            // it ends with a line break.
+            if decoder.capacity() == 0 || finished {
+                match decoder.flush() {
+                    Ok(Some(batch)) => read += batch.num_rows() as u64,
+                    Ok(None) => {}
+                    Err(err) => return failed(err, read),
+                }
+            }
+            if bytes.is_empty() && (!finished || decoder.capacity() > 0) {
+                break;
             }
         }
     }
-    // The last line, whether or not it ends with a line break.
-    match decoder.decode(&[]).and_then(|_| decoder.flush()) {
-        Err(err) => failed(err),
-        Ok(_) => None,
-    }
+    None
 }
 
-/// Which record arrow's message says broke (counted from 1, the header included: arrow counts
-/// a value's line from 0 and a line's from 1, both in records), and what is wrong with it.
-fn describe(schema: &Schema, source: &Source, message: &str) -> Option<(u64, String)> {
-    let value = number_after(message, " for column ")
-        .zip(number_after(message, " at line "))
-        .or_else(|| {
-            number_after(message, "Error parsing column ").zip(number_after(message, " at line "))
-        });
-    if let Some((column, line)) = value {
+/// Which record broke (counted from 1, the header included), and what is wrong with it: a
+/// value of `column` in record `at`, or a line arrow's message names (arrow counts a line's
+/// records from 1).
+fn describe(
+    schema: &Schema,
+    source: &Source,
+    message: &str,
+    at: Option<(usize, u64)>,
+) -> Option<(u64, String)> {
+    let line_fault = ["incorrect number of fields", "invalid UTF-8"];
+    if let Some((column, record)) = at.filter(|_| !line_fault.iter().any(|m| message.contains(m))) {
         let field = schema.fields().get(column)?;
         let name = field.name();
         let problem = match source.contract.get(name) {
@@ -206,7 +228,7 @@ fn describe(schema: &Schema, source: &Source, message: &str) -> Option<(u64, Str
                 type_name(field.data_type())
             ),
         };
-        return Some((line as u64 + 1, problem));
+        return Some((record, problem));
     }
     let record = number_after(message, "for line ")? as u64;
     Some(if message.contains("invalid UTF-8") {

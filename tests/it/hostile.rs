@@ -818,7 +818,14 @@ fn a_bad_csv_value_past_the_checked_lines_blocks_the_run_naming_file_line_and_co
     };
 
     // A date that is not one, 2 MB into the file.
-    let err = blocked("2026-01-05", &[(50_001, ",x@example.com,yesterday,GB,1")]);
+    // Its text holds what arrow's message says around it: the line is counted, not read.
+    let err = blocked(
+        "2026-01-05",
+        &[(
+            50_001,
+            ",x@example.com,yesterday for column 0 at line 3,GB,1",
+        )],
+    );
     assert!(
         err.contains("source customers does not match its column contract")
             && err.contains("data/customers.csv, line 50001: column signup_date: the contract says date, the line holds something else"),
@@ -872,6 +879,27 @@ fn a_bad_csv_value_past_the_checked_lines_blocks_the_run_naming_file_line_and_co
         err.contains(
             "data/customers.csv, line 30001: column signup_date: the contract says timestamp"
         ),
+        "{err}"
+    );
+
+    // A source nothing reads, declared first, with a fault of the same column and type, is
+    // not named instead of the one that failed.
+    p.edit(MINI, "signup_date: timestamp", "signup_date: date");
+    many_customers(
+        &p,
+        "2026-01-05",
+        &[(50_001, ",a@example.com,yesterday,GB,1")],
+    );
+    std::fs::rename(p.path("data/customers.csv"), p.path("data/archive.csv")).unwrap();
+    p.edit(
+        MINI,
+        "sources:\n",
+        "sources:\n  archive: { uri: data/archive.csv, format: csv, columns: { signup_date: date } }\n",
+    );
+    let err = blocked("2026-01-05", &[(55_001, ",b@example.com,yesterday,GB,1")]);
+    assert!(
+        err.contains("source customers does not match")
+            && err.contains("customers.csv, line 55001: column signup_date"),
         "{err}"
     );
 }
