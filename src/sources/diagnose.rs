@@ -13,7 +13,7 @@ use datafusion::arrow::csv::ReaderBuilder;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::prelude::SessionContext;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
 use super::register::{SourceFiles, shown, source_files};
@@ -165,22 +165,15 @@ async fn first_fault(
         builder = builder.with_projection(vec![column]).with_batch_size(1);
     }
     let mut decoder = builder.build_decoder();
-    let mut stream = store.get(&file.location).await.ok()?.into_stream();
+    let mut chunks = chunks(store, file).await?;
     // Records read without fault, the header included.
     let mut read = u64::from(source.header);
     let failed = |err: ArrowError, read: u64| {
         let at = column.map(|column| (column, read + 1));
         describe(schema, source, &err.to_string(), at)
     };
-    let mut finished = false;
-    while !finished {
-        let chunk = match stream.next().await {
-            Some(chunk) => chunk.ok()?,
-            None => {
-                finished = true;
-                Default::default()
-            }
-        };
+    while let Some(chunk) = chunks.next().await {
+        let (chunk, finished) = chunk.ok()?;
         let mut bytes: &[u8] = &chunk;
         loop {
             let consumed = match decoder.decode(bytes) {
@@ -255,21 +248,14 @@ async fn record_line(
     let mut reader = csv_core::ReaderBuilder::new()
         .delimiter(source.delimiter)
         .build();
-    let mut stream = store.get(&file.location).await.ok()?.into_stream();
+    let mut chunks = chunks(store, file).await?;
     let (mut fields, mut ends) = (vec![0u8; 1 << 12], vec![0usize; 64]);
     let (mut written, mut ended) = (0, 0);
     let newlines = |bytes: &[u8]| bytes.iter().filter(|b| **b == b'\n').count() as u64;
     // Line breaks read so far; records read; the line where the one being read starts.
     let (mut lines, mut records, mut start) = (0u64, 0u64, None::<u64>);
-    let mut finished = false;
-    while !finished {
-        let chunk = match stream.next().await {
-            Some(chunk) => chunk.ok()?,
-            None => {
-                finished = true;
-                Default::default()
-            }
-        };
+    while let Some(chunk) = chunks.next().await {
+        let (chunk, finished) = chunk.ok()?;
         let mut input: &[u8] = &chunk;
         loop {
             if start.is_none() {
@@ -306,6 +292,17 @@ async fn record_line(
         }
     }
     None
+}
+
+/// The bytes of `file` a chunk at a time, each with whether it is the last: an empty one after
+/// the file's, which tells a parser the input has ended.
+async fn chunks(
+    store: &Arc<dyn ObjectStore>,
+    file: &ObjectMeta,
+) -> Option<impl futures::Stream<Item = object_store::Result<(bytes::Bytes, bool)>> + Unpin> {
+    let stream = store.get(&file.location).await.ok()?.into_stream();
+    let end = futures::stream::iter([Ok((bytes::Bytes::new(), true))]);
+    Some(stream.map_ok(|chunk| (chunk, false)).chain(end))
 }
 
 /// A type as the contract would declare it.
