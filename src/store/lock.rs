@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::StoreError;
+use super::space::same_file;
 use crate::objects::Folder;
 
 /// How long a lock on an object store lasts without renewal.
@@ -250,15 +251,6 @@ fn try_local(
         Err(std::fs::TryLockError::Error(err)) => {
             Err(StoreError::io(path, "locking the run lock")(err))
         }
-    }
-}
-
-/// Whether `path` still names the file `file` has open.
-fn same_file(file: &std::fs::File, path: &std::path::Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), std::fs::metadata(path)) {
-        (Ok(held), Ok(named)) => held.dev() == named.dev() && held.ino() == named.ino(),
-        _ => false,
     }
 }
 

@@ -89,7 +89,7 @@ impl Drop for Space {
 }
 
 /// Whether `path` still names the file `file` has open.
-fn same_file(file: &File, path: &Path) -> bool {
+pub(super) fn same_file(file: &File, path: &Path) -> bool {
     match (file.metadata(), std::fs::metadata(path)) {
         (Ok(held), Ok(named)) => held.dev() == named.dev() && held.ino() == named.ino(),
         _ => false,
