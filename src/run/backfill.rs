@@ -3,7 +3,7 @@
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use super::{Locked, RunError, RunOptions, limited, run_date};
 use crate::pipeline::Pipeline;
@@ -38,6 +38,20 @@ pub struct BackfillReport {
 /// published are skipped unless `rerun`; the first failure stops the backfill, leaving earlier
 /// dates published, so running the same command again resumes at the failed date.
 pub async fn backfill(
+    pipeline: &Pipeline,
+    from: NaiveDate,
+    to: NaiveDate,
+    rerun: bool,
+    options: &RunOptions,
+    on_date: impl FnMut(NaiveDate, bool),
+) -> Result<BackfillReport, BackfillError> {
+    let span = info_span!("pipeline", pipeline = %pipeline.name);
+    backfill_all(pipeline, from, to, rerun, options, on_date)
+        .instrument(span)
+        .await
+}
+
+async fn backfill_all(
     pipeline: &Pipeline,
     from: NaiveDate,
     to: NaiveDate,

@@ -136,7 +136,7 @@ async fn limited<T>(
 /// Runs the pipeline for one date and publishes it; then reruns the published dates after it,
 /// whose history follows from it. All under the pipeline's lock.
 pub async fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<RunReport, RunError> {
-    let span = info_span!("run", pipeline = %pipeline.name, run_date = %options.date);
+    let span = info_span!("pipeline", pipeline = %pipeline.name);
     let work = async {
         let locked = limited(options, Locked::take(pipeline, options)).await?;
         let result = async {
@@ -155,9 +155,9 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<RunReport,
 
 /// One date, under the lock: steps, gates, publish, and the rewrite of earlier runs when
 /// customers were erased. Its log lines carry its own date, also when a backfill or a rerun's
-/// rebuild runs it.
+/// rebuild runs it, inside the `pipeline` span of the command.
 async fn run_date(locked: &Locked<'_>, options: &RunOptions) -> Result<RunReport, RunError> {
-    let span = info_span!("run", pipeline = %locked.pipeline.name, run_date = %options.date);
+    let span = info_span!("run", run_date = %options.date);
     run_date_steps(locked, options).instrument(span).await
 }
 
