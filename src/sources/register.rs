@@ -99,10 +99,13 @@ fn unreadable(source: &Source, err: datafusion::common::DataFusionError) -> Sour
 
 fn listing_options(source: &Source) -> ListingOptions {
     let format: Arc<dyn FileFormat> = match source.format {
+        // Each CSV file is read in one piece: split into byte ranges, a range starting inside a
+        // quoted value holding a line break (an address, a note) would be misread.
         Format::Csv => Arc::new(
             CsvFormat::default()
                 .with_has_header(source.header)
-                .with_delimiter(source.delimiter),
+                .with_delimiter(source.delimiter)
+                .with_newlines_in_values(true),
         ),
         Format::Parquet => Arc::new(ParquetFormat::default()),
         Format::Ndjson => Arc::new(JsonFormat::default()),
@@ -221,9 +224,10 @@ pub(crate) async fn register_source(
     let mut differences: Vec<String> = (files.iter())
         .flat_map(|f| partition_value_problems(source, &url, &f.location))
         .collect();
-    // The start of each CSV file, read once: its header and values with leading zeros.
+    // The start of each CSV file, read once: its header, its columns' types and values with
+    // leading zeros.
     let samples = match source.format {
-        Format::Csv if source.header => Some(csv_samples(source, &url, &store, &files).await?),
+        Format::Csv => Some(csv_samples(source, &url, &store, &files).await?),
         _ => None,
     };
     let mut schemas = Vec::new();
@@ -246,7 +250,9 @@ pub(crate) async fn register_source(
             differences: capped(differences),
         });
     }
-    let inferred = if source.format == Format::Parquet && !schemas.is_empty() {
+    let inferred = if let Some(samples) = &samples {
+        csv_schema(samples)
+    } else if source.format == Format::Parquet && !schemas.is_empty() {
         merged(source, &schemas).map_err(|e| unreadable(source, e.into()))?
     } else {
         options
@@ -367,7 +373,7 @@ async fn file_differences(
         return Ok((Vec::new(), Vec::new()));
     }
     // A CSV file's columns are its header's names, read as text (CSV is parsed as declared).
-    if let Some(samples) = samples {
+    if let Some(samples) = samples.filter(|_| source.header) {
         let schemas: Vec<SchemaRef> = (samples.iter())
             .map(|sample| {
                 let fields = sample
@@ -482,15 +488,25 @@ fn capped(mut differences: Vec<String>) -> Vec<String> {
 /// How much of each CSV file [`csv_samples`] reads.
 const SAMPLE_BYTES: u64 = 1 << 20;
 
-/// The start of a CSV file: its header's names, and the columns whose sampled text has a
-/// leading zero (`0612…`, `01234`): identifiers such as phone numbers and postcodes, which type
-/// inference would read as numbers, silently dropping the zero.
+/// How many records of each CSV file [`csv_samples`] reads, at most: as many as DataFusion
+/// infers types from.
+const SAMPLE_RECORDS: usize = 1000;
+
+/// The start of a CSV file: its header's names, its columns' types as arrow infers them, and the
+/// columns whose sampled text has a leading zero (`0612…`, `01234`): identifiers such as phone
+/// numbers and postcodes, which type inference would read as numbers, silently dropping the zero.
 struct CsvSample {
     names: Vec<String>,
+    types: Schema,
     leading_zero: HashSet<String>,
 }
 
-/// Each file's [`CsvSample`], from its first MiB (at most 1,000 lines).
+/// Each file's [`CsvSample`], from its first MiB (at most [`SAMPLE_RECORDS`] records).
+///
+/// Types are inferred here, from whole records, rather than by DataFusion, whose inference cuts
+/// a file into pieces at line breaks it can misjudge inside quoted values, and then fails. A
+/// sampled line that is not a record of the file (a field too many, text that is not UTF-8) is
+/// a difference from the contract, as it is further down the file (see `diagnose`).
 async fn csv_samples(
     source: &Source,
     url: &ListingTableUrl,
@@ -499,49 +515,154 @@ async fn csv_samples(
 ) -> Result<Vec<CsvSample>, SourceError> {
     use object_store::ObjectStoreExt;
     let mut samples = Vec::new();
+    let mut faults = Vec::new();
     for file in files {
-        let unreadable = |err: object_store::Error| SourceError::Unreadable {
+        let unreadable = |err: datafusion::error::DataFusionError| SourceError::Unreadable {
             at: source.at.clone(),
             name: source.name.clone(),
             uri: shown(url, &file.location),
-            source: QueryError::from_data(err.into()),
+            source: QueryError::from_data(err),
         };
+        let fetch = |err: object_store::Error| unreadable(err.into());
         // Streamed from the start rather than asked for as a range, which a web server may
         // not serve; dropping the stream stops the download.
         let mut stream = (store.get(&file.location).await)
-            .map_err(unreadable)?
+            .map_err(fetch)?
             .into_stream();
         let mut bytes = Vec::new();
+        let mut whole = false;
         while (bytes.len() as u64) < SAMPLE_BYTES {
             match stream.next().await {
-                Some(chunk) => bytes.extend_from_slice(&chunk.map_err(unreadable)?),
-                None => break,
-            }
-        }
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(source.delimiter)
-            .flexible(true)
-            .from_reader(&bytes[..]);
-        let names: Vec<String> = match reader.headers() {
-            Ok(header) => header.iter().map(str::to_string).collect(),
-            Err(_) => Vec::new(),
-        };
-        let mut leading_zero = HashSet::new();
-        // A sample cut mid-line ends in a record that does not parse, or parses short.
-        for record in reader.records().take(1000).map_while(Result::ok) {
-            for (name, value) in names.iter().zip(record.iter()) {
-                let digits = value.as_bytes();
-                if digits.len() > 1 && digits[0] == b'0' && digits[1].is_ascii_digit() {
-                    leading_zero.insert(name.clone());
+                Some(chunk) => bytes.extend_from_slice(&chunk.map_err(fetch)?),
+                None => {
+                    whole = true;
+                    break;
                 }
             }
         }
-        samples.push(CsvSample {
-            names,
-            leading_zero,
+        match read_sample(source, &bytes, whole) {
+            Ok(sample) => samples.push(sample),
+            Err(SampleError::Line(line, problem)) => faults.push(format!(
+                "file {}, line {line}: {problem}",
+                shown(url, &file.location)
+            )),
+            Err(SampleError::Unreadable(err)) => {
+                return Err(unreadable(datafusion::error::DataFusionError::ArrowError(
+                    Box::new(err),
+                    None,
+                )));
+            }
+        }
+    }
+    if !faults.is_empty() {
+        return Err(SourceError::Contract {
+            at: source.at.clone(),
+            name: source.name.clone(),
+            differences: capped(faults),
         });
     }
     Ok(samples)
+}
+
+/// Why a file's sample gives no [`CsvSample`].
+enum SampleError {
+    /// A line (as an editor counts them) that is not a record of the file, and why.
+    Line(u64, String),
+    Unreadable(datafusion::arrow::error::ArrowError),
+}
+
+/// The [`CsvSample`] of a file's first `bytes` (`whole` when they are the whole file).
+fn read_sample(source: &Source, bytes: &[u8], whole: bool) -> Result<CsvSample, SampleError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(source.delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    // The header (if any), then data records; a record cut by the sample's end is left out.
+    let mut records: Vec<csv::ByteRecord> = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    let mut end = 0;
+    // Reading bytes in memory, the parser has no error to give.
+    while records.len() < SAMPLE_RECORDS + usize::from(source.header)
+        && matches!(reader.read_byte_record(&mut record), Ok(true))
+    {
+        let next = reader.position().byte();
+        if !whole && next >= bytes.len() as u64 {
+            break;
+        }
+        // The parser's position is before the blank lines it skipped: a record starts after.
+        let (at, line) = (record.position()).map_or((0, 0), |p| (p.byte() as usize, p.line()));
+        let blank = bytes[at..]
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'));
+        let line = line + blank.filter(|b| **b == b'\n').count() as u64;
+        if record
+            .iter()
+            .any(|field| std::str::from_utf8(field).is_err())
+        {
+            return Err(SampleError::Line(
+                line,
+                "text that is not UTF-8".to_string(),
+            ));
+        }
+        let fields = records.first().map_or(record.len(), csv::ByteRecord::len);
+        if record.len() != fields {
+            let problem = format!("not the {fields} fields of the file's other lines");
+            return Err(SampleError::Line(line, problem));
+        }
+        end = next;
+        records.push(record.clone());
+    }
+    let format = datafusion::arrow::csv::reader::Format::default()
+        .with_header(source.header)
+        .with_delimiter(source.delimiter);
+    let (types, _) = (format.infer_schema(&bytes[..end as usize], Some(SAMPLE_RECORDS)))
+        .map_err(SampleError::Unreadable)?;
+    let names: Vec<String> = types.fields().iter().map(|f| f.name().clone()).collect();
+    let mut leading_zero = HashSet::new();
+    for record in records.iter().skip(usize::from(source.header)) {
+        for (name, value) in names.iter().zip(record.iter()) {
+            if value.len() > 1 && value[0] == b'0' && value[1].is_ascii_digit() {
+                leading_zero.insert(name.clone());
+            }
+        }
+    }
+    Ok(CsvSample {
+        names,
+        types,
+        leading_zero,
+    })
+}
+
+/// A CSV source's schema from its files' samples, merged as DataFusion merges what it infers
+/// from parts of a file: a column of integers in one file and decimals in another is a double,
+/// of any other two types text; a column empty in every sample is NULL (a contract types it).
+fn csv_schema(samples: &[CsvSample]) -> SchemaRef {
+    let mut columns: Vec<(String, HashSet<DataType>)> = Vec::new();
+    for field in samples.iter().flat_map(|s| s.types.fields()) {
+        let types = match columns.iter_mut().find(|(name, _)| name == field.name()) {
+            Some((_, types)) => types,
+            None => {
+                columns.push((field.name().clone(), HashSet::new()));
+                &mut columns.last_mut().expect("just pushed").1
+            }
+        };
+        if *field.data_type() != DataType::Null {
+            types.insert(field.data_type().clone());
+        }
+    }
+    let fields = columns.into_iter().map(|(name, types)| {
+        let data_type = match types.len() {
+            0 => DataType::Null,
+            1 => types.into_iter().next().expect("one type"),
+            2 if types.contains(&DataType::Int64) && types.contains(&DataType::Float64) => {
+                DataType::Float64
+            }
+            _ => DataType::Utf8,
+        };
+        Field::new(name, data_type, true)
+    });
+    Arc::new(Schema::new(fields.collect::<Vec<_>>()))
 }
 
 /// `inferred` with the columns named in `text` that were inferred as numbers read as text,

@@ -734,6 +734,89 @@ fn csv_identifiers_with_a_leading_zero_stay_text_not_numbers() {
     );
 }
 
+/// CRM exports quote values that hold line breaks (an address, a note). Such a file is read
+/// whole, never in byte ranges that could start inside a value, and its types are inferred from
+/// whole records.
+#[test]
+fn csv_values_holding_line_breaks_are_read_whole() {
+    let p = Project::mini();
+    let note = |id: usize| format!("called {id}\nno answer, twice\nleft a note\n\"call back\"");
+    let mut text = "customer_id,email,signup_date,notes\n".to_string();
+    for id in 1..=3000 {
+        let quoted = note(id).replace('"', "\"\"");
+        text += &format!("{id},c{id}@example.com,2026-01-05,\"{quoted}\"\n");
+    }
+    p.write("data/customers.csv", &text);
+    p.edit(
+        "sql/mini/active.sql",
+        "select customer_id, email, signup_date",
+        "select customer_id, email, signup_date, notes",
+    );
+    p.edit(
+        "sql/mini/profile.sql",
+        "    a.email,",
+        "    a.email,\n    a.notes,",
+    );
+    let out = p
+        .command(&["run", MINI, "--date", "2026-11-20"])
+        // DataFusion would split any file into four byte ranges.
+        .env("DATAFUSION_OPTIMIZER_REPARTITION_FILE_MIN_SIZE", "1")
+        .env("DATAFUSION_EXECUTION_TARGET_PARTITIONS", "4")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let read = p.duckdb(
+        "mini",
+        "select count(*), count(distinct customer_id), max(customer_id) from read_parquet('{out}/runs/run_date=2026-11-20/models/profile/*.parquet')",
+    );
+    assert_eq!(read, [r#"["3000", "3000", "3000"]"#]);
+    let notes = p.duckdb(
+        "mini",
+        "select customer_id, notes from read_parquet('{out}/runs/run_date=2026-11-20/models/profile/*.parquet') where customer_id in (1, 1500, 3000) order by 1",
+    );
+    let notes: Vec<Vec<String>> = (notes.iter())
+        .map(|row| serde_json::from_str(row).unwrap())
+        .collect();
+    let expected: Vec<Vec<String>> = (["1", "1500", "3000"].iter())
+        .map(|id| vec![id.to_string(), note(id.parse().unwrap())])
+        .collect();
+    assert_eq!(notes, expected);
+}
+
+/// A line of a CSV file's first MiB that is not a record of the file is named as one further
+/// down is: file, line (as an editor counts them), what is wrong; never its values.
+#[test]
+fn a_bad_csv_line_among_the_first_blocks_the_run_naming_file_and_line() {
+    let p = Project::mini();
+    p.ok(&["run", MINI, "--date", "2026-11-20"]);
+    let published = p.read("out/mini/runs/run_date=2026-11-20/manifest.json");
+    let header = "customer_id,email,signup_date,country\n";
+    let note = "1,ada@example.com,2026-01-05,\"G\nB\"\n";
+    p.write(
+        "data/customers.csv",
+        &format!("{header}{note}\n2,bob@example.com,2026-02-10,GB,secret\n"),
+    );
+    let err = p.fails(&["run", MINI, "--date", "2026-11-20"], 3);
+    assert!(
+        err.contains("data/customers.csv, line 5: not the 4 fields of the file's other lines"),
+        "{err}"
+    );
+    assert!(!err.contains("secret") && !err.contains("bob"), "{err}");
+    let mut latin1 = format!("{header}{note}").into_bytes();
+    latin1.extend_from_slice(b"2,bob@example.com,2026-02-10,G\xe9B\n");
+    std::fs::write(p.path("data/customers.csv"), latin1).unwrap();
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("data/customers.csv, line 4: text that is not UTF-8"),
+        "{err}"
+    );
+    assert_eq!(
+        p.read("out/mini/runs/run_date=2026-11-20/manifest.json"),
+        published
+    );
+}
+
 #[test]
 fn feature_names_its_per_day_state_uses_are_refused_at_validate() {
     let p = Project::mini();
