@@ -248,6 +248,11 @@ fn try_local(
                 _ => Taken::Unnamed,
             }))
         }
+        // Some file systems (NFS) lock only what the locker may write.
+        Err(std::fs::TryLockError::Error(err)) if !ours => Err(StoreError::io(
+            path,
+            "locking the run lock, another user's file, which this file system will not lock for a user who cannot write it (if no run of this pipeline is in progress, remove it)",
+        )(err)),
         Err(std::fs::TryLockError::Error(err)) => {
             Err(StoreError::io(path, "locking the run lock")(err))
         }
