@@ -16,7 +16,7 @@ use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
-use super::register::{SourceFiles, shown, source_files};
+use super::register::{SourceFiles, column_type, shown, source_files};
 use super::{Source, SourceError};
 use crate::spec::Format;
 
@@ -212,13 +212,15 @@ fn describe(
         let field = schema.fields().get(column)?;
         let name = field.name();
         let problem = match source.contract.get(name) {
-            Some(declared) => format!(
-                "column {name}: the contract says {}, the line holds something else",
-                format!("{declared:?}").to_lowercase()
-            ),
+            Some(declared) => {
+                format!(
+                    "column {name}: the contract says {declared}, the line holds something else"
+                )
+            }
             None => format!(
                 "column {name}, not in the contract, was read as {} from the file's first lines, and the line holds something else; declare it under `columns:` with the type it holds",
-                type_name(field.data_type())
+                column_type(field.data_type())
+                    .map_or_else(|| field.data_type().to_string(), |kind| kind.to_string())
             ),
         };
         return Some((record, problem));
@@ -303,19 +305,6 @@ async fn chunks(
     let stream = store.get(&file.location).await.ok()?.into_stream();
     let end = futures::stream::iter([Ok((bytes::Bytes::new(), true))]);
     Some(stream.map_ok(|chunk| (chunk, false)).chain(end))
-}
-
-/// A type as the contract would declare it.
-fn type_name(data_type: &DataType) -> String {
-    match data_type {
-        t if t.is_integer() => "int".into(),
-        t if t.is_floating() => "double".into(),
-        DataType::Boolean => "boolean".into(),
-        DataType::Date32 => "date".into(),
-        DataType::Timestamp(..) => "timestamp".into(),
-        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => "string".into(),
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]

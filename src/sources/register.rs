@@ -45,6 +45,20 @@ pub(crate) fn arrow_type(column: ColumnType) -> DataType {
     }
 }
 
+/// The column type a contract would declare for `data_type`, if any: the kind of
+/// [`arrow_type`]'s types (any integer is an `int`).
+pub(crate) fn column_type(data_type: &DataType) -> Option<ColumnType> {
+    Some(match data_type {
+        t if t.is_integer() => ColumnType::Int,
+        t if t.is_floating() => ColumnType::Double,
+        DataType::Boolean => ColumnType::Boolean,
+        DataType::Date32 => ColumnType::Date,
+        DataType::Timestamp(..) => ColumnType::Timestamp,
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => ColumnType::String,
+        _ => return None,
+    })
+}
+
 /// The listing URL of a source: folders end in `/` so every file below is read.
 fn source_table_url(source: &Source) -> Result<ListingTableUrl, SourceError> {
     let text = match &source.uri {
@@ -179,10 +193,9 @@ fn partition_value_problems(
             };
             (!reads).then(|| {
                 format!(
-                    "file {}: folder {folder} is not a{} {}, as partitioned_by declares {name}; rename the folder or move the file out of the source",
+                    "file {}: folder {folder} is not a{} {kind}, as partitioned_by declares {name}; rename the folder or move the file out of the source",
                     shown(url, file),
                     if matches!(kind, ColumnType::Int) { "n" } else { "" },
-                    format!("{kind:?}").to_lowercase()
                 )
             })
         })
@@ -452,7 +465,7 @@ fn compare_files(
                 differences.push(format!(
                     "file {}: column {name}: the contract says {}, the file has {}",
                     shown(url, &file.location),
-                    format!("{declared:?}").to_lowercase(),
+                    declared,
                     field.data_type()
                 ));
                 continue;
@@ -710,7 +723,7 @@ fn apply_contract(source: &Source, inferred: &SchemaRef) -> Result<SchemaRef, Ve
                     differences.push(format!(
                         "column {}: the contract says {}, the data has {}",
                         field.name(),
-                        format!("{declared:?}").to_lowercase(),
+                        declared,
                         field.data_type()
                     ));
                     field.as_ref().clone()

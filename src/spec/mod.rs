@@ -339,6 +339,20 @@ pub enum ColumnType {
     Timestamp,
 }
 
+impl std::fmt::Display for ColumnType {
+    /// As a contract declares it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::String => "string",
+            Self::Int => "int",
+            Self::Double => "double",
+            Self::Boolean => "boolean",
+            Self::Date => "date",
+            Self::Timestamp => "timestamp",
+        })
+    }
+}
+
 /// Behaviour features: counts, sums and latest or earliest times per key over sliding windows
 /// of days, kept up to date from the days that changed instead of all history.
 #[derive(Debug, Clone, Deserialize)]
