@@ -515,7 +515,7 @@ pub struct SplitSpec {
 
 /// Parses pipeline YAML, reporting errors as `file:line:column: field.path: message`.
 pub fn parse(file: &Path, text: &str) -> Result<PipelineSpec, SpecError> {
-    check_shape(file, text)?;
+    check_shape(file, text, false)?;
     serde_yaml::from_str(text).map_err(|err| yaml_error(file, &err))
 }
 
@@ -525,9 +525,10 @@ pub fn load(file: &Path) -> Result<(PipelineSpec, String), SpecError> {
     Ok((parse(file, &text)?, text))
 }
 
-/// Rejects duplicate keys (naming both lines) and pathological nesting before the YAML is read
-/// as a pipeline; shared with test files.
-pub fn check_shape(file: &Path, text: &str) -> Result<(), SpecError> {
+/// Rejects duplicate keys (naming both lines), pathological nesting and, unless `nulls`, keys
+/// without a value before the YAML is read as a pipeline; shared with test files, whose rows
+/// hold NULLs.
+pub fn check_shape(file: &Path, text: &str, nulls: bool) -> Result<(), SpecError> {
     if let Some(offset) = shape::too_deep_brackets(text) {
         return Err(SpecError::Yaml {
             at: Location::at_offset(file, text, offset),
@@ -537,7 +538,7 @@ pub fn check_shape(file: &Path, text: &str) -> Result<(), SpecError> {
             ),
         });
     }
-    let Err((problem, err)) = shape::check(text) else {
+    let Err((problem, err)) = shape::check(text, nulls) else {
         return Ok(());
     };
     let (mut at, _) = describe_yaml_error(file, &err);
@@ -562,6 +563,20 @@ pub fn check_shape(file: &Path, text: &str) -> Result<(), SpecError> {
             "the document nests deeper than {} levels; a pipeline needs far fewer",
             shape::MAX_DEPTH
         ),
+        shape::ShapeProblem::Empty { path } => {
+            let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+            let (line, column) = locate(text, &keys);
+            at = Location::new(file, line, column);
+            format!(
+                "{}: has no value; give it one, or remove the key (a key left empty reads as if it were not there{})",
+                path.join("."),
+                if path.last().is_some_and(|k| k == "scope") {
+                    ": a rule without a scope holds back everything"
+                } else {
+                    ""
+                }
+            )
+        }
     };
     Err(SpecError::Yaml { at, message })
 }

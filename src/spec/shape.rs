@@ -1,6 +1,8 @@
 //! The shape of a YAML document, checked before it is read as a pipeline: no key twice in one
-//! mapping (serde would silently keep the last one), and no nesting deeper than a pipeline
-//! ever needs (a hostile file is rejected at once instead of being parsed for minutes).
+//! mapping (serde would silently keep the last one), no nesting deeper than a pipeline ever
+//! needs (a hostile file is rejected at once instead of being parsed for minutes), and in a
+//! pipeline no key left without a value (read as if it were not there: a `scope:` whose list
+//! was commented out would hold back everything).
 
 use std::fmt;
 
@@ -17,12 +19,29 @@ pub const MAX_DEPTH: usize = 32;
 pub(super) enum ShapeProblem {
     Duplicate { path: Vec<String> },
     TooDeep,
+    Empty { path: Vec<String> },
 }
 
 /// Walks a document, keeping the path to the current node.
 struct Walk<'a> {
     path: &'a mut Vec<String>,
     problem: &'a mut Option<ShapeProblem>,
+    /// Whether a key's value may be null (`key:`, `key: ~`), as a test's rows may be.
+    nulls: bool,
+    /// Whether the node is the value of a mapping's key.
+    keyed: bool,
+}
+
+impl Walk<'_> {
+    fn null<E: de::Error>(self) -> Result<(), E> {
+        if self.nulls || !self.keyed {
+            return Ok(());
+        }
+        *self.problem = Some(ShapeProblem::Empty {
+            path: self.path.clone(),
+        });
+        Err(E::custom("a key has no value"))
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for Walk<'_> {
@@ -116,11 +135,11 @@ impl<'de> Visitor<'de> for Walk<'_> {
     fn visit_str<E>(self, _: &str) -> Result<(), E> {
         Ok(())
     }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.null()
     }
-    fn visit_none<E>(self) -> Result<(), E> {
-        Ok(())
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.null()
     }
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -144,6 +163,8 @@ impl<'de> Visitor<'de> for Walk<'_> {
             let more = seq.next_element_seed(Walk {
                 path: self.path,
                 problem: self.problem,
+                nulls: self.nulls,
+                keyed: false,
             })?;
             self.path.pop();
             if more.is_none() {
@@ -166,6 +187,8 @@ impl<'de> Visitor<'de> for Walk<'_> {
             map.next_value_seed(Walk {
                 path: self.path,
                 problem: self.problem,
+                nulls: self.nulls,
+                keyed: true,
             })?;
             self.path.pop();
         }
@@ -201,15 +224,17 @@ pub(super) fn too_deep_brackets(text: &str) -> Option<usize> {
     None
 }
 
-/// Checks the document's shape; on a problem, returns it with serde_yaml's error (which knows
-/// where it was found).
-pub(super) fn check(text: &str) -> Result<(), (ShapeProblem, serde_yaml::Error)> {
+/// Checks the document's shape (keys may be left without a value when `nulls`); on a problem,
+/// returns it with serde_yaml's error (which knows where it was found).
+pub(super) fn check(text: &str, nulls: bool) -> Result<(), (ShapeProblem, serde_yaml::Error)> {
     let mut path = Vec::new();
     let mut problem = None;
     let deserializer = serde_yaml::Deserializer::from_str(text);
     let walk = Walk {
         path: &mut path,
         problem: &mut problem,
+        nulls,
+        keyed: false,
     };
     match walk.deserialize(deserializer) {
         Ok(()) => Ok(()),

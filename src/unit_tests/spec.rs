@@ -69,7 +69,8 @@ pub struct ExpectSpec {
 
 /// Parses a test file, reporting errors as `file:line:column: field.path: message`.
 pub fn parse(file: &Path, text: &str) -> Result<TestFileSpec, Diagnostic> {
-    if let Err(crate::spec::SpecError::Yaml { at, message }) = crate::spec::check_shape(file, text)
+    if let Err(crate::spec::SpecError::Yaml { at, message }) =
+        crate::spec::check_shape(file, text, true)
     {
         return Err(Diagnostic::new(at, message));
     }

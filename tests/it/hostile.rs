@@ -817,6 +817,46 @@ fn a_bad_csv_line_among_the_first_blocks_the_run_naming_file_and_line() {
     );
 }
 
+/// A key left without a value reads as if it were not there: a scope whose list was commented
+/// out would hold back everything, a feature's `where:` would count every event. Refused,
+/// naming the key's line.
+#[test]
+fn a_pipeline_key_left_without_a_value_is_refused_at_its_line() {
+    let p = Project::sample();
+    let pipeline = "pipelines/daily_segments.yaml";
+    p.edit(
+        pipeline,
+        "    scope: { offers: [landline_bundle] }",
+        "    scope:\n    # { offers: [landline_bundle] }",
+    );
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    let line = p
+        .read(pipeline)
+        .lines()
+        .position(|l| l == "    scope:")
+        .unwrap()
+        + 1;
+    assert!(
+        err.contains(&format!("daily_segments.yaml:{line}:5: suppressions.already_has_landline.scope: has no value; give it one, or remove the key")),
+        "{err}"
+    );
+    assert!(
+        err.contains("a rule without a scope holds back everything"),
+        "{err}"
+    );
+    p.edit(pipeline, "    scope:\n    # {", "    scope: {");
+    p.edit(
+        pipeline,
+        "    where: \"event_type IN ('email_send', 'sms_send', 'email_open', 'email_click', 'purchase')\"",
+        "    where: ~",
+    );
+    let err = p.fails(&["run", "daily_segments", "--date", "2026-11-20"], 2);
+    assert!(
+        err.contains("features.campaign_contacts.where: has no value"),
+        "{err}"
+    );
+}
+
 #[test]
 fn feature_names_its_per_day_state_uses_are_refused_at_validate() {
     let p = Project::mini();
