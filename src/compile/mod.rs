@@ -97,12 +97,23 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    /// Records each channel `channels` (the list at `path`) names more than once: a channel
-    /// listed twice would publish every member's row for it twice.
+    /// Records each channel `channels` (the list at `path`) names more than once (a channel
+    /// listed twice would publish every member's row for it twice), and each not named as a
+    /// channel is: suppression scopes, consent among them, hold channels back by their exact
+    /// name, so `Email` or `e-mail` beside a consent rule for `email` would reach customers
+    /// who withdrew their consent.
     pub(crate) fn check_channels(&mut self, path: &[&str], channels: &[String]) {
         let mut seen = std::collections::BTreeSet::new();
         for channel in channels {
-            if !seen.insert(channel.as_str()) {
+            if !is_valid_name(channel) {
+                self.problem(
+                    path,
+                    format!(
+                        "{}: \"{channel}\" is not a channel name: channels are named in lower-case letters, digits and _ (email, sms, push), as suppression scopes name them",
+                        path.join(".")
+                    ),
+                );
+            } else if !seen.insert(channel.as_str()) {
                 self.problem(
                     path,
                     format!(

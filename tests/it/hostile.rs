@@ -857,6 +857,29 @@ fn a_pipeline_key_left_without_a_value_is_refused_at_its_line() {
     );
 }
 
+/// Consent rules hold channels back by their exact name: a segment activated through `Email`
+/// or an offer through `e-mail` would reach customers without e-mail consent. Refused.
+#[test]
+fn a_channel_written_unlike_a_channel_name_is_refused() {
+    let p = Project::sample();
+    let pipeline = "pipelines/daily_segments.yaml";
+    let text = p.read(pipeline);
+    let text = text.replacen("channels: [email, mail]", "channels: [Email, mail]", 1);
+    p.write(
+        pipeline,
+        &text.replace(
+            "channels: [email, sms, push]",
+            "channels: [e-mail, sms, push]",
+        ),
+    );
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    assert!(
+        err.contains("segments.list.lapsing_high_value.channels: \"Email\" is not a channel name")
+            && err.contains("offers.list.mobile_plan.channels: \"e-mail\" is not a channel name"),
+        "{err}"
+    );
+}
+
 #[test]
 fn feature_names_its_per_day_state_uses_are_refused_at_validate() {
     let p = Project::mini();
