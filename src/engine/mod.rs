@@ -138,7 +138,9 @@ pub(crate) fn redact_quoted(message: &str) -> String {
 }
 
 /// Arrow's arithmetic and casts name the number they failed on, unquoted: `Overflowing on
-/// 1e37`, `Overflow happened on: 123 * 1000`, `1.2E20 is too large to store in a Decimal128`.
+/// 1e37`, `Overflow happened on: 123 * 1000`, `1.2E20 is too large to store in a Decimal128`;
+/// so do DataFusion's date functions: `Unable to parse date from 2026, 2, 29` (`make_date` of
+/// a customer's birthday this year).
 fn redact_numbers(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     for (i, line) in message.split('\n').enumerate() {
@@ -146,7 +148,12 @@ fn redact_numbers(message: &str) -> String {
             out.push('\n');
         }
         let mut line = line.to_string();
-        for marker in ["Overflowing on ", "Overflow happened on: "] {
+        for marker in [
+            "Overflowing on ",
+            "Overflow happened on: ",
+            "Unable to parse date from ",
+            "Unable to parse time from ",
+        ] {
             if let Some(at) = line.find(marker) {
                 line.truncate(at + marker.len());
                 line.push('…');
@@ -167,6 +174,7 @@ fn redact_numbers(message: &str) -> String {
             ("Cannot cast string '", "' to value of "),
             ("Cannot cast value '", "' to value of "),
             ("Error while parsing value '", "' as type '"),
+            ("date_bin timestamp value ", " overflows "),
         ] {
             if let Some(start) = line.find(from).map(|at| at + from.len())
                 && let Some(end) = line[start..].rfind(to).map(|at| start + at)
@@ -1920,6 +1928,14 @@ mod tests {
         assert_eq!(
             redact_quoted("Arrow error: Overflow happened on: 123456789 * 1000"),
             "Arrow error: Overflow happened on: …"
+        );
+        assert_eq!(
+            redact_quoted("Execution error: Unable to parse date from 2026, 2, 29"),
+            "Execution error: Unable to parse date from …"
+        );
+        assert_eq!(
+            redact_quoted("date_bin timestamp value 1700000000 * scale 1000 overflows i64"),
+            "date_bin timestamp value … overflows i64"
         );
         assert_eq!(
             redact_quoted(
