@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use datafusion::prelude::SessionContext;
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, info, info_span, warn};
 
 use super::{Locked, RunError, RunOptions};
 use crate::checks::{self, Sizes};
@@ -18,7 +18,7 @@ use crate::pipeline::Pipeline;
 use crate::report::{InvalidIdentifiers, Manifest, RunStatus, Step};
 use crate::segments;
 use crate::sources::{self, SourceError};
-use crate::sql::Params;
+use crate::sql::{Params, Rule};
 use crate::store::{RunDirs, Scratch, StagedRun};
 use crate::suppressions::{self, Held};
 
@@ -331,6 +331,7 @@ impl<'a> Run<'a> {
             &work_dir,
         )
         .await?;
+        self.offers_named_by_rules().await?;
         self.step("suppressions", None, clock);
         let mut held = Vec::new();
         if let Some(segments) = &pipeline.segments {
@@ -474,8 +475,55 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// Stops the run at a failed gate: keeps its report and failing rows aside, publishes
-    /// nothing.
+    /// A SQL rule whose rows name offers, none of them the pipeline's (offer codes renamed
+    /// upstream, a typo), would hold back nobody from anything: the run is blocked. Rows naming
+    /// an offer the pipeline no longer has beside ones it has are only logged.
+    async fn offers_named_by_rules(&mut self) -> Result<(), RunError> {
+        let pipeline = self.pipeline;
+        let offers: Vec<&str> = (pipeline.offers.iter())
+            .flat_map(|o| o.list.iter().map(|offer| offer.name.as_str()))
+            .collect();
+        let named =
+            suppressions::offers_named(&self.ctx, &pipeline.suppressions, &offers, &self.params)
+                .await?;
+        let mut failures = Vec::new();
+        for rule in named.iter().filter(|r| r.unknown > 0) {
+            if rule.known > 0 {
+                warn!(
+                    suppression = %rule.rule,
+                    rows = rule.unknown,
+                    "rows of the rule name an offer the pipeline does not have: they hold back nothing"
+                );
+                continue;
+            }
+            let choices = match offers.is_empty() {
+                true => "it has none".to_string(),
+                false => offers.join(", "),
+            };
+            let Some(suppression) = pipeline.suppressions.iter().find(|s| s.name == rule.rule)
+            else {
+                continue;
+            };
+            let file = match &suppression.rule {
+                Rule::Sql(query) => format!(" ({})", query.path.display()),
+                Rule::Conditions(_) => String::new(),
+            };
+            failures.push(format!(
+                "{}: suppression {}{file}: its {} rows naming an offer name none of the pipeline's offers ({choices}), so it holds back nobody; return the offers' names as the pipeline spells them",
+                suppression.at, rule.rule, rule.unknown
+            ));
+        }
+        if failures.is_empty() {
+            return Ok(());
+        }
+        self.manifest.status = RunStatus::Blocked;
+        Err(RunError::Blocked {
+            failures,
+            report: Box::new(self.manifest.clone()),
+            kept: None,
+        })
+    }
+
     /// What the identifier functions found invalid so far, when they ran.
     fn count_identifiers(&mut self) {
         self.manifest.invalid_identifiers =
@@ -485,6 +533,8 @@ impl<'a> Run<'a> {
             });
     }
 
+    /// Stops the run at a failed gate: keeps its report and failing rows aside, publishes
+    /// nothing.
     async fn block(&mut self) -> RunError {
         self.count_identifiers();
         let mut manifest = self.manifest.clone();

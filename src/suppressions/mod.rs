@@ -24,5 +24,6 @@ pub(crate) use sql::{
 };
 pub use step::SuppressionStats;
 pub(crate) use step::{
-    MATCHES, SuppressionsError, evaluate, held_back_by, matches_for, plan, write_suppressed,
+    MATCHES, SuppressionsError, evaluate, held_back_by, matches_for, offers_named, plan,
+    write_suppressed,
 };

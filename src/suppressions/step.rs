@@ -113,6 +113,46 @@ pub(crate) async fn evaluate(
     Ok(())
 }
 
+/// What a SQL rule's `offer` column named today, in rows: ones naming an offer of the
+/// pipeline, and ones naming none (a renamed offer code, a typo), which hold back nothing.
+#[derive(Debug, PartialEq)]
+pub(crate) struct OffersNamed {
+    pub(crate) rule: String,
+    pub(crate) known: u64,
+    pub(crate) unknown: u64,
+}
+
+/// [`OffersNamed`] for each SQL rule whose matches name offers (read from [`MATCHES`]).
+pub(crate) async fn offers_named(
+    ctx: &SessionContext,
+    suppressions: &[Suppression],
+    offers: &[&str],
+    params: &Params,
+) -> Result<Vec<OffersNamed>, EngineError> {
+    if !suppressions.iter().any(|s| matches!(s.rule, Rule::Sql(_))) {
+        return Ok(Vec::new());
+    }
+    let listed = offers.iter().map(|o| format!("'{o}'")).collect::<Vec<_>>();
+    let known = match listed.is_empty() {
+        true => "false".to_string(),
+        false => format!("offer IN ({})", listed.join(", ")),
+    };
+    let sql = format!(
+        "SELECT suppression, COUNT(*) FILTER (WHERE {known}) AS known, \
+         COUNT(*) FILTER (WHERE NOT ({known})) AS unknown \
+         FROM {MATCHES} WHERE offer IS NOT NULL GROUP BY suppression"
+    );
+    let rows = engine::count_rows(ctx, "suppression offers", &sql, params).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| OffersNamed {
+            rule: row.labels.into_iter().next().unwrap_or_default(),
+            known: row.counts[0],
+            unknown: row.counts[1],
+        })
+        .collect())
+}
+
 /// Writes `suppressed/` from the held tables of segments and offers (`key, segment or offer,
 /// channel, suppression, detail`): every (customer, segment or offer) held back, by which rule
 /// and why. Returns the output and the per-rule counts for the manifest.

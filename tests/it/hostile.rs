@@ -880,6 +880,32 @@ fn a_channel_written_unlike_a_channel_name_is_refused() {
     );
 }
 
+/// A SQL rule's `offer` column holds back that offer only: offer codes renamed upstream would
+/// hold back nobody. None of them an offer of the pipeline blocks the run; some of them (an
+/// offer retired, still in the contact history) is logged.
+#[test]
+fn a_sql_rule_naming_no_offer_of_the_pipeline_blocks_the_run() {
+    let p = Project::sample();
+    let rule = "sql/daily_segments/suppress_unanswered_offer.sql";
+    p.edit(rule, "    offer,\n", "    upper(offer) AS offer,\n");
+    let err = p.fails(&["run", "daily_segments", "--date", "2026-11-20"], 3);
+    assert!(
+        err.contains("daily_segments.yaml:189:3: suppression unanswered_offer (sql/daily_segments/suppress_unanswered_offer.sql): its ")
+            && err.contains("rows naming an offer name none of the pipeline's offers (fiber_upgrade, satellite_tv, mobile_plan, loyalty_reward, winback, landline_bundle), so it holds back nobody"),
+        "{err}"
+    );
+    assert!(!p.path("out/daily_segments/runs").exists());
+    // `winback` keeps its name, the others lose it.
+    p.edit(rule, "upper(offer) AS offer", "replace(offer, '_', '-') AS offer");
+    let out = p.segflow(&["run", "daily_segments", "--date", "2026-11-20"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("rows of the rule name an offer the pipeline does not have: they hold back nothing suppression=unanswered_offer"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn feature_names_its_per_day_state_uses_are_refused_at_validate() {
     let p = Project::mini();
