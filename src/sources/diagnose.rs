@@ -12,6 +12,7 @@ use std::sync::Arc;
 use datafusion::arrow::csv::ReaderBuilder;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
+use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
@@ -127,6 +128,34 @@ pub(crate) async fn find_csv_fault<'a>(
                 )],
             });
         }
+    }
+    None
+}
+
+/// Where in `files` the first value of `column` (of `schema`, the table's columns as the
+/// contract types them) that does not read as its type is: `file F, line L: …`, as a
+/// difference from the contract. For a sampled value that made type inference disagree with
+/// the contract.
+pub(super) async fn locate_value(
+    source: &Source,
+    (url, store, files): (&ListingTableUrl, &Arc<dyn ObjectStore>, &[ObjectMeta]),
+    schema: &Schema,
+    column: usize,
+) -> Option<String> {
+    let kind = schema.fields().get(column)?.data_type();
+    let fault = CsvFault::Value {
+        column,
+        kind: (!matches!(kind, DataType::Timestamp(..))).then(|| kind.to_string()),
+    };
+    for file in files {
+        let Some((record, problem)) = first_fault(source, schema, store, file, &fault).await else {
+            continue;
+        };
+        let line = record_line(source, store, file, record).await?;
+        return Some(format!(
+            "file {}, line {line}: {problem}",
+            shown(url, &file.location)
+        ));
     }
     None
 }

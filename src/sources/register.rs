@@ -282,12 +282,20 @@ pub(crate) async fn register_source(
         }
         None => inferred,
     };
-    let schema =
-        apply_contract(source, &inferred).map_err(|differences| SourceError::Contract {
-            at: source.at.clone(),
-            name: source.name.clone(),
-            differences,
-        })?;
+    let schema = match apply_contract(source, &inferred) {
+        Ok(schema) => schema,
+        Err(mut differences) => {
+            if source.format == Format::Csv {
+                let files = (&url, &store, files.as_slice());
+                differences = located(source, files, &inferred, differences).await;
+            }
+            return Err(SourceError::Contract {
+                at: source.at.clone(),
+                name: source.name.clone(),
+                differences,
+            });
+        }
+    };
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);
@@ -736,6 +744,46 @@ fn apply_contract(source: &Source, inferred: &SchemaRef) -> Result<SchemaRef, Ve
     } else {
         Err(differences)
     }
+}
+
+/// `differences` with each CSV column whose sampled values the contract's type cannot read
+/// (a boolean column holding `N`, an int column holding `2048.0`) located: the file and line of
+/// its first such value, as further down a file (see `diagnose`).
+async fn located(
+    source: &Source,
+    files: (&ListingTableUrl, &Arc<dyn ObjectStore>, &[ObjectMeta]),
+    inferred: &SchemaRef,
+    mut differences: Vec<String>,
+) -> Vec<String> {
+    // The columns as the contract types them, and as text where it does not say.
+    let typed = |field: &Field| {
+        let declared = source.contract.get(field.name());
+        let data_type = declared.map_or(DataType::Utf8, |kind| arrow_type(*kind));
+        Field::new(field.name(), data_type, true)
+    };
+    let schema = Schema::new(
+        inferred
+            .fields()
+            .iter()
+            .map(|f| typed(f))
+            .collect::<Vec<_>>(),
+    );
+    for (column, field) in inferred.fields().iter().enumerate() {
+        let Some(declared) = source.contract.get(field.name()) else {
+            continue;
+        };
+        if reads_as(source.format, field.data_type(), *declared).is_some() {
+            continue;
+        }
+        let Some(found) = super::diagnose::locate_value(source, files, &schema, column).await
+        else {
+            continue;
+        };
+        let general = format!("column {}: ", field.name());
+        differences.retain(|d| !d.starts_with(&general));
+        differences.push(found);
+    }
+    differences
 }
 
 /// The type to read a column as, when data of type `found` can honour the declared type.

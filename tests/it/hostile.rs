@@ -811,6 +811,17 @@ fn a_bad_csv_line_among_the_first_blocks_the_run_naming_file_and_line() {
         err.contains("data/customers.csv, line 4: text that is not UTF-8"),
         "{err}"
     );
+    // A value the contract's type cannot read, which type inference saw.
+    p.write(
+        "data/customers.csv",
+        &format!("{header}{note}2,bob@example.com,someday,GB\n"),
+    );
+    let err = p.fails(&["run", MINI, "--date", "2026-11-20"], 3);
+    assert!(
+        err.contains("data/customers.csv, line 4: column signup_date: the contract says date, the line holds something else"),
+        "{err}"
+    );
+    assert!(!err.contains("someday") && !err.contains("Utf8"), "{err}");
     assert_eq!(
         p.read("out/mini/runs/run_date=2026-11-20/manifest.json"),
         published
@@ -896,7 +907,11 @@ fn a_sql_rule_naming_no_offer_of_the_pipeline_blocks_the_run() {
     );
     assert!(!p.path("out/daily_segments/runs").exists());
     // `winback` keeps its name, the others lose it.
-    p.edit(rule, "upper(offer) AS offer", "replace(offer, '_', '-') AS offer");
+    p.edit(
+        rule,
+        "upper(offer) AS offer",
+        "replace(offer, '_', '-') AS offer",
+    );
     let out = p.segflow(&["run", "daily_segments", "--date", "2026-11-20"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
