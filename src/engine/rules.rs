@@ -24,6 +24,16 @@ pub(crate) async fn check_conditions(
         let what = format!("{what}, condition {}", condition.name);
         let sql = format!("SELECT ({}) AS c FROM {}", condition.expr, ident(profile));
         let df = super::plan_located(ctx, &sql, params, &condition.at, &what).await?;
+        if let Some(number) = number_as_date(ctx, &df) {
+            return Err(PlanError::Invalid {
+                at: condition.at.clone(),
+                what,
+                problem: format!(
+                    "`{}` compares a date or time with the number {number}, which SQL reads as that many days (or seconds) after 1970; write the date as DATE '2026-11-01' or compare with $run_date",
+                    condition.text
+                ),
+            });
+        }
         let data_type = df.schema().field(0).data_type().clone();
         if !matches!(data_type, DataType::Boolean | DataType::Null) {
             return Err(PlanError::Invalid {
@@ -37,6 +47,45 @@ pub(crate) async fn check_conditions(
         }
     }
     Ok(())
+}
+
+/// A number literal the planned `df` reads as a date or a time (`signup_date >= 20261101` is
+/// 20,261,101 days after 1970): almost always a date written without quotes, which makes a
+/// condition hold for nobody or everybody without an error.
+fn number_as_date(ctx: &SessionContext, df: &datafusion::prelude::DataFrame) -> Option<String> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Cast, Expr, TryCast};
+    let state = ctx.state();
+    let plan = df.logical_plan().clone();
+    let analyzed = (state.analyzer())
+        .execute_and_check(plan, state.config_options(), |_, _| {})
+        .ok()?;
+    let mut found = None;
+    let _ = analyzed.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                let (inner, to) = match e {
+                    Expr::Cast(Cast { expr, field }) => (expr, field.data_type()),
+                    Expr::TryCast(TryCast { expr, field }) => (expr, field.data_type()),
+                    _ => return Ok(TreeNodeRecursion::Continue),
+                };
+                let temporal = matches!(
+                    to,
+                    DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
+                );
+                if let Expr::Literal(value, _) = inner.as_ref()
+                    && temporal
+                    && value.data_type().is_numeric()
+                    && !value.is_null()
+                {
+                    found = Some(value.to_string());
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    found
 }
 
 /// Plans an offer's score over the profile: it must be a number, so a text column is reported

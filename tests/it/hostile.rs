@@ -921,6 +921,31 @@ fn a_sql_rule_naming_no_offer_of_the_pipeline_blocks_the_run() {
     );
 }
 
+/// SQL reads a number compared with a date as days after 1970: `signup_date >= 20261101` held
+/// for nobody, and the audience was published empty. Refused at the condition's line; date
+/// arithmetic with numbers stays as it is.
+#[test]
+fn a_condition_comparing_a_date_with_a_number_is_refused() {
+    let p = Project::sample();
+    let pipeline = "pipelines/daily_segments.yaml";
+    p.edit(
+        pipeline,
+        "joined_recently: { sql: tenure_days <= 30,",
+        "joined_recently: { sql: \"signup_date >= 20261101\",",
+    );
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    assert!(
+        err.contains("segment new_customers, condition joined_recently: `signup_date >= 20261101` compares a date or time with the number 20261101"),
+        "{err}"
+    );
+    p.edit(
+        pipeline,
+        "\"signup_date >= 20261101\"",
+        "\"signup_date >= $run_date - 30\"",
+    );
+    p.ok(&["validate", "daily_segments"]);
+}
+
 #[test]
 fn feature_names_its_per_day_state_uses_are_refused_at_validate() {
     let p = Project::mini();
