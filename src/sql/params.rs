@@ -62,6 +62,11 @@ impl Value {
             ParamValue::Int(i) => Value::Int(*i),
             ParamValue::Float(f) if f.is_finite() => Value::Float(*f),
             ParamValue::Float(_) => return Err("a finite number (not .nan or .inf)"),
+            // YAML reads `1_000.0` as text, which SQL would then compare as text or fail to
+            // cast at run time.
+            ParamValue::Text(t) if grouped_number(t) => {
+                return Err("the number without _ (YAML reads 1_000 as text)");
+            }
             ParamValue::Text(t) => match NaiveDate::parse_from_str(t, "%Y-%m-%d") {
                 Ok(date) => Value::Date(supported_date(date)?),
                 Err(_) => Value::Text(t.clone()),
@@ -116,6 +121,14 @@ impl Value {
             Value::Text(t) => t.clone().into(),
         }
     }
+}
+
+/// Whether `text` is a number with its digits grouped by `_` (`1_000`, `2_500.50`).
+fn grouped_number(text: &str) -> bool {
+    let digits = text.trim_start_matches(['-', '+']);
+    digits.contains('_')
+        && digits.starts_with(|c: char| c.is_ascii_digit())
+        && digits.replace('_', "").parse::<f64>().is_ok()
 }
 
 pub(crate) fn days_since_epoch(date: NaiveDate) -> i32 {
@@ -270,6 +283,26 @@ mod tests {
             Some(&Value::Date(NaiveDate::from_ymd_opt(2026, 2, 1).unwrap()))
         );
         assert_eq!(bound.run_date(), date);
+    }
+
+    #[test]
+    fn numbers_grouped_with_underscores_are_refused_not_read_as_text() {
+        for text in ["1_000", "1_000.0", "-2_500.50"] {
+            let mut spec = IndexMap::new();
+            spec.insert("threshold".to_string(), ParamValue::Text(text.into()));
+            let problems = Params::from_spec(&spec).unwrap_err();
+            assert_eq!(
+                problems,
+                [(
+                    "threshold".to_string(),
+                    "give the number without _ (YAML reads 1_000 as text)".to_string()
+                )]
+            );
+        }
+        let mut spec = IndexMap::new();
+        spec.insert("code".to_string(), ParamValue::Text("a_1".into()));
+        spec.insert("batch".to_string(), ParamValue::Text("2026_q4".into()));
+        assert!(Params::from_spec(&spec).is_ok());
     }
 
     #[test]
