@@ -28,6 +28,9 @@ fn init_logging(cli: &Cli) {
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            // Every span, outermost first: `pipeline` (its name), `run` (its run date), then
+            // the step's (`model`, …).
+            .with_span_list(true)
             .init(),
     }
 }

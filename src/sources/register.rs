@@ -640,6 +640,12 @@ fn read_sample(source: &Source, bytes: &[u8], whole: bool) -> Result<CsvSample, 
     let (types, _) = (format.infer_schema(&bytes[..end as usize], Some(SAMPLE_RECORDS)))
         .map_err(SampleError::Unreadable)?;
     let names: Vec<String> = types.fields().iter().map(|f| f.name().clone()).collect();
+    let mut seen = HashSet::new();
+    if let Some(twice) = names.iter().find(|name| !seen.insert(name.as_str())) {
+        let problem =
+            format!("the header names column {twice} twice; give each column a name of its own");
+        return Err(SampleError::Line(1, problem));
+    }
     let mut leading_zero = HashSet::new();
     for record in records.iter().skip(usize::from(source.header)) {
         for (name, value) in names.iter().zip(record.iter()) {

@@ -44,7 +44,7 @@ fn contract_change_blocks_the_run() {
     );
     let err = assert_blocked(&p, &latest, "2026-11-02");
     assert!(
-        err.contains("column amount: the contract says double, the data has Utf8"),
+        err.contains("data/purchases.csv, line 2: column amount: the contract says double, the line holds something else"),
         "{err}"
     );
 }

@@ -822,6 +822,16 @@ fn a_bad_csv_line_among_the_first_blocks_the_run_naming_file_and_line() {
         "{err}"
     );
     assert!(!err.contains("someday") && !err.contains("Utf8"), "{err}");
+    // A header naming a column twice.
+    p.write(
+        "data/customers.csv",
+        "customer_id,email,signup_date,email\n1,a@example.com,2026-01-05,b@example.com\n",
+    );
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("data/customers.csv, line 1: the header names column email twice; give each column a name of its own"),
+        "{err}"
+    );
     assert_eq!(
         p.read("out/mini/runs/run_date=2026-11-20/manifest.json"),
         published

@@ -223,7 +223,10 @@ fn json_logs_carry_the_pipeline_run_date_and_steps() {
         .iter()
         .find(|l| l["message"] == "model done" && l["model"] == "profile")
         .expect("a log line per model");
-    assert_eq!(model["span"]["pipeline"], "mini");
+    // The spans a line is in, outermost first: the pipeline, then the run's date.
+    assert_eq!(model["spans"][0]["name"], "pipeline");
+    assert_eq!(model["spans"][0]["pipeline"], "mini");
+    assert_eq!(model["spans"][1]["name"], "run");
     assert_eq!(model["span"]["run_date"], "2026-11-20");
     assert_eq!(model["rows"], 3);
     assert!(lines.iter().any(|l| l["message"] == "run published"));
