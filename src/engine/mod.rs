@@ -666,9 +666,18 @@ pub(crate) async fn plan_query(
         .statement_to_plan(query.statement.clone())
         .await
         .map_err(located)?;
-    DataFrame::new(state, plan)
+    let df = DataFrame::new(state, plan)
         .with_param_values(params.param_values())
-        .map_err(located)
+        .map_err(located)?;
+    if let Some(number) = rules::number_as_date(ctx, &df) {
+        let offset = query.text.find(&number).unwrap_or(0);
+        return Err(PlanError::Invalid {
+            at: Location::at_offset(&query.path, &query.text, offset),
+            what: what.to_string(),
+            problem: rules::number_as_date_problem(&number),
+        });
+    }
+    Ok(df)
 }
 
 /// Plans SQL that segflow generated (from the pipeline's rules) with the run's parameters.

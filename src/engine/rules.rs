@@ -28,10 +28,7 @@ pub(crate) async fn check_conditions(
             return Err(PlanError::Invalid {
                 at: condition.at.clone(),
                 what,
-                problem: format!(
-                    "`{}` compares a date or time with the number {number}, which SQL reads as that many days (or seconds) after 1970; write the date as DATE '2026-11-01' or compare with $run_date",
-                    condition.text
-                ),
+                problem: format!("`{}` {}", condition.text, number_as_date_problem(&number)),
             });
         }
         let data_type = df.schema().field(0).data_type().clone();
@@ -52,7 +49,10 @@ pub(crate) async fn check_conditions(
 /// A number literal the planned `df` reads as a date or a time (`signup_date >= 20261101` is
 /// 20,261,101 days after 1970): almost always a date written without quotes, which makes a
 /// condition hold for nobody or everybody without an error.
-fn number_as_date(ctx: &SessionContext, df: &datafusion::prelude::DataFrame) -> Option<String> {
+pub(super) fn number_as_date(
+    ctx: &SessionContext,
+    df: &datafusion::prelude::DataFrame,
+) -> Option<String> {
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
     use datafusion::logical_expr::{Cast, Expr, TryCast};
     let state = ctx.state();
@@ -86,6 +86,13 @@ fn number_as_date(ctx: &SessionContext, df: &datafusion::prelude::DataFrame) -> 
         })
     });
     found
+}
+
+/// What a query comparing a date or a time with `number` is told.
+pub(super) fn number_as_date_problem(number: &str) -> String {
+    format!(
+        "compares a date or time with the number {number}, which SQL reads as that many days (or seconds) after 1970; write the date as DATE '2026-11-01' or compare with $run_date"
+    )
 }
 
 /// Plans an offer's score over the profile: it must be a number, so a text column is reported

@@ -45,38 +45,28 @@ pub async fn backfill(
     options: &RunOptions,
     on_date: impl FnMut(NaiveDate, bool),
 ) -> Result<BackfillReport, BackfillError> {
-    let span = info_span!("pipeline", pipeline = %pipeline.name);
-    backfill_all(pipeline, from, to, rerun, options, on_date)
-        .instrument(span)
-        .await
-}
-
-async fn backfill_all(
-    pipeline: &Pipeline,
-    from: NaiveDate,
-    to: NaiveDate,
-    rerun: bool,
-    options: &RunOptions,
-    on_date: impl FnMut(NaiveDate, bool),
-) -> Result<BackfillReport, BackfillError> {
     let total = from.iter_days().take_while(|d| *d <= to).count();
     let start = RunOptions {
         date: from,
         ..options.clone()
     };
-    let locked = Locked::take(pipeline, &start)
+    let work = async {
+        let locked = Locked::take(pipeline, &start)
+            .await
+            .map_err(|source| BackfillError {
+                date: from,
+                published: 0,
+                skipped: 0,
+                total,
+                resume: String::new(),
+                source,
+            })?;
+        let result = backfill_locked(&locked, from, to, rerun, options, on_date).await;
+        locked.release().await;
+        result
+    };
+    work.instrument(info_span!("pipeline", pipeline = %pipeline.name))
         .await
-        .map_err(|source| BackfillError {
-            date: from,
-            published: 0,
-            skipped: 0,
-            total,
-            resume: String::new(),
-            source,
-        })?;
-    let result = backfill_locked(&locked, from, to, rerun, options, on_date).await;
-    locked.release().await;
-    result
 }
 
 async fn backfill_locked(

@@ -954,6 +954,24 @@ fn a_condition_comparing_a_date_with_a_number_is_refused() {
         "\"signup_date >= $run_date - 30\"",
     );
     p.ok(&["validate", "daily_segments"]);
+    // In a model's SQL, pointing at the number.
+    let model = "sql/daily_segments/customer_profile.sql";
+    p.edit(
+        model,
+        "WHERE CAST(c.signup_date AS DATE) <= $run_date",
+        "WHERE CAST(c.signup_date AS DATE) <= 20261120",
+    );
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    let line = p
+        .read(model)
+        .lines()
+        .position(|l| l.contains("<= 20261120"))
+        .unwrap()
+        + 1;
+    assert!(
+        err.contains(&format!("{model}:{line}:38: model customer_profile: compares a date or time with the number 20261120")),
+        "{err}"
+    );
 }
 
 #[test]
