@@ -27,6 +27,8 @@ pub(crate) struct Compiler<'a> {
     text: &'a str,
     root: PathBuf,
     problems: Vec<Diagnostic>,
+    /// The pipeline's declared `channels:`, when it declares them.
+    channels: Option<Vec<String>>,
 }
 
 impl<'a> Compiler<'a> {
@@ -37,7 +39,15 @@ impl<'a> Compiler<'a> {
             text,
             root: project_root(file),
             problems: Vec::new(),
+            channels: None,
         }
+    }
+
+    /// Checks the pipeline's `channels:` (named as channels, each once) and keeps them: every
+    /// segment and offer channel must then be one of them.
+    pub(crate) fn declare_channels(&mut self, channels: &[String]) {
+        self.check_channels(&["channels"], channels);
+        self.channels = Some(channels.to_vec());
     }
 
     /// The folder relative paths in the pipeline resolve against.
@@ -121,6 +131,16 @@ impl<'a> Compiler<'a> {
                         path.join(".")
                     ),
                 );
+            } else if let Some(declared) = self.channels.as_ref().filter(|d| !d.contains(channel)) {
+                let guess = closest(channel, declared)
+                    .map(|name| format!("did you mean {name}? "))
+                    .unwrap_or_default();
+                let problem = format!(
+                    "{}: \"{channel}\" is not one of the pipeline's channels ({}); {guess}name a declared channel, or declare it under `channels:`",
+                    path.join("."),
+                    declared.join(", ")
+                );
+                self.problem(path, problem);
             }
         }
     }
@@ -263,6 +283,32 @@ pub(crate) fn project_root(file: &Path) -> PathBuf {
     }
 }
 
+/// The one of `names` closest to `name`, if it is a typo away (at most two letters added,
+/// removed or changed).
+fn closest<'n>(name: &str, names: &'n [String]) -> Option<&'n str> {
+    let distance = |other: &str| {
+        let (a, b): (Vec<char>, Vec<char>) = (name.chars().collect(), other.chars().collect());
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.iter().enumerate() {
+            let mut diagonal = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let above = row[j + 1];
+                row[j + 1] = (above + 1)
+                    .min(row[j] + 1)
+                    .min(diagonal + usize::from(ca != cb));
+                diagonal = above;
+            }
+        }
+        row[b.len()]
+    };
+    (names.iter())
+        .map(|other| (distance(other), other.as_str()))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, other)| other)
+}
+
 /// Names that become SQL identifiers and folder names: lower-case letters, digits, `_`.
 pub(crate) fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -276,6 +322,14 @@ pub(crate) fn is_valid_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_channel_a_typo_away_is_guessed() {
+        let names = ["email".to_string(), "sms".to_string(), "push".to_string()];
+        assert_eq!(closest("emial", &names), Some("email"));
+        assert_eq!(closest("mms", &names), Some("sms"));
+        assert_eq!(closest("letter", &names), None);
+    }
 
     #[test]
     fn project_root_is_the_parent_of_pipelines() {

@@ -176,6 +176,9 @@ pub(crate) fn compile(
 ) -> Result<Pipeline, CompileError> {
     let mut c = Compiler::new(file, text);
     c.check_name(&["pipeline"], &spec.pipeline);
+    if let Some(channels) = &spec.channels {
+        c.declare_channels(channels);
+    }
     let params = compile_params(&mut c, spec);
     let sources = sources::compile(&mut c, &spec.sources);
     let source_names: Vec<&str> = spec.sources.keys().map(String::as_str).collect();

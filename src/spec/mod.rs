@@ -47,6 +47,11 @@ pub struct PipelineSpec {
     pub features: IndexMap<String, FeatureSpec>,
     #[serde(default)]
     pub models: IndexMap<String, ModelSpec>,
+    /// The channels audiences and offers are activated through. When declared, every channel
+    /// named elsewhere must be one of them: a typo (`emial`) would otherwise escape the consent
+    /// rules of the channel meant.
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
     #[serde(default)]
     pub segments: Option<SegmentsSpec>,
     /// Rules that hold customers back from segments, offers or channels, each with its reason.

@@ -884,8 +884,8 @@ fn a_pipeline_key_left_without_a_value_is_refused_at_its_line() {
 fn a_channel_written_unlike_a_channel_name_is_refused() {
     let p = Project::sample();
     let pipeline = "pipelines/daily_segments.yaml";
-    let text = p.read(pipeline);
-    let text = text.replacen("channels: [email, mail]", "channels: [Email, mail]", 1);
+    let original = p.read(pipeline);
+    let text = original.replacen("channels: [email, mail]", "channels: [Email, mail]", 1);
     p.write(
         pipeline,
         &text.replace(
@@ -899,6 +899,16 @@ fn a_channel_written_unlike_a_channel_name_is_refused() {
             && err.contains("offers.list.mobile_plan.channels: \"e-mail\" is not a channel name"),
         "{err}"
     );
+    // A typo of a channel the pipeline declares.
+    p.write(
+        pipeline,
+        &original.replacen("channels: [email, mail]", "channels: [emial, mail]", 1),
+    );
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    assert!(
+        err.contains("segments.list.lapsing_high_value.channels: \"emial\" is not one of the pipeline's channels (email, sms, push, mail, phone); did you mean email?"),
+        "{err}"
+    );
 }
 
 /// A SQL rule's `offer` column holds back that offer only: offer codes renamed upstream would
@@ -910,8 +920,14 @@ fn a_sql_rule_naming_no_offer_of_the_pipeline_blocks_the_run() {
     let rule = "sql/daily_segments/suppress_unanswered_offer.sql";
     p.edit(rule, "    offer,\n", "    upper(offer) AS offer,\n");
     let err = p.fails(&["run", "daily_segments", "--date", "2026-11-20"], 3);
+    let text = p.read("pipelines/daily_segments.yaml");
+    let line = text
+        .lines()
+        .position(|l| l == "  unanswered_offer:")
+        .unwrap()
+        + 1;
     assert!(
-        err.contains("daily_segments.yaml:189:3: suppression unanswered_offer (sql/daily_segments/suppress_unanswered_offer.sql): its ")
+        err.contains(&format!("daily_segments.yaml:{line}:3: suppression unanswered_offer (sql/daily_segments/suppress_unanswered_offer.sql): its "))
             && err.contains("rows naming an offer name none of the pipeline's offers (fiber_upgrade, satellite_tv, mobile_plan, loyalty_reward, winback, landline_bundle), so it holds back nobody"),
         "{err}"
     );
