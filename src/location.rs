@@ -149,9 +149,24 @@ pub fn find_identifier(text: &str, word: &str) -> Option<usize> {
     None
 }
 
+/// Where `needle` first stands in SQL `text` outside a `--` comment.
+pub fn find_in_code(text: &str, needle: &str) -> Option<usize> {
+    text.match_indices(needle).map(|(at, _)| at).find(|at| {
+        let line_start = text[..*at].rfind('\n').map_or(0, |n| n + 1);
+        !text[line_start..*at].contains("--")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_is_searched_outside_line_comments() {
+        let text = "-- uses $days\nselect $days -- $days\n";
+        assert_eq!(find_in_code(text, "$days"), Some(21));
+        assert_eq!(find_in_code("-- only $days\n", "$days"), None);
+    }
 
     #[test]
     fn offsets_become_one_based_lines_and_columns() {

@@ -54,7 +54,7 @@ pub(crate) use rules::{
 };
 
 use crate::functions::{self, IdentifierStats};
-use crate::location::{Location, find_identifier};
+use crate::location::{Location, find_identifier, find_in_code};
 use crate::objects::{Folder, Stores};
 use crate::sql::{Params, SqlQuery};
 pub(crate) use crate::store::Part;
@@ -656,6 +656,13 @@ pub(crate) async fn plan_query(
     let state = ctx.state();
     let located = |err: DataFusionError| {
         let source = QueryError::from(err);
+        if let Some((at, problem)) = whole_number_param(query, params, &source.to_string()) {
+            return PlanError::Invalid {
+                at,
+                what: what.to_string(),
+                problem,
+            };
+        }
         PlanError::Query {
             at: locate(query, &source),
             what: what.to_string(),
@@ -670,7 +677,7 @@ pub(crate) async fn plan_query(
         .with_param_values(params.param_values())
         .map_err(located)?;
     if let Some(number) = rules::number_as_date(ctx, &df) {
-        let offset = query.text.find(&number).unwrap_or(0);
+        let offset = find_in_code(&query.text, &number).unwrap_or(0);
         return Err(PlanError::Invalid {
             at: Location::at_offset(&query.path, &query.text, offset),
             what: what.to_string(),
@@ -678,6 +685,32 @@ pub(crate) async fn plan_query(
         });
     }
     Ok(df)
+}
+
+/// A DOUBLE parameter holding a whole number (`lookback_days: 365.0`) where SQL needs a whole
+/// number (days added to a date): DataFusion says `Date32 - Float64`, at the query's start. The
+/// parameter is what to change, so the error points at its use and says so.
+fn whole_number_param(
+    query: &SqlQuery,
+    params: &Params,
+    message: &str,
+) -> Option<(Location, String)> {
+    if !message.contains("Float64") || !message.contains("Date") {
+        return None;
+    }
+    params.iter().find_map(|(name, value)| {
+        let crate::sql::Value::Float(number) = value else {
+            return None;
+        };
+        let offset = find_in_code(&query.text, &format!("${name}"))?;
+        (number.fract() == 0.0).then(|| {
+            let at = Location::at_offset(&query.path, &query.text, offset);
+            let problem = format!(
+                "{message}: ${name} is {number:?}, a DOUBLE, where a whole number is needed; write it {number} under params"
+            );
+            (at, problem)
+        })
+    })
 }
 
 /// Plans SQL that segflow generated (from the pipeline's rules) with the run's parameters.

@@ -990,6 +990,24 @@ fn a_condition_comparing_a_date_with_a_number_is_refused() {
     );
 }
 
+/// `lookback_days: 365.0` is a DOUBLE, and a date minus a DOUBLE does not plan: the error points
+/// at the parameter's use and says how to write it, instead of `Date32 - Float64` at line 1.
+#[test]
+fn a_whole_number_written_as_a_decimal_parameter_is_named() {
+    let p = Project::sample();
+    p.edit(
+        "pipelines/daily_segments.yaml",
+        "  lookback_days: 365\n",
+        "  lookback_days: 365.0\n",
+    );
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    assert!(
+        err.contains("sql/daily_segments/customer_profile.sql:72:61: model customer_profile: ")
+            && err.contains("$lookback_days is 365.0, a DOUBLE, where a whole number is needed; write it 365 under params"),
+        "{err}"
+    );
+}
+
 #[test]
 fn feature_names_its_per_day_state_uses_are_refused_at_validate() {
     let p = Project::mini();
