@@ -49,7 +49,7 @@ pub(crate) use aside::{Aside, write_frame_setting_aside};
 pub(crate) use row_number::RowNumbers;
 pub use rules::ConditionExplanation;
 pub(crate) use rules::{
-    RuleColumns, check_conditions, check_key, check_one_row_per_key, check_score,
+    RuleColumns, check_conditions, check_key, check_key_kind, check_one_row_per_key, check_score,
     explain_conditions, locate_failure, register_rule_query,
 };
 

@@ -207,6 +207,52 @@ pub(crate) async fn check_key(
     })
 }
 
+/// `table`'s key has the kind of `profile`'s (both whole numbers, or both text): keys are
+/// matched as text, so an erasure list whose keys read as decimals (`2272.0`, an export with
+/// gaps) or as text with leading zeros (`02272`) would match no customer, erasing nobody.
+pub(crate) async fn check_key_kind(
+    ctx: &SessionContext,
+    (table, at, what): (&str, &Location, &str),
+    key: &str,
+    profile: &str,
+) -> Result<(), PlanError> {
+    let type_of = |df: datafusion::prelude::DataFrame| {
+        (df.schema().field_with_unqualified_name(key).ok()).map(|f| f.data_type().clone())
+    };
+    let found = ctx
+        .table(ident(table).as_str())
+        .await
+        .ok()
+        .and_then(type_of);
+    let expected = ctx
+        .table(ident(profile).as_str())
+        .await
+        .ok()
+        .and_then(type_of);
+    let (Some(found), Some(expected)) = (found, expected) else {
+        return Ok(());
+    };
+    let text =
+        |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    if (found.is_integer() && expected.is_integer()) || (text(&found) && text(&expected)) {
+        return Ok(());
+    }
+    let declared = if expected.is_integer() {
+        "int"
+    } else {
+        "string"
+    };
+    Err(PlanError::Invalid {
+        at: at.clone(),
+        what: what.to_string(),
+        problem: format!(
+            "{table} has {key} as {}, where {profile} has {}: its keys would match no customer; declare `columns: {{ {key}: {declared} }}` on the source",
+            sql_type(&found),
+            sql_type(&expected),
+        ),
+    })
+}
+
 /// The optional columns a SQL rule may return besides the key.
 pub(crate) struct RuleColumns<'a> {
     /// Columns that split a key's rows (e.g. a suppression's `offer`): one row per key and value.
@@ -301,6 +347,7 @@ pub(crate) async fn register_rule_query(
 fn sql_type(data_type: &DataType) -> String {
     match data_type {
         t if t.is_integer() => "BIGINT".into(),
+        t if t.is_floating() => "DOUBLE".into(),
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "VARCHAR".into(),
         DataType::Date32 | DataType::Date64 => "DATE".into(),
         other => other.to_string(),

@@ -156,6 +156,18 @@ pub(crate) async fn plan(
     engine::check_key(ctx, &erasure.source, key, &erasure.at, "erasure.source").await
 }
 
+/// Checks, once the profile is planned, that the erasure source's key is of its kind: keys are
+/// matched as text, and `2272.0` is not `2272`.
+pub(crate) async fn check_key_kind(
+    ctx: &SessionContext,
+    key: &str,
+    erasure: &Erasure,
+    profile: &str,
+) -> Result<(), PlanError> {
+    let table = (erasure.source.as_str(), &erasure.at, "erasure.source");
+    engine::check_key_kind(ctx, table, key, profile).await
+}
+
 /// Registers the erased keys: today's erasure list plus every key erased before (from the
 /// state of the `earlier` runs: the previous run, and for a rerun of an earlier date the
 /// newest run too, since an erasure is never undone), and writes them to this run's
@@ -185,7 +197,7 @@ pub(crate) async fn register(
     if let Some(erasure) = erasure {
         let k = ident(key);
         parts.push(format!(
-            "SELECT encode(sha256(CAST({k} AS VARCHAR)), 'hex') AS key_sha256 FROM {} WHERE {k} IS NOT NULL",
+            "SELECT encode(sha256(trim(CAST({k} AS VARCHAR))), 'hex') AS key_sha256 FROM {} WHERE {k} IS NOT NULL",
             ident(&erasure.source)
         ));
     }

@@ -41,7 +41,39 @@ pub(super) async fn scrub_earlier_runs(
             scrubbed.push(date);
         }
     }
+    scrub_blocked(ctx, locked, key, &params).await?;
     Ok(scrubbed)
+}
+
+/// Deletes the failing rows that blocked runs kept (`blocked/run_date=D/checks/…`) where they
+/// hold an erased key: those runs were never published, so nothing else rewrites them. Their
+/// reports stay, saying what failed.
+async fn scrub_blocked(
+    ctx: &SessionContext,
+    locked: &Locked<'_>,
+    key: &str,
+    params: &Params,
+) -> Result<(), RunError> {
+    let store = &locked.store;
+    for date in store.blocked_dates().await? {
+        let Ok(report) = store.read_blocked::<Manifest>(date).await else {
+            continue;
+        };
+        let folder = store.blocked_folder(date);
+        let samples = (report.checks.iter()).filter_map(|check| check.sample.as_deref());
+        for (i, sample) in samples.enumerate() {
+            let name = format!("__segflow_scrub_blocked_{i}");
+            let table = folder.join(sample);
+            if engine::register_parquet(ctx, &name, &table).await.is_err() {
+                continue;
+            }
+            if erasure::holds_erased(ctx, &name, key, params).await? {
+                crate::store::delete_folder(&table).await?;
+                info!(%date, sample, "failing rows of a blocked run deleted: they held an erased customer");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Rewrites one published run without the erased keys, if it holds any; true when it did.

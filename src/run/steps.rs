@@ -175,6 +175,11 @@ impl<'a> Run<'a> {
         self.progress.set("erasure");
         self.erasure().await?;
         self.models().await?;
+        if let (Some((key, profile)), Some(erasure)) =
+            (self.pipeline.audience(), &self.pipeline.erasure)
+        {
+            erasure::check_key_kind(&self.ctx, key, erasure, profile).await?;
+        }
         self.table_checks().await?;
         self.decide().await
     }

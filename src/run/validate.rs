@@ -26,6 +26,9 @@ pub async fn validate(pipeline: &Pipeline) -> Result<(), RunError> {
     checks::plan(&ctx, &pipeline.checks, &params).await?;
     if let (Some(key), Some(erasure)) = (pipeline.key(), &pipeline.erasure) {
         erasure::plan(&ctx, key, erasure).await?;
+        if let Some((_, profile)) = pipeline.audience() {
+            erasure::check_key_kind(&ctx, key, erasure, profile).await?;
+        }
     }
     if let Some((key, _)) = pipeline.audience() {
         suppressions::plan(

@@ -1008,6 +1008,83 @@ fn a_whole_number_written_as_a_decimal_parameter_is_named() {
     );
 }
 
+/// Erased keys are matched as text: an erasure list read as decimals (`2272.0`, an export with
+/// gaps) matched no customer, and the run published everyone with exit 0. Refused.
+#[test]
+fn an_erasure_list_whose_keys_are_not_of_the_profiles_kind_is_refused() {
+    let p = Project::sample();
+    p.edit(
+        "pipelines/daily_segments.yaml",
+        "    uri: data/sample/crm/erasure_requests.csv\n    format: csv\n    columns: { customer_id: int }\n",
+        "    uri: erasures.csv\n    format: csv\n",
+    );
+    p.write(
+        "erasures.csv",
+        "customer_id,requested_on\n17.0,2026-06-02\n2272.0,2026-10-15\n",
+    );
+    let expected = "erasure.source: erasure_requests has customer_id as DOUBLE, where customer_profile has BIGINT: its keys would match no customer; declare `columns: { customer_id: int }` on the source";
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    assert!(err.contains(expected), "{err}");
+    let err = p.fails(&["run", "daily_segments", "--date", "2026-11-20"], 2);
+    assert!(err.contains(expected), "{err}");
+    assert!(!p.path("out/daily_segments/runs").exists());
+}
+
+/// A blocked run keeps the failing rows its checks sampled; once one of those customers is
+/// erased, they go too (the run was never published, so the rewrite of published runs missed
+/// them).
+#[test]
+fn failing_rows_kept_by_a_blocked_run_lose_a_customer_erased_later() {
+    let p = Project::sample();
+    let pipeline = "pipelines/daily_segments.yaml";
+    let customers = std::fs::read_to_string(p.path("data/sample/crm/customers.csv")).unwrap();
+    let faxed = customers.replace(
+        ",London,email,true,false,true,false",
+        ",London,fax,true,false,true,false",
+    );
+    assert_ne!(faxed, customers);
+    p.write("customers.csv", &faxed);
+    p.edit(
+        pipeline,
+        "uri: data/sample/crm/customers.csv",
+        "uri: customers.csv",
+    );
+    p.fails(&["run", "daily_segments", "--date", "2026-11-20"], 3);
+    let blocked = "out/daily_segments/blocked/run_date=2026-11-20";
+    let sampled = |customer: &str| {
+        let glob = p.path(&format!("{blocked}/checks/**/*.parquet"));
+        crate::support::python(&format!(
+            "import duckdb\nprint(duckdb.sql(\"select count(*) from read_parquet('{}', union_by_name = true) where customer_id = {customer}\").fetchall()[0][0])",
+            glob.display()
+        ))
+        .trim()
+        .to_string()
+    };
+    let line = faxed.lines().find(|l| l.contains(",London,fax,")).unwrap();
+    let customer = line.split(',').next().unwrap().to_string();
+    assert_eq!(sampled(&customer), "1");
+    // The data mended, the customer asks to be forgotten.
+    p.write("customers.csv", &customers);
+    p.write(
+        "erasures.csv",
+        &format!("customer_id,requested_on\n{customer},2026-11-20\n"),
+    );
+    p.edit(
+        pipeline,
+        "uri: data/sample/crm/erasure_requests.csv",
+        "uri: erasures.csv",
+    );
+    p.ok(&["run", "daily_segments", "--date", "2026-11-21"]);
+    let left = std::fs::read_dir(p.path(&format!("{blocked}/checks")))
+        .map(|dir| dir.count())
+        .unwrap_or(0);
+    assert_eq!(
+        left, 0,
+        "the blocked run's samples still hold the erased customer"
+    );
+    assert!(p.path(&format!("{blocked}/report.json")).exists());
+}
+
 #[test]
 fn feature_names_its_per_day_state_uses_are_refused_at_validate() {
     let p = Project::mini();

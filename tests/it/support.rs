@@ -78,6 +78,12 @@ impl Project {
     pub fn write(&self, relative: &str, content: &str) {
         let path = self.path(relative);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        // The sample project's data is the repository's, linked: never written through.
+        let folder = path.parent().unwrap().canonicalize().unwrap();
+        assert!(
+            !folder.starts_with(repo().canonicalize().unwrap()),
+            "{relative} is the repository's file; write the project's own copy instead"
+        );
         std::fs::write(path, content).unwrap();
     }
 
