@@ -34,6 +34,9 @@ pub struct Explanation {
     pub found: bool,
     /// Whether the customer asked to be forgotten: nothing else is told about them.
     pub erased: bool,
+    /// Erased by a request no run has carried out yet: the runs published so far still hold
+    /// them, until the next run removes them from every one.
+    pub erasure_pending: bool,
     /// The run published for that date, if any.
     pub published_run: Option<String>,
     pub segments: Vec<SegmentExplanation>,
@@ -143,7 +146,13 @@ pub async fn explain(
             &scratch_folder,
         )
         .await?;
-        Facts::gather(&ctx, pipeline, &params, &only, published_run.as_ref()).await
+        // The newest run says whether an erasure was carried out already.
+        let newest = match store.published_dates().await?.last() {
+            Some(date) => store.published_run(*date).await?,
+            None => None,
+        };
+        let runs = (published_run.as_ref(), newest.as_ref());
+        Facts::gather(&ctx, pipeline, &params, &only, runs).await
     }
     .await;
     if on_store {
@@ -157,6 +166,7 @@ pub async fn explain(
             let mut e = Explanation::empty(pipeline, text, date, run_id.clone());
             if facts.erased.contains(text) {
                 e.erased = true;
+                e.erasure_pending = facts.erasure_pending.contains(text);
                 return e;
             }
             e.found = facts.found.contains(text);
@@ -176,6 +186,7 @@ impl Explanation {
             run_date: date,
             found: false,
             erased: false,
+            erasure_pending: false,
             published_run: run,
             segments: Vec::new(),
             suppressions: Vec::new(),
@@ -219,6 +230,8 @@ struct Facts {
     found: HashSet<String>,
     /// Keys explained that were erased: their rows are in the sources still, not in any run.
     erased: HashSet<String>,
+    /// Of those, the ones the newest published run has not erased yet.
+    erasure_pending: HashSet<String>,
     suppressions: HashMap<String, Vec<SuppressionExplanation>>,
     segments: HashMap<String, Vec<SegmentExplanation>>,
     offers: HashMap<String, Vec<OfferExplanation>>,
@@ -230,11 +243,12 @@ impl Facts {
         pipeline: &Pipeline,
         params: &Params,
         only: &KeyFilter,
-        published: Option<&Folder>,
+        (published, newest): (Option<&Folder>, Option<&Folder>),
     ) -> Result<Self, RunError> {
         let mut facts = Facts {
             found: HashSet::new(),
             erased: HashSet::new(),
+            erasure_pending: HashSet::new(),
             suppressions: HashMap::new(),
             segments: HashMap::new(),
             offers: HashMap::new(),
@@ -251,6 +265,20 @@ impl Facts {
         facts.found = engine::first_column(engine::text_rows(ctx, "explain", &sql, params).await?);
         let sql = format!("{sql} AND NOT ({})", erasure::not_erased(&k));
         facts.erased = engine::first_column(engine::text_rows(ctx, "explain", &sql, params).await?);
+        if !facts.erased.is_empty()
+            && let Some(newest) = newest
+        {
+            let done = newest.join(erasure::STATE);
+            facts.erasure_pending = if engine::table_exists("explain", &done).await? {
+                let table = "__segflow_explain_erased_before";
+                engine::register_parquet(ctx, table, &done).await?;
+                let hash = format!("encode(sha256(CAST({k} AS VARCHAR)), 'hex')");
+                let sql = format!("{sql} AND {hash} NOT IN (SELECT key_sha256 FROM {table})");
+                engine::first_column(engine::text_rows(ctx, "explain", &sql, params).await?)
+            } else {
+                facts.erased.clone()
+            };
+        }
         for (text, name, detail) in
             suppressions::matches_for(ctx, key, &pipeline.suppressions, only, params).await?
         {

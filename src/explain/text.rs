@@ -91,9 +91,10 @@ impl Explanation {
             self.key, self.run_date, self.pipeline
         );
         if self.erased {
-            out.push_str(
-                "  erased: the customer asked to be forgotten; no run holds anything about them\n",
-            );
+            out.push_str(match self.erasure_pending {
+                false => "  erased: the customer asked to be forgotten; no run holds anything about them\n",
+                true => "  erased: the customer asked to be forgotten; the next run removes them from every published run, which hold them until then\n",
+            });
             return out;
         }
         if !self.found {

@@ -67,6 +67,19 @@ pub(crate) fn check_salts(
     holdout: Option<&Holdout>,
     split: Option<&Split>,
 ) {
+    let own = [
+        ("holdout", holdout.map(|h| &h.salt)),
+        ("split", split.map(|s| &s.salt)),
+    ];
+    for (group, salt) in own {
+        if let Some(salt) = salt.filter(|salt| salt.starts_with("segflow-")) {
+            let at: Vec<&str> = path.iter().copied().chain([group, "salt"]).collect();
+            c.problem(
+                &at,
+                format!("{what}.{group}.salt: \"{salt}\": salts starting with segflow- are segflow's own (offers' capacity tie-breaks); choose another"),
+            );
+        }
+    }
     let earlier = |salt: &str, own_holdout: bool| {
         if global.is_some_and(|g| g.salt == salt) {
             Some("the global holdout's salt")

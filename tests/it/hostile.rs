@@ -540,6 +540,18 @@ fn a_salt_shared_with_an_earlier_group_is_an_error_not_an_empty_control_group() 
     ] {
         assert!(err.contains(line), "{line}\n{err}");
     }
+    // segflow's own draws have their salts.
+    let p = Project::sample();
+    p.edit(
+        SAMPLE,
+        "salt: fiber-2026",
+        "salt: segflow-capacity:fiber_upgrade",
+    );
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    assert!(
+        err.contains("offers.list.fiber_upgrade.holdout.salt: \"segflow-capacity:fiber_upgrade\": salts starting with segflow- are segflow's own"),
+        "{err}"
+    );
     // A share smaller than one bucket would be no control group at all.
     let p = Project::sample();
     p.edit(
@@ -1083,6 +1095,37 @@ fn failing_rows_kept_by_a_blocked_run_lose_a_customer_erased_later() {
         "the blocked run's samples still hold the erased customer"
     );
     assert!(p.path(&format!("{blocked}/report.json")).exists());
+}
+
+/// `explain` of a customer whose erasure no run has carried out yet says the published runs
+/// still hold them, not that none does.
+#[test]
+fn explain_tells_an_erasure_not_yet_carried_out() {
+    let p = Project::sample();
+    p.ok(&["-q", "run", "daily_segments", "--date", "2026-11-20"]);
+    let erasures = std::fs::read_to_string(p.path("data/sample/crm/erasure_requests.csv")).unwrap();
+    p.write("erasures.csv", &format!("{erasures}2272,2026-11-20\n"));
+    p.edit(
+        "pipelines/daily_segments.yaml",
+        "uri: data/sample/crm/erasure_requests.csv",
+        "uri: erasures.csv",
+    );
+    let explain = [
+        "explain",
+        "daily_segments",
+        "--key",
+        "2272",
+        "--date",
+        "2026-11-20",
+    ];
+    let out = p.ok(&explain);
+    assert!(
+        out.contains("erased: the customer asked to be forgotten; the next run removes them from every published run, which hold them until then"),
+        "{out}"
+    );
+    p.ok(&["-q", "run", "daily_segments", "--date", "2026-11-21"]);
+    let out = p.ok(&explain);
+    assert!(out.contains("no run holds anything about them"), "{out}");
 }
 
 #[test]
