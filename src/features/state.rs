@@ -116,11 +116,41 @@ pub(crate) async fn check_plan(
     }
     for (select, at) in pieces {
         let sql = format!("SELECT {select} FROM {source}");
-        engine::plan_located(ctx, &sql, params, at, &what).await?;
+        let df = engine::plan_located(ctx, &sql, params, at, &what).await?;
+        if let Some((column, file)) = missing_in_a_file(&df) {
+            return Err(PlanError::Invalid {
+                at: at.clone(),
+                what,
+                problem: format!(
+                    "{} has no column {column} in {file}, though other files have it: the feature would count its events as if {column} were NULL; fix the file, or declare {column} under the source's columns: to check every file",
+                    feature.source
+                ),
+            });
+        }
     }
     let sql = feature.query_text();
     engine::plan_located(ctx, &sql, params, &feature.at, &what).await?;
     Ok(())
+}
+
+/// A column of the source the planned `df` reads that some of the source's files lack, and the
+/// first of them (see `sources::MISSING_IN`).
+fn missing_in_a_file(df: &datafusion::prelude::DataFrame) -> Option<(String, String)> {
+    use datafusion::common::ExprSchema;
+    use datafusion::logical_expr::LogicalPlan;
+    let LogicalPlan::Projection(projection) = df.logical_plan() else {
+        return None;
+    };
+    let input = projection.input.schema();
+    projection
+        .expr
+        .iter()
+        .flat_map(|expr| expr.column_refs())
+        .find_map(|column| {
+            let field = input.field_from_column(column).ok()?;
+            let file = field.metadata().get(crate::sources::MISSING_IN)?;
+            Some((column.name.clone(), file.clone()))
+        })
 }
 
 /// Brings `feature` up to date for the run's date and registers it under its name.

@@ -8,6 +8,7 @@ use datafusion::prelude::SessionContext;
 use indexmap::IndexMap;
 
 pub(crate) use diagnose::{CsvFault, find_csv_fault};
+pub(crate) use register::MISSING_IN;
 pub use register::SourceInput;
 
 use crate::compile::Compiler;

@@ -296,6 +296,7 @@ pub(crate) async fn register_source(
             });
         }
     };
+    let schema = mark_missing(schema, &url, &files, &schemas);
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);
@@ -309,6 +310,44 @@ pub(crate) async fn register_source(
         files: files.len(),
         bytes: files.iter().map(|f| f.size).sum(),
     })
+}
+
+/// The field metadata naming the first file of a source that lacks a column other files have:
+/// it reads as NULL there. Features refuse to read such a column (see `features::check_plan`).
+pub(crate) const MISSING_IN: &str = "segflow.missing_in";
+
+/// `schema` with each column some of the Parquet `files` lack (their `schemas`, in order)
+/// marked [`MISSING_IN`] the first of them.
+fn mark_missing(
+    schema: SchemaRef,
+    url: &ListingTableUrl,
+    files: &[ObjectMeta],
+    schemas: &[SchemaRef],
+) -> SchemaRef {
+    if schemas.len() < 2 {
+        return schema;
+    }
+    let fields = schema.fields().iter().map(|field| {
+        let lacking = (files.iter().zip(schemas))
+            .find(|(_, s)| s.field_with_name(field.name()).is_err())
+            .map(|(file, _)| shown(url, &file.location));
+        match lacking {
+            Some(file)
+                if schemas
+                    .iter()
+                    .any(|s| s.field_with_name(field.name()).is_ok()) =>
+            {
+                let mut metadata = field.metadata().clone();
+                metadata.insert(MISSING_IN.to_string(), file);
+                field.as_ref().clone().with_metadata(metadata)
+            }
+            _ => field.as_ref().clone(),
+        }
+    });
+    Arc::new(Schema::new_with_metadata(
+        fields.collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    ))
 }
 
 /// A source's files, in path order (as DataFusion merges their schemas), and where they are.

@@ -1128,6 +1128,35 @@ fn explain_tells_an_erasure_not_yet_carried_out() {
     assert!(out.contains("no run holds anything about them"), "{out}");
 }
 
+/// A column renamed upstream in one month's file read as NULL there: a feature's counts of
+/// that month changed with exit 0. A column a feature reads must be in every file of its source.
+#[test]
+fn a_column_a_feature_reads_missing_from_one_file_is_refused() {
+    let p = Project::sample();
+    let events = p.path("events");
+    crate::support::python(&format!(
+        "import shutil, pyarrow.parquet as pq\n\
+         shutil.copytree({:?}, {events:?})\n\
+         path = {events:?} + '/year=2026/month=11/part-00000.parquet'\n\
+         t = pq.read_table(path)\n\
+         pq.write_table(t.rename_columns(['result' if c == 'outcome' else c for c in t.column_names]), path)\n",
+        p.path("data/sample/events").canonicalize().unwrap()
+    ));
+    p.edit(
+        "pipelines/daily_segments.yaml",
+        "uri: data/sample/events/",
+        "uri: events/",
+    );
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    assert!(
+        err.contains("feature customer_features: interactions has no column outcome in ")
+            && err.contains(
+                "events/year=2026/month=11/part-00000.parquet, though other files have it"
+            ),
+        "{err}"
+    );
+}
+
 #[test]
 fn feature_names_its_per_day_state_uses_are_refused_at_validate() {
     let p = Project::mini();
