@@ -31,6 +31,16 @@ pub(crate) async fn check_conditions(
                 problem: format!("`{}` {}", condition.text, number_as_date_problem(&number)),
             });
         }
+        if let Some(fraction) = whole_quotient_against_fraction(ctx, &df) {
+            return Err(PlanError::Invalid {
+                at: condition.at.clone(),
+                what,
+                problem: format!(
+                    "`{}` compares a division of whole numbers with {fraction}, but SQL rounds such a division down (3 / 4 is 0); divide as decimals: CAST(a AS DOUBLE) / b",
+                    condition.text
+                ),
+            });
+        }
         let data_type = df.schema().field(0).data_type().clone();
         if !matches!(data_type, DataType::Boolean | DataType::Null) {
             return Err(PlanError::Invalid {
@@ -79,6 +89,78 @@ pub(super) fn number_as_date(
                     && !value.is_null()
                 {
                     found = Some(value.to_string());
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    found
+}
+
+/// A fraction (`0.5`) the planned `df` compares with a division of whole numbers
+/// (`opens / sends >= 0.5`): SQL rounds the quotient down, so the comparison holds only at 1 and
+/// above, silently — a ratio meant, written as DuckDB or Snowflake would divide.
+fn whole_quotient_against_fraction(
+    ctx: &SessionContext,
+    df: &datafusion::prelude::DataFrame,
+) -> Option<String> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{BinaryExpr, Cast, Expr, ExprSchemable, Operator};
+    let state = ctx.state();
+    let analyzed = (state.analyzer())
+        .execute_and_check(df.logical_plan().clone(), state.config_options(), |_, _| {})
+        .ok()?;
+    let mut found = None;
+    let _ = analyzed.apply_with_subqueries(|node| {
+        let Some(input) = node.inputs().first().map(|input| input.schema().clone()) else {
+            return Ok(TreeNodeRecursion::Continue);
+        };
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+                    return Ok(TreeNodeRecursion::Continue);
+                };
+                let comparison = matches!(
+                    op,
+                    Operator::Eq
+                        | Operator::NotEq
+                        | Operator::Lt
+                        | Operator::LtEq
+                        | Operator::Gt
+                        | Operator::GtEq
+                );
+                if !comparison {
+                    return Ok(TreeNodeRecursion::Continue);
+                }
+                let whole_quotient = |side: &Expr| match side {
+                    Expr::Cast(Cast { expr, .. }) => {
+                        matches!(
+                            expr.as_ref(),
+                            Expr::BinaryExpr(BinaryExpr {
+                                op: Operator::Divide,
+                                ..
+                            })
+                        ) && expr.get_type(&input).is_ok_and(|t| t.is_integer())
+                    }
+                    _ => false,
+                };
+                let fraction = |side: &Expr| match side {
+                    Expr::Literal(value, _) => value
+                        .to_string()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|f| f.fract() != 0.0)
+                        .map(|_| value.to_string()),
+                    _ => None,
+                };
+                let hit = match (whole_quotient(left), whole_quotient(right)) {
+                    (true, _) => fraction(right),
+                    (_, true) => fraction(left),
+                    _ => None,
+                };
+                if hit.is_some() {
+                    found = hit;
                     return Ok(TreeNodeRecursion::Stop);
                 }
                 Ok(TreeNodeRecursion::Continue)

@@ -982,6 +982,25 @@ fn a_condition_comparing_a_date_with_a_number_is_refused() {
         "\"signup_date >= $run_date - 30\"",
     );
     p.ok(&["validate", "daily_segments"]);
+    // A ratio of whole numbers compared with a fraction is rounded down first: 3 / 4 is 0.
+    p.edit(
+        pipeline,
+        "\"signup_date >= $run_date - 30\"",
+        "\"email_opens_90d / NULLIF(email_sends_90d, 0) >= 0.5\"",
+    );
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    assert!(
+        err.contains(
+            "compares a division of whole numbers with 0.5, but SQL rounds such a division down"
+        ),
+        "{err}"
+    );
+    p.edit(
+        pipeline,
+        "\"email_opens_90d /",
+        "\"CAST(email_opens_90d AS DOUBLE) /",
+    );
+    p.ok(&["validate", "daily_segments"]);
     // In a model's SQL, pointing at the number.
     let model = "sql/daily_segments/customer_profile.sql";
     p.edit(
