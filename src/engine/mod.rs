@@ -676,12 +676,12 @@ pub(crate) async fn plan_query(
     let df = DataFrame::new(state, plan)
         .with_param_values(params.param_values())
         .map_err(located)?;
-    if let Some(number) = rules::number_as_date(ctx, &df) {
-        let offset = find_in_code(&query.text, &number).unwrap_or(0);
+    if let Some(careless) = rules::careless(ctx, &df) {
+        let offset = find_in_code(&query.text, careless.number()).unwrap_or(0);
         return Err(PlanError::Invalid {
             at: Location::at_offset(&query.path, &query.text, offset),
             what: what.to_string(),
-            problem: rules::number_as_date_problem(&number),
+            problem: careless.problem(),
         });
     }
     Ok(df)

@@ -24,21 +24,11 @@ pub(crate) async fn check_conditions(
         let what = format!("{what}, condition {}", condition.name);
         let sql = format!("SELECT ({}) AS c FROM {}", condition.expr, ident(profile));
         let df = super::plan_located(ctx, &sql, params, &condition.at, &what).await?;
-        if let Some(number) = number_as_date(ctx, &df) {
+        if let Some(careless) = careless(ctx, &df) {
             return Err(PlanError::Invalid {
                 at: condition.at.clone(),
                 what,
-                problem: format!("`{}` {}", condition.text, number_as_date_problem(&number)),
-            });
-        }
-        if let Some(fraction) = whole_quotient_against_fraction(ctx, &df) {
-            return Err(PlanError::Invalid {
-                at: condition.at.clone(),
-                what,
-                problem: format!(
-                    "`{}` compares a division of whole numbers with {fraction}, but SQL rounds such a division down (3 / 4 is 0); divide as decimals: CAST(a AS DOUBLE) / b",
-                    condition.text
-                ),
+                problem: format!("`{}` {}", condition.text, careless.problem()),
             });
         }
         let data_type = df.schema().field(0).data_type().clone();
@@ -56,125 +46,131 @@ pub(crate) async fn check_conditions(
     Ok(())
 }
 
-/// A number literal the planned `df` reads as a date or a time (`signup_date >= 20261101` is
-/// 20,261,101 days after 1970): almost always a date written without quotes, which makes a
-/// condition hold for nobody or everybody without an error.
-pub(super) fn number_as_date(
-    ctx: &SessionContext,
-    df: &datafusion::prelude::DataFrame,
-) -> Option<String> {
-    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-    use datafusion::logical_expr::{Cast, Expr, TryCast};
-    let state = ctx.state();
-    let plan = df.logical_plan().clone();
-    let analyzed = (state.analyzer())
-        .execute_and_check(plan, state.config_options(), |_, _| {})
-        .ok()?;
-    let mut found = None;
-    let _ = analyzed.apply_with_subqueries(|node| {
-        node.apply_expressions(|expr| {
-            expr.apply(|e| {
-                let (inner, to) = match e {
-                    Expr::Cast(Cast { expr, field }) => (expr, field.data_type()),
-                    Expr::TryCast(TryCast { expr, field }) => (expr, field.data_type()),
-                    _ => return Ok(TreeNodeRecursion::Continue),
-                };
-                let temporal = matches!(
-                    to,
-                    DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
-                );
-                if let Expr::Literal(value, _) = inner.as_ref()
-                    && temporal
-                    && value.data_type().is_numeric()
-                    && !value.is_null()
-                {
-                    found = Some(value.to_string());
-                    return Ok(TreeNodeRecursion::Stop);
-                }
-                Ok(TreeNodeRecursion::Continue)
-            })
-        })
-    });
-    found
+/// A comparison SQL plans without complaint that does not say what it was meant to: found in
+/// the analyzed plan (types coerced), reported at the condition or the number.
+pub(super) enum Careless {
+    /// A number read as a date or a time (`signup_date >= 20261101` is 20,261,101 days after
+    /// 1970): a date written without quotes; holds for nobody or everybody.
+    NumberAsDate(String),
+    /// A fraction compared with a division of whole numbers (`opens / sends >= 0.5`): SQL rounds
+    /// the quotient down, so it holds only at 1 and above — a ratio meant, written as DuckDB or
+    /// Snowflake would divide.
+    WholeQuotient(String),
 }
 
-/// A fraction (`0.5`) the planned `df` compares with a division of whole numbers
-/// (`opens / sends >= 0.5`): SQL rounds the quotient down, so the comparison holds only at 1 and
-/// above, silently — a ratio meant, written as DuckDB or Snowflake would divide.
-fn whole_quotient_against_fraction(
+impl Careless {
+    /// The number to point at in the query's text.
+    pub(super) fn number(&self) -> &str {
+        match self {
+            Careless::NumberAsDate(n) | Careless::WholeQuotient(n) => n,
+        }
+    }
+
+    /// What is wrong, after the expression or query it is said of.
+    pub(super) fn problem(&self) -> String {
+        match self {
+            Careless::NumberAsDate(number) => format!(
+                "compares a date or time with the number {number}, which SQL reads as that many days (or seconds) after 1970; write the date as DATE '2026-11-01' or compare with $run_date"
+            ),
+            Careless::WholeQuotient(fraction) => format!(
+                "compares a division of whole numbers with {fraction}, but SQL rounds such a division down (3 / 4 is 0); divide as decimals: CAST(a AS DOUBLE) / b"
+            ),
+        }
+    }
+}
+
+/// The first [`Careless`] comparison of the planned `df`, if any.
+pub(super) fn careless(
     ctx: &SessionContext,
     df: &datafusion::prelude::DataFrame,
-) -> Option<String> {
+) -> Option<Careless> {
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-    use datafusion::logical_expr::{BinaryExpr, Cast, Expr, ExprSchemable, Operator};
     let state = ctx.state();
     let analyzed = (state.analyzer())
         .execute_and_check(df.logical_plan().clone(), state.config_options(), |_, _| {})
         .ok()?;
     let mut found = None;
     let _ = analyzed.apply_with_subqueries(|node| {
-        let Some(input) = node.inputs().first().map(|input| input.schema().clone()) else {
-            return Ok(TreeNodeRecursion::Continue);
-        };
+        let input = node.inputs().first().map(|input| input.schema().clone());
         node.apply_expressions(|expr| {
             expr.apply(|e| {
-                let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
-                    return Ok(TreeNodeRecursion::Continue);
-                };
-                let comparison = matches!(
-                    op,
-                    Operator::Eq
-                        | Operator::NotEq
-                        | Operator::Lt
-                        | Operator::LtEq
-                        | Operator::Gt
-                        | Operator::GtEq
-                );
-                if !comparison {
+                let hit = number_as_date(e).or_else(|| {
+                    (input.as_ref()).and_then(|input| whole_quotient_against_fraction(e, input))
+                });
+                if hit.is_none() {
                     return Ok(TreeNodeRecursion::Continue);
                 }
-                let whole_quotient = |side: &Expr| match side {
-                    Expr::Cast(Cast { expr, .. }) => {
-                        matches!(
-                            expr.as_ref(),
-                            Expr::BinaryExpr(BinaryExpr {
-                                op: Operator::Divide,
-                                ..
-                            })
-                        ) && expr.get_type(&input).is_ok_and(|t| t.is_integer())
-                    }
-                    _ => false,
-                };
-                let fraction = |side: &Expr| match side {
-                    Expr::Literal(value, _) => value
-                        .to_string()
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|f| f.fract() != 0.0)
-                        .map(|_| value.to_string()),
-                    _ => None,
-                };
-                let hit = match (whole_quotient(left), whole_quotient(right)) {
-                    (true, _) => fraction(right),
-                    (_, true) => fraction(left),
-                    _ => None,
-                };
-                if hit.is_some() {
-                    found = hit;
-                    return Ok(TreeNodeRecursion::Stop);
-                }
-                Ok(TreeNodeRecursion::Continue)
+                found = hit;
+                Ok(TreeNodeRecursion::Stop)
             })
         })
     });
     found
 }
 
-/// What a query comparing a date or a time with `number` is told.
-pub(super) fn number_as_date_problem(number: &str) -> String {
-    format!(
-        "compares a date or time with the number {number}, which SQL reads as that many days (or seconds) after 1970; write the date as DATE '2026-11-01' or compare with $run_date"
-    )
+/// `e` is a number literal cast to a date or a time.
+fn number_as_date(e: &datafusion::logical_expr::Expr) -> Option<Careless> {
+    use datafusion::logical_expr::{Cast, Expr, TryCast};
+    let (inner, to) = match e {
+        Expr::Cast(Cast { expr, field }) => (expr, field.data_type()),
+        Expr::TryCast(TryCast { expr, field }) => (expr, field.data_type()),
+        _ => return None,
+    };
+    let temporal = matches!(
+        to,
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
+    );
+    match inner.as_ref() {
+        Expr::Literal(value, _)
+            if temporal && value.data_type().is_numeric() && !value.is_null() =>
+        {
+            Some(Careless::NumberAsDate(value.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// `e` compares a division of whole numbers (of columns of `input`) with a fraction.
+fn whole_quotient_against_fraction(
+    e: &datafusion::logical_expr::Expr,
+    input: &datafusion::common::DFSchema,
+) -> Option<Careless> {
+    use datafusion::logical_expr::{BinaryExpr, Cast, Expr, ExprSchemable, Operator};
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+        return None;
+    };
+    let comparison = matches!(
+        op,
+        Operator::Eq
+            | Operator::NotEq
+            | Operator::Lt
+            | Operator::LtEq
+            | Operator::Gt
+            | Operator::GtEq
+    );
+    let whole_quotient = |side: &Expr| match side {
+        Expr::Cast(Cast { expr, .. }) => {
+            matches!(
+                expr.as_ref(),
+                Expr::BinaryExpr(BinaryExpr {
+                    op: Operator::Divide,
+                    ..
+                })
+            ) && expr.get_type(input).is_ok_and(|t| t.is_integer())
+        }
+        _ => false,
+    };
+    let fraction = |side: &Expr| match side {
+        Expr::Literal(value, _) => (value.to_string().parse::<f64>().ok())
+            .filter(|f| f.fract() != 0.0)
+            .map(|_| Careless::WholeQuotient(value.to_string())),
+        _ => None,
+    };
+    match (comparison, whole_quotient(left), whole_quotient(right)) {
+        (true, true, _) => fraction(right),
+        (true, _, true) => fraction(left),
+        _ => None,
+    }
 }
 
 /// Plans an offer's score over the profile: it must be a number, so a text column is reported
@@ -314,9 +310,7 @@ pub(crate) async fn check_key_kind(
     let (Some(found), Some(expected)) = (found, expected) else {
         return Ok(());
     };
-    let text =
-        |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
-    if (found.is_integer() && expected.is_integer()) || (text(&found) && text(&expected)) {
+    if same_key_kind(&found, &expected) {
         return Ok(());
     }
     let declared = if expected.is_integer() {
@@ -333,6 +327,16 @@ pub(crate) async fn check_key_kind(
             sql_type(&expected),
         ),
     })
+}
+
+/// Whether keys of type `found` match keys of type `expected` as text (keys are joined and
+/// hashed as text): the same type, whole numbers of any width, or text of any kind.
+fn same_key_kind(found: &DataType, expected: &DataType) -> bool {
+    let text =
+        |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+    found == expected
+        || (found.is_integer() && expected.is_integer())
+        || (text(found) && text(expected))
 }
 
 /// The optional columns a SQL rule may return besides the key.
@@ -374,12 +378,7 @@ pub(crate) async fn register_rule_query(
     };
     if let Some(expected) = of_profile {
         let found = returned.data_type();
-        let text =
-            |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
-        let alike = found == &expected
-            || (found.is_integer() && expected.is_integer())
-            || (text(found) && text(&expected));
-        if !alike {
+        if !same_key_kind(found, &expected) {
             return Err(PlanError::Invalid {
                 at: Location::file(&query.path),
                 what: what.to_string(),

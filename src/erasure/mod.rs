@@ -57,11 +57,17 @@ pub(crate) fn compile(
     })
 }
 
+/// The text an erased key is kept as: the SHA-256 of `key` (a SQL expression) as text, in hex.
+pub(crate) fn key_sha256(key: &str) -> String {
+    format!("encode(sha256(CAST({key} AS VARCHAR)), 'hex')")
+}
+
 /// A predicate keeping only keys that were never erased; `key` is the (quoted, qualified)
 /// key column.
 pub(crate) fn not_erased(key: &str) -> String {
     format!(
-        "NOT EXISTS (SELECT 1 FROM {ERASED} __e WHERE __e.key_sha256 = encode(sha256(CAST({key} AS VARCHAR)), 'hex'))"
+        "NOT EXISTS (SELECT 1 FROM {ERASED} __e WHERE __e.key_sha256 = {})",
+        key_sha256(key)
     )
 }
 
@@ -87,7 +93,8 @@ pub(crate) const MARK: &str = "__segflow_erased_key";
 pub(crate) fn marked(sql: &str, key: &str) -> String {
     format!(
         "SELECT kept.*, __e.key_sha256 IS NOT NULL AS {MARK} FROM ({sql}) AS kept \
-         LEFT JOIN {ERASED} __e ON __e.key_sha256 = encode(sha256(CAST(kept.{key} AS VARCHAR)), 'hex')"
+         LEFT JOIN {ERASED} __e ON __e.key_sha256 = {}",
+        key_sha256(&format!("kept.{key}"))
     )
 }
 
@@ -197,7 +204,8 @@ pub(crate) async fn register(
     if let Some(erasure) = erasure {
         let k = ident(key);
         parts.push(format!(
-            "SELECT encode(sha256(trim(CAST({k} AS VARCHAR))), 'hex') AS key_sha256 FROM {} WHERE {k} IS NOT NULL",
+            "SELECT {} AS key_sha256 FROM {} WHERE {k} IS NOT NULL",
+            key_sha256(&format!("trim(CAST({k} AS VARCHAR))")),
             ident(&erasure.source)
         ));
     }

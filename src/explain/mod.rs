@@ -272,7 +272,7 @@ impl Facts {
             facts.erasure_pending = if engine::table_exists("explain", &done).await? {
                 let table = "__segflow_explain_erased_before";
                 engine::register_parquet(ctx, table, &done).await?;
-                let hash = format!("encode(sha256(CAST({k} AS VARCHAR)), 'hex')");
+                let hash = erasure::key_sha256(&k);
                 let sql = format!("{sql} AND {hash} NOT IN (SELECT key_sha256 FROM {table})");
                 engine::first_column(engine::text_rows(ctx, "explain", &sql, params).await?)
             } else {

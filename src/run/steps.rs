@@ -156,12 +156,7 @@ impl<'a> Run<'a> {
         match sources::register_all(&self.ctx, self.pipeline.sources.values()).await {
             Ok(inputs) => self.manifest.inputs = inputs,
             Err(err @ (SourceError::Contract { .. } | SourceError::Layout { .. })) => {
-                self.manifest.status = RunStatus::Blocked;
-                return Err(RunError::Blocked {
-                    failures: vec![err.to_string()],
-                    report: Box::new(self.manifest.clone()),
-                    kept: None,
-                });
+                return Err(self.blocked(vec![err.to_string()]));
             }
             Err(err) => return Err(err.into()),
         }
@@ -201,9 +196,15 @@ impl<'a> Run<'a> {
         let Some(broken) = sources::find_csv_fault(&self.ctx, sources, fault).await else {
             return err;
         };
+        self.blocked(vec![broken.to_string()])
+    }
+
+    /// Stops the run on data that breaks what the pipeline declares (a source's contract, the
+    /// offers a rule names): nothing kept aside, nothing published.
+    fn blocked(&mut self, failures: Vec<String>) -> RunError {
         self.manifest.status = RunStatus::Blocked;
         RunError::Blocked {
-            failures: vec![broken.to_string()],
+            failures,
             report: Box::new(self.manifest.clone()),
             kept: None,
         }
@@ -518,15 +519,10 @@ impl<'a> Run<'a> {
                 suppression.at, rule.rule, rule.unknown
             ));
         }
-        if failures.is_empty() {
-            return Ok(());
+        match failures.is_empty() {
+            true => Ok(()),
+            false => Err(self.blocked(failures)),
         }
-        self.manifest.status = RunStatus::Blocked;
-        Err(RunError::Blocked {
-            failures,
-            report: Box::new(self.manifest.clone()),
-            kept: None,
-        })
     }
 
     /// What the identifier functions found invalid so far, when they ran.

@@ -16,7 +16,7 @@ use super::sql::{DETAIL, all_matches, matched, matches_query, rule_view, rules, 
 use crate::engine::{self, EngineError, Observer, PlanError, RuleColumns, TableLayout};
 use crate::erasure::Keep;
 use crate::objects::Folder;
-use crate::sql::{KeyFilter, Params, Rule, ident};
+use crate::sql::{KeyFilter, Params, Rule, ident, literal};
 use crate::store::{Output, OutputKind};
 
 /// Every rule's matches today: `(key, suppression, detail, offer)`.
@@ -132,7 +132,7 @@ pub(crate) async fn offers_named(
     if !suppressions.iter().any(|s| matches!(s.rule, Rule::Sql(_))) {
         return Ok(Vec::new());
     }
-    let listed = offers.iter().map(|o| format!("'{o}'")).collect::<Vec<_>>();
+    let listed = offers.iter().map(|o| literal(o)).collect::<Vec<_>>();
     let known = match listed.is_empty() {
         true => "false".to_string(),
         false => format!("offer IN ({})", listed.join(", ")),

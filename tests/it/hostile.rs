@@ -1019,6 +1019,17 @@ fn a_condition_comparing_a_date_with_a_number_is_refused() {
         err.contains(&format!("{model}:{line}:38: model customer_profile: compares a date or time with the number 20261120")),
         "{err}"
     );
+    // And a ratio of whole numbers there.
+    p.edit(
+        model,
+        "WHERE CAST(c.signup_date AS DATE) <= 20261120",
+        "WHERE c.customer_id / 2 >= 0.5",
+    );
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    assert!(
+        err.contains("model customer_profile: compares a division of whole numbers with 0.5"),
+        "{err}"
+    );
 }
 
 /// `lookback_days: 365.0` is a DOUBLE, and a date minus a DOUBLE does not plan: the error points
