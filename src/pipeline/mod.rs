@@ -429,7 +429,58 @@ fn compile_suppressions(
         channels,
     };
     let has_profile = spec.segments.is_some() || spec.offers.is_some();
-    suppressions::compile(c, &spec.suppressions, params, &targets, has_profile)
+    let suppressions = suppressions::compile(c, &spec.suppressions, params, &targets, has_profile);
+    if spec.channels.is_none() {
+        check_channel_typos(c, segments, offers, &suppressions);
+    }
+    suppressions
+}
+
+/// Without a declared `channels:`, refuses a segment's or offer's channel that no suppression is
+/// scoped to but that is a near miss of one some are (`emial` beside a consent rule for
+/// `email`): scopes hold channels back by their exact name, so the typo would reach the
+/// customers those rules hold back.
+fn check_channel_typos(
+    c: &mut Compiler,
+    segments: &Option<Segments>,
+    offers: &Option<Offers>,
+    suppressions: &[Suppression],
+) {
+    let mut scoped: Vec<String> = Vec::new();
+    for suppression in suppressions {
+        for channel in suppression.scope.channels() {
+            if !scoped.contains(channel) {
+                scoped.push(channel.clone());
+            }
+        }
+    }
+    let segment_channels = (segments.iter().flat_map(|s| &s.list))
+        .map(|s| (["segments", "list", s.name.as_str(), "channels"], &s.channels));
+    let offer_channels = (offers.iter().flat_map(|o| &o.list))
+        .map(|o| (["offers", "list", o.name.as_str(), "channels"], &o.channels));
+    let listed: Vec<_> = segment_channels.chain(offer_channels).collect();
+    let lists_naming = |channel: &String| listed.iter().filter(|(_, l)| l.contains(channel)).count();
+    for (path, channels) in &listed {
+        // A channel of its own (`mail` beside `email`) is usually listed by several segments
+        // and offers; a typo, by one.
+        let typos = channels.iter().filter(|c| !scoped.contains(c) && lists_naming(c) == 1);
+        for channel in typos {
+            let Some(near) = crate::compile::closest(channel, &scoped) else {
+                continue;
+            };
+            let rules: Vec<&str> = (suppressions.iter())
+                .filter(|s| s.scope.channels().iter().any(|c| c == near))
+                .map(|s| s.name.as_str())
+                .collect();
+            let problem = format!(
+                "{}: no suppression is scoped to \"{channel}\", while {} hold{} back \"{near}\"; did you mean {near}? If {channel} is a channel of its own, list the pipeline's channels under `channels:`",
+                path.join("."),
+                rules.join(", "),
+                if rules.len() == 1 { "s" } else { "" },
+            );
+            c.problem(path, problem);
+        }
+    }
 }
 
 /// Every segment's and suppression's rule, with what it belongs to (`segment at_risk`).

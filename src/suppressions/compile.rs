@@ -28,6 +28,14 @@ pub(crate) enum Scope {
 }
 
 impl Scope {
+    /// The channels the scope names (none for `Everything`).
+    pub(crate) fn channels(&self) -> &[String] {
+        match self {
+            Scope::Everything => &[],
+            Scope::Only { channels, .. } => channels,
+        }
+    }
+
     /// Which of a segment's `channels` this scope holds back: `None` for the whole segment.
     pub(crate) fn segment_channels<'a>(
         &self,

@@ -923,6 +923,30 @@ fn a_channel_written_unlike_a_channel_name_is_refused() {
     );
 }
 
+/// Without `channels:`, a typo of a channel a consent rule is scoped to (`emial`) is refused: the
+/// rule holds back `email` by name, so the typo would reach everyone who withdrew consent. A
+/// channel of its own that several lists name (`mail` beside `email`) stays valid.
+#[test]
+fn an_undeclared_channel_a_typo_away_from_a_consent_rules_is_refused() {
+    let p = Project::sample();
+    let pipeline = "pipelines/daily_segments.yaml";
+    let undeclared = p
+        .read(pipeline)
+        .replacen("channels: [email, sms, push, mail, phone]\n", "", 1);
+    p.write(pipeline, &undeclared);
+    p.ok(&["validate", "daily_segments"]);
+    p.write(
+        pipeline,
+        &undeclared.replacen("channels: [email, mail]", "channels: [emial, mail]", 1),
+    );
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    assert!(
+        err.contains("segments.list.lapsing_high_value.channels: no suppression is scoped to \"emial\", while email_consent_withdrawn, contact_frequency_cap hold back \"email\"; did you mean email?"),
+        "{err}"
+    );
+    assert!(err.contains("list the pipeline's channels under `channels:`"), "{err}");
+}
+
 /// A SQL rule's `offer` column holds back that offer only: offer codes renamed upstream would
 /// hold back nobody. None of them an offer of the pipeline blocks the run; some of them (an
 /// offer retired, still in the contact history) is logged.
