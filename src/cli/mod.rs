@@ -350,10 +350,11 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     }
 }
 
-/// `daily_segments` → `pipelines/daily_segments.yaml` when no such file exists.
+/// `daily_segments` → `pipelines/daily_segments.yaml` when no such file exists (a folder of
+/// that name, its data say, does not count).
 pub fn pipeline_path(arg: &str) -> PathBuf {
     let path = Path::new(arg);
-    if path.exists() || arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml") {
+    if path.is_file() || arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml") {
         return path.to_owned();
     }
     Path::new("pipelines").join(format!("{arg}.yaml"))

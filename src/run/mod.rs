@@ -167,7 +167,7 @@ async fn run_date_steps(locked: &Locked<'_>, options: &RunOptions) -> Result<Run
     let mut run = steps::Run::begin(locked, params, options).await?;
     run.register_sources().await?;
     if let Err(err) = run.compute().await {
-        return Err(run.with_csv_fault(err).await);
+        return Err(run.with_data_fault(err).await);
     }
     let steps::Finished {
         staged,

@@ -179,13 +179,11 @@ impl<'a> Run<'a> {
         self.decide().await
     }
 
-    /// `err`, or when a line of a CSV source caused it (a value not of its column's type
-    /// beyond the lines checked when the source was read), the source's contract broken at
-    /// that file and line: data that breaks its contract blocks the run.
-    pub(super) async fn with_csv_fault(&mut self, err: RunError) -> RunError {
-        let Some(fault) = sources::CsvFault::of(&crate::error::chain(&err)) else {
-            return err;
-        };
+    /// `err`, or when a line of a CSV or NDJSON source caused it (a value not of its column's
+    /// type beyond the lines checked when the source was read), the source's contract broken
+    /// at that file and line: data that breaks its contract blocks the run.
+    pub(super) async fn with_data_fault(&mut self, err: RunError) -> RunError {
+        let message = crate::error::chain(&err);
         // Sources that models read first: one only a check reads, or nothing, holds a fault
         // of the same column and type only by chance.
         let models = &self.pipeline.models;
@@ -193,10 +191,17 @@ impl<'a> Run<'a> {
             |source: &&sources::Source| models.iter().any(|m| m.reads().contains(&source.name));
         let (first, last): (Vec<_>, Vec<_>) = self.pipeline.sources.values().partition(read);
         let sources = first.into_iter().chain(last);
-        let Some(broken) = sources::find_csv_fault(&self.ctx, sources, fault).await else {
-            return err;
+        let broken = if let Some(fault) = sources::CsvFault::of(&message) {
+            sources::find_csv_fault(&self.ctx, sources, fault).await
+        } else if sources::is_json_fault(&message) {
+            sources::find_json_fault(&self.ctx, sources).await
+        } else {
+            None
         };
-        self.blocked(vec![broken.to_string()])
+        match broken {
+            Some(broken) => self.blocked(vec![broken.to_string()]),
+            None => err,
+        }
     }
 
     /// Stops the run on data that breaks what the pipeline declares (a source's contract, the

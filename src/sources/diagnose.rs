@@ -1,4 +1,4 @@
-//! Where in a CSV source a value that does not read as its column's type is.
+//! Where in a CSV or NDJSON source a value that does not read as its column's type is.
 //!
 //! Registering a source checks each file's header and first lines against the contract, not
 //! every line. A bad value further down fails the query that reads it, and DataFusion reports
@@ -128,6 +128,137 @@ pub(crate) async fn find_csv_fault<'a>(
                 )],
             });
         }
+    }
+    None
+}
+
+/// Whether an error's message is the JSON reader's: a line of an NDJSON source that is not
+/// JSON, or a value that does not read as its column's type (a declared `timestamp` holding
+/// `yesterday`).
+pub(crate) fn is_json_fault(message: &str) -> bool {
+    message.contains("Json error")
+}
+
+/// The first line of the NDJSON `sources` the JSON reader refuses, as the source's contract
+/// broken at that file, line and column; `None` when no file shows it.
+pub(crate) async fn find_json_fault<'a>(
+    ctx: &SessionContext,
+    sources: impl IntoIterator<Item = &'a Source>,
+) -> Option<SourceError> {
+    let state = ctx.state();
+    for source in sources {
+        if source.format != Format::Ndjson {
+            continue;
+        }
+        let Ok(table) = ctx.table_provider(source.name.as_str()).await else {
+            continue;
+        };
+        let partitions = &source.partitions;
+        let fields = (table.schema().fields().iter())
+            .filter(|f| !partitions.iter().any(|(name, _)| name == f.name()))
+            .cloned()
+            .collect::<Vec<_>>();
+        let schema = SchemaRef::new(Schema::new(fields));
+        let Ok(SourceFiles { url, store, files }) = source_files(&state, source).await else {
+            continue;
+        };
+        for file in &files {
+            let Some((line, problem)) = first_json_fault(source, &schema, &store, file).await
+            else {
+                continue;
+            };
+            return Some(SourceError::Contract {
+                at: source.at.clone(),
+                name: source.name.clone(),
+                differences: vec![format!(
+                    "file {}, line {line}: {problem}",
+                    shown(&url, &file.location)
+                )],
+            });
+        }
+    }
+    None
+}
+
+/// The first line of the NDJSON `files` that is not a JSON object, as a difference from the
+/// contract (`file F, line L: …`): DataFusion's schema inference names neither.
+pub(super) async fn locate_json_line(
+    source: &Source,
+    (url, store, files): (&ListingTableUrl, &Arc<dyn ObjectStore>, &[ObjectMeta]),
+) -> Option<String> {
+    let schema = SchemaRef::new(Schema::empty());
+    for file in files {
+        if let Some((line, problem)) = first_json_fault(source, &schema, store, file).await {
+            return Some(format!(
+                "file {}, line {line}: {problem}",
+                shown(url, &file.location)
+            ));
+        }
+    }
+    None
+}
+
+/// The first line of the NDJSON `file` (counted from 1) the JSON reader refuses with
+/// `schema`, and what is wrong with it, said without its values. Lines are read a chunk of
+/// the file at a time; a chunk that fails is read again a line at a time.
+async fn first_json_fault(
+    source: &Source,
+    schema: &SchemaRef,
+    store: &Arc<dyn ObjectStore>,
+    file: &ObjectMeta,
+) -> Option<(u64, String)> {
+    let reads = |schema: SchemaRef, lines: &[u8]| {
+        let mut decoder = datafusion::arrow::json::ReaderBuilder::new(schema)
+            .build_decoder()
+            .ok()?;
+        let read = decoder.decode(lines).and_then(|_| decoder.flush());
+        Some(read.is_ok())
+    };
+    let mut chunks = chunks(store, file).await?;
+    // Bytes after the last line break read so far; lines before them.
+    let (mut rest, mut lines) = (Vec::<u8>::new(), 0u64);
+    while let Some(chunk) = chunks.next().await {
+        let (chunk, finished) = chunk.ok()?;
+        rest.extend_from_slice(&chunk);
+        let end = if finished {
+            rest.len()
+        } else {
+            match rest.iter().rposition(|b| *b == b'\n') {
+                Some(at) => at + 1,
+                None => continue,
+            }
+        };
+        let block: Vec<u8> = rest.drain(..end).collect();
+        if !reads(schema.clone(), &block)? {
+            for (offset, line) in block.split_inclusive(|b| *b == b'\n').enumerate() {
+                if reads(schema.clone(), line)? {
+                    continue;
+                }
+                let json = reads(SchemaRef::new(Schema::empty()), line)?;
+                let column = (schema.fields().iter()).filter(|_| json).find(|f| {
+                    let field = Schema::new(vec![f.as_ref().clone()]);
+                    reads(SchemaRef::new(field), line) == Some(false)
+                });
+                let problem = match column {
+                    None => "not a JSON object (one per line)".to_string(),
+                    Some(field) => {
+                        let name = field.name();
+                        match source.contract.get(name) {
+                            Some(declared) => format!(
+                                "column {name}: the contract says {declared}, the line holds something else"
+                            ),
+                            None => format!(
+                                "column {name}, not in the contract, was read as {} from the files' first lines, and the line holds something else; declare it under `columns:` with the type it holds",
+                                column_type(field.data_type())
+                                    .map_or_else(|| field.data_type().to_string(), |kind| kind.to_string())
+                            ),
+                        }
+                    }
+                };
+                return Some((lines + offset as u64 + 1, problem));
+            }
+        }
+        lines += block.iter().filter(|b| **b == b'\n').count() as u64;
     }
     None
 }

@@ -7,7 +7,7 @@ mod register;
 use datafusion::prelude::SessionContext;
 use indexmap::IndexMap;
 
-pub(crate) use diagnose::{CsvFault, find_csv_fault};
+pub(crate) use diagnose::{CsvFault, find_csv_fault, find_json_fault, is_json_fault};
 pub(crate) use register::MISSING_IN;
 pub use register::SourceInput;
 

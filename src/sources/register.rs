@@ -268,10 +268,25 @@ pub(crate) async fn register_source(
     } else if source.format == Format::Parquet && !schemas.is_empty() {
         merged(source, &schemas).map_err(|e| unreadable(source, e.into()))?
     } else {
-        options
-            .infer_schema(&state, &url)
-            .await
-            .map_err(|e| unreadable(source, e))?
+        match options.infer_schema(&state, &url).await {
+            Ok(schema) => schema,
+            Err(err) => {
+                let json = source.format == Format::Ndjson;
+                let files = (&url, &store, files.as_slice());
+                let located = match json && super::diagnose::is_json_fault(&err.to_string()) {
+                    true => super::diagnose::locate_json_line(source, files).await,
+                    false => None,
+                };
+                return Err(match located {
+                    Some(difference) => SourceError::Contract {
+                        at: source.at.clone(),
+                        name: source.name.clone(),
+                        differences: vec![difference],
+                    },
+                    None => unreadable(source, err),
+                });
+            }
+        }
     };
     let inferred = match &samples {
         Some(samples) => {
@@ -832,11 +847,17 @@ async fn located(
 }
 
 /// The type to read a column as, when data of type `found` can honour the declared type.
-/// CSV text can be read as any wider type; typed formats must already be of the right kind.
+/// CSV text can be read as any wider type; typed formats must already be of the right kind,
+/// except JSON text for a date or a timestamp.
 fn reads_as(format: Format, found: &DataType, declared: ColumnType) -> Option<DataType> {
     use DataType::*;
     let target = arrow_type(declared);
-    let fits = match declared {
+    // JSON has no dates or times: they are text, parsed as the declared type when read.
+    let json_time = format == Format::Ndjson
+        && matches!(found, Utf8 | LargeUtf8 | Utf8View)
+        && matches!(declared, ColumnType::Date | ColumnType::Timestamp);
+    let fits = json_time
+        || match declared {
         ColumnType::String => {
             format == Format::Csv || matches!(found, Utf8 | LargeUtf8 | Utf8View | Null)
         }
@@ -854,7 +875,7 @@ fn reads_as(format: Format, found: &DataType, declared: ColumnType) -> Option<Da
     // unit and zone); numbers and dates are read as the declared type, so that what a run
     // publishes (an `int` key is BIGINT) does not follow how an upstream export stored them.
     let keeps_own = matches!(declared, ColumnType::String | ColumnType::Timestamp);
-    Some(if format == Format::Csv || *found == Null || !keeps_own {
+    Some(if format == Format::Csv || *found == Null || json_time || !keeps_own {
         target
     } else {
         found.clone()

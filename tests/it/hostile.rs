@@ -1461,3 +1461,70 @@ fn a_zoned_event_in_the_next_utc_months_folder_counts_for_its_local_day() {
     );
     assert_eq!(seen, [r#"["1", "1"]"#, r#"["2", "1"]"#]);
 }
+
+/// JSON has no dates or times: an event log's `"2026-11-20T10:00:00+05:00"` is text, and a
+/// contract declaring it `timestamp` was refused ("the data has Utf8"). It now reads as the
+/// instant it names, counted in UTC days; a line that is not JSON, or a value not of its
+/// declared type further down a file, blocks the run naming the file and the line, never the
+/// value.
+#[test]
+fn json_times_read_as_declared_and_bad_lines_are_named() {
+    let p = Project::mini();
+    let pipeline = "pipelines/events.yaml";
+    p.write(
+        pipeline,
+        "pipeline: events
+key: customer_id
+sources:
+  orders:
+    uri: events/
+    format: ndjson
+    columns: { customer_id: int, ordered_at: timestamp }
+features:
+  daily:
+    from: orders
+    key: customer_id
+    time: ordered_at
+    windows: [1]
+    publish: true
+    aggregates:
+      orders: { count: \"*\" }
+output:
+  uri: out/
+",
+    );
+    let good: String = (1..=3000)
+        .map(|i| format!("{{\"customer_id\": {i}, \"ordered_at\": \"2026-11-19T10:00:00\"}}\n"))
+        .collect();
+    // 2026-11-20T21:00 and 18:00 in UTC count for the run date; 2026-11-21T01:00 does not.
+    let zoned = "{\"customer_id\": 1, \"ordered_at\": \"2026-11-21T02:00:00+05:00\"}
+{\"customer_id\": 2, \"ordered_at\": \"2026-11-20T23:00:00+05:00\"}
+{\"customer_id\": 3, \"ordered_at\": \"2026-11-21T06:00:00+05:00\"}
+";
+    p.write("events/2026-11.json", &format!("{good}{zoned}"));
+    p.ok(&["run", "events", "--date", "2026-11-20"]);
+    let counted = p.duckdb(
+        "events",
+        "SELECT customer_id, orders_1d FROM read_parquet('{out}/runs/run_date=2026-11-20/models/daily/*.parquet') ORDER BY 1",
+    );
+    assert_eq!(counted, [r#"["1", "1"]"#, r#"["2", "1"]"#]);
+
+    // A value of the wrong type past the lines DataFusion infers the schema from.
+    let secret = "{\"customer_id\": 4, \"ordered_at\": \"Alice Smith\"}\n";
+    p.write("events/2026-11.json", &format!("{good}{secret}"));
+    let err = p.fails(&["run", "events", "--date", "2026-11-21"], 3);
+    assert!(
+        err.contains("2026-11.json, line 3001: column ordered_at: the contract says timestamp, the line holds something else"),
+        "{err}"
+    );
+    assert!(!err.contains("Alice"), "{err}");
+    // A line that is not JSON.
+    p.write("events/2026-11.json", &format!("{{\"customer_id\": 4,\n{good}"));
+    let err = p.fails(&["run", "events", "--date", "2026-11-21"], 3);
+    assert!(
+        err.contains("2026-11.json, line 1: not a JSON object (one per line)"),
+        "{err}"
+    );
+    let err = p.fails(&["validate", pipeline], 2);
+    assert!(err.contains("line 1: not a JSON object"), "{err}");
+}
