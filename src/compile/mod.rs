@@ -309,6 +309,28 @@ pub(crate) fn closest<'n>(name: &str, names: &'n [String]) -> Option<&'n str> {
         .map(|(_, other)| other)
 }
 
+/// Whether `name` is one slip of the keyboard from `other`: a letter added, dropped, changed,
+/// or two neighbours swapped (`emial`, `emai`, `emsil` for `email`), past the first letter,
+/// which is rarely the one mistyped. Names of their own a letter apart at the start (`mail`
+/// and `email`, `sms` and `mms`) are not slips.
+pub(crate) fn one_slip(name: &str, other: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (name.chars().collect(), other.chars().collect());
+    if a == b || a.first() != b.first() || a.len().abs_diff(b.len()) > 1 {
+        return false;
+    }
+    // The first position they differ at; what follows it must then be the same.
+    let at = (a.iter().zip(&b)).take_while(|(x, y)| x == y).count();
+    let swapped = a.len() == b.len()
+        && at + 1 < a.len()
+        && a[at] == b[at + 1]
+        && a[at + 1] == b[at]
+        && a[at + 2..] == b[at + 2..];
+    let changed = a.len() == b.len() && a[at + 1..] == b[at + 1..];
+    let added = a.len() == b.len() + 1 && a[at + 1..] == b[at..];
+    let dropped = b.len() == a.len() + 1 && a[at..] == b[at + 1..];
+    swapped || changed || added || dropped
+}
+
 /// Names that become SQL identifiers and folder names: lower-case letters, digits, `_`.
 pub(crate) fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -352,5 +374,16 @@ mod tests {
         assert!(!is_valid_name("Upper"));
         assert!(!is_valid_name("a-b"));
         assert!(!is_valid_name(""));
+    }
+
+    #[test]
+    fn one_slip_is_a_typo_past_the_first_letter() {
+        for typo in ["emial", "emai", "emaill", "emsil", "mail"] {
+            assert_eq!(one_slip(typo, "email"), typo != "mail", "{typo}");
+        }
+        assert!(!one_slip("mms", "sms"));
+        assert!(!one_slip("post", "push"));
+        assert!(!one_slip("email", "email"));
+        assert!(one_slip("pusj", "push") && one_slip("sm", "sms") && one_slip("smss", "sms"));
     }
 }

@@ -459,13 +459,9 @@ fn check_channel_typos(
     let offer_channels = (offers.iter().flat_map(|o| &o.list))
         .map(|o| (["offers", "list", o.name.as_str(), "channels"], &o.channels));
     let listed: Vec<_> = segment_channels.chain(offer_channels).collect();
-    let lists_naming = |channel: &String| listed.iter().filter(|(_, l)| l.contains(channel)).count();
     for (path, channels) in &listed {
-        // A channel of its own (`mail` beside `email`) is usually listed by several segments
-        // and offers; a typo, by one.
-        let typos = channels.iter().filter(|c| !scoped.contains(c) && lists_naming(c) == 1);
-        for channel in typos {
-            let Some(near) = crate::compile::closest(channel, &scoped) else {
+        for channel in channels.iter().filter(|c| !scoped.contains(c)) {
+            let Some(near) = scoped.iter().find(|s| crate::compile::one_slip(channel, s)) else {
                 continue;
             };
             let rules: Vec<&str> = (suppressions.iter())
