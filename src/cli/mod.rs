@@ -301,8 +301,8 @@ pub enum Command {
 
 /// Parses a run date: YYYY-MM-DD, in the range segflow's date arithmetic supports.
 pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
-    let date = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .map_err(|_| format!("expected a date like 2026-11-20, not {text:?}"))?;
+    let date = crate::sql::iso_date(text.trim())
+        .ok_or_else(|| format!("expected a date like 2026-11-20, not {text:?}"))?;
     crate::sql::supported_date(date).map_err(|range| format!("expected {range}"))
 }
 

@@ -454,8 +454,12 @@ fn check_channel_typos(
             }
         }
     }
-    let segment_channels = (segments.iter().flat_map(|s| &s.list))
-        .map(|s| (["segments", "list", s.name.as_str(), "channels"], &s.channels));
+    let segment_channels = (segments.iter().flat_map(|s| &s.list)).map(|s| {
+        (
+            ["segments", "list", s.name.as_str(), "channels"],
+            &s.channels,
+        )
+    });
     let offer_channels = (offers.iter().flat_map(|o| &o.list))
         .map(|o| (["offers", "list", o.name.as_str(), "channels"], &o.channels));
     let listed: Vec<_> = segment_channels.chain(offer_channels).collect();

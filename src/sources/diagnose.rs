@@ -249,8 +249,10 @@ async fn first_json_fault(
                             ),
                             None => format!(
                                 "column {name}, not in the contract, was read as {} from the files' first lines, and the line holds something else; declare it under `columns:` with the type it holds",
-                                column_type(field.data_type())
-                                    .map_or_else(|| field.data_type().to_string(), |kind| kind.to_string())
+                                column_type(field.data_type()).map_or_else(
+                                    || field.data_type().to_string(),
+                                    |kind| kind.to_string()
+                                )
                             ),
                         }
                     }

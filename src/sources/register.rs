@@ -858,15 +858,15 @@ fn reads_as(format: Format, found: &DataType, declared: ColumnType) -> Option<Da
         && matches!(declared, ColumnType::Date | ColumnType::Timestamp);
     let fits = json_time
         || match declared {
-        ColumnType::String => {
-            format == Format::Csv || matches!(found, Utf8 | LargeUtf8 | Utf8View | Null)
-        }
-        ColumnType::Int => found.is_integer() || *found == Null,
-        ColumnType::Double => found.is_numeric() || *found == Null,
-        ColumnType::Boolean => matches!(found, Boolean | Null),
-        ColumnType::Date => matches!(found, Date32 | Date64 | Null),
-        ColumnType::Timestamp => matches!(found, Timestamp(_, _) | Null),
-    };
+            ColumnType::String => {
+                format == Format::Csv || matches!(found, Utf8 | LargeUtf8 | Utf8View | Null)
+            }
+            ColumnType::Int => found.is_integer() || *found == Null,
+            ColumnType::Double => found.is_numeric() || *found == Null,
+            ColumnType::Boolean => matches!(found, Boolean | Null),
+            ColumnType::Date => matches!(found, Date32 | Date64 | Null),
+            ColumnType::Timestamp => matches!(found, Timestamp(_, _) | Null),
+        };
     if !fits {
         return None;
     }
@@ -875,11 +875,13 @@ fn reads_as(format: Format, found: &DataType, declared: ColumnType) -> Option<Da
     // unit and zone); numbers and dates are read as the declared type, so that what a run
     // publishes (an `int` key is BIGINT) does not follow how an upstream export stored them.
     let keeps_own = matches!(declared, ColumnType::String | ColumnType::Timestamp);
-    Some(if format == Format::Csv || *found == Null || json_time || !keeps_own {
-        target
-    } else {
-        found.clone()
-    })
+    Some(
+        if format == Format::Csv || *found == Null || json_time || !keeps_own {
+            target
+        } else {
+            found.clone()
+        },
+    )
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ mod query;
 mod rule;
 
 pub use params::ParamError;
-pub(crate) use params::{Params, RUN_DATE, Value, days_since_epoch, parse_param, supported_date};
+pub(crate) use params::{
+    Params, RUN_DATE, Value, days_since_epoch, iso_date, parse_param, supported_date,
+};
 pub(crate) use query::{SqlQuery, parse_query, volatile_function};
 pub(crate) use rule::{Condition, Rule, all_hold, parse_condition};
 

@@ -46,6 +46,30 @@ pub(crate) const LAST_DATE: NaiveDate = NaiveDate::from_ymd_opt(2199, 12, 31).ex
 /// What a date outside the supported range is told.
 pub(crate) const DATE_RANGE: &str = "a date between 1900-01-01 and 2199-12-31";
 
+/// A date written as ISO 8601 writes it, zero-padded (`2026-11-20`): `2026-11-2` is as likely a
+/// typo of `2026-11-21` as of `2026-11-02`, so it is not read as a date.
+pub(crate) fn iso_date(text: &str) -> Option<NaiveDate> {
+    let bytes = text.as_bytes();
+    let shaped = bytes.len() == 10
+        && (bytes.iter().enumerate()).all(|(i, b)| {
+            if i == 4 || i == 7 {
+                *b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    shaped
+        .then(|| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok())
+        .flatten()
+}
+
+/// Text shaped like a date without its zeros (`2026-1-5`).
+fn unpadded_date(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    let digits = |p: &&str| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit());
+    matches!(parts.as_slice(), [year, rest @ ..] if year.len() == 4 && year.bytes().all(|b| b.is_ascii_digit()) && rest.len() == 2 && rest.iter().all(digits))
+}
+
 /// A date inside the supported range.
 pub(crate) fn supported_date(date: NaiveDate) -> Result<NaiveDate, &'static str> {
     if (FIRST_DATE..=LAST_DATE).contains(&date) {
@@ -67,9 +91,10 @@ impl Value {
             ParamValue::Text(t) if grouped_number(t) => {
                 return Err("the number without _ (YAML reads 1_000 as text)");
             }
-            ParamValue::Text(t) => match NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-                Ok(date) => Value::Date(supported_date(date)?),
-                Err(_) => Value::Text(t.clone()),
+            ParamValue::Text(t) => match iso_date(t) {
+                Some(date) => Value::Date(supported_date(date)?),
+                None if unpadded_date(t) => return Err("the date zero-padded, like 2026-01-05"),
+                None => Value::Text(t.clone()),
             },
         })
     }
@@ -84,8 +109,8 @@ impl Value {
                 Ok(_) => Err("a finite number"),
                 Err(_) => Err("a number"),
             },
-            Value::Date(_) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .map_err(|_| "a date like 2026-11-30")
+            Value::Date(_) => iso_date(text)
+                .ok_or("a date like 2026-11-30")
                 .and_then(supported_date)
                 .map(Value::Date),
             Value::Text(_) => Ok(Value::Text(text.to_string())),
@@ -269,6 +294,26 @@ mod tests {
         spec.insert("days".to_string(), ParamValue::Int(30));
         spec.insert("since".to_string(), ParamValue::Text("2026-01-01".into()));
         Params::from_spec(&spec).unwrap()
+    }
+
+    #[test]
+    fn dates_are_written_zero_padded() {
+        assert_eq!(iso_date("2026-11-02"), NaiveDate::from_ymd_opt(2026, 11, 2));
+        for text in [
+            "2026-11-2",
+            "2026-1-05",
+            "26-11-02",
+            "2026/11/02",
+            "2026-11-31",
+            "2026-11-02x",
+        ] {
+            assert_eq!(iso_date(text), None, "{text}");
+        }
+        // A parameter written without padding is refused rather than read as text.
+        let value = Value::from_spec(&ParamValue::Text("2026-1-5".into()));
+        assert_eq!(value.err(), Some("the date zero-padded, like 2026-01-05"));
+        let value = Value::from_spec(&ParamValue::Text("2026-Q1".into())).unwrap();
+        assert!(matches!(value, Value::Text(_)));
     }
 
     #[test]

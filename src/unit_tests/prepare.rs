@@ -268,9 +268,9 @@ impl FileChecker<'_> {
                 return None;
             }
         };
-        match NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
-            Ok(date) => Some(date),
-            Err(_) => {
+        match crate::sql::iso_date(text.trim()) {
+            Some(date) => Some(date),
+            None => {
                 self.problem(
                     level,
                     &["run_date"],

@@ -304,6 +304,14 @@ fn dates_out_of_range_name_the_date_and_the_supported_range() {
         2,
     );
     assert!(err.contains("between 1900-01-01 and 2199-12-31"), "{err}");
+    // `2026-11-2` is as likely a typo of 2026-11-21 as of 2026-11-02: a rerun of the wrong
+    // date would rebuild every date published after it.
+    let err = p.fails(&["run", MINI, "--date", "2026-11-2"], 2);
+    assert!(
+        err.contains("expected a date like 2026-11-20, not \"2026-11-2\""),
+        "{err}"
+    );
+    assert!(!p.path("out").exists());
 }
 
 #[test]
@@ -930,9 +938,9 @@ fn a_channel_written_unlike_a_channel_name_is_refused() {
 fn an_undeclared_channel_a_typo_away_from_a_consent_rules_is_refused() {
     let p = Project::sample();
     let pipeline = "pipelines/daily_segments.yaml";
-    let undeclared = p
-        .read(pipeline)
-        .replacen("channels: [email, sms, push, mail, phone]\n", "", 1);
+    let undeclared =
+        p.read(pipeline)
+            .replacen("channels: [email, sms, push, mail, phone]\n", "", 1);
     p.write(pipeline, &undeclared);
     p.ok(&["validate", "daily_segments"]);
     p.write(
@@ -944,7 +952,10 @@ fn an_undeclared_channel_a_typo_away_from_a_consent_rules_is_refused() {
         err.contains("segments.list.lapsing_high_value.channels: no suppression is scoped to \"emial\", while email_consent_withdrawn, contact_frequency_cap hold back \"email\"; did you mean email?"),
         "{err}"
     );
-    assert!(err.contains("list the pipeline's channels under `channels:`"), "{err}");
+    assert!(
+        err.contains("list the pipeline's channels under `channels:`"),
+        "{err}"
+    );
 }
 
 /// A SQL rule's `offer` column holds back that offer only: offer codes renamed upstream would
@@ -1519,7 +1530,10 @@ output:
     );
     assert!(!err.contains("Alice"), "{err}");
     // A line that is not JSON.
-    p.write("events/2026-11.json", &format!("{{\"customer_id\": 4,\n{good}"));
+    p.write(
+        "events/2026-11.json",
+        &format!("{{\"customer_id\": 4,\n{good}"),
+    );
     let err = p.fails(&["run", "events", "--date", "2026-11-21"], 3);
     assert!(
         err.contains("2026-11.json, line 1: not a JSON object (one per line)"),
