@@ -137,6 +137,9 @@ pub enum UnitTestError {
         beside: PathBuf,
         folder: PathBuf,
     },
+    /// `--filter` matched no test: a misspelt filter would otherwise pass with nothing run.
+    #[error("no test's name contains {filter:?}; the pipeline's tests: {}", .names.join(", "))]
+    NoneMatch { filter: String, names: Vec<String> },
     /// The sources' real files give the tables their schemas; they could not be read.
     #[error("tests take each source's schema from its files")]
     Source(#[from] SourceError),
@@ -176,24 +179,33 @@ pub fn tests_folder(pipeline: &Pipeline) -> PathBuf {
     }
 }
 
-/// The pipeline's test files: the one beside it first, then the folder's `*.yaml` / `*.yml`
-/// in name order.
+/// The pipeline's test files: the one beside it first, then the folder's `*.yaml` / `*.yml`,
+/// its subfolders' included, in path order.
 pub fn test_files(pipeline: &Pipeline) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let beside = beside_file(pipeline);
     if beside.is_file() {
         files.push(beside);
     }
-    if let Ok(entries) = std::fs::read_dir(tests_folder(pipeline)) {
-        let mut found: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-            .collect();
-        found.sort();
-        files.extend(found);
-    }
+    let mut found = Vec::new();
+    yaml_files(&tests_folder(pipeline), &mut found);
+    found.sort();
+    files.extend(found);
     files
+}
+
+/// The `*.yaml` / `*.yml` files under `folder`, at any depth.
+fn yaml_files(folder: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+        if path.is_dir() {
+            yaml_files(&path, found);
+        } else if path.is_file() && path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            found.push(path);
+        }
+    }
 }
 
 /// Reads and checks every test file of the pipeline without running a test (for `validate`);
@@ -212,11 +224,18 @@ pub async fn run_tests(
 ) -> Result<TestReport, UnitTestError> {
     let (tables, tests) = load(pipeline).await?;
     let total = tests.len();
+    let names: Vec<String> = tests.iter().map(|t| t.name.clone()).collect();
     let selected: Vec<prepare::PreparedTest> = tests
         .into_iter()
         .filter(|t| filter.is_none_or(|f| t.name.contains(f)))
         .collect();
     let filtered_out = total - selected.len();
+    if let Some(filter) = filter.filter(|_| selected.is_empty()) {
+        return Err(UnitTestError::NoneMatch {
+            filter: filter.to_string(),
+            names,
+        });
+    }
     let parallel = std::thread::available_parallelism().map_or(4, |n| n.get().clamp(1, 8));
     let outcomes = futures::stream::iter(&selected)
         .map(|test| async {

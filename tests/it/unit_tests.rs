@@ -86,3 +86,21 @@ fn malformed_yaml_in_a_test_folder_exits_2() {
     assert!(err.contains("tests/unit/broken.yaml:3:"), "{err}");
     assert!(err.contains("malformed YAML"), "{err}");
 }
+
+/// A misspelt `--filter` ran nothing and passed; a test file in a subfolder of the tests' folder
+/// was skipped. Now the first is an error naming the tests, and the second runs.
+#[test]
+fn a_filter_matching_no_test_fails_and_subfolders_are_read() {
+    let p = Project::fixture("unit");
+    let err = p.fails(&["test", PIPELINE, "--filter", "no_such_test"], 2);
+    assert!(
+        err.contains("no test's name contains \"no_such_test\"; the pipeline's tests: "),
+        "{err}"
+    );
+    p.write(
+        "tests/unit/nested/broken.yaml",
+        "tests:\n  - name: x\n    expect: { model: spend, rows: [ }\n",
+    );
+    let err = p.fails(&["test", PIPELINE], 2);
+    assert!(err.contains("tests/unit/nested/broken.yaml:3:"), "{err}");
+}
