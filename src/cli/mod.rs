@@ -211,7 +211,7 @@ pub enum Command {
     /// Check the YAML, the SQL, the DAG and every model's plan against the sources' schemas,
     /// without reading data rows.
     Validate { pipeline: String },
-    /// Run the pipeline's SQL unit tests (pipelines/<name>.tests.yaml, tests/<name>/*.yaml):
+    /// Run the pipeline's SQL unit tests (pipelines/<name>.tests.yaml, tests/<name>/**/*.yaml):
     /// given rows in, expected rows out, in memory.
     Test {
         pipeline: String,
