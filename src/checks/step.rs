@@ -119,9 +119,67 @@ pub(crate) async fn plan(
             _ => failing_rows(check, table)
                 .unwrap_or_else(|| format!("SELECT COUNT(*) FROM {}", ident(table))),
         };
-        engine::plan_sql(ctx, &sql, params).await.map_err(located)?;
+        let df = engine::plan_sql(ctx, &sql, params).await.map_err(located)?;
+        let invalid = |problem| PlanError::Invalid {
+            at: check.at.clone(),
+            what: what.clone(),
+            problem,
+        };
+        if let Some(problem) = incomparable(ctx, check, table).await {
+            return Err(invalid(problem));
+        }
+        // Other types are compared when the plan is analyzed and optimized, not when it is
+        // built.
+        df.into_optimized_plan().map_err(|e| located(e.into()))?;
     }
     Ok(())
+}
+
+/// Why a check of values (`accepted_values`, `relationships`) cannot compare them with its
+/// column: SQL would cast one side to the other's type, and fail on the rows (text that is not
+/// a number) or match none.
+async fn incomparable(ctx: &SessionContext, check: &Check, table: &str) -> Option<String> {
+    use crate::spec::ColumnType::{self, *};
+    let kind_of = async |table: &str, column: &str| {
+        let df = ctx.table(table).await.ok()?;
+        let field = df.schema().field_with_unqualified_name(column).ok()?;
+        crate::sources::column_type(field.data_type())
+    };
+    // Numbers compare with numbers, dates and times with each other.
+    let family = |kind: ColumnType| match kind {
+        Int | Double => Double,
+        Date | Timestamp => Date,
+        other => other,
+    };
+    match &check.kind {
+        CheckKind::AcceptedValues { column, values } => {
+            let kind = kind_of(table, column).await?;
+            let other = values.iter().find(|value| {
+                let value_kind = match value.as_str() {
+                    "true" | "false" => Boolean,
+                    v if v.starts_with('\'') => String,
+                    _ => Double,
+                };
+                // A date is written as text ('2026-11-01').
+                let date_text = family(kind) == Date && value_kind == String;
+                family(value_kind) != family(kind) && !date_text
+            })?;
+            let fix = match kind {
+                String => format!("quote it (\"{other}\") to list it as text"),
+                _ => "list values of its type".to_string(),
+            };
+            Some(format!(
+                "accepted_values: {column} is {kind}, and {other} is not a value of that kind; {fix}"
+            ))
+        }
+        CheckKind::Relationships { column, to, field } => {
+            let (kind, to_kind) = (kind_of(table, column).await?, kind_of(to, field).await?);
+            (family(kind) != family(to_kind)).then(|| format!(
+                "relationships: {column} is {kind} and {to}.{field} is {to_kind}: they do not compare; name a field of the column's kind"
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// Freshness needs a date or timestamp column: its type.

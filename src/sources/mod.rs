@@ -8,7 +8,7 @@ use datafusion::prelude::SessionContext;
 use indexmap::IndexMap;
 
 pub(crate) use diagnose::{CsvFault, find_csv_fault, find_json_fault, is_json_fault};
-pub(crate) use register::MISSING_IN;
+pub(crate) use register::{MISSING_IN, column_type};
 pub use register::SourceInput;
 
 use crate::compile::Compiler;

@@ -1542,3 +1542,54 @@ output:
     let err = p.fails(&["validate", pipeline], 2);
     assert!(err.contains("line 1: not a JSON object"), "{err}");
 }
+
+/// A check's values of another kind than its column planned fine in `validate`, then failed the
+/// run with exit 1 and no line (`'a'` cast to a number), or would match nothing (`yes` among
+/// booleans). They are refused at the check's line, in `validate` and in the run.
+#[test]
+fn checks_comparing_values_of_another_kind_are_refused_at_their_line() {
+    let p = Project::sample();
+    let original = p.read(SAMPLE);
+    let accepted = "accepted_values: { column: preferred_channel, values: [email, sms, push, mail] }";
+    let cases = [
+        (
+            accepted,
+            "accepted_values: { column: products_held, values: [0, 1, a] }",
+            "check customer_profile_accepted_values: accepted_values: products_held is int, and 'a' is not a value of that kind; list values of its type",
+        ),
+        (
+            accepted,
+            "accepted_values: { column: preferred_channel, values: [email, 1] }",
+            "accepted_values: preferred_channel is string, and 1 is not a value of that kind; quote it (\"1\") to list it as text",
+        ),
+        (
+            accepted,
+            "accepted_values: { column: consent_email, values: [yes] }",
+            "accepted_values: consent_email is boolean, and 'yes' is not a value of that kind",
+        ),
+        (
+            "relationships: { column: customer_id, to: customers, field: customer_id }",
+            "relationships: { column: customer_id, to: customers, field: email }",
+            "relationships: customer_id is int and customers.email is string: they do not compare",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        p.write(SAMPLE, &original.replacen(from, to, 1));
+        let err = p.fails(&["validate", "daily_segments"], 2);
+        assert!(err.contains(expected), "{err}");
+        assert!(err.contains("daily_segments.yaml:25"), "{err}");
+    }
+    // Values of the column's kind stay valid: numbers of an int column, dates as text.
+    let valid = original.replacen(
+        accepted,
+        "accepted_values: { column: products_held, values: [0, 1, 2, 3, 4] }",
+        1,
+    );
+    p.write(SAMPLE, &valid);
+    p.ok(&["validate", "daily_segments"]);
+    // The run stops the same way before it publishes anything.
+    p.write(SAMPLE, &original.replacen(cases[0].0, cases[0].1, 1));
+    let err = p.fails(&["run", "daily_segments", "--date", "2026-11-20"], 2);
+    assert!(err.contains(cases[0].2), "{err}");
+    assert!(!p.path("out/daily_segments/latest.json").exists());
+}
