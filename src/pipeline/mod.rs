@@ -433,7 +433,32 @@ fn compile_suppressions(
     if spec.channels.is_none() {
         check_channel_typos(c, segments, offers, &suppressions);
     }
+    check_unreached_segments(c, spec, &suppressions);
     suppressions
+}
+
+/// Refuses a segment that does not say its channels while suppressions are scoped to channels:
+/// those rules (consent among them) hold back no member of a segment without channels, so a
+/// `channels:` deleted by mistake would publish members who withdrew their consent. `[]` says
+/// it is meant.
+fn check_unreached_segments(c: &mut Compiler, spec: &PipelineSpec, suppressions: &[Suppression]) {
+    let scoped: Vec<&str> = (suppressions.iter())
+        .filter(|s| !s.scope.channels().is_empty())
+        .map(|s| s.name.as_str())
+        .collect();
+    if scoped.is_empty() {
+        return;
+    }
+    let segments = spec.segments.iter().flat_map(|s| &s.list);
+    for (name, _) in segments.filter(|(_, s)| s.channels.is_none()) {
+        c.problem(
+            &["segments", "list", name],
+            format!(
+                "segments.list.{name}: says no channels, so the suppressions scoped to channels ({}) hold back none of its members; list the channels it is activated through (channels: [email]), or write channels: [] to publish it for no channel",
+                scoped.join(", ")
+            ),
+        );
+    }
 }
 
 /// Without a declared `channels:`, refuses a segment's or offer's channel that no suppression is

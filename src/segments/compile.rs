@@ -97,7 +97,8 @@ pub(crate) fn compile(
     for (name, segment) in &spec.list {
         let path = ["segments", "list", name.as_str()];
         c.check_name(&path, name);
-        c.check_channels(&["segments", "list", name, "channels"], &segment.channels);
+        let channels = segment.channels.clone().unwrap_or_default();
+        c.check_channels(&["segments", "list", name, "channels"], &channels);
         let Some(rule) = c.rule(&path, &segment.conditions, segment.sql.as_deref(), params) else {
             continue;
         };
@@ -123,7 +124,7 @@ pub(crate) fn compile(
             rule,
             holdout,
             split,
-            channels: segment.channels.clone(),
+            channels,
             at: c.at(&path),
         });
     }

@@ -497,9 +497,9 @@ pub struct SegmentSpec {
     #[serde(default)]
     pub split: Option<SplitSpec>,
     /// The channels this audience is activated through (e.g. [email]); channel-scoped
-    /// suppressions such as withdrawn consent apply to it.
+    /// suppressions such as withdrawn consent apply to it. `[]` publishes it for no channel.
     #[serde(default)]
-    pub channels: Vec<String>,
+    pub channels: Option<Vec<String>>,
 }
 
 /// A condition: a SQL boolean expression, optionally with the sentence shown as its reason.

@@ -1593,3 +1593,26 @@ fn checks_comparing_values_of_another_kind_are_refused_at_their_line() {
     assert!(err.contains(cases[0].2), "{err}");
     assert!(!p.path("out/daily_segments/latest.json").exists());
 }
+
+/// A segment's `channels:` deleted by mistake published its members for no channel, and the
+/// consent rules, scoped to channels, held back none of them: members who withdrew their
+/// consent to e-mail were in `email_engaged` with exit 0. Saying nothing about channels is
+/// refused while rules are scoped to channels; `channels: []` says it is meant.
+#[test]
+fn a_segment_without_channels_beside_consent_rules_is_refused() {
+    let p = Project::sample();
+    let original = p.read(SAMPLE);
+    let said = "      description: Opens and clicks our e-mails\n      channels: [email]\n";
+    assert!(original.contains(said));
+    let silent = "      description: Opens and clicks our e-mails\n";
+    p.write(SAMPLE, &original.replacen(said, silent, 1));
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    assert!(
+        err.contains("segments.list.email_engaged: says no channels, so the suppressions scoped to channels (email_consent_withdrawn, sms_consent_withdrawn"),
+        "{err}"
+    );
+    assert!(err.contains("or write channels: [] to publish it for no channel"), "{err}");
+    let meant = "      description: Opens and clicks our e-mails\n      channels: []\n";
+    p.write(SAMPLE, &original.replacen(said, meant, 1));
+    p.ok(&["validate", "daily_segments"]);
+}
