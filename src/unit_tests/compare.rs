@@ -76,7 +76,13 @@ fn numbers_match(expected: &str, actual: &str) -> bool {
         && (x - y).abs() <= RELATIVE_TOLERANCE * x.abs().max(y.abs())
 }
 
-fn timestamp(text: &str) -> Option<NaiveDateTime> {
+/// A timestamp as written: without an offset (wall-clock time), or with one (an instant).
+enum Written {
+    Local(NaiveDateTime),
+    Instant(chrono::DateTime<chrono::FixedOffset>),
+}
+
+fn timestamp(text: &str) -> Option<Written> {
     const FORMATS: [&str; 4] = [
         "%Y-%m-%dT%H:%M:%S%.f",
         "%Y-%m-%d %H:%M:%S%.f",
@@ -87,15 +93,26 @@ fn timestamp(text: &str) -> Option<NaiveDateTime> {
     FORMATS
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
+        .map(Written::Local)
         .or_else(|| {
             chrono::DateTime::parse_from_rfc3339(t)
                 .ok()
-                .map(|d| d.naive_utc())
+                .map(Written::Instant)
         })
 }
 
+/// A value of a column with a time zone is shown with its offset (`12:00:00+01:00`); an
+/// expected time written without one is that zone's wall-clock time, as given rows are read.
+/// One written with an offset is the instant it names.
 fn timestamps_match(expected: &str, actual: &str) -> bool {
-    matches!((timestamp(expected), timestamp(actual)), (Some(x), Some(y)) if x == y)
+    use Written::*;
+    match (timestamp(expected), timestamp(actual)) {
+        (Some(Local(e)), Some(Local(a))) => e == a,
+        (Some(Instant(e)), Some(Instant(a))) => e == a,
+        (Some(Local(e)), Some(Instant(a))) => e == a.naive_local(),
+        (Some(Instant(e)), Some(Local(a))) => e.naive_utc() == a,
+        _ => false,
+    }
 }
 
 fn rows_match(expected: &[Cell], actual: &[Cell], kinds: &[Kind]) -> bool {
@@ -381,6 +398,21 @@ mod tests {
             &Some("2026-10-01".into()),
             &Some("2026-10-01T00:00:00".into())
         ));
+    }
+
+    #[test]
+    fn a_time_without_an_offset_is_the_columns_wall_clock_time() {
+        let cells_match = |e: &str, a: &str| {
+            cells_match(&Some(e.into()), &Some(a.into()), Kind::Instant)
+        };
+        // A value of a Europe/Paris column, as given rows are read: local noon.
+        let paris = "2026-11-10T12:00:00+01:00";
+        assert!(cells_match("2026-11-10T12:00:00", paris));
+        assert!(!cells_match("2026-11-10T11:00:00", paris));
+        // With an offset, the instant.
+        assert!(cells_match("2026-11-10T11:00:00Z", paris));
+        assert!(cells_match("2026-11-10T11:00:00+00:00", "2026-11-10T11:00:00"));
+        assert!(!cells_match("2026-11-10T12:00:00Z", paris));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `segflow test`: the SQL unit tests of tests/fixtures/unit, passing, failing with a row diff,
 //! and invalid.
 
-use crate::support::{Project, cli_snapshot};
+use crate::support::{Project, cli_snapshot, python};
 
 const PIPELINE: &str = "pipelines/unit.yaml";
 const TESTS: &str = "pipelines/unit.tests.yaml";
@@ -103,4 +103,38 @@ fn a_filter_matching_no_test_fails_and_subfolders_are_read() {
     );
     let err = p.fails(&["test", PIPELINE], 2);
     assert!(err.contains("tests/unit/nested/broken.yaml:3:"), "{err}");
+}
+
+/// Given rows of a column with a time zone are read as that zone's wall-clock time, and its
+/// values are shown with their offset (`12:00:00+01:00`); an expected time without an offset
+/// was compared as UTC, so the sample's `last_purchase: "2026-11-10T12:00:00"` failed and the
+/// wrong `11:00:00` passed. It is now the column's wall-clock time, as given rows are.
+#[test]
+fn expected_times_of_a_zoned_column_are_its_wall_clock_times() {
+    let p = Project::sample();
+    let events = p.path("zoned/year=2026/month=11");
+    std::fs::create_dir_all(&events).unwrap();
+    let from = p.path("data/sample/events/year=2026/month=11/part-00000.parquet");
+    python(&format!(
+        "import pyarrow as pa, pyarrow.parquet as pq\n\
+         t = pq.read_table({from:?}, partitioning=None)\n\
+         i = t.schema.get_field_index('event_time')\n\
+         c = t['event_time'].cast(pa.timestamp('us', tz='Europe/Paris'))\n\
+         t = t.set_column(i, pa.field('event_time', c.type, False), c)\n\
+         pq.write_table(t, {to:?})\n",
+        to = events.join("part-00000.parquet"),
+    ));
+    p.edit(
+        "pipelines/daily_segments.yaml",
+        "uri: data/sample/events/",
+        "uri: zoned/",
+    );
+    let tests = "pipelines/daily_segments.tests.yaml";
+    let expected = "last_purchase: \"2026-11-10T12:00:00\"";
+    assert!(p.read(tests).contains(expected));
+    let out = p.ok(&["test", "daily_segments"]);
+    assert!(out.contains("5 passed, 0 failed"), "{out}");
+    p.edit(tests, expected, "last_purchase: \"2026-11-10T11:00:00\"");
+    let out = test_output(&p, &["test", "daily_segments"], 1);
+    assert!(out.contains("+ 1") && out.contains("2026-11-10T12:00:00+01:00"), "{out}");
 }
