@@ -684,6 +684,11 @@ pub(crate) async fn plan_query(
             problem: careless.problem(),
         });
     }
+    // Constant expressions are folded when a plan is optimized, not when it is built: a
+    // literal that cannot be cast (text in a number, a time that does not exist in a column's
+    // time zone) fails there, so `validate` optimizes too. Only the query's own literals and
+    // parameters are folded: the message holds no row values.
+    df.clone().into_optimized_plan().map_err(located)?;
     Ok(df)
 }
 

@@ -1616,3 +1616,23 @@ fn a_segment_without_channels_beside_consent_rules_is_refused() {
     p.write(SAMPLE, &original.replacen(said, meant, 1));
     p.ok(&["validate", "daily_segments"]);
 }
+
+/// A literal that cannot be cast fails when constants are folded, as a plan is optimized:
+/// `validate` built plans without optimizing them and said ok, and the run failed with exit 1
+/// and the optimizer's name hidden. It is now an error at the literal.
+#[test]
+fn a_literal_that_cannot_be_cast_is_refused_at_validate() {
+    let p = Project::sample();
+    let sql = "sql/daily_segments/customer_profile.sql";
+    p.edit(
+        sql,
+        "COALESCE(c.consent_email, false) AS consent_email,",
+        "COALESCE(c.consent_email, false) AS consent_email, CAST('abc' AS INT) AS odd,",
+    );
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    assert!(
+        err.contains("customer_profile.sql:57:62: model customer_profile: Optimizer rule 'simplify_expressions' failed")
+            && err.contains("Cannot cast string 'abc' to value of Int32 type"),
+        "{err}"
+    );
+}
