@@ -42,14 +42,7 @@ impl Scope {
         segment: &str,
         channels: &'a [String],
     ) -> Option<Vec<&'a str>> {
-        match self {
-            Scope::Only {
-                segments,
-                channels: held,
-                ..
-            } if !segments.iter().any(|s| s == segment) => Some(named(channels, held)),
-            _ => None,
-        }
+        self.target_channels(|segments, _| segments.iter().any(|s| s == segment), channels)
     }
 
     /// Which of an offer's `channels` this scope holds back: `None` for the whole offer.
@@ -58,13 +51,33 @@ impl Scope {
         offer: &str,
         channels: &'a [String],
     ) -> Option<Vec<&'a str>> {
-        match self {
-            Scope::Only {
-                offers,
-                channels: held,
-                ..
-            } if !offers.iter().any(|o| o == offer) => Some(named(channels, held)),
-            _ => None,
+        self.target_channels(|_, offers| offers.iter().any(|o| o == offer), channels)
+    }
+
+    /// Which of a target's `channels` this scope holds back (`None`: all of it; `named` says
+    /// whether the scope names the target). A scope naming segments or offers holds back
+    /// those only: the whole of each, or with `channels` too, each on those channels only
+    /// (`{ offers: [x], channels: [sms] }` is offer x via sms). A scope of channels alone
+    /// holds them back on every segment and offer.
+    fn target_channels<'a>(
+        &self,
+        named: impl Fn(&[String], &[String]) -> bool,
+        channels: &'a [String],
+    ) -> Option<Vec<&'a str>> {
+        let Scope::Only {
+            segments,
+            offers,
+            channels: held,
+        } = self
+        else {
+            return None;
+        };
+        let names_targets = !segments.is_empty() || !offers.is_empty();
+        match (named(segments, offers), held.is_empty()) {
+            (true, true) => None,
+            (true, false) => Some(named_channels(channels, held)),
+            (false, _) if names_targets => Some(Vec::new()),
+            (false, _) => Some(named_channels(channels, held)),
         }
     }
 
@@ -84,10 +97,12 @@ impl Scope {
                 if !offers.is_empty() {
                     parts.push(format!("offers {}", offers.join(", ")));
                 }
-                if !channels.is_empty() {
-                    parts.push(format!("channels {}", channels.join(", ")));
+                let targets = parts.join("; ");
+                match (targets.is_empty(), channels.join(", ")) {
+                    (_, c) if c.is_empty() => targets,
+                    (true, c) => format!("channels {c}"),
+                    (false, c) => format!("{targets}, on channels {c}"),
                 }
-                parts.join("; ")
             }
         }
     }
@@ -176,7 +191,7 @@ fn compile_scope(
 }
 
 /// The `channels` a scope names.
-fn named<'a>(channels: &'a [String], held: &[String]) -> Vec<&'a str> {
+fn named_channels<'a>(channels: &'a [String], held: &[String]) -> Vec<&'a str> {
     channels
         .iter()
         .filter(|c| held.contains(c))
@@ -196,10 +211,20 @@ mod tests {
             offers: vec![],
             channels: vec!["email".into()],
         };
-        assert_eq!(scope.segment_channels("a", &channels), None);
-        assert_eq!(scope.segment_channels("b", &channels), Some(vec!["email"]));
+        // Segment a on e-mail only; nothing else.
+        assert_eq!(scope.segment_channels("a", &channels), Some(vec!["email"]));
+        assert_eq!(scope.segment_channels("b", &channels), Some(vec![]));
         assert_eq!(Scope::Everything.segment_channels("b", &channels), None);
-        assert_eq!(scope.offer_channels("x", &channels), Some(vec!["email"]));
+        assert_eq!(scope.offer_channels("x", &channels), Some(vec![]));
+        assert_eq!(scope.describe(), "segments a, on channels email");
+        let email = Scope::Only {
+            segments: vec![],
+            offers: vec![],
+            channels: vec!["email".into()],
+        };
+        assert_eq!(email.segment_channels("b", &channels), Some(vec!["email"]));
+        assert_eq!(email.offer_channels("x", &channels), Some(vec!["email"]));
+        assert_eq!(email.describe(), "channels email");
         let offer = Scope::Only {
             segments: vec![],
             offers: vec!["x".into()],

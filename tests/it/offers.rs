@@ -345,3 +345,35 @@ fn an_offer_breaker_counts_customers_replaced_not_only_the_net_change() {
         "{err}"
     );
 }
+
+/// A scope naming offers and channels holds back those offers on those channels only: `{
+/// offers: [mobile_plan], channels: [sms] }` is "mobile_plan via sms". It held back the whole
+/// offer and SMS on every other offer.
+#[test]
+fn a_scope_of_offers_and_channels_holds_back_those_offers_on_those_channels() {
+    let p = Project::fixture("offers");
+    p.edit(
+        PIPELINE,
+        "offers:\n  from: profile",
+        "  no_mobile_texts:\n    reason: Mobile plans are not offered by text\n    conditions: { anyone: spend >= 0 }\n    scope: { offers: [mobile_plan], channels: [sms] }\noffers:\n  from: profile",
+    );
+    p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
+    let channels = p.duckdb(
+        "offers",
+        "select offer, string_agg(distinct channel, ' ' order by channel) \
+         from read_parquet('{out}/runs/run_date=2026-11-01/offers/*.parquet') group by 1 order by 1",
+    );
+    assert!(channels.contains(&r#"["mobile_plan", "email"]"#.to_string()), "{channels:?}");
+    assert!(channels.contains(&r#"["fiber_upgrade", "email sms"]"#.to_string()), "{channels:?}");
+    let held = p.duckdb(
+        "offers",
+        "select distinct held_back_from from read_parquet('{out}/runs/run_date=2026-11-01/suppressed/*.parquet') \
+         where suppression = 'no_mobile_texts' order by 1",
+    );
+    assert_eq!(held, [r#"["offer mobile_plan via sms"]"#]);
+    let manifest = p.json("out/offers/runs/run_date=2026-11-01/manifest.json");
+    let rule = (manifest["suppressions"].as_array().unwrap().iter())
+        .find(|s| s["name"] == "no_mobile_texts")
+        .unwrap();
+    assert_eq!(rule["scope"], "offers mobile_plan, on channels sms");
+}
