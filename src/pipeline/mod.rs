@@ -442,15 +442,19 @@ fn compile_suppressions(
 /// `channels:` deleted by mistake would publish members who withdrew their consent. `[]` says
 /// it is meant.
 fn check_unreached_segments(c: &mut Compiler, spec: &PipelineSpec, suppressions: &[Suppression]) {
-    let scoped: Vec<&str> = (suppressions.iter())
-        .filter(|s| !s.scope.channels().is_empty())
-        .map(|s| s.name.as_str())
-        .collect();
-    if scoped.is_empty() {
-        return;
-    }
     let segments = spec.segments.iter().flat_map(|s| &s.list);
     for (name, _) in segments.filter(|(_, s)| s.channels.is_none()) {
+        // The rules that would hold back channels of this segment, had it any.
+        let scoped: Vec<&str> = (suppressions.iter())
+            .filter(|s| {
+                let channels = s.scope.channels();
+                matches!(s.scope.segment_channels(name, channels), Some(held) if !held.is_empty())
+            })
+            .map(|s| s.name.as_str())
+            .collect();
+        if scoped.is_empty() {
+            continue;
+        }
         c.problem(
             &["segments", "list", name],
             format!(

@@ -8,8 +8,8 @@ use datafusion::prelude::SessionContext;
 use indexmap::IndexMap;
 
 pub(crate) use diagnose::{CsvFault, find_csv_fault, find_json_fault, is_json_fault};
-pub(crate) use register::{MISSING_IN, column_type};
 pub use register::SourceInput;
+pub(crate) use register::{MISSING_IN, column_type};
 
 use crate::compile::Compiler;
 use crate::engine::QueryError;

@@ -42,7 +42,10 @@ impl Scope {
         segment: &str,
         channels: &'a [String],
     ) -> Option<Vec<&'a str>> {
-        self.target_channels(|segments, _| segments.iter().any(|s| s == segment), channels)
+        self.target_channels(
+            |segments, _| segments.iter().any(|s| s == segment),
+            channels,
+        )
     }
 
     /// Which of an offer's `channels` this scope holds back: `None` for the whole offer.

@@ -402,16 +402,18 @@ mod tests {
 
     #[test]
     fn a_time_without_an_offset_is_the_columns_wall_clock_time() {
-        let cells_match = |e: &str, a: &str| {
-            cells_match(&Some(e.into()), &Some(a.into()), Kind::Instant)
-        };
+        let cells_match =
+            |e: &str, a: &str| cells_match(&Some(e.into()), &Some(a.into()), Kind::Instant);
         // A value of a Europe/Paris column, as given rows are read: local noon.
         let paris = "2026-11-10T12:00:00+01:00";
         assert!(cells_match("2026-11-10T12:00:00", paris));
         assert!(!cells_match("2026-11-10T11:00:00", paris));
         // With an offset, the instant.
         assert!(cells_match("2026-11-10T11:00:00Z", paris));
-        assert!(cells_match("2026-11-10T11:00:00+00:00", "2026-11-10T11:00:00"));
+        assert!(cells_match(
+            "2026-11-10T11:00:00+00:00",
+            "2026-11-10T11:00:00"
+        ));
         assert!(!cells_match("2026-11-10T12:00:00Z", paris));
     }
 

@@ -1550,7 +1550,8 @@ output:
 fn checks_comparing_values_of_another_kind_are_refused_at_their_line() {
     let p = Project::sample();
     let original = p.read(SAMPLE);
-    let accepted = "accepted_values: { column: preferred_channel, values: [email, sms, push, mail] }";
+    let accepted =
+        "accepted_values: { column: preferred_channel, values: [email, sms, push, mail] }";
     let cases = [
         (
             accepted,
@@ -1611,7 +1612,10 @@ fn a_segment_without_channels_beside_consent_rules_is_refused() {
         err.contains("segments.list.email_engaged: says no channels, so the suppressions scoped to channels (email_consent_withdrawn, sms_consent_withdrawn"),
         "{err}"
     );
-    assert!(err.contains("or write channels: [] to publish it for no channel"), "{err}");
+    assert!(
+        err.contains("or write channels: [] to publish it for no channel"),
+        "{err}"
+    );
     let meant = "      description: Opens and clicks our e-mails\n      channels: []\n";
     p.write(SAMPLE, &original.replacen(said, meant, 1));
     p.ok(&["validate", "daily_segments"]);

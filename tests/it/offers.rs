@@ -363,8 +363,14 @@ fn a_scope_of_offers_and_channels_holds_back_those_offers_on_those_channels() {
         "select offer, string_agg(distinct channel, ' ' order by channel) \
          from read_parquet('{out}/runs/run_date=2026-11-01/offers/*.parquet') group by 1 order by 1",
     );
-    assert!(channels.contains(&r#"["mobile_plan", "email"]"#.to_string()), "{channels:?}");
-    assert!(channels.contains(&r#"["fiber_upgrade", "email sms"]"#.to_string()), "{channels:?}");
+    assert!(
+        channels.contains(&r#"["mobile_plan", "email"]"#.to_string()),
+        "{channels:?}"
+    );
+    assert!(
+        channels.contains(&r#"["fiber_upgrade", "email sms"]"#.to_string()),
+        "{channels:?}"
+    );
     let held = p.duckdb(
         "offers",
         "select distinct held_back_from from read_parquet('{out}/runs/run_date=2026-11-01/suppressed/*.parquet') \

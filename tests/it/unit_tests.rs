@@ -136,5 +136,8 @@ fn expected_times_of_a_zoned_column_are_its_wall_clock_times() {
     assert!(out.contains("5 passed, 0 failed"), "{out}");
     p.edit(tests, expected, "last_purchase: \"2026-11-10T11:00:00\"");
     let out = test_output(&p, &["test", "daily_segments"], 1);
-    assert!(out.contains("+ 1") && out.contains("2026-11-10T12:00:00+01:00"), "{out}");
+    assert!(
+        out.contains("+ 1") && out.contains("2026-11-10T12:00:00+01:00"),
+        "{out}"
+    );
 }
