@@ -136,7 +136,7 @@ async fn scrub_run(
         erasure::rewrite_without_erased(ctx, name, key, params, &target, staged.run()).await?;
     }
     manifest.erasure_applied_by = Some(format!("run of {current}"));
-    staged.publish(&locked.lock, &manifest).await?;
+    staged.publish_erased(&locked.lock, &manifest).await?;
     info!(
         %date,
         tables = dirty.len(),

@@ -400,6 +400,26 @@ impl StagedRun {
         lock: &PipelineLock,
         manifest: &M,
     ) -> Result<bool, StoreError> {
+        let keep = self.store.keep_replaced;
+        self.publish_keeping(lock, manifest, keep).await
+    }
+
+    /// [`publish`](Self::publish) for a run rewritten without erased customers: the runs it
+    /// replaces hold them, so none is kept readable (`keep_replaced` does not apply).
+    pub(crate) async fn publish_erased<M: Serialize>(
+        self,
+        lock: &PipelineLock,
+        manifest: &M,
+    ) -> Result<bool, StoreError> {
+        self.publish_keeping(lock, manifest, 0).await
+    }
+
+    async fn publish_keeping<M: Serialize>(
+        self,
+        lock: &PipelineLock,
+        manifest: &M,
+        keep_replaced: usize,
+    ) -> Result<bool, StoreError> {
         if let Staged::Remote(attempt) = &self.staged {
             attempt.clear_scratch().await?;
         }
@@ -417,7 +437,7 @@ impl StagedRun {
         match &self.staged {
             Staged::Local(staging) => local::publish(&self.store, staging, self.date, latest).await,
             Staged::Remote(attempt) => {
-                remote::publish(&self.store, attempt, self.date, latest).await
+                remote::publish(&self.store, attempt, self.date, latest, keep_replaced).await
             }
         }
     }

@@ -282,6 +282,7 @@ pub(super) async fn publish(
     attempt: &Attempt,
     date: NaiveDate,
     latest: impl FnOnce(String) -> Latest,
+    keep_replaced: usize,
 ) -> Result<bool, StoreError> {
     let root = &store.root;
     let run_id = attempt
@@ -301,7 +302,7 @@ pub(super) async fn publish(
         }
         None => (Vec::new(), None),
     };
-    replaced.truncate(store.keep_replaced);
+    replaced.truncate(keep_replaced);
     let published = Pointer {
         run_id: run_id.to_string(),
         path: path.clone(),

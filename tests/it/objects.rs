@@ -216,6 +216,19 @@ fn history_reruns_backfill_and_erasure_work_on_s3() {
             }
         }
     }
+    // Nor does any other object: the attempts the rewrites replaced (the rerun of 2026-11-19
+    // kept the one it replaced readable) held the customer, and are gone.
+    let holding = s3.python(
+        "found = []\n\
+         for page in s3.get_paginator('list_objects_v2').paginate(Bucket='out'):\n\
+         \x20   for o in page.get('Contents', []):\n\
+         \x20       k = o['Key']\n\
+         \x20       if not k.endswith('.parquet'): continue\n\
+         \x20       t = pq.read_table('out/' + k, filesystem=fs)\n\
+         \x20       if 'customer_id' in t.column_names and 7 in t.column('customer_id').to_pylist(): found.append(k)\n\
+         print(len(found), json.dumps(found[:3]))",
+    );
+    assert_eq!(holding.trim(), "0 []", "objects still holding customer 7");
 }
 
 #[test]
