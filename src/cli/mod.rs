@@ -200,6 +200,7 @@ pub enum Command {
         /// The date to explain (default: today, UTC).
         #[arg(long, value_parser = parse_date)]
         date: Option<NaiveDate>,
+        /// Override a parameter (repeatable); the published run's parameters apply otherwise.
         #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
         params: Vec<(String, String)>,
         /// Print JSON for tools instead of text: an object for one key, an array for several.

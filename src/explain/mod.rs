@@ -95,23 +95,30 @@ pub async fn explain(
     overrides: &[(String, String)],
     engine: Engine,
 ) -> Result<Vec<Explanation>, RunError> {
-    let params = pipeline.params.bind(date, overrides)?;
     let options = EngineOptions {
         engine,
         ..EngineOptions::default()
     };
     let stores = pipeline.open_stores(options.store_timeout)?;
+    let store = pipeline.store(&stores);
+    let published_run = store.published_run(date).await?;
+    let manifest = match &published_run {
+        Some(_) => Some(store.read_manifest::<Manifest>(date).await?),
+        None => None,
+    };
+    let run_id = manifest.as_ref().map(|m| m.run_id.clone());
+    // The published run's parameters (a run given `--param` publishes what they decide), then
+    // the ones given here.
+    let mut given = (manifest.as_ref())
+        .map(|m| pipeline.params.recorded(&m.parameters))
+        .unwrap_or_default();
+    given.extend(overrides.iter().cloned());
+    let params = pipeline.params.bind(date, &given)?;
     let (ctx, _) = engine::session(&options, &stores).await?;
     sources::register_all(&ctx, pipeline.sources.values()).await?;
     for model in &pipeline.models {
         models::register_view(&ctx, model, &params).await?;
     }
-    let store = pipeline.store(&stores);
-    let published_run = store.published_run(date).await?;
-    let run_id = match &published_run {
-        Some(_) => Some(store.read_manifest::<Manifest>(date).await?.run_id),
-        None => None,
-    };
     let Some((key, profile)) = pipeline.audience() else {
         let texts: Vec<String> = keys.to_vec();
         return Ok(texts

@@ -257,6 +257,27 @@ impl Params {
         Ok(bound)
     }
 
+    /// A run's `recorded` parameters (its manifest's) as overrides of these: those still
+    /// declared, of the type they are declared with, other than the run date.
+    pub(crate) fn recorded(
+        &self,
+        recorded: &BTreeMap<String, serde_json::Value>,
+    ) -> Vec<(String, String)> {
+        recorded
+            .iter()
+            .filter(|(name, _)| name.as_str() != RUN_DATE)
+            .filter_map(|(name, value)| {
+                let text = match value {
+                    serde_json::Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                let declared = self.values.get(name)?;
+                declared.parse_like(&text).ok()?;
+                Some((name.clone(), text))
+            })
+            .collect()
+    }
+
     pub(crate) fn run_date(&self) -> NaiveDate {
         match self.values.get(RUN_DATE) {
             Some(Value::Date(date)) => *date,

@@ -1640,3 +1640,28 @@ fn a_literal_that_cannot_be_cast_is_refused_at_validate() {
         "{err}"
     );
 }
+
+/// `explain` bound the pipeline's default parameters, not the ones the published run was given:
+/// after `run --param high_value_threshold=300.0`, customer 9 (468.99 spent) was a published
+/// member whom `explain` called "not a member". It now binds the run's parameters, then any
+/// `--param` of its own.
+#[test]
+fn explain_uses_the_parameters_the_published_run_used() {
+    let p = Project::sample();
+    let args = ["run", "daily_segments", "--date", "2026-11-20"];
+    p.ok(&[&args[..], &["--param", "high_value_threshold=300.0"]].concat());
+    let lapsing = |json: &serde_json::Value| {
+        let segments = json["segments"].as_array().unwrap();
+        let segment = segments.iter().find(|s| s["name"] == "lapsing_high_value").unwrap();
+        (segment["member"].clone(), segment["published_member"].clone())
+    };
+    let json = p.explain_json("daily_segments", "9", "2026-11-20");
+    assert_eq!(lapsing(&json), (true.into(), true.into()), "{json}");
+    // A --param of explain's own asks what another threshold would decide.
+    let asked = [
+        "explain", "daily_segments", "--key", "9", "--date", "2026-11-20", "--json", "--param",
+        "high_value_threshold=500.0",
+    ];
+    let json: serde_json::Value = serde_json::from_str(&p.ok(&asked)).unwrap();
+    assert_eq!(lapsing(&json), (false.into(), true.into()), "{json}");
+}
