@@ -190,9 +190,9 @@ fn dot(pipeline: &Pipeline) -> String {
         let _ = writeln!(
             out,
             "  \"{}\" [label=\"{}\", shape={shape}, tooltip=\"{}\"];",
-            node.id,
-            node.label,
-            tooltip.replace('"', "\\\"")
+            dot_text(&node.id),
+            dot_text(&node.label),
+            dot_text(&tooltip)
         );
         for dep in &node.reads {
             let _ = writeln!(out, "  \"{dep}\" -> \"{}\";", node.id);
@@ -200,6 +200,14 @@ fn dot(pipeline: &Pipeline) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// `text` inside a DOT string: a backslash ending a description (`C:\temp\`) would escape the
+/// closing quote, and a line break would end the statement.
+fn dot_text(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn mermaid(pipeline: &Pipeline) -> String {
@@ -217,4 +225,18 @@ fn mermaid(pipeline: &Pipeline) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dot_text;
+
+    #[test]
+    fn dot_strings_escape_backslashes_quotes_and_line_breaks() {
+        assert_eq!(
+            dot_text(r#"Paths like C:\temp\"#),
+            r#"Paths like C:\\temp\\"#
+        );
+        assert_eq!(dot_text("say \"hi\"\nthen go"), r#"say \"hi\"\nthen go"#);
+    }
 }

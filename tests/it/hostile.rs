@@ -1652,14 +1652,27 @@ fn explain_uses_the_parameters_the_published_run_used() {
     p.ok(&[&args[..], &["--param", "high_value_threshold=300.0"]].concat());
     let lapsing = |json: &serde_json::Value| {
         let segments = json["segments"].as_array().unwrap();
-        let segment = segments.iter().find(|s| s["name"] == "lapsing_high_value").unwrap();
-        (segment["member"].clone(), segment["published_member"].clone())
+        let segment = segments
+            .iter()
+            .find(|s| s["name"] == "lapsing_high_value")
+            .unwrap();
+        (
+            segment["member"].clone(),
+            segment["published_member"].clone(),
+        )
     };
     let json = p.explain_json("daily_segments", "9", "2026-11-20");
     assert_eq!(lapsing(&json), (true.into(), true.into()), "{json}");
     // A --param of explain's own asks what another threshold would decide.
     let asked = [
-        "explain", "daily_segments", "--key", "9", "--date", "2026-11-20", "--json", "--param",
+        "explain",
+        "daily_segments",
+        "--key",
+        "9",
+        "--date",
+        "2026-11-20",
+        "--json",
+        "--param",
         "high_value_threshold=500.0",
     ];
     let json: serde_json::Value = serde_json::from_str(&p.ok(&asked)).unwrap();
