@@ -82,6 +82,16 @@ pub enum StoreError {
         "{lock}: another run took this pipeline's lock over while this run was publishing (its lease ran out); nothing more was published — rerun the date"
     )]
     LockLost { lock: String },
+    /// The date was published (its pointer moved) but a step after it failed.
+    #[error(
+        "{date} was published ({pointer} points at the new run), but {step} failed: {source}; run the date again to finish"
+    )]
+    AfterPublish {
+        date: NaiveDate,
+        pointer: String,
+        step: &'static str,
+        source: Box<StoreError>,
+    },
     #[error("{0}")]
     Injected(String),
     /// The query feeding an output failed while it streamed.
@@ -444,7 +454,8 @@ impl StagedRun {
 }
 
 /// Test hook: `SEGFLOW_FAILPOINT=before-publish` fails a run just before its atomic publish
-/// (all files and the manifest written); `before-publish=sleep` waits there so a test can
+/// (all files and the manifest written), `after-publish` on an object store just after (the
+/// date's pointer moved, `latest.json` not yet); `before-publish=sleep` waits there so a test can
 /// kill the process. `rebuild=sleep` waits before a rerun rebuilds the first date after it.
 pub async fn failpoint(name: &str) -> Result<(), StoreError> {
     let Ok(setting) = std::env::var("SEGFLOW_FAILPOINT") else {

@@ -309,17 +309,41 @@ pub(super) async fn publish(
         replaced: replaced.clone(),
         published_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
-    put_if(&pointer(root, date), &published, version).await?;
-    let is_latest = published_dates(root).await?.last() == Some(&date);
+    let pointer_file = pointer(root, date);
+    put_if(&pointer_file, &published, version).await?;
+    // Published: what fails from here on must not read as "nothing was published".
+    let after = |step: &'static str| {
+        let pointer = pointer_file.to_string();
+        move |source: StoreError| StoreError::AfterPublish {
+            date,
+            pointer,
+            step,
+            source: Box::new(source),
+        }
+    };
+    super::failpoint("after-publish")
+        .await
+        .map_err(after("updating latest.json"))?;
+    let is_latest = published_dates(root)
+        .await
+        .map_err(after("updating latest.json"))?
+        .last()
+        == Some(&date);
     if is_latest {
         let file = root.join("latest.json");
-        let current: Option<(Latest, UpdateVersion)> = read_versioned(&file).await?;
-        put_if(&file, &latest(path), current.map(|(_, v)| v)).await?;
+        let current: Option<(Latest, UpdateVersion)> = read_versioned(&file)
+            .await
+            .map_err(after("updating latest.json"))?;
+        put_if(&file, &latest(path), current.map(|(_, v)| v))
+            .await
+            .map_err(after("updating latest.json"))?;
     }
     let keep: Vec<String> = std::iter::once(run_id.to_string())
         .chain(replaced)
         .collect();
-    remove_other_attempts(&date_folder(root, date), &keep).await?;
+    remove_other_attempts(&date_folder(root, date), &keep)
+        .await
+        .map_err(after("deleting the date's other attempts"))?;
     Ok(is_latest)
 }
 

@@ -260,6 +260,38 @@ fn runs_killed_at_random_moments_leave_the_published_run_readable_and_unchanged(
     assert_eq!(p.temporary_files(), Vec::<String>::new());
 }
 
+/// A step failing after the date's pointer moved (`latest.json` refused, say) said nothing of
+/// the publish, as if nothing had been published; it now says the date was published and what
+/// is left, and a rerun finishes it.
+#[test]
+fn a_failure_after_the_date_is_published_says_so_and_a_rerun_finishes() {
+    let s3 = S3::start(false);
+    let p = on_s3(&s3);
+    ok(&p, &s3, &["run", PIPELINE, "--date", "2026-11-19"]);
+    let latest = || {
+        let text = s3.python(
+            "print(s3.get_object(Bucket='out', Key='daily_segments/latest.json')['Body'].read().decode())",
+        );
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()["run_date"].clone()
+    };
+    let out = segflow(&p, &s3, &["run", PIPELINE, "--date", "2026-11-20"])
+        .env("SEGFLOW_FAILPOINT", "after-publish")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("2026-11-20 was published (")
+            && stderr.contains("runs/run_date=2026-11-20/published.json points at the new run), but updating latest.json failed")
+            && stderr.contains("run the date again to finish"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("nothing was published"), "{stderr}");
+    assert_eq!(latest(), "2026-11-19");
+    ok(&p, &s3, &["run", PIPELINE, "--date", "2026-11-20"]);
+    assert_eq!(latest(), "2026-11-20");
+}
+
 #[test]
 fn of_two_concurrent_runs_of_one_date_exactly_one_publishes() {
     let s3 = S3::start(false);
