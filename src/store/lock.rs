@@ -38,6 +38,9 @@ struct Holder {
     /// When an object-store lock lapses unless renewed.
     #[serde(default)]
     expires_at: Option<DateTime<Utc>>,
+    /// Which machine boot and PID namespace `pid` is a process of (see [`process_space`]).
+    #[serde(default)]
+    process_space: Option<String>,
 }
 
 impl Holder {
@@ -49,13 +52,17 @@ impl Holder {
             host: hostname(),
             started_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             expires_at: lease.then(|| Utc::now() + LEASE),
+            process_space: process_space(),
         }
     }
 
     /// Whether the run holding the lock is gone: its process on this host has exited, or its
-    /// lease ran out.
+    /// lease ran out. A process of another machine or PID namespace (two containers sharing a
+    /// hostname, as with host networking) cannot be looked up: only its lease tells.
     fn is_gone(&self) -> bool {
-        let dead_here = self.host == hostname() && !process_alive(self.pid);
+        let here = self.host == hostname()
+            && (self.process_space.is_none() || self.process_space == process_space());
+        let dead_here = here && !process_alive(self.pid);
         let lapsed = self.expires_at.is_some_and(|at| at < Utc::now());
         dead_here || lapsed
     }
@@ -81,6 +88,15 @@ fn hostname() -> String {
     }
     let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// This machine's boot and this process's PID namespace: a process ID names a process only
+/// within both. `None` where the system does not say (then the hostname alone is compared).
+fn process_space() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let namespace = std::fs::metadata("/proc/self/ns/pid").ok()?.ino();
+    Some(format!("{}/{namespace}", boot.trim()))
 }
 
 fn process_alive(pid: u32) -> bool {
@@ -450,5 +466,31 @@ mod tests {
             }
         });
         assert!(free);
+    }
+
+    /// A process of another PID namespace with the same hostname (containers sharing the
+    /// host's network) cannot be looked up by its number: its lock lapses with its lease only.
+    #[test]
+    fn a_holder_in_another_pid_namespace_is_gone_only_when_its_lease_runs_out() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
+        let unknown_here = Holder {
+            pid: pid_max.trim().parse().unwrap(),
+            ..Holder::new("elsewhere", date, true)
+        };
+        assert!(unknown_here.is_gone(), "a dead process of this namespace");
+        let elsewhere = Holder {
+            process_space: Some("another-boot/4026531836".into()),
+            ..unknown_here.clone()
+        };
+        assert!(
+            !elsewhere.is_gone(),
+            "alive as far as this machine can tell"
+        );
+        let lapsed = Holder {
+            expires_at: Some(Utc::now() - chrono::Duration::seconds(1)),
+            ..elsewhere
+        };
+        assert!(lapsed.is_gone());
     }
 }
