@@ -49,6 +49,18 @@ pub struct OfferStats {
     pub added: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub removed: Option<u64>,
+    /// The offer's capacity in this run (`null`: no limit; absent from older manifests).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub capacity: Option<Option<u64>>,
+}
+
+/// A field that is present, `null` included (`Some(None)`), as told from one that is absent.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
 }
 
 /// Plans every offer's eligibility and score against the profile, reading no rows.
@@ -264,6 +276,7 @@ fn stats(
                 assigned: tally.of(Status::Assigned),
                 added: moved.map(|m| m.moved.get(&o.name).map_or(0, |c| c.0)),
                 removed: moved.map(|m| m.moved.get(&o.name).map_or(0, |c| c.1)),
+                capacity: Some(o.capacity),
             }
         })
         .collect()

@@ -7,6 +7,7 @@ use std::fmt::Write;
 use super::svg::{GraphNode, bars, escape, graph, legend, line_chart};
 use super::{Manifest, RunStatus};
 use crate::checks::Status;
+use crate::offers::OfferStats;
 use crate::pipeline::{NodeKind, Pipeline, lineage};
 
 /// Everything a run's page shows.
@@ -318,15 +319,18 @@ fn offers(m: &Manifest, previous: Option<&Manifest>, pipeline: &Pipeline) -> Str
             (o.name.clone(), named.collect())
         })
         .collect();
-    let capacity = |name: &str| {
-        let offers = pipeline.offers.iter().flat_map(|o| &o.list);
-        offers.filter(|o| o.name == name).find_map(|o| o.capacity)
+    // As the run had it; a manifest older than the field has the pipeline's.
+    let capacity = |o: &OfferStats| {
+        o.capacity.unwrap_or_else(|| {
+            let offers = pipeline.offers.iter().flat_map(|o| &o.list);
+            offers.filter(|p| p.name == o.name).find_map(|p| p.capacity)
+        })
     };
     let mut table = String::from(
         "<table><tr><th>offer</th><th class=\"num\">eligible</th><th class=\"num\">assigned</th><th class=\"num\">suppressed</th><th class=\"num\">lost to capacity</th><th class=\"num\">outranked</th><th class=\"num\">capacity used</th><th class=\"num\">change</th></tr>",
     );
     for o in &m.offers {
-        let used = match capacity(&o.name) {
+        let used = match capacity(o) {
             Some(cap) if cap > 0 => format!(
                 "{:.0}% of {}",
                 o.assigned as f64 * 100.0 / cap as f64,

@@ -65,7 +65,7 @@ fn each_customer_gets_their_best_offers_within_capacity() {
     assert_eq!(
         manifest["offers"][0],
         serde_json::json!({"name": "fiber_upgrade", "description": "Upgrade to fibre where it is available",
-            "eligible": 5, "suppressed": 1, "capped": 2, "outranked": 0, "assigned": 2})
+            "eligible": 5, "suppressed": 1, "capped": 2, "outranked": 0, "assigned": 2, "capacity": 2})
     );
 }
 

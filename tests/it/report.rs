@@ -212,3 +212,18 @@ fn report_for_a_date_without_a_run_names_the_dates_there_are() {
         "{err}"
     );
 }
+
+/// A page rebuilt for an earlier date showed each offer's capacity as the pipeline says today
+/// ("300% of 100" after a capacity was lowered); the run's manifest now keeps it.
+#[test]
+fn a_rebuilt_page_shows_the_capacity_the_run_had() {
+    let p = Project::sample();
+    p.ok(&["run", "daily_segments", "--date", "2026-11-20"]);
+    let page = "out/daily_segments/runs/run_date=2026-11-20/report.html";
+    let before = p.read(page);
+    assert!(before.contains("% of 300</td>"), "{before}");
+    p.edit("pipelines/daily_segments.yaml", "capacity: 300", "capacity: 100");
+    p.ok(&["report", "daily_segments", "--date", "2026-11-20"]);
+    let after = p.read(page);
+    assert!(after.contains("% of 300</td>") && !after.contains("% of 100</td>"), "{after}");
+}
