@@ -48,11 +48,13 @@ fn is_secret(key: &str) -> bool {
         .any(|s| key.contains(s))
 }
 
-/// Compiles `stores:`: each prefix a URL of an object store, each option one its builder
-/// knows, secrets only as `{ env: VARIABLE }`.
+/// Compiles `stores:`: each prefix a URL of an object store that one of the `used` URIs (the
+/// sources' and the output's) is in, each option one its builder knows, secrets only as `{
+/// env: VARIABLE }`.
 pub(crate) fn compile(
     c: &mut Compiler,
     specs: &IndexMap<String, IndexMap<String, StoreOptionSpec>>,
+    used: &[&url::Url],
 ) -> Vec<StoreConfig> {
     let mut configs = Vec::new();
     for (prefix, options) in specs {
@@ -75,6 +77,21 @@ pub(crate) fn compile(
                     "stores.{prefix}: options are per bucket; write {}://{} (every URI in the bucket uses them)",
                     url.scheme(),
                     url.authority()
+                ),
+            );
+            continue;
+        }
+        // A misspelt bucket would leave its options (a region, an endpoint) to no store.
+        let same = |u: &&&url::Url| u.scheme() == url.scheme() && u.authority() == url.authority();
+        if !used.is_empty() && !used.iter().any(|u| same(&u)) {
+            let buckets: Vec<String> = (used.iter())
+                .map(|u| format!("{}://{}", u.scheme(), u.authority()))
+                .collect();
+            c.problem(
+                &["stores", prefix],
+                format!(
+                    "stores.{prefix}: no source or output is in this bucket, so its options would apply to nothing; the pipeline's buckets: {}",
+                    buckets.join(", ")
                 ),
             );
             continue;

@@ -243,7 +243,14 @@ pub(crate) fn compile(
     materialize_shared(&mut models, &segments, &suppressions, &checks);
     let output_at = c.at(&["output", "columns"]);
     let output_uri_at = c.at(&["output", "uri"]);
-    let stores = objects::compile(&mut c, &spec.stores);
+    let used: Vec<&url::Url> = (sources.values().map(|s| &s.uri))
+        .chain(&output)
+        .filter_map(|uri| match uri {
+            Uri::Url(url) => Some(url),
+            Uri::Local(_) => None,
+        })
+        .collect();
+    let stores = objects::compile(&mut c, &spec.stores, &used);
     if spec.output.keep_replaced.is_some_and(|n| n > 100) {
         c.problem(
             &["output", "keep_replaced"],

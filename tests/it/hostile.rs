@@ -1678,3 +1678,22 @@ fn explain_uses_the_parameters_the_published_run_used() {
     let json: serde_json::Value = serde_json::from_str(&p.ok(&asked)).unwrap();
     assert_eq!(lapsing(&json), (false.into(), true.into()), "{json}");
 }
+
+/// Options for a bucket no URI is in (`s3://crm-extract` for `s3://crm-extracts`) applied to
+/// nothing, silently: the bucket's region or endpoint was then missing. It is an error naming
+/// the pipeline's buckets.
+#[test]
+fn store_options_for_a_bucket_nothing_uses_are_refused() {
+    let p = Project::mini();
+    p.edit(MINI, "uri: out/", "uri: s3://audiences/segflow/");
+    p.edit(
+        MINI,
+        "output:",
+        "stores:\n  s3://audience:\n    region: eu-west-1\noutput:",
+    );
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("stores.s3://audience: no source or output is in this bucket, so its options would apply to nothing; the pipeline's buckets: s3://audiences"),
+        "{err}"
+    );
+}

@@ -222,8 +222,15 @@ fn a_rebuilt_page_shows_the_capacity_the_run_had() {
     let page = "out/daily_segments/runs/run_date=2026-11-20/report.html";
     let before = p.read(page);
     assert!(before.contains("% of 300</td>"), "{before}");
-    p.edit("pipelines/daily_segments.yaml", "capacity: 300", "capacity: 100");
+    p.edit(
+        "pipelines/daily_segments.yaml",
+        "capacity: 300",
+        "capacity: 100",
+    );
     p.ok(&["report", "daily_segments", "--date", "2026-11-20"]);
     let after = p.read(page);
-    assert!(after.contains("% of 300</td>") && !after.contains("% of 100</td>"), "{after}");
+    assert!(
+        after.contains("% of 300</td>") && !after.contains("% of 100</td>"),
+        "{after}"
+    );
 }
