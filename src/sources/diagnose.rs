@@ -101,12 +101,7 @@ pub(crate) async fn find_csv_fault<'a>(
             continue;
         };
         // The table's columns are the files' columns, in the files' order, then the partitions.
-        let partitions = &source.partitions;
-        let fields = (table.schema().fields().iter())
-            .filter(|f| !partitions.iter().any(|(name, _)| name == f.name()))
-            .cloned()
-            .collect::<Vec<_>>();
-        let schema = Schema::new(fields);
+        let schema = file_columns(&table, source);
         if !fault.fits(&schema) {
             continue;
         }
@@ -122,10 +117,7 @@ pub(crate) async fn find_csv_fault<'a>(
             return Some(SourceError::Contract {
                 at: source.at.clone(),
                 name: source.name.clone(),
-                differences: vec![format!(
-                    "file {}, line {line}: {problem}",
-                    shown(&url, &file.location)
-                )],
+                differences: vec![at_line(&url, file, line, &problem)],
             });
         }
     }
@@ -153,12 +145,7 @@ pub(crate) async fn find_json_fault<'a>(
         let Ok(table) = ctx.table_provider(source.name.as_str()).await else {
             continue;
         };
-        let partitions = &source.partitions;
-        let fields = (table.schema().fields().iter())
-            .filter(|f| !partitions.iter().any(|(name, _)| name == f.name()))
-            .cloned()
-            .collect::<Vec<_>>();
-        let schema = SchemaRef::new(Schema::new(fields));
+        let schema = SchemaRef::new(file_columns(&table, source));
         let Ok(SourceFiles { url, store, files }) = source_files(&state, source).await else {
             continue;
         };
@@ -170,10 +157,7 @@ pub(crate) async fn find_json_fault<'a>(
             return Some(SourceError::Contract {
                 at: source.at.clone(),
                 name: source.name.clone(),
-                differences: vec![format!(
-                    "file {}, line {line}: {problem}",
-                    shown(&url, &file.location)
-                )],
+                differences: vec![at_line(&url, file, line, &problem)],
             });
         }
     }
@@ -189,10 +173,7 @@ pub(super) async fn locate_json_line(
     let schema = SchemaRef::new(Schema::empty());
     for file in files {
         if let Some((line, problem)) = first_json_fault(source, &schema, store, file).await {
-            return Some(format!(
-                "file {}, line {line}: {problem}",
-                shown(url, &file.location)
-            ));
+            return Some(at_line(url, file, line, &problem));
         }
     }
     None
@@ -241,21 +222,7 @@ async fn first_json_fault(
                 });
                 let problem = match column {
                     None => "not a JSON object (one per line)".to_string(),
-                    Some(field) => {
-                        let name = field.name();
-                        match source.contract.get(name) {
-                            Some(declared) => format!(
-                                "column {name}: the contract says {declared}, the line holds something else"
-                            ),
-                            None => format!(
-                                "column {name}, not in the contract, was read as {} from the files' first lines, and the line holds something else; declare it under `columns:` with the type it holds",
-                                column_type(field.data_type()).map_or_else(
-                                    || field.data_type().to_string(),
-                                    |kind| kind.to_string()
-                                )
-                            ),
-                        }
-                    }
+                    Some(field) => value_problem(source, field),
                 };
                 return Some((lines + offset as u64 + 1, problem));
             }
@@ -285,10 +252,7 @@ pub(super) async fn locate_value(
             continue;
         };
         let line = record_line(source, store, file, record).await?;
-        return Some(format!(
-            "file {}, line {line}: {problem}",
-            shown(url, &file.location)
-        ));
+        return Some(at_line(url, file, line, &problem));
     }
     None
 }
@@ -360,6 +324,45 @@ async fn first_fault(
     None
 }
 
+/// What is wrong with a line whose value of `field` does not read as its type, said without
+/// the value.
+fn value_problem(source: &Source, field: &Field) -> String {
+    let name = field.name();
+    match source.contract.get(name) {
+        Some(declared) => {
+            format!("column {name}: the contract says {declared}, the line holds something else")
+        }
+        None => format!(
+            "column {name}, not in the contract, was read as {} from the file's first lines, and the line holds something else; declare it under `columns:` with the type it holds",
+            column_type(field.data_type())
+                .map_or_else(|| field.data_type().to_string(), |kind| kind.to_string())
+        ),
+    }
+}
+
+/// A difference from the contract at `line` of `file`.
+pub(super) fn at_line(
+    url: &ListingTableUrl,
+    file: &ObjectMeta,
+    line: u64,
+    problem: &str,
+) -> String {
+    format!(
+        "file {}, line {line}: {problem}",
+        shown(url, &file.location)
+    )
+}
+
+/// The columns of a registered source's `table` that its files hold: all but the partitions'.
+fn file_columns(table: &Arc<dyn datafusion::catalog::TableProvider>, source: &Source) -> Schema {
+    let partitions = &source.partitions;
+    let fields = (table.schema().fields().iter())
+        .filter(|f| !partitions.iter().any(|(name, _)| name == f.name()))
+        .cloned()
+        .collect::<Vec<_>>();
+    Schema::new(fields)
+}
+
 /// Which record broke (counted from 1, the header included), and what is wrong with it: a
 /// value of `column` in record `at`, or a line arrow's message names (arrow counts a line's
 /// records from 1).
@@ -372,20 +375,7 @@ fn describe(
     let line_fault = ["incorrect number of fields", "invalid UTF-8"];
     if let Some((column, record)) = at.filter(|_| !line_fault.iter().any(|m| message.contains(m))) {
         let field = schema.fields().get(column)?;
-        let name = field.name();
-        let problem = match source.contract.get(name) {
-            Some(declared) => {
-                format!(
-                    "column {name}: the contract says {declared}, the line holds something else"
-                )
-            }
-            None => format!(
-                "column {name}, not in the contract, was read as {} from the file's first lines, and the line holds something else; declare it under `columns:` with the type it holds",
-                column_type(field.data_type())
-                    .map_or_else(|| field.data_type().to_string(), |kind| kind.to_string())
-            ),
-        };
-        return Some((record, problem));
+        return Some((record, value_problem(source, field)));
     }
     let record = number_after(message, "for line ")? as u64;
     Some(if message.contains("invalid UTF-8") {

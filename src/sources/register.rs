@@ -617,10 +617,9 @@ async fn csv_samples(
         }
         match read_sample(source, &bytes, whole) {
             Ok(sample) => samples.push(sample),
-            Err(SampleError::Line(line, problem)) => faults.push(format!(
-                "file {}, line {line}: {problem}",
-                shown(url, &file.location)
-            )),
+            Err(SampleError::Line(line, problem)) => {
+                faults.push(super::diagnose::at_line(url, file, line, &problem));
+            }
             Err(SampleError::Unreadable(err)) => {
                 return Err(unreadable(datafusion::error::DataFusionError::ArrowError(
                     Box::new(err),
