@@ -174,14 +174,28 @@ impl PipelineLock {
         }
     }
 
-    /// Fails when the lock was taken over (its lease ran out): the run must not publish.
+    /// Fails when the lock was taken over (its lease ran out): the run must not publish. On an
+    /// object store the lock is read again: a run stalled past its lease (a paused container)
+    /// learns here, not at its next renewal, that another run took the lock over.
     pub(crate) async fn check(&self) -> Result<(), StoreError> {
-        match &self.lease {
-            Some(lease) if lease.lost.load(Ordering::SeqCst) => Err(StoreError::LockLost {
-                lock: self.file.to_string(),
-            }),
-            _ => Ok(()),
+        let Some(lease) = &self.lease else {
+            return Ok(());
+        };
+        let lost = || StoreError::LockLost {
+            lock: self.file.to_string(),
+        };
+        if lease.lost.load(Ordering::SeqCst) {
+            return Err(lost());
         }
+        // Held while a renewal is written, so that the version is this run's last.
+        let ours = lease.version.lock().await;
+        let current = (self.file.store().head(self.file.path()).await)
+            .map_err(|e| StoreError::object("reading the pipeline's lock", &self.file, e))?;
+        if current.e_tag != ours.e_tag {
+            lease.lost.store(true, Ordering::SeqCst);
+            return Err(lost());
+        }
+        Ok(())
     }
 
     /// Releases the lock now (dropping it does too; on an object store this deletes it).
@@ -350,9 +364,10 @@ impl Lease {
                 loop {
                     tokio::time::sleep(LEASE / 3).await;
                     holder.expires_at = Some(Utc::now() + LEASE);
-                    let current = version.lock().await.clone();
-                    match put_holder(&file, &holder, PutMode::Update(current)).await {
-                        Ok(Ok(next)) => *version.lock().await = next,
+                    // The version stays locked until the new one is known (see `check`).
+                    let mut current = version.lock().await;
+                    match put_holder(&file, &holder, PutMode::Update(current.clone())).await {
+                        Ok(Ok(next)) => *current = next,
                         Ok(Err(())) => {
                             lost.store(true, Ordering::SeqCst);
                             return;
