@@ -120,13 +120,12 @@ pub(crate) async fn plan(
                 .unwrap_or_else(|| format!("SELECT COUNT(*) FROM {}", ident(table))),
         };
         let df = engine::plan_sql(ctx, &sql, params).await.map_err(located)?;
-        let invalid = |problem| PlanError::Invalid {
-            at: check.at.clone(),
-            what: what.clone(),
-            problem,
-        };
         if let Some(problem) = incomparable(ctx, check, table).await {
-            return Err(invalid(problem));
+            return Err(PlanError::Invalid {
+                at: check.at.clone(),
+                what,
+                problem,
+            });
         }
         // Other types are compared when the plan is analyzed and optimized, not when it is
         // built.

@@ -285,7 +285,7 @@ pub(crate) fn project_root(file: &Path) -> PathBuf {
 
 /// The one of `names` closest to `name`, if it is a typo away (at most two letters added,
 /// removed or changed).
-pub(crate) fn closest<'n>(name: &str, names: &'n [String]) -> Option<&'n str> {
+fn closest<'n>(name: &str, names: &'n [String]) -> Option<&'n str> {
     let distance = |other: &str| {
         let (a, b): (Vec<char>, Vec<char>) = (name.chars().collect(), other.chars().collect());
         let mut row: Vec<usize> = (0..=b.len()).collect();

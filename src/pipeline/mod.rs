@@ -498,8 +498,7 @@ fn check_channel_typos(
     });
     let offer_channels = (offers.iter().flat_map(|o| &o.list))
         .map(|o| (["offers", "list", o.name.as_str(), "channels"], &o.channels));
-    let listed: Vec<_> = segment_channels.chain(offer_channels).collect();
-    for (path, channels) in &listed {
+    for (path, channels) in segment_channels.chain(offer_channels) {
         for channel in channels.iter().filter(|c| !scoped.contains(c)) {
             let Some(near) = scoped.iter().find(|s| crate::compile::one_slip(channel, s)) else {
                 continue;
@@ -514,7 +513,7 @@ fn check_channel_typos(
                 rules.join(", "),
                 if rules.len() == 1 { "s" } else { "" },
             );
-            c.problem(path, problem);
+            c.problem(&path, problem);
         }
     }
 }
