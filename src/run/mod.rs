@@ -195,7 +195,11 @@ async fn run_date_steps(locked: &Locked<'_>, options: &RunOptions) -> Result<Run
     options.progress.set("publish");
     let html = report::page(&locked.store, pipeline, &manifest).await?;
     crate::store::write_text(&staged.run().join("report.html"), html).await?;
-    let is_latest = staged.publish(&locked.lock, &manifest).await?;
+    let is_latest = match newly_erased {
+        // The runs of this date it replaces may hold the erased customers.
+        true => staged.publish_erased(&locked.lock, &manifest).await?,
+        false => staged.publish(&locked.lock, &manifest).await?,
+    };
     // Published: what follows cannot make the run fail.
     if let Err(err) = report::write_index(&locked.store).await {
         warn!(error = %err, "the runs' index page was not rewritten; `segflow report` rewrites it");

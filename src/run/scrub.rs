@@ -20,8 +20,10 @@ use crate::objects::Folder;
 use crate::report::Manifest;
 use crate::sql::Params;
 
-/// Rewrites every published run other than `current` that still holds an erased key; returns
-/// the dates rewritten. The erased list is read from `run`, the run of `current` (staged).
+/// Rewrites every published run other than `current` that still holds an erased key, and
+/// deletes the other attempts an object store keeps that hold one; returns the dates
+/// rewritten. The erased list is read from `run`, the run of `current` (staged), which then
+/// publishes keeping none of the attempts it replaces.
 pub(super) async fn scrub_earlier_runs(
     ctx: &SessionContext,
     locked: &Locked<'_>,
@@ -41,6 +43,7 @@ pub(super) async fn scrub_earlier_runs(
             scrubbed.push(date);
         }
     }
+    scrub_unpublished(ctx, locked, key, run, &params).await?;
     scrub_blocked(ctx, locked, key, &params).await?;
     Ok(scrubbed)
 }
@@ -76,7 +79,50 @@ async fn scrub_blocked(
     Ok(())
 }
 
+/// The tables of a run that hold an erased key, each registered under a name of its own.
+#[derive(Default)]
+struct Holding {
+    /// Outputs, by their place in the manifest.
+    outputs: Vec<(String, usize)>,
+    /// Failing rows a check sampled (they are the run's too), by their path in the run.
+    samples: Vec<(String, String)>,
+}
+
+impl Holding {
+    fn is_empty(&self) -> bool {
+        self.outputs.is_empty() && self.samples.is_empty()
+    }
+}
+
+/// Which tables of `run` (described by `manifest`) hold an erased key.
+async fn holding(
+    ctx: &SessionContext,
+    run: &Folder,
+    manifest: &Manifest,
+    key: &str,
+    params: &Params,
+) -> Result<Holding, RunError> {
+    let mut found = Holding::default();
+    for (i, output) in manifest.outputs.iter().enumerate() {
+        let name = format!("__segflow_scrub_{i}");
+        engine::register_parquet(ctx, &name, &run.join(&output.path)).await?;
+        if erasure::holds_erased(ctx, &name, key, params).await? {
+            found.outputs.push((name, i));
+        }
+    }
+    let samples = (manifest.checks.iter()).filter_map(|check| check.sample.as_deref());
+    for (i, sample) in samples.enumerate() {
+        let name = format!("__segflow_scrub_sample_{i}");
+        engine::register_parquet(ctx, &name, &run.join(sample)).await?;
+        if erasure::holds_erased(ctx, &name, key, params).await? {
+            found.samples.push((name, sample.to_string()));
+        }
+    }
+    Ok(found)
+}
+
 /// Rewrites one published run without the erased keys, if it holds any; true when it did.
+/// Publishing the rewrite deletes the attempts of its date it replaces.
 async fn scrub_run(
     ctx: &SessionContext,
     locked: &Locked<'_>,
@@ -90,33 +136,13 @@ async fn scrub_run(
         return Ok(false);
     };
     let mut manifest: Manifest = store.read_manifest(date).await?;
-    // Which tables of that run hold an erased key?
-    let mut dirty = Vec::new();
-    for (i, output) in manifest.outputs.iter().enumerate() {
-        let name = format!("__segflow_scrub_{i}");
-        engine::register_parquet(ctx, &name, &published.join(&output.path)).await?;
-        if erasure::holds_erased(ctx, &name, key, params).await? {
-            dirty.push((name, i));
-        }
-    }
-    // Failing rows a check sampled are the run's too.
-    let samples: Vec<String> = (manifest.checks.iter())
-        .filter_map(|check| check.sample.clone())
-        .collect();
-    let mut dirty_samples = Vec::new();
-    for (i, sample) in samples.into_iter().enumerate() {
-        let name = format!("__segflow_scrub_sample_{i}");
-        engine::register_parquet(ctx, &name, &published.join(&sample)).await?;
-        if erasure::holds_erased(ctx, &name, key, params).await? {
-            dirty_samples.push((name, sample));
-        }
-    }
-    if dirty.is_empty() && dirty_samples.is_empty() {
+    let dirty = holding(ctx, &published, &manifest, key, params).await?;
+    if dirty.is_empty() {
         return Ok(false);
     }
     let run_id = format!("{}-erasure", new_run_id());
     let staged = store.restage(&locked.lock, date, &run_id).await?;
-    for (name, i) in &dirty {
+    for (name, i) in &dirty.outputs {
         let output = &mut manifest.outputs[*i];
         staged.clear(&output.path).await?;
         let target = staged.run().join(&output.path);
@@ -130,7 +156,7 @@ async fn scrub_run(
         output.rows = written.rows();
         output.files = written.files;
     }
-    for (name, sample) in &dirty_samples {
+    for (name, sample) in &dirty.samples {
         staged.clear(sample).await?;
         let target = staged.run().join(sample);
         erasure::rewrite_without_erased(ctx, name, key, params, &target, staged.run()).await?;
@@ -139,9 +165,37 @@ async fn scrub_run(
     staged.publish_erased(&locked.lock, &manifest).await?;
     info!(
         %date,
-        tables = dirty.len(),
-        samples = dirty_samples.len(),
+        tables = dirty.outputs.len(),
+        samples = dirty.samples.len(),
         "erased customers removed from an earlier run"
     );
     Ok(true)
+}
+
+/// Deletes the attempts an object store keeps beside the published runs that hold an erased
+/// key: a replaced run kept readable for a reader who followed an older pointer (a rerun made
+/// after a customer left the data replaced one that still held them, so rewriting the published
+/// runs misses it), or what a killed run left (without a manifest: never published, deleted
+/// whole). They are never published again, so they are deleted rather than rewritten.
+async fn scrub_unpublished(
+    ctx: &SessionContext,
+    locked: &Locked<'_>,
+    key: &str,
+    running: &Folder,
+    params: &Params,
+) -> Result<(), RunError> {
+    for attempt in locked.store.unpublished_attempts(running).await? {
+        let manifest = attempt.join("manifest.json");
+        let holds = match crate::store::read_json_if_any::<Manifest>(&manifest).await {
+            Ok(Some(manifest)) => !holding(ctx, &attempt, &manifest, key, params)
+                .await?
+                .is_empty(),
+            Ok(None) | Err(_) => true,
+        };
+        if holds {
+            crate::store::delete_folder(&attempt).await?;
+            info!(attempt = %locked.store.relative(&attempt), "an attempt kept beside a published run deleted: it held an erased customer");
+        }
+    }
+    Ok(())
 }

@@ -291,6 +291,19 @@ impl PipelineStore {
         Ok(staged)
     }
 
+    /// The attempts an object store keeps beside the published runs — the replaced runs kept
+    /// readable (`output.keep_replaced`), and what killed runs left — but `running`, the
+    /// attempt of the run in progress. None on a local disk, which keeps no other attempt.
+    pub(crate) async fn unpublished_attempts(
+        &self,
+        running: &Folder,
+    ) -> Result<Vec<Folder>, StoreError> {
+        match self.root.local_path() {
+            Some(_) => Ok(Vec::new()),
+            None => remote::unpublished_attempts(&self.root, running).await,
+        }
+    }
+
     /// Dates with a report of a blocked run, oldest first.
     pub(crate) async fn blocked_dates(&self) -> Result<Vec<NaiveDate>, StoreError> {
         let blocked = self.root.join("blocked");
@@ -414,8 +427,9 @@ impl StagedRun {
         self.publish_keeping(lock, manifest, keep).await
     }
 
-    /// [`publish`](Self::publish) for a run rewritten without erased customers: the runs it
-    /// replaces hold them, so none is kept readable (`keep_replaced` does not apply).
+    /// [`publish`](Self::publish) for a run that erased customers, or was rewritten without
+    /// them: the runs it replaces may hold them, so none is kept readable (`keep_replaced`
+    /// does not apply).
     pub(crate) async fn publish_erased<M: Serialize>(
         self,
         lock: &PipelineLock,

@@ -163,20 +163,9 @@ fn pointer(root: &Folder, date: NaiveDate) -> Folder {
 
 /// Dates whose pointer exists, oldest first.
 pub(super) async fn published_dates(root: &Folder) -> Result<Vec<NaiveDate>, StoreError> {
-    let runs = root.join("runs");
-    let listed = runs
-        .store()
-        .list_with_delimiter(Some(runs.path()))
-        .await
-        .map_err(|e| StoreError::object("listing published runs", &runs, e))?;
-    let candidates: Vec<NaiveDate> = listed
-        .common_prefixes
-        .iter()
-        .filter_map(|prefix| {
-            let name = prefix.filename()?;
-            NaiveDate::parse_from_str(name.strip_prefix("run_date=")?, "%Y-%m-%d").ok()
-        })
-        .collect();
+    let candidates = (list_prefixes(&root.join("runs"), "run_date=").await?.iter())
+        .filter_map(|date| NaiveDate::parse_from_str(date, "%Y-%m-%d").ok())
+        .collect::<Vec<_>>();
     let checks = futures::stream::iter(candidates)
         .map(|date| async move {
             let file = pointer(root, date);
@@ -193,6 +182,42 @@ pub(super) async fn published_dates(root: &Folder) -> Result<Vec<NaiveDate>, Sto
         .await?;
     dates.sort();
     Ok(dates)
+}
+
+/// Every attempt under `runs/` but the dates' published runs and `running` (the attempt of
+/// the run in progress): the replaced runs kept readable, and what killed runs left.
+pub(super) async fn unpublished_attempts(
+    root: &Folder,
+    running: &Folder,
+) -> Result<Vec<Folder>, StoreError> {
+    let runs = root.join("runs");
+    let dates = list_prefixes(&runs, "run_date=").await?;
+    let mut attempts = Vec::new();
+    for date in dates {
+        let folder = runs.join(&format!("run_date={date}"));
+        let published: Option<(Pointer, UpdateVersion)> =
+            read_versioned(&folder.join("published.json")).await?;
+        let published = published.map(|(p, _)| p.run_id);
+        for id in list_prefixes(&folder, "run=").await? {
+            let attempt = folder.join(&format!("run={id}"));
+            if published.as_deref() != Some(id.as_str()) && attempt.path() != running.path() {
+                attempts.push(attempt);
+            }
+        }
+    }
+    Ok(attempts)
+}
+
+/// The names after `prefix` of the folders directly below `folder` that start with it.
+async fn list_prefixes(folder: &Folder, prefix: &str) -> Result<Vec<String>, StoreError> {
+    let listed = folder
+        .store()
+        .list_with_delimiter(Some(folder.path()))
+        .await
+        .map_err(|e| StoreError::object("listing", folder, e))?;
+    Ok((listed.common_prefixes.iter())
+        .filter_map(|p| Some(p.filename()?.strip_prefix(prefix)?.to_string()))
+        .collect())
 }
 
 pub(super) async fn published_run(
@@ -348,16 +373,8 @@ pub(super) async fn publish(
 }
 
 async fn remove_other_attempts(date: &Folder, keep: &[String]) -> Result<(), StoreError> {
-    let listed = date
-        .store()
-        .list_with_delimiter(Some(date.path()))
-        .await
-        .map_err(|e| StoreError::object("listing attempts", date, e))?;
-    for prefix in listed.common_prefixes {
-        let Some(id) = prefix.filename().and_then(|n| n.strip_prefix("run=")) else {
-            continue;
-        };
-        if !keep.iter().any(|k| k == id) {
+    for id in list_prefixes(date, "run=").await? {
+        if !keep.contains(&id) {
             delete_tree(&date.join(&format!("run={id}"))).await?;
         }
     }

@@ -192,11 +192,9 @@ fn history_reruns_backfill_and_erasure_work_on_s3() {
             .iter()
             .any(|r| r.as_str().unwrap().contains("\"customer_id\": 7,"))
     );
-    let csv = p.read("data/sample/crm/erasure_requests.csv");
-    let dir = tempfile::tempdir().unwrap();
-    let requests = format!("{csv}{erased},2026-11-23\n");
-    std::fs::write(dir.path().join("erasure_requests.csv"), requests).unwrap();
-    s3.upload(dir.path(), "data", "sample/crm");
+    // The date they ask on was run before: its rerun replaces a run that holds them.
+    ok(&p, &s3, &["run", PIPELINE, "--date", "2026-11-23"]);
+    request_erasure(&p, &s3, erased);
     ok(&p, &s3, &["run", PIPELINE, "--date", "2026-11-23"]);
     for date in [
         "2026-11-19",
@@ -205,30 +203,101 @@ fn history_reruns_backfill_and_erasure_work_on_s3() {
         "2026-11-22",
         "2026-11-23",
     ] {
-        let run = read_s3_run(&s3, Some(date));
-        for (table, rows) in run["tables"].as_object().unwrap() {
-            for row in rows.as_array().unwrap() {
-                let row: serde_json::Value = serde_json::from_str(row.as_str().unwrap()).unwrap();
-                assert_ne!(
-                    row["customer_id"], 7,
-                    "{date} {table} still holds customer 7"
-                );
-            }
-        }
+        let holding = tables_holding(&read_s3_run(&s3, Some(date)), 7);
+        assert!(
+            holding.is_empty(),
+            "{date}: {holding:?} still hold customer 7"
+        );
     }
     // Nor does any other object: the attempts the rewrites replaced (the rerun of 2026-11-19
-    // kept the one it replaced readable) held the customer, and are gone.
-    let holding = s3.python(
+    // kept the one it replaced readable) held the customer, and are gone, as is the run of
+    // 2026-11-23 its rerun replaced.
+    assert_eq!(objects_holding(&s3, erased), "0 []");
+}
+
+/// The tables of a run read by [`read_s3_run`] that have a row of customer `key`.
+fn tables_holding(run: &serde_json::Value, key: i64) -> Vec<String> {
+    let tables = run["tables"].as_object().unwrap();
+    (tables.iter())
+        .filter(|(_, rows)| {
+            rows.as_array().unwrap().iter().any(|row| {
+                let row: serde_json::Value = serde_json::from_str(row.as_str().unwrap()).unwrap();
+                row["customer_id"] == key
+            })
+        })
+        .map(|(table, _)| table.clone())
+        .collect()
+}
+
+/// Adds `key` to the erasure requests on the store.
+fn request_erasure(p: &Project, s3: &S3, key: &str) {
+    let csv = p.read("data/sample/crm/erasure_requests.csv");
+    let dir = tempfile::tempdir().unwrap();
+    let requests = format!("{csv}{key},2026-11-23\n");
+    std::fs::write(dir.path().join("erasure_requests.csv"), requests).unwrap();
+    s3.upload(dir.path(), "data", "sample/crm");
+}
+
+/// How many Parquet objects of the output bucket have a row of customer `key`, and the first
+/// three of them.
+fn objects_holding(s3: &S3, key: &str) -> String {
+    let found = s3.python(&format!(
         "found = []\n\
          for page in s3.get_paginator('list_objects_v2').paginate(Bucket='out'):\n\
          \x20   for o in page.get('Contents', []):\n\
          \x20       k = o['Key']\n\
          \x20       if not k.endswith('.parquet'): continue\n\
          \x20       t = pq.read_table('out/' + k, filesystem=fs)\n\
-         \x20       if 'customer_id' in t.column_names and 7 in t.column('customer_id').to_pylist(): found.append(k)\n\
+         \x20       if 'customer_id' in t.column_names and {key} in t.column('customer_id').to_pylist(): found.append(k)\n\
          print(len(found), json.dumps(found[:3]))",
+    ));
+    found.trim().to_string()
+}
+
+#[test]
+fn an_erased_customer_leaves_the_runs_a_rerun_replaced_on_s3() {
+    let s3 = S3::start(false);
+    let p = on_s3(&s3);
+    ok(&p, &s3, &["run", PIPELINE, "--date", "2026-11-19"]);
+    ok(&p, &s3, &["run", PIPELINE, "--date", "2026-11-20"]);
+    // Customer 7 leaves the data (the CRM deletes them, the event log is purged); a rerun of the
+    // first date rebuilds the next without them and keeps the runs it replaced readable.
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::python(&format!(
+        "import os, pyarrow.compute as pc, pyarrow.parquet as pq\n\
+         src, dst = {src:?}, {dst:?}\n\
+         for base, _, files in os.walk(src, followlinks=True):\n\
+         \x20   for f in files:\n\
+         \x20       path = os.path.join(base, f)\n\
+         \x20       out = os.path.join(dst, os.path.relpath(path, src))\n\
+         \x20       os.makedirs(os.path.dirname(out), exist_ok=True)\n\
+         \x20       if f.endswith('.parquet'):\n\
+         \x20           t = pq.read_table(path)\n\
+         \x20           pq.write_table(t.filter(pc.not_equal(t['customer_id'], 7)), out)\n\
+         \x20       else:\n\
+         \x20           lines = open(path, encoding='utf-8').read().splitlines(keepends=True)\n\
+         \x20           open(out, 'w', encoding='utf-8').writelines(l for i, l in enumerate(lines) if i == 0 or l.split(',')[0] != '7')\n",
+        src = p.path("data/sample").to_string_lossy(),
+        dst = dir.path().to_string_lossy(),
+    ));
+    s3.upload(dir.path(), "data", "sample");
+    ok(&p, &s3, &["run", PIPELINE, "--date", "2026-11-19"]);
+    for date in ["2026-11-19", "2026-11-20"] {
+        let holding = tables_holding(&read_s3_run(&s3, Some(date)), 7);
+        assert!(
+            holding.is_empty(),
+            "{date}: {holding:?} still hold customer 7"
+        );
+    }
+    let replaced = objects_holding(&s3, "7");
+    assert!(
+        !replaced.starts_with("0 "),
+        "the replaced runs hold customer 7: {replaced}"
     );
-    assert_eq!(holding.trim(), "0 []", "objects still holding customer 7");
+    // Then they ask to be forgotten: no published run holds them, the replaced ones do.
+    request_erasure(&p, &s3, "7");
+    ok(&p, &s3, &["run", PIPELINE, "--date", "2026-11-21"]);
+    assert_eq!(objects_holding(&s3, "7"), "0 []");
 }
 
 #[test]
