@@ -171,6 +171,14 @@ fn compile_offer(
             );
         }
     }
+    if spec.capacity == Some(0) {
+        c.problem(
+            &["offers", "list", name, "capacity"],
+            format!(
+                "offers.list.{name}.capacity: 0 gives the offer to nobody (it does not mean no limit): leave capacity out for no limit; to pause the offer, make it eligible to nobody (eligible: {{ paused: \"false\" }})"
+            ),
+        );
+    }
     let holdout = spec
         .holdout
         .as_ref()

@@ -575,6 +575,18 @@ fn a_salt_shared_with_an_earlier_group_is_an_error_not_an_empty_control_group() 
 }
 
 #[test]
+fn a_capacity_of_zero_is_refused_since_it_does_not_mean_no_limit() {
+    let p = Project::sample();
+    p.edit(SAMPLE, "capacity: 300", "capacity: 0");
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    assert!(
+        err.contains("pipelines/daily_segments.yaml:208:7: offers.list.fiber_upgrade.capacity: 0 gives the offer to nobody (it does not mean no limit)"),
+        "{err}"
+    );
+    assert!(err.contains("leave capacity out for no limit"), "{err}");
+}
+
+#[test]
 fn check_settings_that_would_do_nothing_are_errors() {
     let p = Project::sample();
     p.edit(
