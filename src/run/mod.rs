@@ -32,7 +32,7 @@ use crate::engine::EngineOptions;
 use crate::objects::Stores;
 use crate::pipeline::Pipeline;
 use crate::report::Manifest;
-use crate::store::{PipelineLock, PipelineStore};
+use crate::store::{PipelineLock, PipelineStore, Purpose};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -92,7 +92,7 @@ impl<'a> Locked<'a> {
         let store = pipeline.store(&stores);
         progress.set("waiting for the pipeline's lock");
         let run_id = new_run_id();
-        let lock = store.lock(options.date, &run_id).await?;
+        let lock = store.lock(options.date, &run_id, Purpose::Run).await?;
         Ok(Self {
             pipeline,
             stores,

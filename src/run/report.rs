@@ -7,7 +7,7 @@ use super::RunError;
 use crate::objects::Folder;
 use crate::pipeline::Pipeline;
 use crate::report::{IndexEntry, Manifest, ReportInput, index, render};
-use crate::store::{PipelineStore, StoreError, write_text};
+use crate::store::{PipelineStore, Purpose, StoreError, write_text};
 
 /// Runs shown over time in a run's page.
 const HISTORY: usize = 30;
@@ -85,10 +85,26 @@ fn store_name(store: &PipelineStore) -> String {
 }
 
 /// `segflow report`: rebuilds the page of the run published for `date` (default: the newest)
-/// and the index; returns the page's location.
+/// and the index; returns the page's location. It holds the pipeline's lock, so that a run
+/// publishing meanwhile cannot have its page or the index written over by older ones.
 pub async fn rebuild(pipeline: &Pipeline, date: Option<NaiveDate>) -> Result<String, RunError> {
     let stores = pipeline.open_stores(crate::objects::DEFAULT_TIMEOUT)?;
     let store = pipeline.store(&stores);
+    let today = chrono::Utc::now().date_naive();
+    let report_id = format!("{}-report", super::new_run_id());
+    let lock = store
+        .lock(date.unwrap_or(today), &report_id, Purpose::Report)
+        .await?;
+    let rebuilt = rebuild_locked(&store, pipeline, date).await;
+    lock.release().await;
+    rebuilt
+}
+
+async fn rebuild_locked(
+    store: &PipelineStore,
+    pipeline: &Pipeline,
+    date: Option<NaiveDate>,
+) -> Result<String, RunError> {
     let date = match date {
         Some(date) => date,
         None => *store
@@ -119,9 +135,9 @@ pub async fn rebuild(pipeline: &Pipeline, date: Option<NaiveDate>) -> Result<Str
             });
         }
     };
-    let html = page(&store, pipeline, &manifest).await?;
+    let html = page(store, pipeline, &manifest).await?;
     let file = folder.join("report.html");
     write_text(&file, html).await?;
-    write_index(&store).await?;
+    write_index(store).await?;
     Ok(file.to_string())
 }

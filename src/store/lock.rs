@@ -1,7 +1,8 @@
 //! One run of a pipeline at a time. A run takes the pipeline's lock before it stages anything
 //! and keeps it until it has published (and rebuilt the dates after it): a second run of the
 //! same date is refused ("in progress"), a run of another date waits its turn, so history is
-//! always built from one run after another.
+//! always built from one run after another. `segflow report`, which rewrites pages of published
+//! runs, takes it too: it waits for any run, and runs wait for it.
 //!
 //! On a local disk the lock is the file `.lock` under an exclusive `flock`, which the kernel
 //! releases however the holder ends: a killed run's lock is free at once, and two runs that
@@ -28,6 +29,17 @@ const LEASE: Duration = Duration::from_secs(60);
 /// How often a waiting run looks at the lock again.
 const POLL: Duration = Duration::from_millis(250);
 
+/// What the lock is taken for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Purpose {
+    /// A run of a date: another run of the same date is refused while it holds the lock.
+    #[default]
+    Run,
+    /// Rebuilding pages (`segflow report`): waited for, and waits, whatever the date.
+    Report,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Holder {
     run_id: String,
@@ -41,10 +53,12 @@ struct Holder {
     /// Which machine boot and PID namespace `pid` is a process of (see [`process_space`]).
     #[serde(default)]
     process_space: Option<String>,
+    #[serde(default)]
+    purpose: Purpose,
 }
 
 impl Holder {
-    fn new(run_id: &str, run_date: NaiveDate, lease: bool) -> Self {
+    fn new(run_id: &str, run_date: NaiveDate, purpose: Purpose, lease: bool) -> Self {
         Self {
             run_id: run_id.to_string(),
             run_date,
@@ -53,7 +67,16 @@ impl Holder {
             started_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             expires_at: lease.then(|| Utc::now() + LEASE),
             process_space: process_space(),
+            purpose,
         }
+    }
+
+    /// Whether `self`, holding the lock, makes a run of `other` fail rather than wait: two
+    /// runs of one date would build the same history twice.
+    fn refuses(&self, other: &Holder) -> bool {
+        self.purpose == Purpose::Run
+            && other.purpose == Purpose::Run
+            && self.run_date == other.run_date
     }
 
     /// Whether the run holding the lock is gone: its process on this host has exited, or its
@@ -135,12 +158,14 @@ impl PipelineLock {
         root: &Folder,
         date: NaiveDate,
         run_id: &str,
+        purpose: Purpose,
     ) -> Result<Self, StoreError> {
         let file = root.join(".lock");
         let mut announced = false;
         loop {
+            let me = Holder::new(run_id, date, purpose, file.local_path().is_none());
             let taken = match file.local_path() {
-                Some(path) => match try_local(path, run_id, date)? {
+                Some(path) => match try_local(path, &me)? {
                     Ok(locked) => {
                         return Ok(Self {
                             file,
@@ -150,7 +175,7 @@ impl PipelineLock {
                     }
                     Err(taken) => taken,
                 },
-                None => match try_remote(&file, run_id, date).await? {
+                None => match try_remote(&file, &me).await? {
                     Ok(lease) => {
                         return Ok(Self {
                             file,
@@ -162,11 +187,18 @@ impl PipelineLock {
                 },
             };
             if let Taken::By(holder) = &taken {
-                if holder.run_date == date {
+                if holder.refuses(&me) {
                     return Err(holder.in_progress(&file));
                 }
                 if !announced {
-                    tracing::info!(other_date = %holder.run_date, other_run = %holder.run_id, "waiting for another run of this pipeline to finish");
+                    match holder.purpose {
+                        Purpose::Run => {
+                            tracing::info!(other_date = %holder.run_date, other_run = %holder.run_id, "waiting for another run of this pipeline to finish")
+                        }
+                        Purpose::Report => tracing::info!(
+                            "waiting for `segflow report` to finish rewriting this pipeline's pages"
+                        ),
+                    }
                     announced = true;
                 }
             }
@@ -227,11 +259,10 @@ impl Drop for PipelineLock {
     }
 }
 
-/// Takes a local lock: the file `path` locked (and naming this run), or who holds it.
+/// Takes a local lock: the file `path` locked (and naming `me`), or who holds it.
 fn try_local(
     path: &std::path::Path,
-    run_id: &str,
-    date: NaiveDate,
+    me: &Holder,
 ) -> Result<Result<std::fs::File, Taken>, StoreError> {
     use std::io::{Read, Seek, Write};
     let parent = path.parent().expect("the lock is in the pipeline's folder");
@@ -253,15 +284,14 @@ fn try_local(
     };
     match file.try_lock() {
         // The run that held it removed it between our open and our lock: open the new one.
-        Ok(()) if !same_file(&file, path) => try_local(path, run_id, date),
+        Ok(()) if !same_file(&file, path) => try_local(path, me),
         // Another user's, left by a run that is gone: made anew.
         Ok(()) if !ours => {
             std::fs::remove_file(path).map_err(StoreError::io(path, "removing the run lock"))?;
-            try_local(path, run_id, date)
+            try_local(path, me)
         }
         Ok(()) => {
-            let holder = Holder::new(run_id, date, false);
-            let text = serde_json::to_string(&holder).expect("lock info serializes");
+            let text = serde_json::to_string(me).expect("lock info serializes");
             (file.set_len(0))
                 .and_then(|()| file.rewind())
                 .and_then(|()| file.write_all(text.as_bytes()))
@@ -315,22 +345,17 @@ async fn put_holder(
     }
 }
 
-/// Takes an object-store lock (creating it, or taking over a lapsed one); returns the live
-/// holder when another run has it.
-async fn try_remote(
-    file: &Folder,
-    run_id: &str,
-    date: NaiveDate,
-) -> Result<Result<Lease, Holder>, StoreError> {
-    let holder = Holder::new(run_id, date, true);
-    if let Ok(version) = put_holder(file, &holder, PutMode::Create).await? {
-        return Ok(Ok(Lease::start(file.clone(), holder, version)));
+/// Takes an object-store lock for `me` (creating it, or taking over a lapsed one); returns
+/// the live holder when another run has it.
+async fn try_remote(file: &Folder, me: &Holder) -> Result<Result<Lease, Holder>, StoreError> {
+    if let Ok(version) = put_holder(file, me, PutMode::Create).await? {
+        return Ok(Ok(Lease::start(file.clone(), me.clone(), version)));
     }
     let current = match file.store().get(file.path()).await {
         Ok(current) => current,
         // Released in between: try again.
         Err(object_store::Error::NotFound { .. }) => {
-            return Box::pin(try_remote(file, run_id, date)).await;
+            return Box::pin(try_remote(file, me)).await;
         }
         Err(e) => return Err(StoreError::object("reading the pipeline's lock", file, e)),
     };
@@ -345,9 +370,9 @@ async fn try_remote(
     match serde_json::from_slice::<Holder>(&bytes) {
         Ok(other) if !other.is_gone() => Ok(Err(other)),
         // Lapsed (or unreadable): take it over only if nobody else did meanwhile.
-        _ => match put_holder(file, &holder, PutMode::Update(version)).await? {
-            Ok(version) => Ok(Ok(Lease::start(file.clone(), holder, version))),
-            Err(()) => Box::pin(try_remote(file, run_id, date)).await,
+        _ => match put_holder(file, me, PutMode::Update(version)).await? {
+            Ok(version) => Ok(Ok(Lease::start(file.clone(), me.clone(), version))),
+            Err(()) => Box::pin(try_remote(file, me)).await,
         },
     }
 }
@@ -392,6 +417,10 @@ mod tests {
 
     use super::*;
 
+    fn run(run_id: &str, date: NaiveDate) -> Holder {
+        Holder::new(run_id, date, Purpose::Run, false)
+    }
+
     /// Runs racing for a lock, the first of each round finding a killed run's file: at every
     /// moment one at most holds it, and each gets it in turn.
     #[test]
@@ -403,15 +432,15 @@ mod tests {
         let holding = AtomicUsize::new(0);
         let most = AtomicUsize::new(0);
         for _ in 0..200 {
-            let killed = Holder::new("killed", date, false);
+            let killed = Holder::new("killed", date, Purpose::Run, false);
             std::fs::write(&path, serde_json::to_string(&killed).unwrap()).unwrap();
             std::thread::scope(|scope| {
-                for run in 0..4 {
+                for i in 0..4 {
                     let (root, path, holding, most) = (&root, &path, &holding, &most);
                     scope.spawn(move || {
-                        let run_id = format!("run-{run}");
+                        let run_id = format!("run-{i}");
                         let locked = loop {
-                            match try_local(path, &run_id, date).unwrap() {
+                            match try_local(path, &run(&run_id, date)).unwrap() {
                                 Ok(locked) => break locked,
                                 Err(_) => std::thread::yield_now(),
                             }
@@ -449,15 +478,28 @@ mod tests {
         let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
         let killed = Holder {
             pid: pid_max.trim().parse().unwrap(),
-            ..Holder::new("killed", date, false)
+            ..Holder::new("killed", date, Purpose::Run, false)
         };
         std::fs::write(&path, serde_json::to_string(&killed).unwrap()).unwrap();
         let taking = std::fs::File::open(&path).unwrap();
         taking.lock().unwrap();
         assert!(matches!(
-            try_local(&path, "next", date).unwrap(),
+            try_local(&path, &run("next", date)).unwrap(),
             Err(Taken::Unnamed)
         ));
+    }
+
+    /// Two runs of one date would build its history twice: the second is refused. A report
+    /// rewriting pages is waited for, and waits, whatever its date.
+    #[test]
+    fn only_a_run_of_the_same_date_is_refused() {
+        let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let next = date.succ_opt().unwrap();
+        let report = Holder::new("report", date, Purpose::Report, false);
+        assert!(run("a", date).refuses(&run("b", date)));
+        assert!(!run("a", date).refuses(&run("b", next)));
+        assert!(!report.refuses(&run("b", date)));
+        assert!(!run("a", date).refuses(&report));
     }
 
     /// A run that finds the lock held learns who holds it from the file.
@@ -466,15 +508,15 @@ mod tests {
         let temp = tempfile::tempdir().unwrap();
         let path = temp.path().join(".lock");
         let date = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-        let held = try_local(&path, "first", date).unwrap().unwrap();
-        match try_local(&path, "second", date).unwrap() {
+        let held = try_local(&path, &run("first", date)).unwrap().unwrap();
+        match try_local(&path, &run("second", date)).unwrap() {
             Err(Taken::By(holder)) => assert_eq!(holder.run_id, "first"),
             _ => panic!("the lock was taken twice"),
         }
         drop(held);
         // Free once dropped (a process another test forks may share it until it execs).
         let free = (0..100).any(|_| {
-            let taken = matches!(try_local(&path, "second", date), Ok(Ok(_)));
+            let taken = matches!(try_local(&path, &run("second", date)), Ok(Ok(_)));
             taken || {
                 std::thread::sleep(Duration::from_millis(10));
                 false
@@ -491,7 +533,7 @@ mod tests {
         let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max").unwrap();
         let unknown_here = Holder {
             pid: pid_max.trim().parse().unwrap(),
-            ..Holder::new("elsewhere", date, true)
+            ..Holder::new("elsewhere", date, Purpose::Run, true)
         };
         assert!(unknown_here.is_gone(), "a dead process of this namespace");
         let elsewhere = Holder {

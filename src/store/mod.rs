@@ -46,7 +46,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-pub(crate) use lock::PipelineLock;
+pub(crate) use lock::{PipelineLock, Purpose};
 pub use output::{Output, OutputKind};
 pub(crate) use output::{RunDirs, Written};
 pub use parquet::{ColumnSchema, WrittenFile};
@@ -184,14 +184,16 @@ impl PipelineStore {
         }
     }
 
-    /// Takes the pipeline's lock for a run of `date`: refused at once when a live run of the
-    /// same date holds it, waited for when a run of another date does.
+    /// Takes the pipeline's lock for a run of `date` (or, for `Purpose::Report`, to rewrite
+    /// the pages of published runs): refused at once when a live run of the same date holds
+    /// it, waited for otherwise.
     pub(crate) async fn lock(
         &self,
         date: NaiveDate,
         run_id: &str,
+        purpose: Purpose,
     ) -> Result<PipelineLock, StoreError> {
-        let lock = PipelineLock::acquire(&self.root, date, run_id).await?;
+        let lock = PipelineLock::acquire(&self.root, date, run_id, purpose).await?;
         if let Some(root) = self.root.local_path() {
             // With the lock held no other run of this pipeline is live: any staging left is
             // from a run that died.

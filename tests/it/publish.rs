@@ -124,6 +124,30 @@ fn staged_and_waiting(mut command: std::process::Command, p: &Project) -> std::p
     child
 }
 
+/// `segflow report` rewrites the pages of published runs: while a run holds the pipeline's lock
+/// (about to publish the date whose page it would rewrite) it waits.
+#[test]
+fn a_report_waits_for_the_run_in_progress() {
+    let p = Project::mini();
+    run(&p, "2026-11-20");
+    let mut child = staged_and_waiting(p.command(&["run", PIPELINE, "--date", "2026-11-20"]), &p);
+    let report = p
+        .command(&["report", PIPELINE])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let mut report = report;
+    let waiting = report.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = report.wait_with_output().unwrap();
+    assert!(waiting, "the report did not wait for the run: {out:?}");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("report.html"));
+}
+
 #[test]
 fn killed_run_leaves_the_previous_run_and_the_next_run_recovers() {
     let p = Project::mini();
