@@ -32,6 +32,9 @@ impl StoreConfig {
 pub(crate) struct StoreOption {
     key: String,
     value: OptionValue,
+    /// `stores.<bucket>.<key>`, and where the pipeline sets it.
+    name: String,
+    at: Location,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +120,8 @@ pub(crate) fn compile(
             list.push(StoreOption {
                 key: key.clone(),
                 value,
+                name: format!("stores.{prefix}.{key}"),
+                at: c.at(&path),
             });
         }
         configs.push(StoreConfig {
@@ -175,7 +180,8 @@ pub(super) fn open<'a>(
             format!("{}ms", connect.as_millis()),
         ),
     ];
-    for option in options {
+    let options: Vec<&StoreOption> = options.collect();
+    for option in &options {
         let value = match &option.value {
             OptionValue::Text(text) => text.clone(),
             OptionValue::Env(variable) => {
@@ -188,10 +194,29 @@ pub(super) fn open<'a>(
         };
         pairs.push((option.key.clone(), value));
     }
-    build(url, &pairs, timeout).map_err(|problem| ObjectsError::Open {
-        at: at.clone(),
-        uri,
-        problem,
+    build(url, &pairs, timeout).map_err(|problem| {
+        // A value the builder refuses (`allow_http: maybe`) is told at its own line: the one
+        // option without which the store opens.
+        let own = pairs.len() - options.len();
+        let culprit = (0..options.len()).find(|i| {
+            let without: Vec<_> = (pairs.iter().enumerate())
+                .filter(|(j, _)| *j != own + i)
+                .map(|(_, pair)| pair.clone())
+                .collect();
+            build(url, &without, timeout).is_ok()
+        });
+        match culprit.map(|i| options[i]) {
+            Some(option) => ObjectsError::Open {
+                at: option.at.clone(),
+                uri: option.name.clone(),
+                problem,
+            },
+            None => ObjectsError::Open {
+                at: at.clone(),
+                uri,
+                problem,
+            },
+        }
     })
 }
 

@@ -436,6 +436,23 @@ fn a_secret_written_in_the_pipeline_is_refused_and_unknown_store_options_are_nam
 }
 
 #[test]
+fn a_store_option_value_its_builder_refuses_is_named_at_its_line() {
+    let p = Project::mini();
+    p.edit(MINI, "uri: out/", "uri: s3://out/");
+    p.edit(
+        MINI,
+        "output:",
+        "stores:\n  s3://out:\n    region: eu-west-1\n    allow_http: maybe\noutput:",
+    );
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("mini.yaml:25:5: stores.s3://out.allow_http: ")
+            && err.contains("failed to parse \"maybe\" as boolean"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_bad_datafusion_setting_in_the_environment_is_named_and_nothing_is_published() {
     let p = Project::mini();
     let run = |batch_size: &str| {
