@@ -405,9 +405,8 @@ async fn record_line(
     let mut chunks = chunks(store, file).await?;
     let (mut fields, mut ends) = (vec![0u8; 1 << 12], vec![0usize; 64]);
     let (mut written, mut ended) = (0, 0);
-    let newlines = |bytes: &[u8]| bytes.iter().filter(|b| **b == b'\n').count() as u64;
     // Line breaks read so far; records read; the line where the one being read starts.
-    let (mut lines, mut records, mut start) = (0u64, 0u64, None::<u64>);
+    let (mut lines, mut records, mut start) = (Lines::default(), 0u64, None::<u64>);
     while let Some(chunk) = chunks.next().await {
         let (chunk, finished) = chunk.ok()?;
         let mut input: &[u8] = &chunk;
@@ -419,12 +418,14 @@ async fn record_line(
                     .take_while(|b| matches!(b, b'\r' | b'\n'))
                     .count();
                 if blank < input.len() {
-                    start = Some(1 + lines + newlines(&input[..blank]));
+                    let mut ahead = lines;
+                    ahead.feed(&input[..blank]);
+                    start = Some(1 + ahead.breaks);
                 }
             }
             let (result, read, wrote, ends_wrote) =
                 reader.read_record(input, &mut fields[written..], &mut ends[ended..]);
-            lines += newlines(&input[..read]);
+            lines.feed(&input[..read]);
             input = &input[read..];
             (written, ended) = (written + wrote, ended + ends_wrote);
             match result {
@@ -448,6 +449,37 @@ async fn record_line(
     None
 }
 
+/// Line breaks as an editor counts them — `\n`, `\r\n`, and a lone `\r` (the CSV parser ends a
+/// record at each) — over the pieces of a file fed in order.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Lines {
+    pub(super) breaks: u64,
+    after_cr: bool,
+}
+
+impl Lines {
+    pub(super) fn feed(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            match byte {
+                b'\n' if self.after_cr => self.after_cr = false,
+                b'\n' => self.breaks += 1,
+                b'\r' => {
+                    self.breaks += 1;
+                    self.after_cr = true;
+                }
+                _ => self.after_cr = false,
+            }
+        }
+    }
+
+    /// The line (counted from 1) where `bytes[at]` is.
+    pub(super) fn line_at(bytes: &[u8], at: usize) -> u64 {
+        let mut lines = Lines::default();
+        lines.feed(&bytes[..at]);
+        1 + lines.breaks
+    }
+}
+
 /// The bytes of `file` a chunk at a time, each with whether it is the last: an empty one after
 /// the file's, which tells a parser the input has ended.
 async fn chunks(
@@ -462,6 +494,19 @@ async fn chunks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_end_as_an_editor_ends_them() {
+        let text = b"a\nb\r\nc\rd\r\re";
+        let at = |c: u8| text.iter().position(|b| *b == c).unwrap();
+        let lines: Vec<u64> = (b'a'..=b'e').map(|c| Lines::line_at(text, at(c))).collect();
+        assert_eq!(lines, [1, 2, 3, 4, 6]);
+        // Fed in pieces split inside a `\r\n`, the same.
+        let mut pieces = Lines::default();
+        pieces.feed(&text[..4]);
+        pieces.feed(&text[4..]);
+        assert_eq!(pieces.breaks, 5);
+    }
 
     #[test]
     fn faults_are_read_from_arrows_messages() {

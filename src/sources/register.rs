@@ -665,24 +665,25 @@ fn read_sample(source: &Source, bytes: &[u8], whole: bool) -> Result<CsvSample, 
             break;
         }
         // The parser's position is before the blank lines it skipped: a record starts after.
-        let (at, line) = (record.position()).map_or((0, 0), |p| (p.byte() as usize, p.line()));
+        let at = record.position().map_or(0, |p| p.byte() as usize);
         let blank = bytes[at..]
             .iter()
-            .take_while(|b| matches!(b, b'\r' | b'\n'));
-        let line = line + blank.filter(|b| **b == b'\n').count() as u64;
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count();
+        let line = || super::diagnose::Lines::line_at(bytes, at + blank);
         if record
             .iter()
             .any(|field| std::str::from_utf8(field).is_err())
         {
             return Err(SampleError::Line(
-                line,
+                line(),
                 "text that is not UTF-8".to_string(),
             ));
         }
         let fields = records.first().map_or(record.len(), csv::ByteRecord::len);
         if record.len() != fields {
             let problem = format!("not the {fields} fields of the file's other lines");
-            return Err(SampleError::Line(line, problem));
+            return Err(SampleError::Line(line(), problem));
         }
         end = next;
         records.push(record.clone());

@@ -1323,6 +1323,31 @@ fn many_customers(p: &Project, signup: &str, faults: &[(usize, &str)]) {
     p.write("data/customers.csv", &(lines.join("\n") + "\n"));
 }
 
+/// Old Mac files end lines with a lone `\r`, which the CSV parser takes as a line break too:
+/// lines are counted as an editor shows them, in the first lines checked and further down.
+#[test]
+fn a_bad_csv_value_in_a_file_of_carriage_returns_is_named_at_its_line() {
+    let p = Project::mini();
+    let with_cr = |p: &Project| {
+        let text = p.read("data/customers.csv").replace('\n', "\r");
+        p.write("data/customers.csv", &text);
+    };
+    many_customers(&p, "2026-01-05", &[(4, ",x@example.com,soon,GB,1")]);
+    with_cr(&p);
+    let err = p.fails(&["run", MINI, "--date", "2026-11-20"], 3);
+    assert!(
+        err.contains("data/customers.csv, line 4: column signup_date: the contract says date"),
+        "{err}"
+    );
+    many_customers(&p, "2026-01-05", &[(50_001, ",x@example.com,soon,GB,1")]);
+    with_cr(&p);
+    let err = p.fails(&["run", MINI, "--date", "2026-11-20"], 3);
+    assert!(
+        err.contains("data/customers.csv, line 50001: column signup_date: the contract says date"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_bad_csv_value_past_the_checked_lines_blocks_the_run_naming_file_line_and_column() {
     let p = Project::mini();
