@@ -341,7 +341,9 @@ fn same_key_kind(found: &DataType, expected: &DataType) -> bool {
 
 /// The optional columns a SQL rule may return besides the key.
 pub(crate) struct RuleColumns<'a> {
-    /// Columns that split a key's rows (e.g. a suppression's `offer`): one row per key and value.
+    /// Columns that split a key's rows (e.g. a suppression's `offer`): one row per key and
+    /// value, where NULL is every value (the rule's whole scope): a key's row with NULL leaves
+    /// out its other rows, which it covers.
     pub(crate) grouped: &'a [&'a str],
     /// Columns explaining each row (e.g. `reason`, `detail`): the first value in order.
     pub(crate) first: &'a [&'a str],
@@ -391,6 +393,10 @@ pub(crate) async fn register_rule_query(
             });
         }
     }
+    // Only a query that returns a grouped column can split a key's rows.
+    let split: Vec<&str> = (columns.grouped.iter().copied())
+        .filter(|c| df.schema().field_with_unqualified_name(c).is_ok())
+        .collect();
     let text = |column: &str| {
         if df.schema().field_with_unqualified_name(column).is_ok() {
             format!("CAST({} AS VARCHAR)", ident(column))
@@ -415,11 +421,25 @@ pub(crate) async fn register_rule_query(
         source,
     };
     replace_table(ctx, &inner, df).map_err(failed)?;
-    let sql = format!(
+    let mut sql = format!(
         "SELECT {} FROM {inner} WHERE {k} IS NOT NULL GROUP BY {}",
         select.join(", "),
         group.join(", ")
     );
+    if !split.is_empty() {
+        let whole = (split.iter())
+            .map(|c| format!("__segflow_{c} IS NULL"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let kept: Vec<String> = std::iter::once(k.clone())
+            .chain((columns.grouped.iter().chain(columns.first)).map(|c| format!("__segflow_{c}")))
+            .collect();
+        sql = format!(
+            "SELECT {kept} FROM (SELECT *, bool_or({whole}) OVER (PARTITION BY {k}) AS __segflow_covered \
+             FROM ({sql})) WHERE ({whole}) OR NOT __segflow_covered",
+            kept = kept.join(", "),
+        );
+    }
     let grouped = plan_sql(ctx, &sql, params).await.map_err(failed)?;
     replace_table(ctx, view, grouped).map_err(failed)
 }

@@ -1023,6 +1023,40 @@ fn a_sql_rule_naming_no_offer_of_the_pipeline_blocks_the_run() {
     );
 }
 
+/// A SQL rule's row without an offer holds back the rule's whole scope, so it covers the same
+/// key's rows naming an offer: `suppressed/` had both, a row twice, in an order that changed
+/// from run to run.
+#[test]
+fn a_sql_rule_row_without_an_offer_covers_the_keys_rows_naming_one() {
+    let p = Project::sample();
+    let rule = "sql/daily_segments/suppress_unanswered_offer.sql";
+    let text = p.read(rule);
+    let body = text.split_once("SELECT").unwrap().1;
+    let whole = body
+        .replacen("    offer,\n", "    CAST(NULL AS VARCHAR) AS offer,\n", 1)
+        .replacen(
+            "CAST(sends_90d AS VARCHAR) || ' unanswered sends of ' || offer || ' in 90 days'",
+            "'every offer'",
+            1,
+        );
+    p.write(rule, &format!("{text}\nUNION ALL SELECT{whole}"));
+    p.ok(&["run", "daily_segments", "--date", "2026-11-20"]);
+    let suppressed = "'{out}/runs/run_date=2026-11-20/suppressed/*.parquet'";
+    let twice = p.duckdb(
+        "daily_segments",
+        &format!(
+            "SELECT count(*) FROM (SELECT customer_id, held_back_from, suppression FROM {suppressed} \
+             GROUP BY ALL HAVING count(*) > 1)"
+        ),
+    );
+    assert_eq!(twice, ["[\"0\"]"]);
+    let details = p.duckdb(
+        "daily_segments",
+        &format!("SELECT DISTINCT detail FROM {suppressed} WHERE suppression = 'unanswered_offer'"),
+    );
+    assert_eq!(details, ["[\"every offer\"]"]);
+}
+
 /// SQL reads a number compared with a date as days after 1970: `signup_date >= 20261101` held
 /// for nobody, and the audience was published empty. Refused at the condition's line; date
 /// arithmetic with numbers stays as it is.
