@@ -48,6 +48,22 @@ pub(crate) fn compile_holdout(
         );
         return None;
     }
+    // A key is in the group when its bucket is below `percent × 100`: a share between two
+    // buckets (33.3301) would be rounded, the group one bucket larger or smaller than it says.
+    let buckets = spec.percent * f64::from(BUCKETS) / 100.0;
+    if (buckets - buckets.round()).abs() > 1e-6 {
+        let step = |n: f64| n * 100.0 / f64::from(BUCKETS);
+        c.problem(
+            path,
+            format!(
+                "holdout.percent: {} is not a whole number of buckets, which are 0.01% each; use {} or {}",
+                spec.percent,
+                step(buckets.floor()),
+                step(buckets.ceil())
+            ),
+        );
+        return None;
+    }
     Some(Holdout {
         salt: spec.salt.clone(),
         below,

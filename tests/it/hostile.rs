@@ -589,6 +589,15 @@ fn a_salt_shared_with_an_earlier_group_is_an_error_not_an_empty_control_group() 
         err.contains("holdout.percent: 0.004 is less than one bucket (0.01%): the control group would be empty"),
         "{err}"
     );
+    // Between two buckets, a share would be rounded to one of them.
+    p.edit(SAMPLE, "{ percent: 0.004,", "{ percent: 33.3301,");
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    assert!(
+        err.contains("holdout.percent: 33.3301 is not a whole number of buckets, which are 0.01% each; use 33.33 or 33.34"),
+        "{err}"
+    );
+    p.edit(SAMPLE, "{ percent: 33.3301,", "{ percent: 7.07,");
+    p.ok(&["validate", "daily_segments"]);
 }
 
 #[test]
