@@ -36,7 +36,12 @@ impl Offer {
     /// The score as SQL (a DOUBLE).
     pub(crate) fn score_sql(&self) -> String {
         match &self.score {
-            Some(score) => format!("CAST(({}) AS DOUBLE)", score.expr),
+            // NaN (`0.0 / 0.0` where nothing was spent) is no score, as NULL is: sorted as
+            // the largest number, it would win every ranking and all of a capacity.
+            Some(score) => format!(
+                "nanvl(CAST(({}) AS DOUBLE), CAST(NULL AS DOUBLE))",
+                score.expr
+            ),
             None => format!("CAST({} AS DOUBLE)", self.priority),
         }
     }

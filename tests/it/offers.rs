@@ -172,6 +172,33 @@ fn a_customer_without_a_score_ranks_after_every_score() {
     assert_eq!(fibre["eligible"], true);
     assert_eq!(fibre["score"], serde_json::Value::Null);
     assert_eq!(fibre["published_status"], "capacity");
+
+    // NaN is no score either: sorted as the largest number (or, with its sign bit set as
+    // 0.0 / 0.0 leaves it, the smallest), it took the capacity.
+    p.edit(PIPELINE, "max_per_customer: 2", "max_per_customer: 3");
+    p.write(
+        "data/customers.csv",
+        &format!("{customers}8,0,true,false,true,false\n"),
+    );
+    p.edit(
+        PIPELINE,
+        "score: spend / 10",
+        "score: \"CASE WHEN spend = 0 THEN CAST('NaN' AS DOUBLE) ELSE spend / 10 END\"",
+    );
+    p.ok(&["run", PIPELINE, "--date", "2026-11-02"]);
+    let fibre = p.duckdb(
+        "offers",
+        "select customer_id, status, score from read_parquet('{out}/runs/run_date=2026-11-02/decisions/*.parquet') \
+         where offer = 'fiber_upgrade' and customer_id in (1, 2, 8) order by 1",
+    );
+    assert_eq!(
+        fibre,
+        [
+            r#"["1", "assigned", "90.0"]"#,
+            r#"["2", "assigned", "80.0"]"#,
+            r#"["8", "capacity", null]"#,
+        ]
+    );
 }
 
 #[test]
