@@ -297,6 +297,18 @@ pub enum EngineError {
         keys: u64,
         rows: u64,
     },
+    /// A profile segments or offers read has rows without a key, which no audience can reach.
+    #[error(
+        "{}: model {profile} has {rows} rows without a {key}; segments and offers reach customers by their {key}, so these would be left out of every audience and offer without a word: give them a {key}, or leave them out of {profile} (WHERE {key} IS NOT NULL)",
+        .file.display()
+    )]
+    NullKeys {
+        /// The model's SQL file.
+        file: std::path::PathBuf,
+        profile: String,
+        key: String,
+        rows: u64,
+    },
     #[error("starting DataFusion")]
     Session(#[source] QueryError),
     /// The Ballista cluster cannot run the queries: its scheduler does not answer, or this

@@ -200,8 +200,9 @@ pub(crate) async fn check_score(
 }
 
 /// A profile segments and offers read must have one row per key: a second row for a customer
-/// would put them twice in an audience and give them an offer twice. Counts the keys with more
-/// than one row (never shows them: keys are customer data).
+/// would put them twice in an audience and give them an offer twice, and a row without a key
+/// reaches nobody (every rule joins by the key). Counts the keys with more than one row and
+/// the rows without one, in one pass (never shows keys: they are customer data).
 pub(crate) async fn check_one_row_per_key(
     ctx: &SessionContext,
     (profile, file): (&str, &std::path::Path),
@@ -210,18 +211,27 @@ pub(crate) async fn check_one_row_per_key(
 ) -> Result<(), super::EngineError> {
     let k = ident(key);
     let sql = format!(
-        "SELECT COUNT(*) AS keys, SUM(n) AS n FROM ( \
-           SELECT COUNT(*) AS n FROM {} WHERE {k} IS NOT NULL GROUP BY {k} HAVING COUNT(*) > 1)",
+        "SELECT COUNT(*) FILTER (WHERE k IS NOT NULL) AS keys, \
+                COALESCE(SUM(n) FILTER (WHERE k IS NOT NULL), 0) AS n, \
+                COALESCE(SUM(n) FILTER (WHERE k IS NULL), 0) AS without FROM ( \
+           SELECT {k} AS k, COUNT(*) AS n FROM {} GROUP BY {k} HAVING COUNT(*) > 1 OR {k} IS NULL)",
         ident(profile)
     );
     let what = format!("{profile}: one row per {key}");
     let rows = super::count_rows(ctx, &what, &sql, params).await?;
+    let (file, profile, key) = (file.to_path_buf(), profile.to_string(), key.to_string());
     match rows.first().map(|row| &row.counts[..]) {
         Some(&[keys, rows, ..]) if keys > 0 => Err(super::EngineError::DuplicateKeys {
-            file: file.to_path_buf(),
-            profile: profile.to_string(),
-            key: key.to_string(),
+            file,
+            profile,
+            key,
             keys,
+            rows,
+        }),
+        Some(&[_, _, rows, ..]) if rows > 0 => Err(super::EngineError::NullKeys {
+            file,
+            profile,
+            key,
             rows,
         }),
         _ => Ok(()),

@@ -520,6 +520,22 @@ fn a_profile_with_two_rows_for_a_customer_fails_the_run_instead_of_offering_twic
     assert!(!p.path("out/offers/runs/run_date=2026-11-02").exists());
 }
 
+/// A profile row without a key was left out of every audience and offer, with exit 0.
+#[test]
+fn a_profile_with_rows_without_a_key_fails_the_run_naming_how_many() {
+    let p = Project::fixture("offers");
+    let customers = p.read("data/customers.csv");
+    let extra = ",900,true,false,true,false\n,800,true,false,true,false\n";
+    p.write("data/customers.csv", &format!("{customers}{extra}"));
+    let err = p.fails(&["run", OFFERS, "--date", "2026-11-01"], 1);
+    assert!(
+        err.contains("sql/offers/profile.sql: model profile has 2 rows without a customer_id")
+            && err.contains("(WHERE customer_id IS NOT NULL)"),
+        "{err}"
+    );
+    assert!(!p.path("out/offers/runs/run_date=2026-11-01").exists());
+}
+
 #[test]
 fn a_sql_segment_returning_its_key_as_text_is_an_error_not_every_audience_keyed_by_text() {
     let p = Project::segs();
