@@ -182,21 +182,21 @@ async fn run_date_steps(locked: &Locked<'_>, options: &RunOptions) -> Result<Run
     // stopped in between publishes nothing, so its next attempt still sees them as new.
     let newly_erased =
         manifest.output_rows("erased") > previous.as_ref().map_or(0, |p| p.output_rows("erased"));
+    let mut scrubbed = scrub::Scrubbed::default();
     if newly_erased {
         options
             .progress
             .set("removing erased customers from earlier runs");
-        let scrubbed = scrub::scrub_earlier_runs(&ctx, locked, options.date, staged.run()).await?;
-        if !scrubbed.is_empty() {
-            let dates: Vec<String> = scrubbed.iter().map(ToString::to_string).collect();
+        scrubbed = scrub::scrub_earlier_runs(&ctx, locked, options.date, staged.run()).await?;
+        if !scrubbed.dates.is_empty() {
+            let dates: Vec<String> = scrubbed.dates.iter().map(ToString::to_string).collect();
             info!(dates = %dates.join(", "), "erased customers removed from earlier runs");
         }
     }
     options.progress.set("publish");
     let html = report::page(&locked.store, pipeline, &manifest).await?;
     crate::store::write_text(&staged.run().join("report.html"), html).await?;
-    let is_latest = match newly_erased {
-        // The runs of this date it replaces may hold the erased customers.
+    let is_latest = match scrubbed.replaced_holds_them {
         true => staged.publish_erased(&locked.lock, &manifest).await?,
         false => staged.publish(&locked.lock, &manifest).await?,
     };

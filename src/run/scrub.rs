@@ -20,32 +20,61 @@ use crate::objects::Folder;
 use crate::report::Manifest;
 use crate::sql::Params;
 
+/// What erasing new customers did to the runs before this one.
+#[derive(Debug, Default)]
+pub(super) struct Scrubbed {
+    /// The dates whose published run was rewritten without them.
+    pub(super) dates: Vec<NaiveDate>,
+    /// Whether the run this one replaces (the date's published run, on a rerun) holds them:
+    /// this one then publishes keeping none of the runs it replaces readable.
+    pub(super) replaced_holds_them: bool,
+}
+
 /// Rewrites every published run other than `current` that still holds an erased key, and
-/// deletes the other attempts an object store keeps that hold one; returns the dates
-/// rewritten. The erased list is read from `run`, the run of `current` (staged), which then
-/// publishes keeping none of the attempts it replaces.
+/// deletes the other attempts an object store keeps that hold one. The erased list is read
+/// from `run`, the run of `current` (staged).
 pub(super) async fn scrub_earlier_runs(
     ctx: &SessionContext,
     locked: &Locked<'_>,
     current: NaiveDate,
     run: &Folder,
-) -> Result<Vec<NaiveDate>, RunError> {
+) -> Result<Scrubbed, RunError> {
+    let mut scrubbed = Scrubbed::default();
     let Some(key) = locked.pipeline.key() else {
-        return Ok(Vec::new());
+        return Ok(scrubbed);
     };
     if !erasure::register_published(ctx, run).await? {
-        return Ok(Vec::new());
+        return Ok(scrubbed);
     }
     let params = locked.pipeline.params.bind(current, &[])?;
-    let mut scrubbed = Vec::new();
     for date in locked.store.published_dates().await? {
-        if date != current && scrub_run(ctx, locked, key, date, current, &params).await? {
-            scrubbed.push(date);
+        if date == current {
+            scrubbed.replaced_holds_them = holds_erased(ctx, locked, key, date, &params).await?;
+        } else if scrub_run(ctx, locked, key, date, current, &params).await? {
+            scrubbed.dates.push(date);
         }
     }
     scrub_unpublished(ctx, locked, key, run, &params).await?;
     scrub_blocked(ctx, locked, key, &params).await?;
     Ok(scrubbed)
+}
+
+/// Whether the run published for `date` holds an erased key.
+async fn holds_erased(
+    ctx: &SessionContext,
+    locked: &Locked<'_>,
+    key: &str,
+    date: NaiveDate,
+    params: &Params,
+) -> Result<bool, RunError> {
+    let store = &locked.store;
+    let Some(published) = store.published_run(date).await? else {
+        return Ok(false);
+    };
+    let manifest: Manifest = store.read_manifest(date).await?;
+    Ok(!holding(ctx, &published, &manifest, key, params)
+        .await?
+        .is_empty())
 }
 
 /// Deletes the failing rows that blocked runs kept (`blocked/run_date=D/checks/…`) where they
