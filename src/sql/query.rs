@@ -185,7 +185,9 @@ pub(crate) fn volatile_function(expr: &SqlExpr) -> Option<String> {
     let mut found = None;
     let _ = ast::visit_expressions(expr, |e| {
         if let SqlExpr::Function(function) = e {
-            let name = function.name.to_string().to_ascii_lowercase();
+            // The function's own name, quoted (`"now"()`) or not, schema aside.
+            let last = function.name.0.last().and_then(|part| part.as_ident());
+            let name = last.map_or_else(String::new, |i| i.value.to_ascii_lowercase());
             if VOLATILE.contains(&name.as_str()) {
                 found = Some(name);
                 return ControlFlow::Break(());

@@ -436,6 +436,9 @@ fn aggregates_that_cannot_be_kept_up_to_date_are_refused_at_their_line() {
     assert!(err.contains("now() changes from run to run"), "{err}");
     let err = invalid("      sample: { count: \"*\", where: \"random() < 0.1\" }\n");
     assert!(err.contains("random() changes from run to run"), "{err}");
+    // Quoted, the same function.
+    let err = invalid("      sample: { count: \"*\", where: '\"random\"() < 0.1' }\n");
+    assert!(err.contains("random() changes from run to run"), "{err}");
     let err = invalid("      last: { max: event_time, windows: [30] }\n");
     assert!(
         err.contains("is over all history and has no windows"),
