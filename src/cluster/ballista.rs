@@ -149,6 +149,7 @@ fn session_state(mut config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Session
         .with_scalar_functions(scalars)
         .with_aggregate_functions(ballista_aggregate_functions())
         .with_window_functions(ballista_window_functions())
+        .with_physical_optimizer_rules(crate::engine::scheduler_physical_optimizer_rules())
         .with_physical_optimizer_rule(Arc::new(PartitionedWrites))
         .build()
 }

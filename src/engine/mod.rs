@@ -5,6 +5,7 @@
 mod aside;
 mod ballista;
 mod build_side;
+mod float_stats;
 mod partial_stage;
 mod pool;
 mod row_number;
@@ -642,11 +643,13 @@ pub(crate) fn fresh_listings() -> CacheManagerConfig {
     CacheManagerConfig::default().with_list_files_cache_limit(0)
 }
 
-/// DataFusion's physical optimizer rules, with segflow's: hash joins build the side of known
+/// DataFusion's physical optimizer rules, with segflow's: float columns' statistics, which
+/// leave NaN out, are not taken as exact ([`float_stats`]), hash joins build the side of known
 /// size ([`build_side`]), under a memory limit a small side is still collected rather than
 /// sorted ([`small_side`]), and rows are numbered per key in one pass ([`row_number`]).
 pub(crate) fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = PhysicalOptimizer::new().rules;
+    rules.insert(0, Arc::new(float_stats::InexactFloatStatistics));
     let after = rules
         .iter()
         .position(|r| r.name() == build_side::BuildKnownSide::AFTER)
@@ -654,6 +657,16 @@ pub(crate) fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + 
     rules.insert(after, Arc::new(build_side::BuildKnownSide));
     rules.insert(after + 1, Arc::new(small_side::CollectSmallSide));
     rules.push(Arc::new(row_number::RowNumbers));
+    rules
+}
+
+/// The physical optimizer rules of a Ballista scheduler: DataFusion's, after float columns'
+/// statistics are made inexact ([`float_stats`]); the other rules of this process are for
+/// plans run here.
+pub(crate) fn scheduler_physical_optimizer_rules()
+-> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = PhysicalOptimizer::new().rules;
+    rules.insert(0, Arc::new(float_stats::InexactFloatStatistics));
     rules
 }
 
