@@ -13,6 +13,7 @@ use crate::compile::{Compiler, topological_order};
 use crate::engine::{self, EngineError, PlanError, TableLayout};
 use crate::erasure::not_erased;
 use crate::features::{self, Feature};
+use crate::location::Location;
 use crate::spec::ModelSpec;
 use crate::sql::{Params, SqlQuery, ident};
 use crate::store::{Output, OutputKind};
@@ -169,8 +170,48 @@ async fn plan(
             let sql = feature.query_on(params.run_date());
             engine::plan_step(ctx, &what, &sql, params).await?
         }
-        None => engine::plan_query(ctx, &what, &model.query, params).await?,
+        None => {
+            let df = engine::plan_query(ctx, &what, &model.query, params).await?;
+            check_columns(model, &df)?;
+            df
+        }
     })
+}
+
+/// A model's columns must be its own: two of one name cannot be written to a table (and a
+/// reader would take one for the other), and `run_date`, which segflow writes into every
+/// published table as the run's date, would replace it in the model's files.
+fn check_columns(model: &Model, df: &DataFrame) -> Result<(), ModelError> {
+    let names: Vec<&str> = (df.schema().fields().iter())
+        .map(|f| f.name().as_str())
+        .collect();
+    let twice = (names.iter().enumerate()).find(|(i, name)| names[..*i].contains(name));
+    let problem = match twice {
+        Some((_, name)) => Some((
+            *name,
+            format!(
+                "the query returns two columns named {name}; name them apart (e.g. c.{name} AS crm_{name})"
+            ),
+        )),
+        None if model.publish && names.contains(&crate::sql::RUN_DATE) => Some((
+            crate::sql::RUN_DATE,
+            "the query returns a column named run_date, which segflow writes into every published table as the run's date; name it otherwise".to_string(),
+        )),
+        None => None,
+    };
+    let Some((name, problem)) = problem else {
+        return Ok(());
+    };
+    let text = &model.query.text;
+    let at = match crate::location::find_identifier(text, name) {
+        Some(offset) => Location::at_offset(&model.query.path, text, offset),
+        None => Location::file(&model.query.path),
+    };
+    Err(ModelError::Plan(PlanError::Invalid {
+        at,
+        what: model.what(),
+        problem,
+    }))
 }
 
 /// What running one model produced.
