@@ -120,11 +120,24 @@ fn number_as_date(e: &datafusion::logical_expr::Expr) -> Option<Careless> {
         to,
         DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
     );
-    match inner.as_ref() {
-        Expr::Literal(value, _)
-            if temporal && value.data_type().is_numeric() && !value.is_null() =>
-        {
+    match number_literal(inner) {
+        Some(value) if temporal && value.data_type().is_numeric() && !value.is_null() => {
             Some(Careless::NumberAsDate(value.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// The literal `e` is, also through casts to numbers: a parameter is bound as its type's cast
+/// of the value (`CAST(20260131 AS BIGINT)`).
+fn number_literal(e: &datafusion::logical_expr::Expr) -> Option<&datafusion::common::ScalarValue> {
+    use datafusion::logical_expr::{Cast, Expr, TryCast};
+    match e {
+        Expr::Literal(value, _) => Some(value),
+        Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
+            if field.data_type().is_numeric() =>
+        {
+            number_literal(expr)
         }
         _ => None,
     }
@@ -160,11 +173,11 @@ fn whole_quotient_against_fraction(
         }
         _ => false,
     };
-    let fraction = |side: &Expr| match side {
-        Expr::Literal(value, _) => (value.to_string().parse::<f64>().ok())
+    let fraction = |side: &Expr| {
+        let value = number_literal(side)?;
+        (value.to_string().parse::<f64>().ok())
             .filter(|f| f.fract() != 0.0)
-            .map(|_| Careless::WholeQuotient(value.to_string())),
-        _ => None,
+            .map(|_| Careless::WholeQuotient(value.to_string()))
     };
     match (comparison, whole_quotient(left), whole_quotient(right)) {
         (true, true, _) => fraction(right),
