@@ -184,18 +184,31 @@ fn partition_value_problems(
         .zip(&source.partitions)
         .filter_map(|(folder, (name, kind))| {
             let (_, value) = folder.split_once('=')?;
-            let reads = match kind {
-                ColumnType::Int => value.parse::<i64>().is_ok(),
-                ColumnType::Double => value.parse::<f64>().is_ok(),
-                ColumnType::Boolean => matches!(value, "true" | "false"),
-                ColumnType::Date => chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").is_ok(),
-                ColumnType::String | ColumnType::Timestamp => true,
+            // A filter `month = 7` lists the folder `month=7` only: an int or a date must be
+            // written as SQL writes it, or its files are skipped without a word.
+            let (reads, written) = match kind {
+                ColumnType::Int => match value.parse::<i64>() {
+                    Ok(n) => (true, n.to_string()),
+                    Err(_) => (false, String::new()),
+                },
+                ColumnType::Double => (value.parse::<f64>().is_ok(), value.to_string()),
+                ColumnType::Boolean => (matches!(value, "true" | "false"), value.to_string()),
+                ColumnType::Date => match chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+                    Ok(d) => (true, d.format("%Y-%m-%d").to_string()),
+                    Err(_) => (false, String::new()),
+                },
+                ColumnType::String | ColumnType::Timestamp => (true, value.to_string()),
             };
-            (!reads).then(|| {
+            let file = shown(url, file);
+            if !reads {
+                let a = if matches!(kind, ColumnType::Int) { "an" } else { "a" };
+                return Some(format!(
+                    "file {file}: folder {folder} is not {a} {kind}, as partitioned_by declares {name}; rename the folder or move the file out of the source"
+                ));
+            }
+            (written != value).then(|| {
                 format!(
-                    "file {}: folder {folder} is not a{} {kind}, as partitioned_by declares {name}; rename the folder or move the file out of the source",
-                    shown(url, file),
-                    if matches!(kind, ColumnType::Int) { "n" } else { "" },
+                    "file {file}: folder {folder} is written otherwise than SQL writes the {kind} {written}, so a filter `{name} = {written}` would skip its files; rename it {name}={written}, or declare {name} a string under partitioned_by"
                 )
             })
         })
@@ -495,6 +508,7 @@ fn compare_files(
     let first_names = names(&schemas[0]);
     let mut differences = Vec::new();
     let mut typed: HashMap<&str, (DataType, &ObjectMeta, &DataType)> = HashMap::new();
+    let mut undeclared: HashMap<&str, (&DataType, &ObjectMeta)> = HashMap::new();
     for (file, schema) in files.iter().zip(schemas) {
         let has = names(schema);
         if csv && has != first_names {
@@ -543,6 +557,28 @@ fn compare_files(
                 Some(_) => {}
                 None => {
                     typed.insert(name, (read, file, field.data_type()));
+                }
+            }
+        }
+        // A column the contract leaves out is read as the files store it: one type in all.
+        if csv {
+            continue;
+        }
+        for field in schema.fields() {
+            let name = field.name().as_str();
+            if source.contract.contains_key(name) || partitions.contains(&name) {
+                continue;
+            }
+            match undeclared.get(name) {
+                Some((was, at)) if *was != field.data_type() => differences.push(format!(
+                    "column {name} is {was} in {} but {} in {}; declare it under `columns:` with the type to read it as, or store it with one type in every file",
+                    shown(url, &at.location),
+                    field.data_type(),
+                    shown(url, &file.location)
+                )),
+                Some(_) => {}
+                None => {
+                    undeclared.insert(name, (field.data_type(), file));
                 }
             }
         }
