@@ -520,6 +520,36 @@ fn a_profile_with_two_rows_for_a_customer_fails_the_run_instead_of_offering_twic
     assert!(!p.path("out/offers/runs/run_date=2026-11-02").exists());
 }
 
+/// A model's columns must be its own: two of one name failed the run (exit 1) naming a table
+/// of segflow's, and a published model's `run_date` replaced the run's date in its files.
+#[test]
+fn a_model_returning_a_name_twice_or_its_own_run_date_is_refused_at_its_line() {
+    let p = Project::mini();
+    let profile = "sql/mini/profile.sql";
+    let text = p.read(profile);
+    p.write(
+        profile,
+        &text.replace("    a.email,\n", "    a.email,\n    s.customer_id,\n"),
+    );
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("sql/mini/profile.sql:2:7: model profile: the query returns two columns named customer_id; name them apart"),
+        "{err}"
+    );
+    p.write(
+        profile,
+        &text.replace(
+            "    a.email,\n",
+            "    a.email,\n    s.orders AS run_date,\n",
+        ),
+    );
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("model profile: the query returns a column named run_date, which segflow writes into every published table"),
+        "{err}"
+    );
+}
+
 /// A profile row without a key was left out of every audience and offer, with exit 0.
 #[test]
 fn a_profile_with_rows_without_a_key_fails_the_run_naming_how_many() {
@@ -679,6 +709,18 @@ fn a_column_one_file_lacks_is_a_contract_difference_not_nulls() {
     // A key stored as INT in one file and BIGINT in another is read as BIGINT from both.
     let p = two_monthly_files("t.set_column(0, 'customer_id', t.column(0).cast(pa.int32()))");
     p.ok(&["validate", MINI]);
+    // Nor, undeclared, as the files store it: named, with how to read it.
+    let p = two_monthly_files("t.set_column(1, 'amount', t.column(1).cast(pa.float32()))");
+    p.edit(
+        MINI,
+        "columns: { customer_id: int, amount: double }",
+        "columns: { customer_id: int }",
+    );
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("column amount is Float64 in [PROJECT]/data/events/month=1/a.parquet but Float32 in [PROJECT]/data/events/month=2/b.parquet; declare it under `columns:`"),
+        "{err}"
+    );
     // Two kinds of one column cannot both be read as declared.
     let p = two_monthly_files("t.set_column(1, 'amount', t.column(1).cast(pa.string()))");
     let err = p.fails(&["validate", MINI], 2);
@@ -697,6 +739,17 @@ fn a_partition_folder_of_the_wrong_type_is_refused_naming_it() {
         err.contains(
             "month=x/b.parquet: folder month=x is not an int, as partitioned_by declares month"
         ),
+        "{err}"
+    );
+    // Zero-padded, it reads as 2, yet a filter `month = 2` would list `month=2` only.
+    std::fs::rename(
+        p.path("data/events/month=x"),
+        p.path("data/events/month=02"),
+    )
+    .unwrap();
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("month=02/b.parquet: folder month=02 is written otherwise than SQL writes the int 2, so a filter `month = 2` would skip its files; rename it month=2"),
         "{err}"
     );
 }
@@ -1151,6 +1204,32 @@ fn a_condition_comparing_a_date_with_a_number_is_refused() {
     let err = p.fails(&["validate", "daily_segments"], 2);
     assert!(
         err.contains("model customer_profile: compares a division of whole numbers with 0.5"),
+        "{err}"
+    );
+    // The same through parameters, which are bound as casts of their values.
+    p.edit(
+        pipeline,
+        "  lookback_days: 365\n",
+        "  lookback_days: 365\n  launch: 20261101\n  share: 0.5\n",
+    );
+    p.edit(
+        model,
+        "WHERE c.customer_id / 2 >= 0.5",
+        "WHERE c.customer_id / 2 >= $share",
+    );
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    assert!(
+        err.contains("model customer_profile: compares a division of whole numbers with 0.5"),
+        "{err}"
+    );
+    p.edit(
+        model,
+        "WHERE c.customer_id / 2 >= $share",
+        "WHERE CAST(c.signup_date AS DATE) >= $launch",
+    );
+    let err = p.fails(&["validate", "daily_segments"], 2);
+    assert!(
+        err.contains("model customer_profile: compares a date or time with the number 20261101"),
         "{err}"
     );
 }
