@@ -250,6 +250,7 @@ pub(crate) async fn register_source(
     let mut differences: Vec<String> = (files.iter())
         .flat_map(|f| partition_value_problems(source, &url, &f.location))
         .collect();
+    differences.extend(unread_files(&state, source, &url, &store).await?);
     // The start of each CSV file, read once: its header, its columns' types and values with
     // leading zeros.
     let samples = match source.format {
@@ -403,6 +404,51 @@ pub(super) async fn source_files(
         .map_err(|e| unreadable(source, e))?;
     files.sort_by(|a, b| a.location.cmp(&b.location));
     Ok(SourceFiles { url, store, files })
+}
+
+/// Files of the source's folder that look meant to be read but are not, as differences: a
+/// name whose extension differs only in case (`b.CSV`), or a compressed file (`b.csv.gz`).
+/// Listing keeps only names ending with the extension, so their rows would be missing from the
+/// run without a word. Other files (`_SUCCESS`, a README) are not the source's.
+async fn unread_files(
+    state: &SessionState,
+    source: &Source,
+    url: &ListingTableUrl,
+    store: &Arc<dyn ObjectStore>,
+) -> Result<Vec<String>, SourceError> {
+    const COMPRESSED: [&str; 8] = [
+        ".gz", ".gzip", ".bz2", ".xz", ".zst", ".zstd", ".snappy", ".lz4",
+    ];
+    let extension = source.extension.to_ascii_lowercase();
+    let all: Vec<ObjectMeta> = (url.list_all_files(state, store.as_ref(), "").await)
+        .map_err(|e| unreadable(source, e))?
+        .try_collect()
+        .await
+        .map_err(|e| unreadable(source, e))?;
+    let problems = all.iter().filter_map(|file| {
+        let name = file.location.filename()?;
+        if name.ends_with(source.extension.as_str()) {
+            return None;
+        }
+        let lower = name.to_ascii_lowercase();
+        let advice = if lower.ends_with(&extension) {
+            format!("rename it to end with {}", source.extension)
+        } else if COMPRESSED
+            .iter()
+            .any(|c| lower.ends_with(&format!("{extension}{c}")))
+        {
+            "it is compressed, and segflow reads a source's files uncompressed: decompress it"
+                .to_string()
+        } else {
+            return None;
+        };
+        Some(format!(
+            "file {}: not read, as its name does not end with {}; {advice}",
+            shown(url, &file.location),
+            source.extension
+        ))
+    });
+    Ok(problems.collect())
 }
 
 /// A file of the source as a user would write it: a local path, or the store's URL.

@@ -754,6 +754,32 @@ fn a_partition_folder_of_the_wrong_type_is_refused_naming_it() {
     );
 }
 
+/// A source reads the files whose names end with its extension: a file meant to be read
+/// (`b.CSV`, `b.csv.gz`) had its rows left out of the run with exit 0.
+#[test]
+fn a_file_of_a_source_named_otherwise_than_its_extension_is_named_not_skipped() {
+    let p = Project::mini();
+    let customers = p.read("data/customers.csv");
+    std::fs::create_dir(p.path("data/customers")).unwrap();
+    p.write("data/customers/a.csv", &customers);
+    p.write("data/customers/_SUCCESS", "");
+    p.edit(MINI, "uri: data/customers.csv", "uri: data/customers/");
+    p.ok(&["validate", MINI]);
+    p.write("data/customers/b.CSV", &customers);
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("data/customers/b.CSV: not read, as its name does not end with .csv; rename it to end with .csv"),
+        "{err}"
+    );
+    std::fs::remove_file(p.path("data/customers/b.CSV")).unwrap();
+    p.write("data/customers/b.csv.gz", "");
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("data/customers/b.csv.gz: not read, as its name does not end with .csv; it is compressed"),
+        "{err}"
+    );
+}
+
 #[test]
 fn csv_files_listing_columns_in_another_order_are_refused_not_read_by_position() {
     let p = Project::mini();
