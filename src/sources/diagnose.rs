@@ -176,6 +176,88 @@ pub(super) async fn locate_json_line(
             return Some(at_line(url, file, line, &problem));
         }
     }
+    first_kind_conflict(url, store, files).await
+}
+
+/// The kinds of JSON value a column can be read from: a key holding two of them (an object on
+/// one line, text on another) cannot be one column.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum JsonKind {
+    Scalar,
+    Array,
+    Object,
+}
+
+impl JsonKind {
+    fn of(value: &serde_json::Value) -> Option<Self> {
+        match value {
+            serde_json::Value::Null => None,
+            serde_json::Value::Array(_) => Some(Self::Array),
+            serde_json::Value::Object(_) => Some(Self::Object),
+            _ => Some(Self::Scalar),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Scalar => "a single value",
+            Self::Array => "a list",
+            Self::Object => "an object",
+        }
+    }
+}
+
+/// The first line of the NDJSON `files` where a key holds another kind of value than where it
+/// was first seen, as a difference naming both places (never the values).
+async fn first_kind_conflict(
+    url: &ListingTableUrl,
+    store: &Arc<dyn ObjectStore>,
+    files: &[ObjectMeta],
+) -> Option<String> {
+    type Object = serde_json::Map<String, serde_json::Value>;
+    let mut seen: std::collections::HashMap<String, (JsonKind, String)> = Default::default();
+    for file in files {
+        let mut chunks = chunks(store, file).await?;
+        // Bytes after the last line break read so far; lines before them.
+        let (mut rest, mut lines) = (Vec::<u8>::new(), 0u64);
+        while let Some(chunk) = chunks.next().await {
+            let (chunk, finished) = chunk.ok()?;
+            rest.extend_from_slice(&chunk);
+            let end = match rest.iter().rposition(|b| *b == b'\n') {
+                _ if finished => rest.len(),
+                Some(at) => at + 1,
+                None => continue,
+            };
+            let block: Vec<u8> = rest.drain(..end).collect();
+            for line in block.split_inclusive(|b| *b == b'\n') {
+                lines += 1;
+                let Ok(object) = serde_json::from_slice::<Object>(line) else {
+                    continue;
+                };
+                let here = || at_line(url, file, lines, "");
+                for (key, value) in &object {
+                    let Some(kind) = JsonKind::of(value) else {
+                        continue;
+                    };
+                    match seen.get(key) {
+                        Some((first, there)) if *first != kind => {
+                            return Some(format!(
+                                "{}key {key} holds {} where {} holds {}; a column holds one kind of value: give each kind a key of its own",
+                                here(),
+                                kind.name(),
+                                there.trim_end_matches(": "),
+                                first.name()
+                            ));
+                        }
+                        Some(_) => {}
+                        None => {
+                            seen.insert(key.clone(), (kind, here()));
+                        }
+                    }
+                }
+            }
+        }
+    }
     None
 }
 

@@ -1759,6 +1759,20 @@ output:
     );
     let err = p.fails(&["validate", pipeline], 2);
     assert!(err.contains("line 1: not a JSON object"), "{err}");
+    // A key holding text on one line and an object on another cannot be one column.
+    p.write(
+        "events/2026-11.json",
+        &format!("{{\"customer_id\": 4, \"meta\": \"web\"}}\n{{\"customer_id\": 5, \"meta\": {{\"src\": \"app\"}}}}\n{good}"),
+    );
+    let err = p.fails(&["validate", pipeline], 2);
+    assert!(
+        err.contains("2026-11.json, line 2: key meta holds an object where file ")
+            && err.contains(
+                "2026-11.json, line 1 holds a single value; a column holds one kind of value"
+            ),
+        "{err}"
+    );
+    assert!(!err.contains("web") && !err.contains("app"), "{err}");
 }
 
 /// A check's values of another kind than its column planned fine in `validate`, then failed the
