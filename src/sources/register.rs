@@ -302,6 +302,22 @@ pub(crate) async fn register_source(
             }
         }
     };
+    // A column of the files named like a partition would be two columns of one name.
+    let twice: Vec<String> = (source.partitions.iter())
+        .filter(|(name, _)| inferred.field_with_name(name).is_ok())
+        .map(|(name, _)| {
+            format!(
+                "the files hold a column {name}, which partitioned_by also reads from their folders; take {name} out of partitioned_by (the files' column is read) or out of the files"
+            )
+        })
+        .collect();
+    if !twice.is_empty() {
+        return Err(SourceError::Contract {
+            at: source.at.clone(),
+            name: source.name.clone(),
+            differences: twice,
+        });
+    }
     let inferred = match &samples {
         Some(samples) => {
             let text: HashSet<&str> = (samples.iter())

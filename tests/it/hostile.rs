@@ -752,6 +752,15 @@ fn a_partition_folder_of_the_wrong_type_is_refused_naming_it() {
         err.contains("month=02/b.parquet: folder month=02 is written otherwise than SQL writes the int 2, so a filter `month = 2` would skip its files; rename it month=2"),
         "{err}"
     );
+    // A column of the files named like a partition: two columns of one name.
+    let p = two_monthly_files("t.append_column('month', pa.array([2, 2], pa.int64()))");
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains(
+            "the files hold a column month, which partitioned_by also reads from their folders"
+        ),
+        "{err}"
+    );
 }
 
 /// A source reads the files whose names end with its extension: a file meant to be read
