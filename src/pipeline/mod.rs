@@ -382,10 +382,16 @@ fn compile_params(c: &mut Compiler, spec: &PipelineSpec) -> Params {
     match Params::from_spec(&spec.params) {
         Ok(params) => params,
         Err(problems) => {
-            for (name, problem) in problems {
-                c.problem(&["params", &name], format!("params.{name}: {problem}"));
+            for (name, problem) in &problems {
+                c.problem(&["params", name], format!("params.{name}: {problem}"));
             }
-            Params::from_spec(&IndexMap::new()).expect("no parameters")
+            // The others stay known, or every SQL file using one would be reported too.
+            let good: IndexMap<_, _> = (spec.params.iter())
+                .filter(|(name, _)| !problems.iter().any(|(bad, _)| bad == *name))
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
+            Params::from_spec(&good)
+                .unwrap_or_else(|_| Params::from_spec(&IndexMap::new()).expect("no parameters"))
         }
     }
 }

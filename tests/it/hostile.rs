@@ -520,6 +520,24 @@ fn a_profile_with_two_rows_for_a_customer_fails_the_run_instead_of_offering_twic
     assert!(!p.path("out/offers/runs/run_date=2026-11-02").exists());
 }
 
+/// One parameter in error is reported alone: the others stay known, so the SQL files using
+/// them are not reported too ("unknown parameter $min_spend").
+#[test]
+fn a_parameter_in_error_leaves_the_others_known() {
+    let p = Project::mini();
+    p.edit(
+        MINI,
+        "  min_spend: 10.0\n",
+        "  min_spend: 10.0\n  launch: \"2026-1-31\"\n",
+    );
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("params.launch: give the date zero-padded, like 2026-01-05"),
+        "{err}"
+    );
+    assert!(!err.contains("unknown parameter"), "{err}");
+}
+
 /// A model's columns must be its own: two of one name failed the run (exit 1) naming a table
 /// of segflow's, and a published model's `run_date` replaced the run's date in its files.
 #[test]
