@@ -49,7 +49,9 @@ pub(super) async fn scrub_earlier_runs(
     let params = locked.pipeline.params.bind(current, &[])?;
     for date in locked.store.published_dates().await? {
         if date == current {
-            scrubbed.replaced_holds_them = holds_erased(ctx, locked, key, date, &params).await?;
+            // Only an object store keeps the runs a rerun replaces.
+            scrubbed.replaced_holds_them = locked.store.root().local_path().is_none()
+                && holds_erased(ctx, locked, key, date, &params).await?;
         } else if scrub_run(ctx, locked, key, date, current, &params).await? {
             scrubbed.dates.push(date);
         }

@@ -302,15 +302,7 @@ pub(crate) async fn register_source(
             }
         }
     };
-    // A column of the files named like a partition would be two columns of one name.
-    let twice: Vec<String> = (source.partitions.iter())
-        .filter(|(name, _)| inferred.field_with_name(name).is_ok())
-        .map(|(name, _)| {
-            format!(
-                "the files hold a column {name}, which partitioned_by also reads from their folders; take {name} out of partitioned_by (the files' column is read) or out of the files"
-            )
-        })
-        .collect();
+    let twice = partitions_in_files(source, &inferred);
     if !twice.is_empty() {
         return Err(SourceError::Contract {
             at: source.at.clone(),
@@ -420,6 +412,18 @@ pub(super) async fn source_files(
         .map_err(|e| unreadable(source, e))?;
     files.sort_by(|a, b| a.location.cmp(&b.location));
     Ok(SourceFiles { url, store, files })
+}
+
+/// Partitions the files also hold as a column: two columns of one name.
+fn partitions_in_files(source: &Source, inferred: &Schema) -> Vec<String> {
+    (source.partitions.iter())
+        .filter(|(name, _)| inferred.field_with_name(name).is_ok())
+        .map(|(name, _)| {
+            format!(
+                "the files hold a column {name}, which partitioned_by also reads from their folders; take {name} out of partitioned_by (the files' column is read) or out of the files"
+            )
+        })
+        .collect()
 }
 
 /// Files of the source's folder that look meant to be read but are not, as differences: a
