@@ -90,6 +90,10 @@ fn store_name(store: &PipelineStore) -> String {
 pub async fn rebuild(pipeline: &Pipeline, date: Option<NaiveDate>) -> Result<String, RunError> {
     let stores = pipeline.open_stores(crate::objects::DEFAULT_TIMEOUT)?;
     let store = pipeline.store(&stores);
+    // Nothing to rebuild: said without taking the lock, which would make the pipeline's folder.
+    if store.published_dates().await?.is_empty() && store.blocked_dates().await?.is_empty() {
+        return rebuild_locked(&store, pipeline, date).await;
+    }
     let today = chrono::Utc::now().date_naive();
     let report_id = format!("{}-report", super::new_run_id());
     let lock = store

@@ -201,6 +201,10 @@ fn a_blocked_run_gets_a_page_saying_why_and_report_rebuilds_it() {
 #[test]
 fn report_for_a_date_without_a_run_names_the_dates_there_are() {
     let p = Project::segs();
+    // Nothing published yet: said, and nothing written.
+    let err = p.fails(&["report", "pipelines/segs.yaml"], 1);
+    assert!(err.contains("no run is published yet"), "{err}");
+    assert!(!p.path("out").exists());
     p.ok(&["run", "pipelines/segs.yaml", "--date", "2026-11-01"]);
     p.ok(&["run", "pipelines/segs.yaml", "--date", "2026-11-03"]);
     let err = p.fails(
