@@ -105,7 +105,10 @@ pub(crate) async fn find_csv_fault<'a>(
         if !fault.fits(&schema) {
             continue;
         }
-        let Ok(SourceFiles { url, store, files }) = source_files(&state, source).await else {
+        let Ok(SourceFiles {
+            url, store, files, ..
+        }) = source_files(&state, source).await
+        else {
             continue;
         };
         for file in &files {
@@ -146,7 +149,10 @@ pub(crate) async fn find_json_fault<'a>(
             continue;
         };
         let schema = SchemaRef::new(file_columns(&table, source));
-        let Ok(SourceFiles { url, store, files }) = source_files(&state, source).await else {
+        let Ok(SourceFiles {
+            url, store, files, ..
+        }) = source_files(&state, source).await
+        else {
             continue;
         };
         for file in &files {
@@ -217,18 +223,9 @@ async fn first_kind_conflict(
     type Object = serde_json::Map<String, serde_json::Value>;
     let mut seen: std::collections::HashMap<String, (JsonKind, String)> = Default::default();
     for file in files {
-        let mut chunks = chunks(store, file).await?;
-        // Bytes after the last line break read so far; lines before them.
-        let (mut rest, mut lines) = (Vec::<u8>::new(), 0u64);
-        while let Some(chunk) = chunks.next().await {
-            let (chunk, finished) = chunk.ok()?;
-            rest.extend_from_slice(&chunk);
-            let end = match rest.iter().rposition(|b| *b == b'\n') {
-                _ if finished => rest.len(),
-                Some(at) => at + 1,
-                None => continue,
-            };
-            let block: Vec<u8> = rest.drain(..end).collect();
+        let mut blocks = LineBlocks::of(store, file).await?;
+        let mut lines = 0u64;
+        while let Some(block) = blocks.next().await {
             for line in block.split_inclusive(|b| *b == b'\n') {
                 lines += 1;
                 let Ok(object) = serde_json::from_slice::<Object>(line) else {
@@ -277,21 +274,10 @@ async fn first_json_fault(
         let read = decoder.decode(lines).and_then(|_| decoder.flush());
         Some(read.is_ok())
     };
-    let mut chunks = chunks(store, file).await?;
-    // Bytes after the last line break read so far; lines before them.
-    let (mut rest, mut lines) = (Vec::<u8>::new(), 0u64);
-    while let Some(chunk) = chunks.next().await {
-        let (chunk, finished) = chunk.ok()?;
-        rest.extend_from_slice(&chunk);
-        let end = if finished {
-            rest.len()
-        } else {
-            match rest.iter().rposition(|b| *b == b'\n') {
-                Some(at) => at + 1,
-                None => continue,
-            }
-        };
-        let block: Vec<u8> = rest.drain(..end).collect();
+    let mut blocks = LineBlocks::of(store, file).await?;
+    // Lines before the block.
+    let mut lines = 0u64;
+    while let Some(block) = blocks.next().await {
         if !reads(schema.clone(), &block)? {
             for (offset, line) in block.split_inclusive(|b| *b == b'\n').enumerate() {
                 if reads(schema.clone(), line)? {
@@ -559,6 +545,46 @@ impl Lines {
         let mut lines = Lines::default();
         lines.feed(&bytes[..at]);
         1 + lines.breaks
+    }
+}
+
+/// The whole lines of a file a block at a time: each block ends with a line break, the last
+/// with the file. A block that cannot be read ends the file.
+struct LineBlocks<S> {
+    chunks: S,
+    /// Bytes after the last line break read so far.
+    rest: Vec<u8>,
+}
+
+impl LineBlocks<()> {
+    async fn of(
+        store: &Arc<dyn ObjectStore>,
+        file: &ObjectMeta,
+    ) -> Option<
+        LineBlocks<impl futures::Stream<Item = object_store::Result<(bytes::Bytes, bool)>> + Unpin>,
+    > {
+        Some(LineBlocks {
+            chunks: chunks(store, file).await?,
+            rest: Vec::new(),
+        })
+    }
+}
+
+impl<S> LineBlocks<S>
+where
+    S: futures::Stream<Item = object_store::Result<(bytes::Bytes, bool)>> + Unpin,
+{
+    async fn next(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let (chunk, finished) = self.chunks.next().await?.ok()?;
+            self.rest.extend_from_slice(&chunk);
+            let end = match self.rest.iter().rposition(|b| *b == b'\n') {
+                _ if finished => self.rest.len(),
+                Some(at) => at + 1,
+                None => continue,
+            };
+            return Some(self.rest.drain(..end).collect());
+        }
     }
 }
 

@@ -223,7 +223,12 @@ pub(crate) async fn register_source(
 ) -> Result<SourceInput, SourceError> {
     let options = listing_options(source);
     let state = ctx.state();
-    let SourceFiles { url, store, files } = source_files(&state, source).await?;
+    let SourceFiles {
+        url,
+        store,
+        files,
+        others,
+    } = source_files(&state, source).await?;
     if files.is_empty() {
         return Err(SourceError::Missing {
             at: source.at.clone(),
@@ -250,7 +255,7 @@ pub(crate) async fn register_source(
     let mut differences: Vec<String> = (files.iter())
         .flat_map(|f| partition_value_problems(source, &url, &f.location))
         .collect();
-    differences.extend(unread_files(&state, source, &url, &store).await?);
+    differences.extend(unread_files(source, &url, &others));
     // The start of each CSV file, read once: its header, its columns' types and values with
     // leading zeros.
     let samples = match source.format {
@@ -391,7 +396,10 @@ fn mark_missing(
 pub(super) struct SourceFiles {
     pub(super) url: ListingTableUrl,
     pub(super) store: Arc<dyn ObjectStore>,
+    /// The files the source reads: those whose names end with its extension, in path order.
     pub(super) files: Vec<ObjectMeta>,
+    /// The folder's other files, from the same listing.
+    pub(super) others: Vec<ObjectMeta>,
 }
 
 pub(super) async fn source_files(
@@ -403,15 +411,22 @@ pub(super) async fn source_files(
         .runtime_env()
         .object_store(&url)
         .map_err(|e| unreadable(source, e))?;
-    let mut files: Vec<ObjectMeta> = url
-        .list_all_files(state, store.as_ref(), &source.extension)
+    let all: Vec<ObjectMeta> = url
+        .list_all_files(state, store.as_ref(), "")
         .await
         .map_err(|e| unreadable(source, e))?
         .try_collect()
         .await
         .map_err(|e| unreadable(source, e))?;
+    let (mut files, others): (Vec<_>, Vec<_>) =
+        (all.into_iter()).partition(|f| f.location.as_ref().ends_with(source.extension.as_str()));
     files.sort_by(|a, b| a.location.cmp(&b.location));
-    Ok(SourceFiles { url, store, files })
+    Ok(SourceFiles {
+        url,
+        store,
+        files,
+        others,
+    })
 }
 
 /// Partitions the files also hold as a column: two columns of one name.
@@ -426,30 +441,17 @@ fn partitions_in_files(source: &Source, inferred: &Schema) -> Vec<String> {
         .collect()
 }
 
-/// Files of the source's folder that look meant to be read but are not, as differences: a
-/// name whose extension differs only in case (`b.CSV`), or a compressed file (`b.csv.gz`).
-/// Listing keeps only names ending with the extension, so their rows would be missing from the
-/// run without a word. Other files (`_SUCCESS`, a README) are not the source's.
-async fn unread_files(
-    state: &SessionState,
-    source: &Source,
-    url: &ListingTableUrl,
-    store: &Arc<dyn ObjectStore>,
-) -> Result<Vec<String>, SourceError> {
+/// The `others` of a source's folder (files it does not read) that look meant to be read, as
+/// differences: a name whose extension differs only in case (`b.CSV`), or a compressed file
+/// (`b.csv.gz`); their rows would be missing from the run without a word. Other files
+/// (`_SUCCESS`, a README) are not the source's.
+fn unread_files(source: &Source, url: &ListingTableUrl, others: &[ObjectMeta]) -> Vec<String> {
     const COMPRESSED: [&str; 8] = [
         ".gz", ".gzip", ".bz2", ".xz", ".zst", ".zstd", ".snappy", ".lz4",
     ];
     let extension = source.extension.to_ascii_lowercase();
-    let all: Vec<ObjectMeta> = (url.list_all_files(state, store.as_ref(), "").await)
-        .map_err(|e| unreadable(source, e))?
-        .try_collect()
-        .await
-        .map_err(|e| unreadable(source, e))?;
-    let problems = all.iter().filter_map(|file| {
+    let problems = others.iter().filter_map(|file| {
         let name = file.location.filename()?;
-        if name.ends_with(source.extension.as_str()) {
-            return None;
-        }
         let lower = name.to_ascii_lowercase();
         let advice = if lower.ends_with(&extension) {
             format!("rename it to end with {}", source.extension)
@@ -468,7 +470,7 @@ async fn unread_files(
             source.extension
         ))
     });
-    Ok(problems.collect())
+    problems.collect()
 }
 
 /// A file of the source as a user would write it: a local path, or the store's URL.
