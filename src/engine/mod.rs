@@ -648,8 +648,7 @@ pub(crate) fn fresh_listings() -> CacheManagerConfig {
 /// size ([`build_side`]), under a memory limit a small side is still collected rather than
 /// sorted ([`small_side`]), and rows are numbered per key in one pass ([`row_number`]).
 pub(crate) fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
-    let mut rules = PhysicalOptimizer::new().rules;
-    rules.insert(0, Arc::new(float_stats::InexactFloatStatistics));
+    let mut rules = scheduler_physical_optimizer_rules();
     let after = rules
         .iter()
         .position(|r| r.name() == build_side::BuildKnownSide::AFTER)
