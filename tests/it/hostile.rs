@@ -1012,6 +1012,26 @@ fn a_bad_csv_line_among_the_first_blocks_the_run_naming_file_and_line() {
         err.contains("data/customers.csv, line 1: the header names column email twice; give each column a name of its own"),
         "{err}"
     );
+    // Every line ending with a delimiter: an empty column without a name, which `SELECT *`
+    // published as an all-NULL column named `C5`; and a name left out in the middle.
+    p.write(
+        "data/customers.csv",
+        "customer_id,email,signup_date,country,\n1,a@example.com,2026-01-05,GB,\n",
+    );
+    let err = p.fails(&["run", MINI, "--date", "2026-11-20"], 3);
+    assert!(
+        err.contains("data/customers.csv, line 1: the header's last column has no name; name it, or end the lines without the `,` that ends them"),
+        "{err}"
+    );
+    p.write(
+        "data/customers.csv",
+        "customer_id,email, ,country\n1,a@example.com,2026-01-05,GB\n",
+    );
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("data/customers.csv, line 1: the header's column 3 has no name; name it"),
+        "{err}"
+    );
     assert_eq!(
         p.read("out/mini/runs/run_date=2026-11-20/manifest.json"),
         published
