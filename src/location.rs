@@ -126,8 +126,9 @@ impl fmt::Display for Uri {
     }
 }
 
-/// Finds `word` in `text` as a whole identifier (not part of a longer name), ignoring case.
-/// Used to point at a table or column that DataFusion reported without a position.
+/// Finds `word` in `text` as a whole identifier (not part of a longer name nor a `$parameter`),
+/// ignoring case. Used to point at a table or column that DataFusion reported without a
+/// position.
 pub fn find_identifier(text: &str, word: &str) -> Option<usize> {
     let lower = text.to_ascii_lowercase();
     let word = word.to_ascii_lowercase();
@@ -139,7 +140,7 @@ pub fn find_identifier(text: &str, word: &str) -> Option<usize> {
         let before_ok = lower[..start]
             .chars()
             .next_back()
-            .is_none_or(|c| !is_ident(c));
+            .is_none_or(|c| !is_ident(c) && c != '$');
         let after_ok = lower[end..].chars().next().is_none_or(|c| !is_ident(c));
         if before_ok && after_ok {
             return Some(start);
@@ -181,5 +182,7 @@ mod tests {
         assert_eq!(find_identifier(sql, "customers"), Some(33));
         assert_eq!(find_identifier(sql, "CUSTOMERS_OLD"), Some(14));
         assert_eq!(find_identifier(sql, "custom"), None);
+        let sql = "select $run_date - 1 as day, run_date from t";
+        assert_eq!(find_identifier(sql, "run_date"), Some(29));
     }
 }

@@ -197,13 +197,16 @@ fn check_columns(model: &Model, df: &DataFrame) -> Result<(), ModelError> {
             crate::sql::RUN_DATE,
             "the query returns a column named run_date, which segflow writes into every published table as the run's date; name it otherwise".to_string(),
         )),
+        None if model.publish => apart_by_case(&names),
         None => None,
     };
     let Some((name, problem)) = problem else {
         return Ok(());
     };
     let text = &model.query.text;
-    let at = match crate::location::find_identifier(text, name) {
+    // A name apart from another only by case is quoted where the query gives it.
+    let quoted = crate::location::find_in_code(text, &format!("\"{name}\""));
+    let at = match quoted.or_else(|| crate::location::find_identifier(text, name)) {
         Some(offset) => Location::at_offset(&model.query.path, text, offset),
         None => Location::file(&model.query.path),
     };
@@ -212,6 +215,30 @@ fn check_columns(model: &Model, df: &DataFrame) -> Result<(), ModelError> {
         what: model.what(),
         problem,
     }))
+}
+
+/// Published columns whose names differ only by case (`Email`, `email`; `RUN_DATE` beside the
+/// `run_date` segflow adds): most readers of Parquet (DuckDB, Spark, BigQuery) match column
+/// names whatever their case, and would take one for the other or refuse the table.
+fn apart_by_case<'a>(names: &[&'a str]) -> Option<(&'a str, String)> {
+    let lower = |name: &str| name.to_lowercase();
+    if let Some(name) = (names.iter()).find(|name| lower(name) == crate::sql::RUN_DATE) {
+        return Some((
+            name,
+            format!(
+                "the query returns a column named {name}, which readers that ignore case take for the run_date segflow writes into every published table; name it otherwise"
+            ),
+        ));
+    }
+    let (i, name) = (names.iter().enumerate())
+        .find(|(i, name)| names[..*i].iter().any(|other| lower(other) == lower(name)))?;
+    let first = names[..i].iter().find(|other| lower(other) == lower(name))?;
+    Some((
+        name,
+        format!(
+            "the query returns columns named {first} and {name}, which most readers of Parquet (DuckDB, Spark, BigQuery) take for one column; name them apart"
+        ),
+    ))
 }
 
 /// What running one model produced.

@@ -541,7 +541,7 @@ fn a_parameter_in_error_leaves_the_others_known() {
 /// A model's columns must be its own: two of one name failed the run (exit 1) naming a table
 /// of segflow's, and a published model's `run_date` replaced the run's date in its files.
 #[test]
-fn a_model_returning_a_name_twice_or_its_own_run_date_is_refused_at_its_line() {
+fn a_model_returning_a_name_twice_or_its_own_run_date_is_refused_at_its_line_whatever_the_case() {
     let p = Project::mini();
     let profile = "sql/mini/profile.sql";
     let text = p.read(profile);
@@ -564,6 +564,26 @@ fn a_model_returning_a_name_twice_or_its_own_run_date_is_refused_at_its_line() {
     let err = p.fails(&["validate", MINI], 2);
     assert!(
         err.contains("model profile: the query returns a column named run_date, which segflow writes into every published table"),
+        "{err}"
+    );
+    // Names apart only by case: readers of Parquet that match names whatever their case
+    // (DuckDB among them) took one for the other.
+    p.write(
+        profile,
+        &text.replace("    a.email,\n", "    a.email,\n    s.orders AS \"Email\",\n"),
+    );
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("sql/mini/profile.sql:4:17: model profile: the query returns columns named email and Email, which most readers of Parquet (DuckDB, Spark, BigQuery) take for one column; name them apart"),
+        "{err}"
+    );
+    p.write(
+        profile,
+        &text.replace("    a.email,\n", "    a.email,\n    s.orders AS \"Run_Date\",\n"),
+    );
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("model profile: the query returns a column named Run_Date, which readers that ignore case take for the run_date"),
         "{err}"
     );
 }
