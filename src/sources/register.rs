@@ -794,18 +794,18 @@ fn read_sample(source: &Source, bytes: &[u8], whole: bool) -> Result<CsvSample, 
     }
     // A column without a name would be published under one arrow makes up (`C5`), all NULL
     // when it is the empty column after a delimiter ending every line.
-    if let Some(header) = records.first().filter(|_| source.header) {
-        if let Some(at) = header.iter().position(|name| name.trim_ascii().is_empty()) {
-            let delimiter = char::from(source.delimiter);
-            let problem = match at + 1 == header.len() {
-                true => format!(
-                    "the header's last column has no name; name it, or end the lines without \
-                     the `{delimiter}` that ends them"
-                ),
-                false => format!("the header's column {} has no name; name it", at + 1),
-            };
-            return Err(SampleError::Line(1, problem));
-        }
+    if let Some(header) = records.first().filter(|_| source.header)
+        && let Some(at) = header.iter().position(|name| name.trim_ascii().is_empty())
+    {
+        let delimiter = char::from(source.delimiter);
+        let problem = match at + 1 == header.len() {
+            true => format!(
+                "the header's last column has no name; name it, or end the lines without the \
+                 `{delimiter}` that ends them"
+            ),
+            false => format!("the header's column {} has no name; name it", at + 1),
+        };
+        return Err(SampleError::Line(1, problem));
     }
     let format = datafusion::arrow::csv::reader::Format::default()
         .with_header(source.header)
