@@ -187,7 +187,98 @@ fn redact_numbers(message: &str) -> String {
             let start = line[..at].rfind(' ').map_or(0, |s| s + 1);
             line.replace_range(start..at, "…");
         }
-        out.push_str(&line);
+        out.push_str(&redact_loose_numbers(&line));
+    }
+    out
+}
+
+/// Every other number of a data error's line goes too, unless it says where or how large
+/// (`line 7`, `column 1`, `321.0 KB`, `Decimal128(38, 2)`, `ExternalSorter[0]#12`): functions
+/// name the value they failed on in messages of their own (`invalid Unicode scalar value:
+/// 1114112` from `chr` of a key plus a number, `negative count not allowed: -3`), more than a
+/// list of them could follow.
+fn redact_loose_numbers(line: &str) -> String {
+    const PLACES: [&str; 8] = [
+        "line",
+        "column",
+        "field",
+        "row group",
+        "partition",
+        "precision",
+        "scale",
+        "Max is",
+    ];
+    const UNITS: [&str; 17] = [
+        "B", "KB", "MB", "GB", "TB", "KiB", "MiB", "GiB", "TiB", "bytes", "rows", "fields",
+        "columns", "batches", "files", "ms", "%",
+    ];
+    const TYPES: [&str; 10] = [
+        "Decimal32",
+        "Decimal64",
+        "Decimal128",
+        "Decimal256",
+        "FixedSizeBinary",
+        "FixedSizeList",
+        "Time32",
+        "Time64",
+        "Timestamp",
+        "Duration",
+    ];
+    let glued = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+    let bytes = line.as_bytes();
+    let mut out = String::with_capacity(line.len());
+    let mut at = 0;
+    while at < line.len() {
+        let c = line[at..].chars().next().unwrap_or_default();
+        let signed = c == '-' && bytes.get(at + 1).is_some_and(u8::is_ascii_digit);
+        // A time's hour is glued to the `T` after its date: `2026-02-29T10:30:00`.
+        let mut back = line[..at].chars().rev();
+        let iso_time = back.next() == Some('T') && back.next().is_some_and(|c| c.is_ascii_digit());
+        let starts = (c.is_ascii_digit() || signed)
+            && (iso_time || !line[..at].chars().next_back().is_some_and(glued));
+        if !starts {
+            out.push(c);
+            at += c.len_utf8();
+            continue;
+        }
+        let mut end = at + usize::from(signed);
+        let digits = |from: usize| {
+            from + bytes[from..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count()
+        };
+        end = digits(end);
+        if bytes.get(end) == Some(&b'.') && bytes.get(end + 1).is_some_and(u8::is_ascii_digit) {
+            end = digits(end + 1);
+        }
+        if matches!(bytes.get(end), Some(b'e' | b'E')) {
+            let sign = usize::from(matches!(bytes.get(end + 1), Some(b'+' | b'-')));
+            if bytes.get(end + 1 + sign).is_some_and(u8::is_ascii_digit) {
+                end = digits(end + 1 + sign);
+            }
+        }
+        let before = line[..at].trim_end();
+        let after = line[end..].strip_prefix(' ').unwrap_or(&line[end..]);
+        let unit = UNITS.iter().any(|unit| {
+            after
+                .strip_prefix(unit)
+                .is_some_and(|rest| !rest.chars().next().is_some_and(char::is_alphanumeric))
+        });
+        let open = line[..at]
+            .rfind('(')
+            .filter(|open| !line[*open..at].contains(')'));
+        let in_type = open.is_some_and(|open| TYPES.iter().any(|t| line[..open].ends_with(t)));
+        let keep = unit
+            || in_type
+            || PLACES.iter().any(|place| before.ends_with(place))
+            || before.ends_with('#')
+            || (line[..at].ends_with('[') && line[end..].starts_with(']'));
+        out.push_str(match keep {
+            true => &line[at..end],
+            false => "…",
+        });
+        at = end;
     }
     out
 }
@@ -2028,6 +2119,23 @@ mod tests {
             ),
             "Cannot cast … to IntervalYearMonth. Only year and month fields are allowed."
         );
+        // Numbers functions name in messages of their own; places and sizes stay.
+        assert_eq!(
+            redact_quoted("Execution error: invalid Unicode scalar value: 1114112"),
+            "Execution error: invalid Unicode scalar value: …"
+        );
+        assert_eq!(
+            redact_quoted("negative count not allowed: -3; Overflow happened on FACTORIAL(21)"),
+            "negative count not allowed: …; Overflow happened on FACTORIAL(…)"
+        );
+        assert_eq!(
+            redact_quoted("Cannot convert 2026-02-29T10:30:00.5 to epoch, 1.5e-3 or 0.25"),
+            "Cannot convert …-…-…T…:…:… to epoch, … or …"
+        );
+        let kept = "Resources exhausted: Failed to allocate additional 321.0 KB for \
+                    ExternalSorter[0]#12 with 2 GiB, 10% left; Decimal128(38, 2) at line 7, \
+                    column 3 of row group 2 in Int64 or Utf8View";
+        assert_eq!(redact_quoted(kept), kept);
         // A CSV value with a quote and the markers of the message in it, and its row.
         assert_eq!(
             redact_quoted(

@@ -232,7 +232,9 @@ fn apart_by_case<'a>(names: &[&'a str]) -> Option<(&'a str, String)> {
     }
     let (i, name) = (names.iter().enumerate())
         .find(|(i, name)| names[..*i].iter().any(|other| lower(other) == lower(name)))?;
-    let first = names[..i].iter().find(|other| lower(other) == lower(name))?;
+    let first = names[..i]
+        .iter()
+        .find(|other| lower(other) == lower(name))?;
     Some((
         name,
         format!(

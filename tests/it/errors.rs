@@ -185,6 +185,25 @@ fn a_regular_expression_built_from_row_values_is_not_printed() {
     }
 }
 
+/// A function naming the number it failed on, in a message of its own: `chr` of a key plus a
+/// constant said `invalid Unicode scalar value: 1114112`, the key given away by subtraction.
+#[test]
+fn a_number_computed_from_row_values_is_not_printed() {
+    let p = Project::fixture("segs");
+    p.edit(
+        "pipelines/segs.yaml",
+        "nothing_today: { sql: spend_today = 0, reason: Bought nothing today }",
+        "nothing_today: { sql: \"spend_today = 0 AND chr(customer_id + 1114110) <> 'x'\", reason: x }",
+    );
+    let err = p.fails(&["run", "pipelines/segs.yaml", "--date", "2026-11-01"], 1);
+    assert!(
+        err.contains("segment quiet, condition nothing_today")
+            && err.contains("invalid Unicode scalar value: …"),
+        "{err}"
+    );
+    assert!(!err.contains("11141"), "{err}");
+}
+
 #[test]
 fn condition_on_an_unknown_column_points_at_the_condition() {
     let p = Project::fixture("segs");

@@ -570,7 +570,10 @@ fn a_model_returning_a_name_twice_or_its_own_run_date_is_refused_at_its_line_wha
     // (DuckDB among them) took one for the other.
     p.write(
         profile,
-        &text.replace("    a.email,\n", "    a.email,\n    s.orders AS \"Email\",\n"),
+        &text.replace(
+            "    a.email,\n",
+            "    a.email,\n    s.orders AS \"Email\",\n",
+        ),
     );
     let err = p.fails(&["validate", MINI], 2);
     assert!(
@@ -579,7 +582,10 @@ fn a_model_returning_a_name_twice_or_its_own_run_date_is_refused_at_its_line_wha
     );
     p.write(
         profile,
-        &text.replace("    a.email,\n", "    a.email,\n    s.orders AS \"Run_Date\",\n"),
+        &text.replace(
+            "    a.email,\n",
+            "    a.email,\n    s.orders AS \"Run_Date\",\n",
+        ),
     );
     let err = p.fails(&["validate", MINI], 2);
     assert!(
