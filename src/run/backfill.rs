@@ -80,14 +80,23 @@ async fn backfill_locked(
     let dates: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
     let mut report = BackfillReport::default();
     let file = locked.pipeline.file().display().to_string();
-    let fail = |date, report: &BackfillReport, published: &[NaiveDate], source| {
+    let params = param_args(&options.params);
+    // Whether the published dates after one this backfill published are recorded to rebuild.
+    let mut pending = false;
+    let fail = |date, report: &BackfillReport, published: &[NaiveDate], pending: bool, source| {
         let resume = match &source {
             RunError::RebuildStopped { .. } => String::new(),
             // The same command would skip it: it was published before this backfill.
             _ if published.contains(&date) => format!(
-                "; run `segflow backfill {file} --from {date} --to {to} --rerun` to rebuild it and the dates after it"
+                "; run `segflow backfill {file} --from {date} --to {to} --rerun{params}` to rebuild it and the dates after it"
             ),
             _ => format!("; rerun the same command to resume from {date}"),
+        };
+        let resume = match pending {
+            true => format!(
+                "{resume}; the runs published after {date} do not follow from the dates this backfill published yet: the pipeline's next run or backfill rebuilds them first"
+            ),
+            false => resume,
         };
         BackfillError {
             date,
@@ -100,9 +109,9 @@ async fn backfill_locked(
     };
     finish_pending_rebuild(locked, options)
         .await
-        .map_err(|e| fail(from, &report, &[], e))?;
-    let published =
-        (locked.store.published_dates().await).map_err(|e| fail(from, &report, &[], e.into()))?;
+        .map_err(|e| fail(from, &report, &[], false, e))?;
+    let published = (locked.store.published_dates().await)
+        .map_err(|e| fail(from, &report, &[], false, e.into()))?;
     for date in &dates {
         // A published date after one this backfill published follows from it, so it is run
         // again, as a rerun rebuilds the dates after it.
@@ -121,16 +130,63 @@ async fn backfill_locked(
         };
         limited(&options, run_date(locked, &options))
             .await
-            .map_err(|e| fail(*date, &report, &published, e))?;
+            .map_err(|e| fail(*date, &report, &published, pending, e))?;
         report.published.push(*date);
         on_date(*date, true);
+        // Dates published before this backfill, after the one it just published, follow
+        // from it now: recorded at once, so that a backfill stopped before its end (a date
+        // blocked, the process killed) leaves them to the next run to rebuild rather than
+        // contradicting the history before them.
+        let later = published.iter().any(|d| d > date);
+        if !pending && later && locked.pipeline.carries_state() {
+            record_pending(locked, *date, &options.params)
+                .await
+                .map_err(|e| fail(*date, &report, &published, false, e))?;
+            pending = true;
+        }
     }
     if let Some(last) = report.published.last().copied() {
         report.rebuilt = rebuild_following(locked, last, options)
             .await
-            .map_err(|e| fail(last, &report, &published, e))?;
+            .map_err(|e| fail(last, &report, &published, false, e))?;
+    }
+    // Those after the last date it published were rebuilt; those before, run again in order.
+    if pending {
+        let record = locked.store.root().join(PENDING_REBUILD);
+        (store::delete_file(&record).await)
+            .map_err(|e| fail(to, &report, &published, false, e.into()))?;
     }
     Ok(report)
+}
+
+/// ` --param name=value` for each of `params`, as a shell reads it back.
+pub(super) fn param_args(params: &[(String, String)]) -> String {
+    let quoted = |text: &str| {
+        let plain = |c: char| c.is_ascii_alphanumeric() || "_-.:/@%+=,".contains(c);
+        match !text.is_empty() && text.chars().all(plain) {
+            true => text.to_string(),
+            false => format!("'{}'", text.replace('\'', r"'\''")),
+        }
+    };
+    (params.iter())
+        .map(|(name, value)| format!(" --param {}", quoted(&format!("{name}={value}"))))
+        .collect()
+}
+
+/// Records that the published dates after `date` are to be rebuilt with `params` (see
+/// [`finish_pending_rebuild`]).
+async fn record_pending(
+    locked: &Locked<'_>,
+    date: NaiveDate,
+    params: &[(String, String)],
+) -> Result<(), RunError> {
+    let record = locked.store.root().join(PENDING_REBUILD);
+    let pending = PendingRebuild {
+        after: date,
+        params: params.to_vec(),
+    };
+    store::write_json(&record, &pending).await?;
+    Ok(())
 }
 
 /// Reruns, in order, every published date after `date` when the pipeline carries history:
@@ -155,12 +211,8 @@ pub(super) async fn rebuild_following(
         return Ok(later);
     }
     // Recorded first: a rebuild stopped before it reports anything is finished by the next run.
+    record_pending(locked, date, &options.params).await?;
     let record = locked.store.root().join(PENDING_REBUILD);
-    let pending = PendingRebuild {
-        after: date,
-        params: options.params.clone(),
-    };
-    store::write_json(&record, &pending).await?;
     store::failpoint("rebuild").await?;
     let rebuilt = rebuild_dates(locked, date, &later, options).await;
     // Done, or stopped with an error that says how to finish: nothing is left pending. The
@@ -228,9 +280,28 @@ async fn rebuild_dates(
                 stopped: *later_date,
                 last: *later.last().unwrap_or(later_date),
                 pipeline: locked.pipeline.file().display().to_string(),
+                params: param_args(&options.params),
                 source: Box::new(err),
             });
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::param_args;
+
+    #[test]
+    fn parameters_are_given_back_as_a_shell_reads_them() {
+        let params = [
+            ("big".to_string(), "100".to_string()),
+            ("launch".to_string(), "2026-11-01".to_string()),
+            ("note".to_string(), "it's late".to_string()),
+        ];
+        assert_eq!(
+            param_args(&params),
+            r" --param big=100 --param launch=2026-11-01 --param 'note=it'\''s late'"
+        );
+    }
 }

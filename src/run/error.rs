@@ -90,7 +90,7 @@ pub enum RunError {
     },
     /// A rerun was published, but a later date it invalidated could not be rebuilt.
     #[error(
-        "{rerun} was published, but rebuilding the runs after it stopped at {stopped}: the published runs from {stopped} on do not follow from it yet, so fix what stopped it and run `segflow backfill {pipeline} --from {stopped} --to {last} --rerun`{}",
+        "{rerun} was published, but rebuilding the runs after it stopped at {stopped}: the published runs from {stopped} on do not follow from it yet, so fix what stopped it and run `segflow backfill {pipeline} --from {stopped} --to {last} --rerun{params}`{}",
         if matches!(**.source, RunError::Blocked { .. }) { " (with --force to publish despite failed checks)" } else { "" }
     )]
     RebuildStopped {
@@ -98,6 +98,8 @@ pub enum RunError {
         stopped: chrono::NaiveDate,
         last: chrono::NaiveDate,
         pipeline: String,
+        /// ` --param name=value` for each of the rerun's, which the later dates take too.
+        params: String,
         source: Box<RunError>,
     },
 }

@@ -457,10 +457,14 @@ fn explain_of_a_date_published_before_a_segment_and_offers_were_added() {
 #[test]
 fn a_rerun_whose_later_date_is_blocked_says_what_was_published_and_how_to_finish() {
     let p = Project::segs();
-    let text = p.read(PIPELINE);
+    let text = p
+        .read(PIPELINE)
+        .replace("spend_today > 100", "spend_today > $big");
     p.write(
         PIPELINE,
-        &format!("{text}checks:\n  - {{ audience: big_spenders, max_removed_percent: 40 }}\n"),
+        &format!(
+            "params:\n  big: 100\n{text}checks:\n  - {{ audience: big_spenders, max_removed_percent: 40 }}\n"
+        ),
     );
     backfill(&p, "2026-11-01", "2026-11-02");
     // A late purchase makes customer 3 a big spender on 11-01; rebuilt, 11-02 would remove
@@ -470,13 +474,25 @@ fn a_rerun_whose_later_date_is_blocked_says_what_was_published_and_how_to_finish
         "data/purchases.csv",
         &format!("{purchases}3,2026-11-01,500\n"),
     );
-    // `--force` is for the date asked for, not for the dates rebuilt after it.
-    let err = p.fails(&["run", PIPELINE, "--date", "2026-11-01", "--force"], 3);
+    // `--force` is for the date asked for, not for the dates rebuilt after it; its `--param`
+    // is for them too, so the command to finish gives it.
+    let err = p.fails(
+        &[
+            "run",
+            PIPELINE,
+            "--date",
+            "2026-11-01",
+            "--force",
+            "--param",
+            "big=100",
+        ],
+        3,
+    );
     assert!(
         err.contains(
             "2026-11-01 was published, but rebuilding the runs after it stopped at 2026-11-02"
         ) && err.contains(&format!(
-            "segflow backfill {PIPELINE} --from 2026-11-02 --to 2026-11-02 --rerun` (with --force to publish despite failed checks)"
+            "segflow backfill {PIPELINE} --from 2026-11-02 --to 2026-11-02 --rerun --param big=100` (with --force to publish despite failed checks)"
         )) && err.contains("blocked: nothing was published for 2026-11-02"),
         "{err}"
     );
@@ -491,6 +507,50 @@ fn a_rerun_whose_later_date_is_blocked_says_what_was_published_and_how_to_finish
             &serde_json::json!("blocked")
         )
     );
+}
+
+/// A backfill filling a gap before a published date, stopped at a date it could not run:
+/// the dates it had published left the later run following from the run before the gap,
+/// and nothing rebuilt it, so the next day's changes and history built on the stale run.
+#[test]
+fn a_backfill_stopped_in_a_gap_leaves_the_later_runs_to_the_next_run_to_rebuild() {
+    let p = Project::segs();
+    p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
+    p.ok(&["run", PIPELINE, "--date", "2026-11-05"]);
+    let profile = "sql/segs/profile.sql";
+    let text = p.read(profile);
+    p.edit(
+        profile,
+        "select\n",
+        "select\n    1 / (case when $run_date = date '2026-11-03' then 0 else 1 end) as guard,\n",
+    );
+    let out = p.segflow(&[
+        "backfill",
+        PIPELINE,
+        "--from",
+        "2026-11-02",
+        "--to",
+        "2026-11-04",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("backfill stopped at 2026-11-03 (1 of 3 dates published")
+            && err.contains("the runs published after 2026-11-03 do not follow from the dates this backfill published yet: the pipeline's next run or backfill rebuilds them first"),
+        "{err}"
+    );
+    assert!(p.path("out/segs/rebuild.json").exists());
+    // The next day's run rebuilds 11-05 from 11-02 first.
+    p.write(profile, &text);
+    p.ok(&["run", PIPELINE, "--date", "2026-11-06"]);
+    assert!(!p.path("out/segs/rebuild.json").exists());
+    let manifest = p.json("out/segs/runs/run_date=2026-11-05/manifest.json");
+    assert_eq!(manifest["previous_run"], "2026-11-02");
+    let in_order = Project::segs();
+    for day in ["2026-11-01", "2026-11-02", "2026-11-05", "2026-11-06"] {
+        in_order.ok(&["run", PIPELINE, "--date", day]);
+    }
+    assert_eq!(published_rows(&p), published_rows(&in_order));
 }
 
 #[test]
