@@ -44,7 +44,7 @@ fn json_error(message: &str, exit_code: u8) {
         "message": message,
         "exit_code": exit_code,
     });
-    eprintln!("{line}");
+    segflow::cli::note(&line.to_string());
 }
 
 /// The signal a scheduler or a person stops segflow with, and the exit code it means
@@ -108,7 +108,7 @@ fn main() -> ExitCode {
             if json {
                 json_error(&message, code);
             } else {
-                eprintln!("segflow: {message}");
+                segflow::cli::note(&format!("segflow: {message}"));
             }
             return ExitCode::from(code);
         }
@@ -120,7 +120,7 @@ fn main() -> ExitCode {
             if json {
                 json_error(&message, err.exit_code());
             } else {
-                eprintln!("segflow: error: {message}");
+                segflow::cli::note(&format!("segflow: error: {message}"));
             }
             ExitCode::from(err.exit_code())
         }

@@ -76,6 +76,16 @@ pub enum Error {
     TestsFailed(usize),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// Standard output could not take the command's result (a full disk under `> file`).
+    #[error(
+        "{}writing to standard output: {source}",
+        .published.map(|date| format!("{date} was published, but ")).unwrap_or_default()
+    )]
+    Output {
+        /// The date a run published before it said so.
+        published: Option<NaiveDate>,
+        source: std::io::Error,
+    },
 }
 
 impl From<RunError> for Error {
@@ -98,7 +108,10 @@ impl Error {
             Error::Run(err) => err.exit_code(),
             Error::Backfill(err) => err.source.exit_code(),
             Error::Generate(err) if err.is_argument() => 2,
-            Error::Generate(_) | Error::TestsFailed(_) | Error::Cluster(_) => 1,
+            Error::Generate(_)
+            | Error::TestsFailed(_)
+            | Error::Cluster(_)
+            | Error::Output { .. } => 1,
             Error::UnitTest(err) => err.exit_code(),
         }
     }
@@ -408,10 +421,7 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             date,
             open,
         } => report_command(&pipeline, date, open).await,
-        Command::Plan { pipeline, format } => {
-            print!("{}", render(&load(&pipeline)?, format));
-            Ok(())
-        }
+        Command::Plan { pipeline, format } => out(&render(&load(&pipeline)?, format)),
         Command::Scheduler {
             bind_host,
             port,
@@ -463,11 +473,33 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
     }
 }
 
-fn print_json(value: &impl serde::Serialize) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("reports serialize")
-    );
+fn print_json(value: &impl serde::Serialize) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value).expect("reports serialize");
+    out(&format!("{text}\n"))
+}
+
+/// Writes a command's result to standard output. A reader that stopped reading (`segflow plan
+/// | head`) is no failure of the command, whose work stands; a write that fails otherwise is.
+fn out(text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(source) if source.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Output {
+            published: None,
+            source,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A line for the person running segflow, on standard error: nowhere to say it otherwise
+/// when that fails, and the command's work stands.
+pub fn note(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// `run`; `(show, json_logs)`: whether to show progress, whether logs are JSON lines.
@@ -491,7 +523,7 @@ async fn run_command(
                 err => err,
             };
             if let (true, RunError::Blocked { report, .. }) = (json, blocked) {
-                print_json(report);
+                print_json(report)?;
             }
             return Err(err.into());
         }
@@ -508,24 +540,29 @@ async fn run_command(
             true => String::new(),
             false => format!("; with the same {}", names.join(", ")),
         };
-        let note = format!(
+        let rebuilt = format!(
             "rebuilt the later runs {} (their changes and history follow from {}{with})",
             dates.join(", "),
             options.date
         );
         // Logs read as JSON lines carry it as one of them.
         if json_logs {
-            tracing::info!(rebuilt = %dates.join(", "), "{note}");
+            tracing::info!(rebuilt = %dates.join(", "), "{rebuilt}");
         } else {
-            eprintln!("segflow: {note}");
+            note(&format!("segflow: {rebuilt}"));
         }
     }
-    if json {
-        print_json(&report.manifest);
-    } else {
-        print!("{}", report.summary());
-    }
-    Ok(())
+    let said = match json {
+        true => print_json(&report.manifest),
+        false => out(&report.summary()),
+    };
+    said.map_err(|err| match err {
+        Error::Output { source, .. } => Error::Output {
+            published: Some(options.date),
+            source,
+        },
+        err => err,
+    })
 }
 
 async fn backfill_command(
@@ -554,13 +591,12 @@ async fn backfill_command(
     } else {
         format!(", {} later runs rebuilt", report.rebuilt.len())
     };
-    println!(
-        "backfilled {} from {from} to {to}: {} published, {} already published{rebuilt}",
+    out(&format!(
+        "backfilled {} from {from} to {to}: {} published, {} already published{rebuilt}\n",
         pipeline.name(),
         report.published.len(),
         report.skipped.len(),
-    );
-    Ok(())
+    ))
 }
 
 async fn explain_command(
@@ -578,10 +614,9 @@ async fn explain_command(
         (true, many) => print_json(&many),
         (false, all) => {
             let texts: Vec<String> = all.iter().map(|e| e.to_text()).collect();
-            print!("{}", texts.join("\n"));
+            out(&texts.join("\n"))
         }
     }
-    Ok(())
 }
 
 async fn validate_command(pipeline: &str) -> Result<(), Error> {
@@ -593,18 +628,17 @@ async fn validate_command(pipeline: &str) -> Result<(), Error> {
     } else {
         crate::unit_tests::check_tests(&pipeline).await?
     };
-    println!(
-        "{}: ok ({}, {tests} SQL tests)",
+    out(&format!(
+        "{}: ok ({}, {tests} SQL tests)\n",
         pipeline.file().display(),
         pipeline.summary()
-    );
-    Ok(())
+    ))
 }
 
 async fn test_command(pipeline: &str, filter: Option<&str>) -> Result<(), Error> {
     let pipeline = load(pipeline)?;
     let report = crate::unit_tests::run_tests(&pipeline, filter).await?;
-    print!("{}", report.to_text());
+    out(&report.to_text())?;
     match report.exit_code() {
         0 => Ok(()),
         _ => Err(Error::TestsFailed(report.failed())),
@@ -614,7 +648,7 @@ async fn test_command(pipeline: &str, filter: Option<&str>) -> Result<(), Error>
 async fn report_command(pipeline: &str, date: Option<NaiveDate>, open: bool) -> Result<(), Error> {
     let pipeline = load(pipeline)?;
     let page = run::rebuild_report(&pipeline, date).await?;
-    println!("{page}");
+    out(&format!("{page}\n"))?;
     if open {
         let opened = std::process::Command::new("xdg-open")
             .arg(&page)
@@ -623,7 +657,9 @@ async fn report_command(pipeline: &str, date: Option<NaiveDate>, open: bool) -> 
             .status()
             .is_ok_and(|s| s.success());
         if !opened {
-            eprintln!("segflow: no browser to open {page} here; open it yourself");
+            note(&format!(
+                "segflow: no browser to open {page} here; open it yourself"
+            ));
         }
     }
     Ok(())
@@ -631,15 +667,14 @@ async fn report_command(pipeline: &str, date: Option<NaiveDate>, open: bool) -> 
 
 fn generate_command(options: GenerateOptions) -> Result<(), Error> {
     let summary = generate::generate(&options)?;
-    println!(
-        "wrote {} customers, {} address changes, {} holdings and {} interactions to {}",
+    out(&format!(
+        "wrote {} customers, {} address changes, {} holdings and {} interactions to {}\n",
         summary.customers,
         summary.address_changes,
         summary.holdings,
         summary.interactions,
         options.out.display()
-    );
-    Ok(())
+    ))
 }
 
 #[cfg(test)]

@@ -236,3 +236,31 @@ fn freshness_on_a_column_that_is_not_a_date_is_rejected() {
     );
     cli_snapshot!(p, &["validate", "pipelines/gates.yaml"]);
 }
+
+/// A reader that stops reading (`segflow plan | head`, a scheduler gone) made segflow panic
+/// with exit 101, also after a run had published its date.
+#[test]
+fn a_closed_standard_output_is_no_failure_of_the_command() {
+    let p = Project::mini();
+    for args in [
+        vec!["plan", PIPELINE],
+        vec!["run", PIPELINE, "--date", "2026-11-20", "--json"],
+    ] {
+        let mut child = p
+            .command(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Its only reader gone before it writes a byte.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert!(
+        p.path("out/mini/runs/run_date=2026-11-20/manifest.json")
+            .exists()
+    );
+}
