@@ -34,7 +34,12 @@ fn sql(pipeline: &Pipeline) -> String {
             "model"
         };
         let text = model.query.text.trim_end().trim_end_matches(';');
-        let _ = writeln!(out, "-- {kind}: {}\n{text};\n", model.name);
+        // A query ending in a line comment would comment out its `;`.
+        let end = match text.lines().next_back().is_some_and(|l| l.contains("--")) {
+            true => "\n;",
+            false => ";",
+        };
+        let _ = writeln!(out, "-- {kind}: {}\n{text}{end}\n", model.name);
         if let Some(state) = model.feature.as_ref().and_then(|f| f.state_query_text()) {
             let _ = writeln!(out, "-- feature state: {}\n{state};\n", model.name);
         }
@@ -210,18 +215,20 @@ fn dot_text(text: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Node ids are prefixed, since a table may be named like one of Mermaid's keywords (`click`,
+/// `style`, `end`), and labels quoted.
 fn mermaid(pipeline: &Pipeline) -> String {
     let mut out = String::from("flowchart LR\n");
     for node in lineage(pipeline) {
-        let (id, label) = (&node.id, &node.label);
+        let (id, label) = (&node.id, node.label.replace('"', "#quot;"));
         let _ = match node.kind {
-            NodeKind::Source => writeln!(out, "  {id}[({label})]"),
-            NodeKind::Suppression => writeln!(out, "  {id}{{{{{label}}}}}"),
-            NodeKind::Check => writeln!(out, "  {id}{{{label}}}"),
-            _ => writeln!(out, "  {id}[{label}]"),
+            NodeKind::Source => writeln!(out, "  n_{id}[(\"{label}\")]"),
+            NodeKind::Suppression => writeln!(out, "  n_{id}{{{{\"{label}\"}}}}"),
+            NodeKind::Check => writeln!(out, "  n_{id}{{\"{label}\"}}"),
+            _ => writeln!(out, "  n_{id}[\"{label}\"]"),
         };
         for dep in &node.reads {
-            let _ = writeln!(out, "  {dep} --> {id}");
+            let _ = writeln!(out, "  n_{dep} --> n_{id}");
         }
     }
     out

@@ -44,3 +44,33 @@ fn erasure_without_a_key_is_an_error_at_its_line() {
         "{err}"
     );
 }
+
+/// A table named like one of Mermaid's keywords (`click`, `end`) broke the chart's syntax, and
+/// a SQL file ending in a line comment commented out the `;` of `plan --format sql`, which then
+/// ran as one statement with the next.
+#[test]
+fn plans_stay_valid_for_keyword_names_and_trailing_comments() {
+    let p = Project::mini();
+    p.write(
+        "sql/mini/click.sql",
+        "select customer_id from active\n-- the end\n",
+    );
+    p.edit(
+        PIPELINE,
+        "  profile:",
+        "  click:\n    sql: sql/mini/click.sql\n  profile:",
+    );
+    let mermaid = p.ok(&["plan", PIPELINE, "--format", "mermaid"]);
+    assert!(
+        mermaid.contains("  n_click[\"click\"]\n") && mermaid.contains("  n_active --> n_click\n"),
+        "{mermaid}"
+    );
+    let sql = p.ok(&["plan", PIPELINE, "--format", "sql"]);
+    assert!(sql.contains("-- the end\n;\n"), "{sql}");
+    let statements = crate::support::python(&format!(
+        "import duckdb\nprint(len(duckdb.connect().extract_statements({:?})))",
+        sql.replace("$min_spend", "10")
+            .replace("$run_date", "DATE '2026-11-20'")
+    ));
+    assert_eq!(statements.trim(), "4", "{sql}");
+}

@@ -23,7 +23,8 @@ fn sample_pipeline_plan_as_text_dot_and_mermaid() {
     );
     let mermaid = p.ok(&["plan", "daily_segments", "--format", "mermaid"]);
     assert!(
-        mermaid.contains("current_address --> customer_profile"),
+        mermaid.contains("n_current_address --> n_customer_profile")
+            && mermaid.contains("n_customer_profile[\"customer_profile\"]"),
         "{mermaid}"
     );
 }
