@@ -193,6 +193,9 @@ async fn scrub_run(
         erasure::rewrite_without_erased(ctx, name, key, params, &target, staged.run()).await?;
     }
     manifest.erasure_applied_by = Some(format!("run of {current}"));
+    // The page shows the tables' counts, and those of the (already rewritten) runs before.
+    let html = super::report::page(store, locked.pipeline, &manifest).await?;
+    crate::store::write_text(&staged.run().join("report.html"), html).await?;
     staged.publish_erased(&locked.lock, &manifest).await?;
     info!(
         %date,

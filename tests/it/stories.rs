@@ -145,6 +145,12 @@ fn erased_customer_disappears_from_every_published_file_and_stays_gone() {
     );
     let kept = p.duckdb("stories", "select count(*) from read_parquet('{out}/runs/run_date=2026-11-01/audiences/segment=email_newsletter/*.parquet')");
     assert_eq!(kept, [r#"["3"]"#], "everyone else stays");
+    // Its page shows the counts of the rewrite.
+    let page = p.read("out/stories/runs/run_date=2026-11-01/report.html");
+    assert!(
+        page.contains(r#"data-output="audiences/segment=email_newsletter" data-rows="3""#),
+        "{page}"
+    );
 
     // The request list is emptied later (or the CRM still holds the customer): still gone.
     p.write("data/erasure_requests.csv", "customer_id\n");
@@ -156,6 +162,37 @@ fn erased_customer_disappears_from_every_published_file_and_stays_gone() {
     run(&p, "2026-11-01");
     for date in ["2026-11-01", "2026-11-02", "2026-11-03"] {
         assert_eq!(everything(date), [r#"["0"]"#], "{date}");
+    }
+}
+
+/// An erasure rewrites the runs holding the customer with other counts: their pages are what
+/// `segflow report` would write now. Every run after the customer's first keeps their spells in
+/// its membership history, so each page whose chart shows a rewritten run is rewritten too.
+#[test]
+fn pages_after_an_erasure_show_the_rewritten_counts() {
+    let p = Project::fixture("stories");
+    run(&p, "2026-11-01");
+    // Customer 4 leaves the CRM: 11-02 still holds them (removed from audiences), 11-03 not.
+    for file in ["data/customers.csv", "data/address_changes.csv"] {
+        let text = p.read(file);
+        let kept: Vec<&str> = text.lines().filter(|l| !l.starts_with("4,")).collect();
+        p.write(file, &format!("{}\n", kept.join("\n")));
+    }
+    run(&p, "2026-11-02");
+    run(&p, "2026-11-03");
+    let page = |date: &str| p.read(&format!("out/stories/runs/run_date={date}/report.html"));
+    let before = page("2026-11-03");
+    p.write("data/erasure_requests.csv", "customer_id\n4\n");
+    run(&p, "2026-11-04");
+    assert_ne!(page("2026-11-03"), before, "its chart shows 11-01's sizes");
+    assert_eq!(
+        p.json("out/stories/runs/run_date=2026-11-03/manifest.json")["erasure_applied_by"],
+        "run of 2026-11-04"
+    );
+    for date in ["2026-11-01", "2026-11-02", "2026-11-03"] {
+        let written = page(date);
+        p.ok(&["report", PIPELINE, "--date", date]);
+        assert_eq!(page(date), written, "{date}");
     }
 }
 
