@@ -97,10 +97,14 @@ impl<'a> Compiler<'a> {
     /// Names become SQL tables and folder names: the entry at `path` must be a safe name.
     pub(crate) fn check_name(&mut self, path: &[&str], name: &str) {
         if !is_valid_name(name) {
+            let rule = match name.len() > MAX_NAME {
+                true => format!("names are at most {MAX_NAME} characters long"),
+                false => "names may use lower-case letters, digits and _ and start with a letter or _".to_string(),
+            };
             self.problem(
                 path,
                 format!(
-                    "{}: names may use lower-case letters, digits and _ and start with a letter (they become SQL tables and folder names)",
+                    "{}: {rule} (they become SQL tables and folder names)",
                     path.join(".")
                 ),
             );
@@ -332,13 +336,16 @@ pub(crate) fn one_slip(name: &str, other: &str) -> bool {
 }
 
 /// Names that become SQL identifiers and folder names: lower-case letters, digits, `_`.
+/// The longest name, as PostgreSQL and Athena take identifiers.
+const MAX_NAME: usize = 63;
+
 pub(crate) fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && name.len() <= 63
+        && name.len() <= MAX_NAME
 }
 
 #[cfg(test)]

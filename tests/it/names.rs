@@ -74,3 +74,22 @@ fn plans_stay_valid_for_keyword_names_and_trailing_comments() {
     ));
     assert_eq!(statements.trim(), "4", "{sql}");
 }
+
+/// A name too long was refused as if it held a character names may not.
+#[test]
+fn a_name_refused_says_which_rule_it_breaks() {
+    let p = Project::mini();
+    let long = format!("p{}", "x".repeat(63));
+    p.edit(PIPELINE, "  profile:\n", &format!("  {long}:\n"));
+    let err = p.fails(&["validate", PIPELINE], 2);
+    assert!(
+        err.contains(&format!("models.{long}: names are at most 63 characters long (they become SQL tables and folder names)")),
+        "{err}"
+    );
+    p.edit(PIPELINE, &format!("  {long}:\n"), "  Profile:\n");
+    let err = p.fails(&["validate", PIPELINE], 2);
+    assert!(
+        err.contains("models.Profile: names may use lower-case letters, digits and _ and start with a letter or _"),
+        "{err}"
+    );
+}
