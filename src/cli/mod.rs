@@ -315,8 +315,18 @@ pub enum Command {
 
 /// Parses a run date: YYYY-MM-DD, in the range segflow's date arithmetic supports.
 pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
-    let date = crate::sql::iso_date(text.trim())
-        .ok_or_else(|| format!("expected a date like 2026-11-20, not {text:?}"))?;
+    let trimmed = text.trim();
+    let date = crate::sql::iso_date(trimmed).ok_or_else(|| {
+        // Shaped like a date, but not one of the calendar's (2026-11-31, 2026-02-29).
+        let shaped = trimmed.len() == 10
+            && NaiveDate::parse_from_str(&format!("{}-01", &trimmed[..7]), "%Y-%m-%d").is_ok()
+            && trimmed[8..].bytes().all(|b| b.is_ascii_digit())
+            && trimmed.as_bytes()[7] == b'-';
+        match shaped {
+            true => format!("{trimmed} is not a day of the calendar: its month has fewer days"),
+            false => format!("expected a date like 2026-11-20, not {text:?}"),
+        }
+    })?;
     crate::sql::supported_date(date).map_err(|range| format!("expected {range}"))
 }
 

@@ -264,3 +264,18 @@ fn a_closed_standard_output_is_no_failure_of_the_command() {
             .exists()
     );
 }
+
+/// A date shaped right that the calendar lacks was told to look like a date.
+#[test]
+fn a_date_the_calendar_lacks_is_named_so() {
+    let p = Project::mini();
+    for date in ["2026-11-31", "2026-02-29"] {
+        let err = p.fails(&["run", PIPELINE, "--date", date], 2);
+        assert!(
+            err.contains(&format!("{date} is not a day of the calendar: its month has fewer days")),
+            "{err}"
+        );
+    }
+    let err = p.fails(&["run", PIPELINE, "--date", "2026-13-01"], 2);
+    assert!(err.contains("expected a date like 2026-11-20"), "{err}");
+}
