@@ -68,6 +68,12 @@ pub enum Error {
     Backfill(Box<BackfillError>),
     #[error("--to {to} is before --from {from}")]
     BackwardRange { from: NaiveDate, to: NaiveDate },
+    #[error("--param {name} is given twice ({first}, then {second}); give it once")]
+    ParamTwice {
+        name: String,
+        first: String,
+        second: String,
+    },
     #[error(transparent)]
     Generate(#[from] GenerateError),
     #[error(transparent)]
@@ -104,7 +110,7 @@ impl Error {
     /// 0 published; 1 runtime failure; 2 invalid pipeline or arguments; 3 blocked by a gate.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Compile(_) | Error::BackwardRange { .. } => 2,
+            Error::Compile(_) | Error::BackwardRange { .. } | Error::ParamTwice { .. } => 2,
             Error::Run(err) => err.exit_code(),
             Error::Backfill(err) => err.source.exit_code(),
             Error::Generate(err) if err.is_argument() => 2,
@@ -159,8 +165,9 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    fn options(self, date: NaiveDate) -> RunOptions {
-        RunOptions {
+    fn options(self, date: NaiveDate) -> Result<RunOptions, Error> {
+        given_once(&self.params)?;
+        Ok(RunOptions {
             date,
             params: self.params,
             engine: EngineOptions {
@@ -172,7 +179,7 @@ impl RunArgs {
             full_refresh: self.full_refresh,
             timeout: self.timeout,
             progress: run::Progress::default(),
-        }
+        })
     }
 }
 
@@ -392,6 +399,20 @@ fn today() -> NaiveDate {
     chrono::Utc::now().date_naive()
 }
 
+/// Each `--param` once: a second value would silently win over the first.
+fn given_once(params: &[(String, String)]) -> Result<(), Error> {
+    for (i, (name, second)) in params.iter().enumerate() {
+        if let Some((_, first)) = params[..i].iter().find(|(n, _)| n == name) {
+            return Err(Error::ParamTwice {
+                name: name.clone(),
+                first: first.clone(),
+                second: second.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Runs the command the arguments name.
 pub async fn execute(cli: Cli) -> Result<(), Error> {
     let show = cli.shows_progress();
@@ -403,7 +424,7 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             args,
             json,
         } => {
-            let options = args.options(date.unwrap_or_else(today));
+            let options = args.options(date.unwrap_or_else(today))?;
             run_command(&pipeline, options, json, (show, json_logs)).await
         }
         Command::Backfill {
@@ -412,7 +433,7 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             to,
             rerun,
             args,
-        } => backfill_command(&pipeline, from, to, rerun, args.options(from), show).await,
+        } => backfill_command(&pipeline, from, to, rerun, args.options(from)?, show).await,
         Command::Explain {
             pipeline,
             keys,
@@ -422,6 +443,7 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             engine,
         } => {
             let date = date.unwrap_or_else(today);
+            given_once(&params)?;
             explain_command(&pipeline, &keys, date, &params, engine.engine, json).await
         }
         Command::Validate { pipeline } => validate_command(&pipeline).await,

@@ -99,7 +99,10 @@ impl<'a> Compiler<'a> {
         if !is_valid_name(name) {
             let rule = match name.len() > MAX_NAME {
                 true => format!("names are at most {MAX_NAME} characters long"),
-                false => "names may use lower-case letters, digits and _ and start with a letter or _".to_string(),
+                false => {
+                    "names may use lower-case letters, digits and _ and start with a letter or _"
+                        .to_string()
+                }
             };
             self.problem(
                 path,

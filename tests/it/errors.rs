@@ -272,10 +272,31 @@ fn a_date_the_calendar_lacks_is_named_so() {
     for date in ["2026-11-31", "2026-02-29"] {
         let err = p.fails(&["run", PIPELINE, "--date", date], 2);
         assert!(
-            err.contains(&format!("{date} is not a day of the calendar: its month has fewer days")),
+            err.contains(&format!(
+                "{date} is not a day of the calendar: its month has fewer days"
+            )),
             "{err}"
         );
     }
     let err = p.fails(&["run", PIPELINE, "--date", "2026-13-01"], 2);
     assert!(err.contains("expected a date like 2026-11-20"), "{err}");
+}
+
+/// A `--param` given twice ran with the second value, saying nothing.
+#[test]
+fn a_param_given_twice_is_refused() {
+    let p = Project::mini();
+    for command in ["run", "explain"] {
+        let mut args = vec![command, PIPELINE, "--date", "2026-11-20"];
+        if command == "explain" {
+            args.extend(["--key", "1"]);
+        }
+        args.extend(["--param", "min_spend=10", "--param", "min_spend=20"]);
+        let err = p.fails(&args, 2);
+        assert!(
+            err.contains("--param min_spend is given twice (10, then 20); give it once"),
+            "{err}"
+        );
+    }
+    assert!(!p.path("out/mini/runs").exists());
 }
