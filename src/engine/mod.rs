@@ -92,7 +92,12 @@ impl QueryError {
 impl std::fmt::Display for QueryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let message = clean_message(&self.error);
-        if self.redact {
+        // The pool's report of its consumers and DataFusion's advice name no row's value.
+        let memory = matches!(
+            self.error.find_root(),
+            DataFusionError::ResourcesExhausted(_)
+        );
+        if self.redact && !memory {
             f.write_str(&redact_quoted(&message))
         } else {
             f.write_str(&message)
@@ -2058,6 +2063,22 @@ mod tests {
                 Some(_) => assert!(passed_through(&plan) > 300_000, "passed through"),
             }
         }
+    }
+
+    #[test]
+    fn memory_errors_keep_the_settings_they_name() {
+        let err = DataFusionError::Context(
+            "sorting".into(),
+            Box::new(DataFusionError::ResourcesExhausted(
+                "increase the config: 'datafusion.runtime.memory_limit' of ExternalSorter[1]"
+                    .into(),
+            )),
+        );
+        let shown = QueryError::from_data(err).to_string();
+        assert!(
+            shown.contains("'datafusion.runtime.memory_limit' of ExternalSorter[1]"),
+            "{shown}"
+        );
     }
 
     #[test]
