@@ -166,6 +166,16 @@ pub async fn explain(
         let _ = crate::store::delete_folder(&scratch_folder).await;
     }
     let mut facts = facts?;
+    // An offer added to the pipeline since the run was published has no decision in it.
+    if let Some(manifest) = &manifest {
+        let decided = |name: &str| manifest.offers.iter().any(|o| o.name == name);
+        for offer in facts.offers.values_mut().flatten() {
+            if !decided(&offer.name) {
+                offer.published_status = None;
+                offer.published_rank = None;
+            }
+        }
+    }
     Ok(only
         .texts()
         .iter()

@@ -58,9 +58,7 @@ fn offer(out: &mut String, o: &OfferExplanation, published: bool) {
             "published: outranked, better offers filled max_per_customer".into()
         }
         (Some(status), None) => format!("published: {status}"),
-        (None, _) if published => {
-            "offers were not in the pipeline when the run was published".into()
-        }
+        (None, _) if published => "not in the pipeline when the run was published".into(),
         (None, _) => "no published decision".to_string(),
     };
     let eligible = if o.eligible {

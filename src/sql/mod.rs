@@ -61,10 +61,20 @@ pub(crate) struct KeyFilter {
 }
 
 impl KeyFilter {
-    /// Keys as `(SQL literal, text)` pairs.
+    /// Keys as `(SQL literal, text)` pairs; a key given twice (`7` and `007` for a number)
+    /// is kept once, in the place it was first given.
     pub(crate) fn new(keys: Vec<(String, String)>) -> Self {
-        let (literals, texts) = keys.into_iter().unzip();
-        Self { literals, texts }
+        let mut filter = Self {
+            literals: Vec::new(),
+            texts: Vec::new(),
+        };
+        for (literal, text) in keys {
+            if !filter.texts.contains(&text) {
+                filter.literals.push(literal);
+                filter.texts.push(text);
+            }
+        }
+        filter
     }
 
     pub(crate) fn texts(&self) -> &[String] {

@@ -229,6 +229,39 @@ fn explain_shows_eligibility_score_suppression_and_capacity() {
     );
 }
 
+/// A key given twice (`3`, `003`) was explained twice, its second copy's offers all "not
+/// eligible" beside their published rank; an offer added since the run was published was "not
+/// eligible" there.
+#[test]
+fn explain_takes_a_key_once_and_an_offer_added_since_as_new() {
+    let p = Project::fixture("offers");
+    p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
+    let args = ["explain", PIPELINE, "--date", "2026-11-01", "--json"];
+    let out = p.ok(&[&args[..], &["--key", "3", "--key", "003"]].concat());
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["key"], "3", "one key, one object: {out}");
+    let offers = json["offers"].as_array().unwrap();
+    assert_eq!(offers.len(), 4, "{out}");
+    assert_eq!(offers[0]["eligible"], true, "{out}");
+    p.edit(
+        PIPELINE,
+        "output:",
+        "    tv_bundle:\n      description: TV for everyone\n      eligible: { anyone: \"true\" }\n      score: \"1.0\"\n      channels: [mail]\noutput:",
+    );
+    let json = explain_json(&p, "3");
+    let added = &json["offers"][4];
+    assert_eq!(added["name"], "tv_bundle");
+    assert_eq!(added["eligible"], true);
+    assert_eq!(added["published_status"], serde_json::Value::Null);
+    let text = p.ok(&["explain", PIPELINE, "--key", "3", "--date", "2026-11-01"]);
+    assert!(
+        text.contains(
+            "offer tv_bundle — eligible, score 1.0 (not in the pipeline when the run was published)"
+        ),
+        "{text}"
+    );
+}
+
 #[test]
 fn suppressed_names_an_offer_held_back_whole_once_and_a_channel_held_back_by_its_channel() {
     let p = Project::fixture("offers");
