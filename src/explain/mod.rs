@@ -51,6 +51,9 @@ pub struct SuppressionExplanation {
     pub reason: String,
     /// What the rule holds back: everything, or the segments, offers and channels named.
     pub scope: String,
+    /// The offer the rule's row named, for a SQL rule returning one: of its scope, it holds
+    /// back that offer only (a rule may match a customer once per offer).
+    pub offer: Option<String>,
     /// The rule's own account of the data that matched (e.g. the technician visit).
     pub detail: Option<String>,
 }
@@ -296,21 +299,22 @@ impl Facts {
                 facts.erased.clone()
             };
         }
-        for (text, name, detail) in
+        for found in
             suppressions::matches_for(ctx, key, &pipeline.suppressions, only, params).await?
         {
-            let Some(rule) = pipeline.suppressions.iter().find(|r| r.name == name) else {
+            let Some(rule) = pipeline.suppressions.iter().find(|r| r.name == found.rule) else {
                 continue;
             };
             facts
                 .suppressions
-                .entry(text)
+                .entry(found.key)
                 .or_default()
                 .push(SuppressionExplanation {
-                    name,
+                    name: found.rule,
                     reason: rule.reason.clone(),
                     scope: rule.scope.describe(),
-                    detail,
+                    offer: found.offer,
+                    detail: found.detail,
                 });
         }
         // In the pipeline's order of rules.

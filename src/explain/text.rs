@@ -115,9 +115,13 @@ impl Explanation {
         if !self.suppressions.is_empty() {
             out.push_str("\nsuppressions that apply:\n");
             for s in &self.suppressions {
+                let only = match &s.offer {
+                    Some(offer) => format!("; here offer {offer} only"),
+                    None => String::new(),
+                };
                 let _ = writeln!(
                     out,
-                    "  {} (holds back from {}): {}",
+                    "  {} (holds back from {}{only}): {}",
                     s.name, s.scope, s.reason
                 );
                 if let Some(detail) = &s.detail {

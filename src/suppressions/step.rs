@@ -240,28 +240,43 @@ impl RowsPerRule {
     }
 }
 
-/// `(key, rule, detail)` for every rule that matched a key `only` selects, in [`MATCHES`]
-/// (`explain`).
+/// A rule's match of a key, for `explain`.
+pub(crate) struct Match {
+    pub(crate) key: String,
+    pub(crate) rule: String,
+    /// The offer a SQL rule's row named (it holds back that offer only).
+    pub(crate) offer: Option<String>,
+    pub(crate) detail: Option<String>,
+}
+
+/// Every rule's matches of the keys `only` selects, in [`MATCHES`]: one per offer a SQL rule's
+/// rows name, in rule and offer order.
 pub(crate) async fn matches_for(
     ctx: &SessionContext,
     key: &str,
     suppressions: &[Suppression],
     only: &KeyFilter,
     params: &Params,
-) -> Result<Vec<(String, String, Option<String>)>, EngineError> {
+) -> Result<Vec<Match>, EngineError> {
     let k = ident(key);
     let sql = format!(
-        "SELECT h.{k}, h.suppression, MIN({DETAIL}) FROM {MATCHES} h \
+        "SELECT h.{k}, h.suppression, h.offer, MIN({DETAIL}) FROM {MATCHES} h \
          JOIN ({rules}) r ON r.suppression = h.suppression \
-         WHERE {mine} GROUP BY h.{k}, h.suppression ORDER BY h.suppression",
+         WHERE {mine} GROUP BY h.{k}, h.suppression, h.offer \
+         ORDER BY h.suppression, h.offer NULLS FIRST",
         rules = rules(suppressions),
         mine = only.predicate(&format!("h.{k}")),
     );
     let rows = engine::text_rows(ctx, "explain suppressions", &sql, params).await?;
     Ok(rows
         .into_iter()
-        .filter_map(|row| match <[_; 3]>::try_from(row) {
-            Ok([Some(key), Some(rule), detail]) => Some((key, rule, detail)),
+        .filter_map(|row| match <[_; 4]>::try_from(row) {
+            Ok([Some(key), Some(rule), offer, detail]) => Some(Match {
+                key,
+                rule,
+                offer,
+                detail,
+            }),
             _ => None,
         })
         .collect())

@@ -183,8 +183,17 @@ fn explain_agrees_with_the_published_run_for_every_customer() {
     assert_eq!(explained.len(), keys.len());
 
     let (mut members, mut held, mut eligible) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let mut details = BTreeSet::new();
     for e in &explained {
         let key = e["key"].as_str().unwrap().to_string();
+        for s in e["suppressions"].as_array().unwrap() {
+            let detail = s["detail"].as_str().unwrap_or_default().to_string();
+            details.insert(vec![
+                key.clone(),
+                s["name"].as_str().unwrap().to_string(),
+                detail,
+            ]);
+        }
         for s in e["segments"].as_array().unwrap() {
             let name = s["name"].as_str().unwrap().to_string();
             if s["member"] == true {
@@ -224,6 +233,14 @@ fn explain_agrees_with_the_published_run_for_every_customer() {
         "SELECT customer_id, offer FROM read_parquet('{run}/decisions/*.parquet')"
     ));
     assert_eq!(eligible, published_eligible, "offer eligibility");
+    // Every match behind what was held back, with its detail: a SQL rule returning several
+    // offers of one customer was explained by one of them.
+    let published_details = rows(&format!(
+        "SELECT DISTINCT customer_id, suppression, coalesce(detail, '') \
+         FROM read_parquet('{run}/suppressed/*.parquet')"
+    ));
+    let unexplained: Vec<_> = published_details.difference(&details).take(3).collect();
+    assert!(unexplained.is_empty(), "{unexplained:?}");
     // Sorted by key, what was held back, then the rule, each text byte by byte (as DuckDB
     // compares them): segflow sorts by the texts' places in name order, not the texts.
     let order = p.duckdb(
