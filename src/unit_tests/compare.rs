@@ -64,6 +64,11 @@ fn number(text: &str) -> Option<f64> {
 }
 
 fn numbers_match(expected: &str, actual: &str) -> bool {
+    // Whole numbers are exact, beyond 2^53 too, where doubles no longer tell them apart.
+    let whole = |t: &str| t.trim().parse::<i128>().ok();
+    if let (Some(x), Some(y)) = (whole(expected), whole(actual)) {
+        return x == y;
+    }
     let (Some(x), Some(y)) = (number(expected), number(actual)) else {
         return false;
     };
@@ -373,6 +378,11 @@ mod tests {
             &Some("1000001".into())
         ));
         assert!(!cells_match(&Some("nan".into()), &Some("NaN".into())));
+        assert!(!cells_match(
+            &Some("9007199254740992".into()),
+            &Some("9007199254740993".into())
+        ));
+        assert!(cells_match(&Some("700".into()), &Some("700.0".into())));
     }
 
     #[test]

@@ -502,6 +502,28 @@ impl FileChecker<'_> {
                 };
                 self.problem(level, &["expect", "rows", &r.to_string(), column], message);
             }
+            // A number written unquoted for a model's text column is compared as YAML
+            // retyped it, not as written.
+            let schema = match target {
+                Some(Target::Model(name)) => {
+                    self.tables.models.get(name).and_then(|s| s.as_ref().ok())
+                }
+                _ => None,
+            };
+            for (column, value) in row.iter().filter(|(_, v)| v.is_number()) {
+                let text = schema
+                    .and_then(|s| s.field_with_name(column).ok())
+                    .is_some_and(|f| rows::is_text(f.data_type()));
+                if text && compared.contains(column) {
+                    let number = rows::expected_cell(value).unwrap_or_default();
+                    let message = format!(
+                        "expect.rows row {}, column {column}: {}",
+                        r + 1,
+                        rows::unquoted(number)
+                    );
+                    self.problem(level, &["expect", "rows", &r.to_string(), column], message);
+                }
+            }
             // A compared column a row leaves out is expected to be NULL.
             cells.push(
                 compared

@@ -52,20 +52,30 @@ pub fn unknown_columns(schema: &Schema, rows: &[Row]) -> Vec<(usize, String)> {
 /// Decodes rows into one batch of `schema` (see [`nullable`]); call [`unknown_columns`] first.
 pub fn decode(schema: &SchemaRef, rows: &[Row]) -> Result<RecordBatch, RowError> {
     let json: Vec<Map<String, Json>> = rows.iter().map(to_json).collect();
-    // The decoder would truncate a fraction given for a whole-number column (1.7 → 1).
+    // The decoder would truncate a fraction given for a whole-number column (1.7 → 1), read a
+    // number given for a date as days since 1970 and for a time as microseconds, and a number
+    // given for text as YAML retyped it (`+33612345678` and `007` lose their first character).
     for (i, row) in json.iter().enumerate() {
         for (column, value) in row {
-            let whole = schema
-                .field_with_name(column)
-                .is_ok_and(|f| decodable(f.data_type()).is_integer());
+            let Some(data_type) =
+                (schema.field_with_name(column).ok()).map(|f| decodable(f.data_type()))
+            else {
+                continue;
+            };
             let fraction = value.as_f64().is_some_and(|v| v.fract() != 0.0);
-            if whole && fraction {
-                return Err(RowError {
-                    row: i,
-                    column: Some(column.clone()),
-                    message: format!("{value} is not a whole number"),
-                });
-            }
+            let message = match data_type {
+                t if t.is_integer() && fraction => format!("{value} is not a whole number"),
+                t if t.is_temporal() && value.is_number() => {
+                    format!("{value} is not {}", describe_type(&t))
+                }
+                t if is_text(&t) && value.is_number() => unquoted(value),
+                _ => continue,
+            };
+            return Err(RowError {
+                row: i,
+                column: Some(column.clone()),
+                message,
+            });
         }
     }
     if let Ok(batch) = decode_json(schema, &json) {
@@ -128,6 +138,20 @@ pub fn describe_type(data_type: &DataType) -> String {
         DataType::Dictionary(_, value) => describe_type(value),
         other => format!("a {other}"),
     }
+}
+
+pub(super) fn is_text(data_type: &DataType) -> bool {
+    matches!(
+        decodable(data_type),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+/// What a number written unquoted for a text column is told.
+pub(super) fn unquoted(value: impl std::fmt::Display) -> String {
+    format!(
+        "the column is text and YAML reads {value} unquoted as a number, which it may not keep as written (+33612345678, 007); quote it"
+    )
 }
 
 /// Dictionary columns are decoded as their values, then cast.
@@ -291,7 +315,7 @@ mod tests {
     #[test]
     fn dates_timestamps_and_numbers_are_read_as_the_columns_types() {
         let given = rows(
-            "- { customer_id: 1, name: 7, signup_date: 2025-01-01, seen_at: \"2026-10-01T10:00:00\", amount: 700 }\n\
+            "- { customer_id: 1, name: \"7\", signup_date: 2025-01-01, seen_at: \"2026-10-01T10:00:00\", amount: 700 }\n\
              - { customer_id: 2 }",
         );
         let batch = decode(&schema(), &given).unwrap();
@@ -319,6 +343,32 @@ mod tests {
         let err = decode(&schema(), &given).unwrap_err();
         assert_eq!((err.row, err.column.as_deref()), (1, Some("customer_id")));
         assert_eq!(err.message, "1.7 is not a whole number");
+        // A number for a date or a time was read as days or microseconds since 1970; for
+        // text, as YAML retyped it.
+        for (row, column, message) in [
+            (
+                "signup_date: 20200101",
+                "signup_date",
+                "20200101 is not a date like 2026-11-20",
+            ),
+            (
+                "seen_at: 1700000000",
+                "seen_at",
+                "1700000000 is not a timestamp like \"2026-11-20T10:00:00\"",
+            ),
+            (
+                "name: +33612345678",
+                "name",
+                "the column is text and YAML reads 33612345678 unquoted as a number, which it may not keep as written (+33612345678, 007); quote it",
+            ),
+        ] {
+            let err =
+                decode(&schema(), &rows(&format!("- {{ customer_id: 1, {row} }}"))).unwrap_err();
+            assert_eq!(
+                (err.column.as_deref(), err.message.as_str()),
+                (Some(column), message)
+            );
+        }
     }
 
     #[test]

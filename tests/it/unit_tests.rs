@@ -141,3 +141,40 @@ fn expected_times_of_a_zoned_column_are_its_wall_clock_times() {
         "{out}"
     );
 }
+
+/// A number written unquoted for a text column was compared (or given) as YAML retyped it:
+/// `+33612345678` matched the text `33612345678`, `007` was given as `7`.
+#[test]
+fn a_number_unquoted_for_a_text_column_is_refused_at_its_line() {
+    let p = Project::fixture("unit");
+    let tests = p.read(TESTS);
+    let probe = "\n  - name: text_as_written\n    given:\n      customers:\n        - { customer_id: 1, first_name: \"33612345678\", signup_date: 2025-01-01 }\n    expect:\n      model: profile\n      columns: [customer_id, first_name]\n      rows:\n        - { customer_id: 1, first_name: +33612345678 }\n";
+    p.write(TESTS, &format!("{tests}{probe}"));
+    let line = tests.lines().count() + 10;
+    let err = p.fails(&["test", PIPELINE], 2);
+    assert!(
+        err.contains(&format!("pipelines/unit.tests.yaml:{line}:"))
+            && err.contains("expect.rows row 1, column first_name: the column is text and YAML reads 33612345678 unquoted as a number, which it may not keep as written (+33612345678, 007); quote it"),
+        "{err}"
+    );
+    let given = probe
+        .replace("first_name: \"33612345678\"", "first_name: +33612345678")
+        .replace(
+            "first_name: +33612345678 }\n",
+            "first_name: \"+33612345678\" }\n",
+        );
+    p.write(TESTS, &format!("{tests}{given}"));
+    let err = p.fails(&["test", PIPELINE], 2);
+    assert!(
+        err.contains("given.customers row 1, column first_name: the column is text and YAML reads 33612345678 unquoted"),
+        "{err}"
+    );
+    // Quoted, both compare as written.
+    let quoted = probe.replace("first_name: +33612345678", "first_name: \"+33612345678\"");
+    p.write(TESTS, &format!("{tests}{quoted}"));
+    let out = test_output(&p, &["test", PIPELINE], 1);
+    assert!(
+        out.contains("FAIL") && out.contains("text_as_written"),
+        "{out}"
+    );
+}
