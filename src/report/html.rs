@@ -263,7 +263,12 @@ fn overlap(m: &Manifest) -> String {
         let text = if n == 0 {
             String::new()
         } else {
-            format!("{}<br><span class=\"muted\">{share:.0}%</span>", num(n))
+            // A few customers of a large segment are not none of them.
+            let share = match share < 1.0 {
+                true => "&lt;1".to_string(),
+                false => format!("{share:.0}"),
+            };
+            format!("{}<br><span class=\"muted\">{share}%</span>", num(n))
         };
         (if a == b { 0 } else { n }, text)
     };
@@ -523,7 +528,7 @@ pub(crate) struct IndexEntry {
 /// `index.html`: the pipeline's runs, newest first, with their status and sizes.
 pub(crate) fn index(pipeline: &str, entries: &[IndexEntry]) -> String {
     let mut table = String::from(
-        "<section class=\"wide\"><table><tr><th>run date</th><th>status</th><th class=\"num\">members</th><th class=\"num\">offers assigned</th><th>checks</th><th>run</th></tr>",
+        "<section class=\"wide\"><table><tr><th>run date</th><th>status</th><th class=\"num\" title=\"audience rows: a customer in two segments counts twice\">memberships</th><th class=\"num\">offers assigned</th><th>checks</th><th>run</th></tr>",
     );
     for e in entries {
         let m = &e.manifest;
@@ -534,19 +539,25 @@ pub(crate) fn index(pipeline: &str, entries: &[IndexEntry]) -> String {
         };
         let members: u64 = m.segments.iter().map(|s| s.size).sum();
         let assigned: u64 = m.offers.iter().map(|o| o.assigned).sum();
-        let failed = m
-            .checks
-            .iter()
-            .filter(|c| c.status == Status::Failed)
-            .count();
+        // As the run's page says them: a failed check of severity `warn` is a warning.
+        let failing = |blocks: bool| {
+            (m.checks.iter())
+                .filter(|c| c.status == Status::Failed && c.blocks() == blocks)
+                .count()
+        };
+        let warnings = match failing(false) {
+            0 => String::new(),
+            1 => ", 1 warning".to_string(),
+            n => format!(", {n} warnings"),
+        };
         let _ = write!(
             table,
-            "<tr><td><a href=\"{}\">{}</a></td><td class=\"{class}\">{status}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{} of {} failed</td><td class=\"muted\">{}</td></tr>",
+            "<tr><td><a href=\"{}\">{}</a></td><td class=\"{class}\">{status}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{} of {} failed{warnings}</td><td class=\"muted\">{}</td></tr>",
             escape(&e.report),
             m.run_date,
             num(members),
             num(assigned),
-            failed,
+            failing(true),
             m.checks.len(),
             escape(&m.run_id)
         );

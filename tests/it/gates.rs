@@ -135,6 +135,13 @@ fn warnings_publish_and_are_recorded() {
         )
         .is_file()
     );
+    // The index tells warnings from failures, as the run's page does.
+    let checks = manifest["checks"].as_array().unwrap().len();
+    let index = p.read("out/gates/index.html");
+    assert!(
+        index.contains(&format!("<td>0 of {checks} failed, 2 warnings</td>")),
+        "{index}"
+    );
 }
 
 #[test]
