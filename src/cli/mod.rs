@@ -433,7 +433,10 @@ pub async fn execute(cli: Cli) -> Result<(), Error> {
             to,
             rerun,
             args,
-        } => backfill_command(&pipeline, from, to, rerun, args.options(from)?, show).await,
+        } => {
+            let options = args.options(from)?;
+            backfill_command(&pipeline, (from, to), rerun, options, (show, json_logs)).await
+        }
         Command::Explain {
             pipeline,
             keys,
@@ -534,6 +537,23 @@ pub fn note(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
+/// Says which dates a rebuild left pending by an earlier command rebuilt first.
+fn say_finished(finished: Option<&run::Finished>, json_logs: bool) {
+    let Some(finished) = finished.filter(|f| !f.rebuilt.is_empty()) else {
+        return;
+    };
+    let dates: Vec<String> = finished.rebuilt.iter().map(ToString::to_string).collect();
+    let line = format!(
+        "first finished the rebuild an earlier command left: rebuilt {} (their changes and history follow from {})",
+        dates.join(", "),
+        finished.after
+    );
+    match json_logs {
+        true => tracing::info!(rebuilt = %dates.join(", "), "{line}"),
+        false => note(&format!("segflow: {line}")),
+    }
+}
+
 /// `run`; `(show, json_logs)`: whether to show progress, whether logs are JSON lines.
 async fn run_command(
     pipeline: &str,
@@ -560,6 +580,7 @@ async fn run_command(
             return Err(err.into());
         }
     };
+    say_finished(report.finished.as_ref(), json_logs);
     if !report.rebuilt.is_empty() {
         let dates: Vec<String> = report.rebuilt.iter().map(ToString::to_string).collect();
         // Later dates are rebuilt with the same `--param` values: say so, they change them.
@@ -597,13 +618,13 @@ async fn run_command(
     })
 }
 
+/// `backfill` of the dates `(from, to)`; `(show, json_logs)` as for `run`.
 async fn backfill_command(
     pipeline: &str,
-    from: NaiveDate,
-    to: NaiveDate,
+    (from, to): (NaiveDate, NaiveDate),
     rerun: bool,
     options: RunOptions,
-    show: bool,
+    (show, json_logs): (bool, bool),
 ) -> Result<(), Error> {
     if to < from {
         return Err(Error::BackwardRange { from, to });
@@ -618,6 +639,7 @@ async fn backfill_command(
     .await;
     display.finish();
     let report = report?;
+    say_finished(report.finished.as_ref(), json_logs);
     let rebuilt = if report.rebuilt.is_empty() {
         String::new()
     } else {

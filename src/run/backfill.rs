@@ -32,6 +32,8 @@ pub struct BackfillReport {
     pub skipped: Vec<NaiveDate>,
     /// Published dates after the range, rerun because their history followed from it.
     pub rebuilt: Vec<NaiveDate>,
+    /// A rebuild an earlier command left pending, finished first.
+    pub finished: Option<Finished>,
 }
 
 /// Runs every date from `from` to `to` in order, under the pipeline's lock. Dates already
@@ -107,7 +109,7 @@ async fn backfill_locked(
             source,
         }
     };
-    finish_pending_rebuild(locked, options)
+    report.finished = finish_pending_rebuild(locked, options)
         .await
         .map_err(|e| fail(from, &report, &[], false, e))?;
     let published = (locked.store.published_dates().await)
@@ -234,26 +236,38 @@ struct PendingRebuild {
 /// Where a pending rebuild is recorded, in the pipeline's folder.
 const PENDING_REBUILD: &str = "rebuild.json";
 
-/// Finishes the rebuild a rerun left when it was stopped (killed, its machine gone) before it
-/// could report: until then the dates after the rerun would not follow from it. Every run and
-/// backfill calls this under the lock before anything else; returns the dates rebuilt.
+/// A rebuild left pending, finished before a command's own work.
+#[derive(Debug)]
+pub struct Finished {
+    /// The date the rebuilt runs now follow from.
+    pub after: NaiveDate,
+    pub rebuilt: Vec<NaiveDate>,
+}
+
+/// Finishes the rebuild a rerun or a backfill left when it was stopped (killed, its machine
+/// gone, a date of a backfill blocked) before the runs after it followed from it. Every run
+/// and backfill calls this under the lock before anything else.
 pub(super) async fn finish_pending_rebuild(
     locked: &Locked<'_>,
     options: &RunOptions,
-) -> Result<Vec<NaiveDate>, RunError> {
+) -> Result<Option<Finished>, RunError> {
     let record = locked.store.root().join(PENDING_REBUILD);
     let Some(pending) = store::read_json_if_any::<PendingRebuild>(&record).await? else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     warn!(
         after = %pending.after,
-        "a rerun was stopped while it rebuilt the runs after it; finishing that first"
+        "the runs published after a rerun or a backfill stopped early do not follow from it yet; rebuilding them first"
     );
     let options = RunOptions {
         params: pending.params,
         ..options.clone()
     };
-    rebuild_following(locked, pending.after, &options).await
+    let rebuilt = rebuild_following(locked, pending.after, &options).await?;
+    Ok(Some(Finished {
+        after: pending.after,
+        rebuilt,
+    }))
 }
 
 /// Reruns `later`, the published dates after `date`, in order.

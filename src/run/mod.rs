@@ -21,6 +21,7 @@ mod validate;
 use chrono::NaiveDate;
 use tracing::{Instrument, info, info_span, warn};
 
+pub use backfill::Finished;
 pub use backfill::{BackfillError, backfill};
 use backfill::{finish_pending_rebuild, rebuild_following};
 pub use error::RunError;
@@ -60,6 +61,8 @@ pub struct RunReport {
     pub is_latest: bool,
     /// Published dates after this one, rerun because their history follows from it.
     pub rebuilt: Vec<NaiveDate>,
+    /// A rebuild an earlier command left pending, finished before this run.
+    pub finished: Option<Finished>,
 }
 
 pub(crate) fn new_run_id() -> String {
@@ -140,8 +143,9 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions) -> Result<RunReport,
     let work = async {
         let locked = limited(options, Locked::take(pipeline, options)).await?;
         let result = async {
-            finish_pending_rebuild(&locked, options).await?;
+            let finished = finish_pending_rebuild(&locked, options).await?;
             let mut report = limited(options, run_date(&locked, options)).await?;
+            report.finished = finished;
             // Each later date rebuilt has a `--timeout` of its own, and says where it stopped.
             report.rebuilt = rebuild_following(&locked, options.date, options).await?;
             Ok(report)
@@ -212,6 +216,7 @@ async fn run_date_steps(locked: &Locked<'_>, options: &RunOptions) -> Result<Run
         run_dir,
         is_latest,
         rebuilt: Vec::new(),
+        finished: None,
     })
 }
 

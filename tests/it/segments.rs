@@ -206,7 +206,7 @@ fn a_rebuild_stopped_before_it_could_report_is_finished_by_the_next_run() {
         String::from_utf8_lossy(&p.segflow(&["run", PIPELINE, "--date", "2026-11-04"]).stderr)
             .into_owned();
     assert!(
-        err.contains("a rerun was stopped while it rebuilt the runs after it"),
+        err.contains("first finished the rebuild an earlier command left: rebuilt 2026-11-03 (their changes and history follow from 2026-11-02)"),
         "{err}"
     );
     assert!(!p.path("out/segs/rebuild.json").exists());
@@ -542,7 +542,13 @@ fn a_backfill_stopped_in_a_gap_leaves_the_later_runs_to_the_next_run_to_rebuild(
     assert!(p.path("out/segs/rebuild.json").exists());
     // The next day's run rebuilds 11-05 from 11-02 first.
     p.write(profile, &text);
-    p.ok(&["run", PIPELINE, "--date", "2026-11-06"]);
+    let out = p.segflow(&["run", PIPELINE, "--date", "2026-11-06"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success()
+            && err.contains("first finished the rebuild an earlier command left: rebuilt 2026-11-05 (their changes and history follow from 2026-11-02)"),
+        "{err}"
+    );
     assert!(!p.path("out/segs/rebuild.json").exists());
     let manifest = p.json("out/segs/runs/run_date=2026-11-05/manifest.json");
     assert_eq!(manifest["previous_run"], "2026-11-02");
