@@ -178,3 +178,20 @@ fn a_number_unquoted_for_a_text_column_is_refused_at_its_line() {
         "{out}"
     );
 }
+
+/// A profile with two rows for a customer, which a run refuses, gave a test an audience with
+/// the customer twice (passing a test written to expect it).
+#[test]
+fn a_profile_with_a_customer_twice_fails_a_test_as_it_fails_a_run() {
+    let p = Project::fixture("unit");
+    let tests = p.read(TESTS);
+    let probe = "\n  - name: twice\n    given:\n      profile:\n        - { customer_id: 1, first_name: Ada, spend_365d: 700.0, days_since_last_purchase: 90 }\n        - { customer_id: 1, first_name: Ada, spend_365d: 700.0, days_since_last_purchase: 90 }\n    expect:\n      segment: lapsing_big_spenders\n      columns: [customer_id]\n      rows:\n        - { customer_id: 1 }\n        - { customer_id: 1 }\n";
+    p.write(TESTS, &format!("{tests}{probe}"));
+    let out = test_output(&p, &["test", PIPELINE, "--filter", "twice"], 1);
+    assert!(
+        out.contains("FAIL")
+            && out
+                .contains("model profile has more than one row for 1 customer_id values (2 rows)"),
+        "{out}"
+    );
+}
