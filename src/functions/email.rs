@@ -31,6 +31,12 @@ pub fn normalize_email_str(email: &str) -> Option<String> {
     normalize_email_into(email, &mut normalized).then_some(normalized)
 }
 
+/// Characters that show as nothing: a byte-order mark or a zero-width space a spreadsheet or a
+/// web form left beside an address would otherwise change its hash.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}')
+}
+
 /// Lower-case hex SHA-256 of [`normalize_email_str`], or `None` when the address is invalid.
 pub fn sha256_email_str(email: &str) -> Option<String> {
     normalize_email_str(email).map(|e| Sha256Hex::of(e.as_bytes()).as_str().to_owned())
@@ -39,8 +45,9 @@ pub fn sha256_email_str(email: &str) -> Option<String> {
 /// [`normalize_email_str`] writing into a reused buffer; returns whether the address was valid.
 fn normalize_email_into(email: &str, out: &mut String) -> bool {
     out.clear();
-    let email = email.trim();
-    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let blank = |c: char| c.is_whitespace() || invisible(c);
+    let email = email.trim_matches(blank);
+    if email.chars().any(|c| blank(c) || c.is_control()) {
         return false;
     }
     let Some((local, domain)) = email.split_once('@') else {
@@ -218,6 +225,22 @@ mod tests {
             norm("İ@example.com").as_deref(),
             Some("i\u{307}@example.com")
         );
+    }
+
+    #[test]
+    fn invisible_characters_around_an_address_are_trimmed() {
+        for written in [
+            "\u{feff}test@example.com",
+            "test@example.com\u{200b}",
+            "\u{200e}test@example.com ",
+        ] {
+            assert_eq!(
+                normalize_email_str(written).as_deref(),
+                Some("test@example.com"),
+                "{written:?}"
+            );
+        }
+        assert_eq!(normalize_email_str("te\u{200b}st@example.com"), None);
     }
 
     #[test]

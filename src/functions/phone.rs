@@ -26,48 +26,68 @@ enum Trunk {
     NanpOne,
 }
 
-/// A country national numbers can be read for: ISO 3166-1 alpha-2 code, calling code, trunk.
+/// A country national numbers can be read for: ISO 3166-1 alpha-2 code, calling code, trunk,
+/// and how many digits its numbers have after the calling code (the fewest, the most).
 struct Country {
     iso: &'static str,
     calling_code: &'static str,
     trunk: Trunk,
+    digits: (usize, usize),
 }
 
-const fn country(iso: &'static str, calling_code: &'static str, trunk: Trunk) -> Country {
+const fn country(
+    iso: &'static str,
+    calling_code: &'static str,
+    trunk: Trunk,
+    digits: (usize, usize),
+) -> Country {
     Country {
         iso,
         calling_code,
         trunk,
+        digits,
+    }
+}
+
+impl Country {
+    fn holds(&self, digits: usize) -> bool {
+        (self.digits.0..=self.digits.1).contains(&digits)
     }
 }
 
 /// Countries whose national numbers `normalize_phone` can complete. Italy, Spain and Portugal
 /// have no trunk prefix: an Italian landline keeps its leading 0 in E.164 (`06…` → `+3906…`).
+/// The digit counts are generous (libphonenumber's possible lengths, widened): they only tell a
+/// national number from one written with its calling code but without `+` (`447700900123`).
 const COUNTRIES: &[Country] = &[
-    country("GB", "44", Trunk::Zero),
+    country("GB", "44", Trunk::Zero, (7, 10)),
     // Not an ISO code, but reserved for the United Kingdom and common in CRM data.
-    country("UK", "44", Trunk::Zero),
-    country("IE", "353", Trunk::Zero),
-    country("FR", "33", Trunk::Zero),
-    country("DE", "49", Trunk::Zero),
-    country("ES", "34", Trunk::None),
-    country("NL", "31", Trunk::Zero),
-    country("IT", "39", Trunk::None),
-    country("BE", "32", Trunk::Zero),
-    country("PT", "351", Trunk::None),
-    country("LU", "352", Trunk::None),
-    country("AT", "43", Trunk::Zero),
-    country("CH", "41", Trunk::Zero),
-    country("DK", "45", Trunk::None),
-    country("SE", "46", Trunk::Zero),
-    country("NO", "47", Trunk::None),
-    country("FI", "358", Trunk::Zero),
-    country("PL", "48", Trunk::None),
-    country("AU", "61", Trunk::Zero),
-    country("NZ", "64", Trunk::Zero),
-    country("US", "1", Trunk::NanpOne),
-    country("CA", "1", Trunk::NanpOne),
+    country("UK", "44", Trunk::Zero, (7, 10)),
+    country("IE", "353", Trunk::Zero, (7, 10)),
+    country("FR", "33", Trunk::Zero, (9, 9)),
+    country("DE", "49", Trunk::Zero, (4, 15)),
+    country("ES", "34", Trunk::None, (9, 9)),
+    country("NL", "31", Trunk::Zero, (9, 9)),
+    country("IT", "39", Trunk::None, (6, 11)),
+    country("BE", "32", Trunk::Zero, (8, 9)),
+    country("PT", "351", Trunk::None, (9, 9)),
+    country("LU", "352", Trunk::None, (4, 11)),
+    country("AT", "43", Trunk::Zero, (4, 13)),
+    country("CH", "41", Trunk::Zero, (9, 9)),
+    country("DK", "45", Trunk::None, (8, 8)),
+    country("SE", "46", Trunk::Zero, (7, 10)),
+    country("NO", "47", Trunk::None, (5, 8)),
+    country("FI", "358", Trunk::Zero, (5, 12)),
+    country("PL", "48", Trunk::None, (9, 9)),
+    country("AU", "61", Trunk::Zero, (9, 10)),
+    country("NZ", "64", Trunk::Zero, (8, 10)),
+    country("US", "1", Trunk::NanpOne, (10, 10)),
+    country("CA", "1", Trunk::NanpOne, (10, 10)),
 ];
+
+/// Calling codes whose numbers keep a leading 0 after them (Italy, San Marino, the Vatican):
+/// `+39 (0)6…` is `+3906…`, where elsewhere `(0)` marks a trunk 0 not dialled from abroad.
+const ZERO_KEPT: [&str; 3] = ["39", "378", "379"];
 
 fn country_by_iso(iso: &str) -> Option<&'static Country> {
     let iso = iso.trim();
@@ -83,14 +103,17 @@ pub fn calling_code(default_country: &str) -> Option<&'static str> {
 /// Normalizes a phone number to E.164 (`+447700900123`), or returns `None` when it cannot be
 /// read as one.
 ///
-/// Spaces, dashes, dots and parentheses are removed. A number written with `+` or `00` is
-/// international; a `(0)` after the country code, or a trunk 0 written there by mistake
-/// (`+44 07700…`) for a country whose trunk prefix is 0, is dropped. Any other number is
-/// national: its trunk prefix (a single leading 0, or the optional 1 in the US and Canada) is
-/// dropped and the calling code of `default_country` (ISO 3166-1 alpha-2, case-insensitive) is
-/// put in front; an unsupported `default_country` gives `None`. The result must have 8 to 15
-/// digits, not start with 0, and numbers under country code 1 must have ten digits after it
-/// with an area code starting 2–9. Letters or any other characters give `None`.
+/// Spaces, dashes, dots and parentheses are removed, and an extension after the number (`ext.
+/// 12`, `x12`, `#12`). A number written with `+` or `00` (`011` for the US and Canada) is
+/// international; a `(0)` after the country code (kept as a 0 for Italy), or a trunk 0 written
+/// there by mistake (`+44 07700…`) for a country whose trunk prefix is 0, is dropped. Any
+/// other number is national: its trunk prefix (a single leading 0, or the optional 1 in the US
+/// and Canada) is dropped and the calling code of `default_country` (ISO 3166-1 alpha-2,
+/// case-insensitive) is put in front, unless the number already starts with that code and is
+/// one of the country's once it is taken off (`447700900123`); an unsupported
+/// `default_country` gives `None`. The result must have 8 to 15 digits, not start with 0, and
+/// numbers under country code 1 must have ten digits after it with an area code starting 2–9.
+/// Letters or any other characters give `None`.
 pub fn normalize_phone_str(phone: &str, default_country: &str) -> Option<String> {
     let mut e164 = String::with_capacity(16);
     normalize_phone_into(phone, default_country, &mut e164).then_some(e164)
@@ -118,10 +141,16 @@ fn normalize_phone_into(phone: &str, default_country: &str, out: &mut String) ->
     out.clear();
     out.push('+');
     let mut plus = false;
-    let mut rest = phone.trim();
+    let mut rest = without_extension(phone.trim());
+    let country = country_by_iso(default_country);
+    let nanp = country.is_some_and(|c| c.trunk == Trunk::NanpOne);
     while let Some(c) = rest.chars().next() {
         // "(0)" marks a trunk 0 that is not dialled from abroad: "+44 (0)20 7946 0000".
         if rest.starts_with("(0)") && (plus || out[1..].starts_with("00")) {
+            let code = out[1..].trim_start_matches("00");
+            if ZERO_KEPT.contains(&code) {
+                out.push('0');
+            }
             rest = &rest[3..];
             continue;
         }
@@ -136,11 +165,15 @@ fn normalize_phone_into(phone: &str, default_country: &str, out: &mut String) ->
         rest = &rest[c.len_utf8()..];
     }
 
-    let international = plus || out[1..].starts_with("00");
-    if international {
-        if !plus {
-            out.replace_range(1..3, "");
-        }
+    // North America dials abroad with 011 where Europe dials 00.
+    let prefix = match () {
+        _ if plus => 0,
+        _ if out[1..].starts_with("00") => 2,
+        _ if nanp && out[1..].starts_with("011") => 3,
+        _ => usize::MAX,
+    };
+    if prefix != usize::MAX {
+        out.replace_range(1..1 + prefix, "");
         let misplaced_trunk = COUNTRIES.iter().find(|c| {
             c.trunk == Trunk::Zero
                 && out[1..].starts_with(c.calling_code)
@@ -150,7 +183,7 @@ fn normalize_phone_into(phone: &str, default_country: &str, out: &mut String) ->
             out.remove(1 + country.calling_code.len());
         }
     } else {
-        let Some(country) = country_by_iso(default_country) else {
+        let Some(country) = country else {
             return false;
         };
         match country.trunk {
@@ -162,9 +195,53 @@ fn normalize_phone_into(phone: &str, default_country: &str, out: &mut String) ->
             }
             _ => {}
         }
+        // Written with its calling code but without `+` or `00` (`447700900123`, as Meta's
+        // uploads and spreadsheets that dropped the `+` hold them): the right length after its
+        // code (and a trunk 0 written there), and either too long for a number of the country
+        // or, where national numbers are written with a trunk 0, written without one.
+        let trunk_zero = country.trunk == Trunk::Zero;
+        let whole = out.len() - 1;
+        let after_code = (out[1..].strip_prefix(country.calling_code))
+            .filter(|_| !(trunk_zero && phone_starts_with_trunk(phone)))
+            .map(|after| match trunk_zero {
+                true => after.strip_prefix('0').unwrap_or(after),
+                false => after,
+            })
+            .filter(|after| country.holds(after.len()) && (trunk_zero || !country.holds(whole)))
+            .map(str::to_owned);
+        if let Some(after) = after_code {
+            out.truncate(1);
+            out.push_str(&after);
+        }
         out.insert_str(1, country.calling_code);
     }
     is_plausible_e164(&out[1..])
+}
+
+/// Whether a number's first digit, as written, is a trunk 0.
+fn phone_starts_with_trunk(phone: &str) -> bool {
+    phone.chars().find(char::is_ascii_digit) == Some('0')
+}
+
+/// The number without an extension written after it (`… ext. 12`, `… x12`, `…#12`,
+/// `…;ext=12`): the platforms match the number alone.
+fn without_extension(phone: &str) -> &str {
+    // ASCII lower-casing keeps every byte where it was.
+    let lower = phone.to_ascii_lowercase();
+    for marker in [";ext=", "extension", "ext.", "ext", "#", "x"] {
+        let Some(at) = lower.rfind(marker) else {
+            continue;
+        };
+        let extension = lower[at + marker.len()..].trim_start_matches([' ', '.', ':']);
+        let digits_before = lower[..at].bytes().filter(u8::is_ascii_digit).count();
+        if !extension.is_empty()
+            && extension.bytes().all(|b| b.is_ascii_digit())
+            && digits_before >= 7
+        {
+            return phone[..at].trim_end_matches([' ', ',', ';']);
+        }
+    }
+    phone
 }
 
 /// E.164 allows at most 15 digits; fewer than 8 is a fragment in every country segflow serves.
@@ -437,7 +514,6 @@ mod tests {
             "",
             "   ",
             "n/a",
-            "07700 900123 ext 4",
             "+44 7700 9001234567890",
             "+44 123",
             "12",
@@ -450,6 +526,42 @@ mod tests {
         ] {
             assert_eq!(norm(bad, "GB"), None, "{bad:?} should be invalid");
         }
+    }
+
+    /// What libphonenumber (python `phonenumbers`) gives for each.
+    #[test]
+    fn numbers_with_their_calling_code_but_no_plus_extensions_and_011() {
+        let cases = [
+            ("447700900123", "GB", "+447700900123"),
+            ("44 07700 900123", "GB", "+447700900123"),
+            ("33612345678", "FR", "+33612345678"),
+            ("61412345678", "AU", "+61412345678"),
+            ("353871234567", "IE", "+353871234567"),
+            ("39 3120456789", "IT", "+393120456789"),
+            ("34612345678", "ES", "+34612345678"),
+            // A number of the country that starts like its calling code stays as it is.
+            ("393 123 4567", "IT", "+393931234567"),
+            ("3312 3456", "DK", "+4533123456"),
+            // Italy keeps the 0 that `(0)` marks elsewhere as a trunk 0.
+            ("+39 (0)6 1234 5678", "GB", "+390612345678"),
+            ("0039 (0)6 12345678", "GB", "+390612345678"),
+            ("011 44 20 7946 0000", "US", "+442079460000"),
+            ("(201) 555-0823 ext 12", "US", "+12015550823"),
+            ("+33 9 42 34 56 78#12", "FR", "+33942345678"),
+            ("07700 900123 x12", "GB", "+447700900123"),
+            ("+447700900123;ext=12", "GB", "+447700900123"),
+            ("07700 900123 Ext. 4", "GB", "+447700900123"),
+        ];
+        for (phone, country, expected) in cases {
+            assert_eq!(
+                norm(phone, country).as_deref(),
+                Some(expected),
+                "{phone} in {country}"
+            );
+        }
+        // 011 is North America's way abroad only; an extension needs a number before it.
+        assert_eq!(norm("011 44 20 7946 0000", "GB"), None);
+        assert_eq!(norm("x12", "GB"), None);
     }
 
     #[test]
