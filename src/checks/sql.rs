@@ -11,8 +11,12 @@ pub(super) fn sql_view(check: &Check) -> String {
 }
 
 /// The query returning a row check's failing rows over `table`; `None` for checks that do not
-/// look at rows.
-pub(super) fn failing_rows(check: &Check, table: &str) -> Option<String> {
+/// look at rows. `column_type` is the type of the column an `accepted_values` check reads.
+pub(super) fn failing_rows(
+    check: &Check,
+    table: &str,
+    column_type: Option<&DataType>,
+) -> Option<String> {
     let table = ident(table);
     let join_on = |cols: &[String]| {
         cols.iter()
@@ -42,11 +46,21 @@ pub(super) fn failing_rows(check: &Check, table: &str) -> Option<String> {
             ident(&cols[0]),
             any_null("t.", cols)
         ),
-        CheckKind::AcceptedValues { column, values } => format!(
-            "SELECT * FROM {table} WHERE {c} IS NOT NULL AND {c} NOT IN ({})",
-            values.join(", "),
-            c = ident(column)
-        ),
+        CheckKind::AcceptedValues { column, values } => {
+            // Values are compared in the column's type: a FLOAT (32-bit) column's 0.1 is
+            // 0.100000001… as a double, not the 0.1 written.
+            let values: Vec<String> = match column_type {
+                Some(t @ (DataType::Float16 | DataType::Float32)) => {
+                    values.iter().map(|v| arrow_cast(v, t)).collect()
+                }
+                _ => values.clone(),
+            };
+            format!(
+                "SELECT * FROM {table} WHERE {c} IS NOT NULL AND {c} NOT IN ({})",
+                values.join(", "),
+                c = ident(column)
+            )
+        }
         CheckKind::Relationships { column, to, field } => format!(
             "SELECT t.* FROM {table} t LEFT JOIN (SELECT DISTINCT {} AS __v FROM {}) d ON d.__v = t.{c} \
              WHERE t.{c} IS NOT NULL AND d.__v IS NULL",
@@ -66,15 +80,19 @@ pub(super) fn failing_rows(check: &Check, table: &str) -> Option<String> {
 /// key is duplicated, or for `primary_key` also when a key column is NULL; `unique` does not
 /// count NULL keys as duplicates (NULL equals nothing), as [`failing_rows`] does not join them.
 pub(super) fn failing_and_total(check: &Check, table: &str) -> Option<String> {
+    // The count's name is one no checked column can have (a column `n` made `n` ambiguous).
     let (cols, fails) = match &check.kind {
-        CheckKind::Unique(cols) => (cols, format!("n > 1 AND NOT ({})", any_null("", cols))),
-        CheckKind::PrimaryKey(cols) => (cols, format!("n > 1 OR {}", any_null("", cols))),
+        CheckKind::Unique(cols) => (
+            cols,
+            format!("__segflow_n > 1 AND NOT ({})", any_null("", cols)),
+        ),
+        CheckKind::PrimaryKey(cols) => (cols, format!("__segflow_n > 1 OR {}", any_null("", cols))),
         _ => return None,
     };
     Some(format!(
-        "SELECT COALESCE(SUM(CASE WHEN {fails} THEN n ELSE 0 END), 0) AS failing, \
-                COALESCE(SUM(n), 0) AS total \
-         FROM (SELECT {list}, COUNT(*) AS n FROM {table} GROUP BY {list})",
+        "SELECT COALESCE(SUM(CASE WHEN {fails} THEN __segflow_n ELSE 0 END), 0) AS failing, \
+                COALESCE(SUM(__segflow_n), 0) AS total \
+         FROM (SELECT {list}, COUNT(*) AS __segflow_n FROM {table} GROUP BY {list})",
         list = idents(cols),
         table = ident(table),
     ))
@@ -232,7 +250,7 @@ mod tests {
         ];
         for (kind, expected) in cases {
             let check = check(kind);
-            let rows = failing_rows(&check, "m").unwrap();
+            let rows = failing_rows(&check, "m", None).unwrap();
             let counted = row(format!("SELECT COUNT(*) FROM ({rows})")).await;
             let both = row(failing_and_total(&check, "m").unwrap()).await;
             assert_eq!(
@@ -244,11 +262,30 @@ mod tests {
         }
     }
 
+    /// A FLOAT column's 0.1 widened to a double is 0.100000001…: every row failed.
+    #[tokio::test]
+    async fn accepted_values_compare_in_the_columns_type() {
+        use datafusion::arrow::array::{Float32Array, RecordBatch};
+        use datafusion::prelude::SessionContext;
+        let f = Float32Array::from(vec![0.1, 0.2, 0.2, 0.3]);
+        let batch = RecordBatch::try_from_iter([("f", std::sync::Arc::new(f) as _)]).unwrap();
+        let ctx = SessionContext::new();
+        ctx.register_batch("m", batch).unwrap();
+        let check = check(CheckKind::AcceptedValues {
+            column: "f".into(),
+            values: vec!["0.1".into(), "0.2".into()],
+        });
+        let sql = failing_rows(&check, "m", Some(&DataType::Float32)).unwrap();
+        let failing = ctx.sql(&sql).await.unwrap().count().await.unwrap();
+        assert_eq!(failing, 1, "{sql}");
+    }
+
     #[test]
     fn column_names_keep_their_case() {
         let sql = failing_rows(
             &check(CheckKind::NotNull(vec!["T".into(), "Order".into()])),
             "m",
+            None,
         );
         assert_eq!(
             sql.as_deref(),

@@ -116,7 +116,7 @@ pub(crate) async fn plan(
                 let column_type = check_date_column(ctx, check, table, column, params).await?;
                 newest(table, column, &column_type)
             }
-            _ => failing_rows(check, table)
+            _ => failing_rows(check, table, checked_type(ctx, check, table).await.as_ref())
                 .unwrap_or_else(|| format!("SELECT COUNT(*) FROM {}", ident(table))),
         };
         let df = engine::plan_sql(ctx, &sql, params).await.map_err(located)?;
@@ -368,6 +368,16 @@ struct Sample<'a> {
     run_dir: &'a Folder,
 }
 
+/// The type of the column an `accepted_values` check reads, which its values take.
+async fn checked_type(ctx: &SessionContext, check: &Check, table: &str) -> Option<DataType> {
+    let CheckKind::AcceptedValues { column, .. } = &check.kind else {
+        return None;
+    };
+    let df = ctx.table(table).await.ok()?;
+    let field = df.schema().field_with_unqualified_name(column).ok()?;
+    Some(field.data_type().clone())
+}
+
 async fn row_check(
     ctx: &SessionContext,
     check: &Check,
@@ -377,7 +387,9 @@ async fn row_check(
     totals: &mut Totals,
     result: &mut CheckResult,
 ) -> Result<(), EngineError> {
-    let failing_sql = failing_rows(check, table).expect("every other kind is a row check");
+    let checked = checked_type(ctx, check, table).await;
+    let failing_sql =
+        failing_rows(check, table, checked.as_ref()).expect("every other kind is a row check");
     let (failing, total) = match failing_and_total(check, table) {
         Some(sql) => {
             let batches = collect(ctx, check, &sql, params).await?;

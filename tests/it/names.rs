@@ -11,18 +11,19 @@ fn checks_on_columns_in_capitals_or_named_like_keywords_run() {
     p.edit(
         "sql/mini/profile.sql",
         "    a.email,",
-        "    a.email,\n    a.email AS \"T\",\n    a.customer_id AS \"Order\",",
+        "    a.email,\n    a.email AS \"T\",\n    a.customer_id AS \"Order\",\n    a.customer_id AS n,",
     );
     p.edit(
         PIPELINE,
         "output:",
-        "checks:\n  - { model: profile, not_null: [T] }\n  - { model: profile, unique: [Order] }\noutput:",
+        "checks:\n  - { model: profile, not_null: [T] }\n  - { model: profile, unique: [Order] }\n  - { model: profile, unique: [n], name: profile_n_unique }\noutput:",
     );
     p.ok(&["validate", PIPELINE]);
     p.ok(&["run", PIPELINE, "--date", "2026-11-20"]);
     let manifest = p.json("out/mini/runs/run_date=2026-11-20/manifest.json");
     let checks = manifest["checks"].as_array().unwrap();
-    for name in ["profile_not_null", "profile_unique"] {
+    // `n` was also the name of the count the duplicate checks group by: ambiguous, exit 1.
+    for name in ["profile_not_null", "profile_unique", "profile_n_unique"] {
         let check = checks.iter().find(|c| c["name"] == name).unwrap();
         assert_eq!(check["status"], "passed", "{check}");
         assert!(check["total"].as_u64().unwrap() > 0, "{check}");
