@@ -355,7 +355,9 @@ async fn freshness(
         }
         None => {
             result.fail_if(true);
-            result.message = format!("no {column} on or before {run_date}: the table is empty");
+            result.message = format!(
+                "no {column} on or before {run_date}: the table is empty, or none of its rows has one"
+            );
         }
     }
     Ok(())
