@@ -215,26 +215,34 @@ fn a_rebuild_stopped_before_it_could_report_is_finished_by_the_next_run() {
     assert_eq!(published_rows(&p), published_rows(&in_order));
 }
 
-#[test]
-fn failed_day_stops_the_backfill_and_the_next_backfill_resumes_there() {
-    let p = Project::segs();
-    // A profile that cannot be computed on 2026-11-03 (division by zero).
+/// Makes the profile fail on `date` (a division by zero); returns its SQL file.
+fn fail_on(p: &Project, date: &str) -> &'static str {
     let profile = "sql/segs/profile.sql";
     p.edit(
         profile,
         "select\n",
-        "select\n    1 / (case when $run_date = date '2026-11-03' then 0 else 1 end) as guard,\n",
+        &format!(
+            "select\n    1 / (case when $run_date = date '{date}' then 0 else 1 end) as guard,\n"
+        ),
     );
-    let out = p.segflow(&[
-        "backfill",
-        PIPELINE,
-        "--from",
-        "2026-11-01",
-        "--to",
-        "2026-11-05",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    profile
+}
+
+#[test]
+fn failed_day_stops_the_backfill_and_the_next_backfill_resumes_there() {
+    let p = Project::segs();
+    let profile = fail_on(&p, "2026-11-03");
+    let stderr = p.fails(
+        &[
+            "backfill",
+            PIPELINE,
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-05",
+        ],
+        1,
+    );
     assert!(
         stderr.contains("backfill stopped at 2026-11-03 (2 of 5 dates published"),
         "{stderr}"
@@ -517,23 +525,18 @@ fn a_backfill_stopped_in_a_gap_leaves_the_later_runs_to_the_next_run_to_rebuild(
     let p = Project::segs();
     p.ok(&["run", PIPELINE, "--date", "2026-11-01"]);
     p.ok(&["run", PIPELINE, "--date", "2026-11-05"]);
-    let profile = "sql/segs/profile.sql";
-    let text = p.read(profile);
-    p.edit(
-        profile,
-        "select\n",
-        "select\n    1 / (case when $run_date = date '2026-11-03' then 0 else 1 end) as guard,\n",
+    let profile = fail_on(&p, "2026-11-03");
+    let err = p.fails(
+        &[
+            "backfill",
+            PIPELINE,
+            "--from",
+            "2026-11-02",
+            "--to",
+            "2026-11-04",
+        ],
+        1,
     );
-    let out = p.segflow(&[
-        "backfill",
-        PIPELINE,
-        "--from",
-        "2026-11-02",
-        "--to",
-        "2026-11-04",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("backfill stopped at 2026-11-03 (1 of 3 dates published")
             && err.contains("the runs published after 2026-11-03 do not follow from the dates this backfill published yet: the pipeline's next run or backfill rebuilds them first"),
@@ -541,7 +544,11 @@ fn a_backfill_stopped_in_a_gap_leaves_the_later_runs_to_the_next_run_to_rebuild(
     );
     assert!(p.path("out/segs/rebuild.json").exists());
     // The next day's run rebuilds 11-05 from 11-02 first.
-    p.write(profile, &text);
+    p.edit(
+        profile,
+        "when $run_date = date '2026-11-03' then 0",
+        "when false then 0",
+    );
     let out = p.segflow(&["run", PIPELINE, "--date", "2026-11-06"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
