@@ -226,6 +226,10 @@ fn phone_starts_with_trunk(phone: &str) -> bool {
 /// The number without an extension written after it (`… ext. 12`, `… x12`, `…#12`,
 /// `…;ext=12`): the platforms match the number alone.
 fn without_extension(phone: &str) -> &str {
+    // Most numbers have no extension: no copy, no search for them.
+    if !phone.contains(|c: char| c.is_ascii_alphabetic() || c == '#' || c == ';') {
+        return phone;
+    }
     // ASCII lower-casing keeps every byte where it was.
     let lower = phone.to_ascii_lowercase();
     for marker in [";ext=", "extension", "ext.", "ext", "#", "x"] {

@@ -117,6 +117,20 @@ impl Pipeline {
         profiles
     }
 
+    /// Each profile with the file an error about it points at: its model's SQL, or the
+    /// pipeline's YAML for a source.
+    pub(crate) fn profile_files(&self) -> Vec<(&str, &std::path::Path)> {
+        (self.profiles().into_iter())
+            .map(|profile| {
+                let model = self.models.iter().find(|m| m.name == profile);
+                (
+                    profile,
+                    model.map_or(self.file(), |m| m.query.path.as_path()),
+                )
+            })
+            .collect()
+    }
+
     /// The key and the profile, when the pipeline decides about customers (segments or offers).
     pub(crate) fn audience(&self) -> Option<(&str, &str)> {
         self.key().zip(self.profile())

@@ -154,7 +154,7 @@ async fn backfill_locked(
     }
     // Those after the last date it published were rebuilt; those before, run again in order.
     if pending {
-        let record = locked.store.root().join(PENDING_REBUILD);
+        let record = pending_record(locked);
         (store::delete_file(&record).await)
             .map_err(|e| fail(to, &report, &published, false, e.into()))?;
     }
@@ -182,7 +182,7 @@ async fn record_pending(
     date: NaiveDate,
     params: &[(String, String)],
 ) -> Result<(), RunError> {
-    let record = locked.store.root().join(PENDING_REBUILD);
+    let record = pending_record(locked);
     let pending = PendingRebuild {
         after: date,
         params: params.to_vec(),
@@ -214,7 +214,7 @@ pub(super) async fn rebuild_following(
     }
     // Recorded first: a rebuild stopped before it reports anything is finished by the next run.
     record_pending(locked, date, &options.params).await?;
-    let record = locked.store.root().join(PENDING_REBUILD);
+    let record = pending_record(locked);
     store::failpoint("rebuild").await?;
     let rebuilt = rebuild_dates(locked, date, &later, options).await;
     // Done, or stopped with an error that says how to finish: nothing is left pending. The
@@ -236,6 +236,10 @@ struct PendingRebuild {
 /// Where a pending rebuild is recorded, in the pipeline's folder.
 const PENDING_REBUILD: &str = "rebuild.json";
 
+fn pending_record(locked: &Locked<'_>) -> crate::objects::Folder {
+    locked.store.root().join(PENDING_REBUILD)
+}
+
 /// A rebuild left pending, finished before a command's own work.
 #[derive(Debug)]
 pub struct Finished {
@@ -251,7 +255,7 @@ pub(super) async fn finish_pending_rebuild(
     locked: &Locked<'_>,
     options: &RunOptions,
 ) -> Result<Option<Finished>, RunError> {
-    let record = locked.store.root().join(PENDING_REBUILD);
+    let record = pending_record(locked);
     let Some(pending) = store::read_json_if_any::<PendingRebuild>(&record).await? else {
         return Ok(None);
     };

@@ -326,12 +326,10 @@ impl<'a> Run<'a> {
         let work_dir = self.staged.work().clone();
         self.progress.set("suppressions");
         let clock = Instant::now();
-        let profiles = pipeline.profiles();
-        for profile in &profiles {
-            let model = pipeline.models.iter().find(|m| m.name == *profile);
-            let file = model.map_or(pipeline.file(), |m| m.query.path.as_path());
-            engine::check_one_row_per_key(&self.ctx, (profile, file), key, &self.params).await?;
+        for profile in pipeline.profile_files() {
+            engine::check_one_row_per_key(&self.ctx, profile, key, &self.params).await?;
         }
+        let profiles = pipeline.profiles();
         suppressions::evaluate(
             &self.ctx,
             &pipeline.suppressions,

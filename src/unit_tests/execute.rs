@@ -231,10 +231,8 @@ async fn actual(
     };
     // As in a run: a profile with two rows for a customer, or rows without a key, fails the
     // test rather than give audiences and offers a run would refuse to publish.
-    for profile in pipeline.profiles() {
-        let model = pipeline.models.iter().find(|m| m.name == profile);
-        let file = model.map_or(pipeline.file(), |m| m.query.path.as_path());
-        engine::check_one_row_per_key(&ctx, (profile, file), key, params).await?;
+    for profile in pipeline.profile_files() {
+        engine::check_one_row_per_key(&ctx, profile, key, params).await?;
     }
     let rules = &pipeline.suppressions;
     let keep = erasure::Keep::default();

@@ -486,6 +486,10 @@ impl FileChecker<'_> {
             }
         }
         let compared = columns.clone().unwrap_or_default();
+        let schema = match target {
+            Some(Target::Model(name)) => self.tables.models.get(name).and_then(|s| s.as_ref().ok()),
+            _ => None,
+        };
         let mut cells = Vec::new();
         for (r, row) in expect.rows.iter().enumerate() {
             for column in row.keys().filter(|c| !compared.contains(c)) {
@@ -504,12 +508,6 @@ impl FileChecker<'_> {
             }
             // A number written unquoted for a model's text column is compared as YAML
             // retyped it, not as written.
-            let schema = match target {
-                Some(Target::Model(name)) => {
-                    self.tables.models.get(name).and_then(|s| s.as_ref().ok())
-                }
-                _ => None,
-            };
             for (column, value) in row.iter().filter(|(_, v)| v.is_number()) {
                 let text = schema
                     .and_then(|s| s.field_with_name(column).ok())
