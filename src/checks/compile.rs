@@ -139,18 +139,37 @@ pub(crate) fn compile(
         let Some(check) = compile_check(c, i, spec, params, known) else {
             continue;
         };
-        if checks.iter().any(|other| other.name == check.name) {
-            c.problem(
-                &["checks", &i.to_string()],
+        let names = result_names(&check, known);
+        if let Some(taken) = checks
+            .iter()
+            .flat_map(|other| result_names(other, known))
+            .find(|other| names.contains(other))
+        {
+            let problem = if taken == check.name {
+                format!("checks[{i}]: another check is named \"{taken}\"; give this one a `name:`")
+            } else {
                 format!(
-                    "checks[{i}]: another check is named \"{}\"; give this one a `name:`",
-                    check.name
-                ),
-            );
+                    "checks[{i}]: two checks would report results named \"{taken}\" (a check on every audience or offer reports one per audience or offer, named after it); give one of them another `name:`"
+                )
+            };
+            c.problem(&["checks", &i.to_string()], problem);
         }
         checks.push(check);
     }
     checks
+}
+
+/// The names of the results a check reports: a breaker on every audience (or offer) reports
+/// one per audience (or offer), named after it.
+fn result_names(check: &Check, known: &Checkable) -> Vec<String> {
+    let each = match (&check.kind, &check.target) {
+        (CheckKind::Breaker(_), Target::Audience(None)) => known.segments,
+        (CheckKind::Breaker(_), Target::Offer(None)) => known.offers,
+        _ => return vec![check.name.clone()],
+    };
+    each.iter()
+        .map(|target| format!("{}_{target}", check.name))
+        .collect()
 }
 
 /// A declared primary key is always checked, unless a check names it explicitly.
@@ -191,6 +210,8 @@ fn compile_check(
     let kinds = kinds(c, i, spec, &target, params, known);
     let kind = match kinds.as_slice() {
         [kind] => kind.clone(),
+        // An unreadable `sql:` file has been reported already.
+        [] if spec.sql.is_some() => return None,
         [] => {
             c.problem(&path, format!("checks[{i}]: say what to check (not_null, unique, accepted_values, relationships, row_count, freshness, sql, primary_key, contract, or for audiences and offers max_removed_percent, max_added_percent, min_size, max_size)"));
             return None;
@@ -215,6 +236,10 @@ fn compile_check(
         } if min > max => Some(format!(
             "row_count: min {min} is above max {max}: no count passes"
         )),
+        CheckKind::RowCount {
+            min: None,
+            max: None,
+        } => Some("row_count: give a min, a max or both (without them every count passes)".into()),
         _ => None,
     };
     if let Some(problem) = limits {
@@ -340,6 +365,15 @@ fn kinds(
             c.problem(
                 &path,
                 format!("checks[{i}].accepted_values.values: list at least one accepted value"),
+            );
+        }
+        if a.values
+            .iter()
+            .any(|v| matches!(v, ParamValue::Float(f) if !f.is_finite()))
+        {
+            c.problem(
+                &path,
+                format!("checks[{i}].accepted_values.values: .nan and .inf are not values a column is compared with; check for them with a `sql:` check (`isnan(column)`)"),
             );
         }
         let values = a.values.iter().map(value_literal).collect();

@@ -81,6 +81,9 @@ pub enum RunError {
         published: String,
         blocked: String,
     },
+    /// `segflow report` without a date where no run is published.
+    #[error("{root}: no run is published yet{}", if .blocked.is_empty() { String::new() } else { format!(" (blocked: {}; give --date to rebuild a blocked run's page)", .blocked) })]
+    NothingPublished { root: String, blocked: String },
     /// `explain --key` given text where the profile's key is a whole number.
     #[error("--key {given}: {key} is a whole number in {profile}; give one like --key 42")]
     NotAKey {
@@ -140,7 +143,9 @@ impl RunError {
             RunError::Store(_) => false,
             RunError::Engine(e) => matches!(e, EngineError::Setting { .. }),
             RunError::Timeout { .. } => false,
-            RunError::NoRun { .. } | RunError::NotAKey { .. } => true,
+            RunError::NoRun { .. }
+            | RunError::NothingPublished { .. }
+            | RunError::NotAKey { .. } => true,
             RunError::Overflow { .. } => true,
         };
         if invalid { 2 } else { 1 }

@@ -109,33 +109,33 @@ async fn rebuild_locked(
     pipeline: &Pipeline,
     date: Option<NaiveDate>,
 ) -> Result<String, RunError> {
+    let blocked = store.blocked_dates().await?;
     let date = match date {
         Some(date) => date,
-        None => *store
-            .published_dates()
-            .await?
-            .last()
-            .ok_or_else(|| StoreError::Corrupt {
-                path: store.root().to_string(),
-                message: "no run is published yet".into(),
-            })?,
+        None => match store.published_dates().await?.last() {
+            Some(date) => *date,
+            None => {
+                return Err(RunError::NothingPublished {
+                    root: store.root().to_string(),
+                    blocked: if blocked.is_empty() {
+                        String::new()
+                    } else {
+                        date_list(&blocked)
+                    },
+                });
+            }
+        },
     };
-    let blocked = store.blocked_dates().await?;
     let (manifest, folder): (Manifest, Folder) = match store.published_run(date).await? {
         Some(run) => (store.read_manifest(date).await?, run),
         None if blocked.contains(&date) => {
             (store.read_blocked(date).await?, store.blocked_folder(date))
         }
         None => {
-            let dates = |list: Vec<NaiveDate>| match list.as_slice() {
-                [] => "none".to_string(),
-                [only] => only.to_string(),
-                [first, .., last] => format!("{first} to {last}, {} dates", list.len()),
-            };
             return Err(RunError::NoRun {
                 date,
-                published: dates(store.published_dates().await?),
-                blocked: dates(blocked),
+                published: date_list(&store.published_dates().await?),
+                blocked: date_list(&blocked),
             });
         }
     };
@@ -144,4 +144,13 @@ async fn rebuild_locked(
     write_text(&file, html).await?;
     write_index(store).await?;
     Ok(file.to_string())
+}
+
+/// Dates for a message: `none`, the one date, or the first and the last and how many.
+fn date_list(list: &[NaiveDate]) -> String {
+    match list {
+        [] => "none".to_string(),
+        [only] => only.to_string(),
+        [first, .., last] => format!("{first} to {last}, {} dates", list.len()),
+    }
 }

@@ -708,7 +708,7 @@ fn check_settings_that_would_do_nothing_are_errors() {
     p.edit(
         SAMPLE,
         "  - { source: interactions, row_count: { min: 1000 } }",
-        "  - { source: interactions, row_count: { min: 1000 }, max_failed_percent: 5 }\n  - { source: customers, accepted_values: { column: country, values: [] } }",
+        "  - { source: interactions, row_count: { min: 1000 }, max_failed_percent: 5 }\n  - { source: customers, accepted_values: { column: country, values: [] } }\n  - { source: customers, row_count: {} }\n  - { source: customers, accepted_values: { column: country, values: [FR, .nan] }, name: countries }\n  - { source: customers, sql: checks/missing.sql }\n  - { source: customers, row_count: { min: 1 }, name: audiences_circuit_breaker_lapsing_high_value }",
     );
     let err = p.fails(&["validate", "daily_segments"], 2);
     assert!(
@@ -717,6 +717,24 @@ fn check_settings_that_would_do_nothing_are_errors() {
     );
     assert!(
         err.contains("checks[1].accepted_values.values: list at least one accepted value"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "checks[2].row_count: give a min, a max or both (without them every count passes)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("checks[3].accepted_values.values: .nan and .inf are not values a column is compared with"),
+        "{err}"
+    );
+    // A file that cannot be read is said once, not followed by "say what to check".
+    assert!(err.contains("checks[4].sql"), "{err}");
+    assert!(!err.contains("checks[4]: say what to check"), "{err}");
+    // The breaker on every audience reports a result per audience, named after it.
+    assert!(
+        err.contains("checks[11]: two checks would report results named \"audiences_circuit_breaker_lapsing_high_value\""),
         "{err}"
     );
 }

@@ -202,7 +202,7 @@ fn a_blocked_run_gets_a_page_saying_why_and_report_rebuilds_it() {
 fn report_for_a_date_without_a_run_names_the_dates_there_are() {
     let p = Project::segs();
     // Nothing published yet: said, and nothing written.
-    let err = p.fails(&["report", "pipelines/segs.yaml"], 1);
+    let err = p.fails(&["report", "pipelines/segs.yaml"], 2);
     assert!(err.contains("no run is published yet"), "{err}");
     assert!(!p.path("out").exists());
     p.ok(&["run", "pipelines/segs.yaml", "--date", "2026-11-01"]);
