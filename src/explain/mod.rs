@@ -161,7 +161,14 @@ pub async fn explain(
             Some(date) => store.published_run(*date).await?,
             None => None,
         };
-        let runs = (published_run.as_ref(), newest.as_ref());
+        let published = published_run
+            .as_ref()
+            .zip(manifest.as_ref())
+            .map(|(folder, manifest)| offers::PublishedRun {
+                folder,
+                offers: manifest.offers.iter().map(|o| o.name.as_str()).collect(),
+            });
+        let runs = (published.as_ref(), newest.as_ref());
         Facts::gather(&ctx, pipeline, &params, &only, runs).await
     }
     .await;
@@ -169,16 +176,6 @@ pub async fn explain(
         let _ = crate::store::delete_folder(&scratch_folder).await;
     }
     let mut facts = facts?;
-    // An offer added to the pipeline since the run was published has no decision in it.
-    if let Some(manifest) = &manifest {
-        let decided = |name: &str| manifest.offers.iter().any(|o| o.name == name);
-        for offer in facts.offers.values_mut().flatten() {
-            if !decided(&offer.name) {
-                offer.published_status = None;
-                offer.published_rank = None;
-            }
-        }
-    }
     Ok(only
         .texts()
         .iter()
@@ -263,7 +260,7 @@ impl Facts {
         pipeline: &Pipeline,
         params: &Params,
         only: &KeyFilter,
-        (published, newest): (Option<&Folder>, Option<&Folder>),
+        (published, newest): (Option<&offers::PublishedRun<'_>>, Option<&Folder>),
     ) -> Result<Self, RunError> {
         let mut facts = Facts {
             found: HashSet::new(),
@@ -326,6 +323,7 @@ impl Facts {
             facts.offers = offers::explain(ctx, key, only, offers, params, published).await?;
         }
         if let Some(segments) = &pipeline.segments {
+            let published = published.map(|run| run.folder);
             facts.segments = segments::explain(ctx, key, only, segments, params, published).await?;
         }
         Ok(facts)

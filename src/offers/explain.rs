@@ -32,31 +32,39 @@ pub struct OfferExplanation {
 
 const PUBLISHED_DECISIONS: &str = "__segflow_published_decisions";
 
+/// A published run whose decisions are explained.
+pub(crate) struct PublishedRun<'a> {
+    pub(crate) folder: &'a Folder,
+    /// The offers it decided: one added to the pipeline since has no decision in it.
+    pub(crate) offers: Vec<&'a str>,
+}
+
 /// Explains every offer for the customers `only` selects, from the tables
-/// [`super::evaluate`] computed for them; `published_run` is the folder of that date's
-/// published run, if any. Returns each key's (by its text) explanations in offer order.
+/// [`super::evaluate`] computed for them, and the decisions of that date's published run, if
+/// any. Returns each key's (by its text) explanations in offer order.
 pub(crate) async fn explain(
     ctx: &SessionContext,
     key: &str,
     only: &KeyFilter,
     offers: &Offers,
     params: &Params,
-    published_run: Option<&Folder>,
+    published_run: Option<&PublishedRun<'_>>,
 ) -> Result<HashMap<String, Vec<OfferExplanation>>, EngineError> {
     // A run published before the pipeline had offers has no decisions.
-    let mut decisions = published_run.map(|run| run.join("decisions"));
-    if let Some(dir) = &decisions {
-        match engine::table_exists("explain", dir).await? {
-            true => engine::register_parquet(ctx, PUBLISHED_DECISIONS, dir).await?,
-            false => decisions = None,
+    let mut decided: &[&str] = published_run.map_or(&[], |run| &run.offers);
+    if let Some(run) = published_run {
+        let dir = run.folder.join("decisions");
+        match engine::table_exists("explain", &dir).await? {
+            true => engine::register_parquet(ctx, PUBLISHED_DECISIONS, &dir).await?,
+            false => decided = &[],
         }
     }
     let mut explained: HashMap<String, Vec<OfferExplanation>> = HashMap::new();
     for offer in &offers.list {
         let mut facts = Facts::gather(ctx, key, only, offers, offer, params).await?;
-        let published = match decisions {
-            Some(_) => Some(published(ctx, key, only, offer, params).await?),
-            None => None,
+        let published = match decided.contains(&offer.name.as_str()) {
+            true => Some(published(ctx, key, only, offer, params).await?),
+            false => None,
         };
         for key in only.texts() {
             let (status, rank) = match &published {

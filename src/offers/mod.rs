@@ -26,6 +26,6 @@ mod step;
 
 pub(crate) use compile::{Offer, Offers, compile};
 pub use explain::OfferExplanation;
-pub(crate) use explain::explain;
+pub(crate) use explain::{PublishedRun, explain};
 pub use step::OfferStats;
 pub(crate) use step::{HELD, OffersError, decide, evaluate, plan, publish};
