@@ -80,46 +80,25 @@ async fn backfill_locked(
     mut on_date: impl FnMut(NaiveDate, bool),
 ) -> Result<BackfillReport, BackfillError> {
     let dates: Vec<NaiveDate> = from.iter_days().take_while(|d| *d <= to).collect();
-    let mut report = BackfillReport::default();
-    let file = locked.pipeline.file().display().to_string();
-    let params = param_args(&options.params);
-    // Whether the published dates after one this backfill published are recorded to rebuild.
-    let mut pending = false;
-    let fail = |date, report: &BackfillReport, published: &[NaiveDate], pending: bool, source| {
-        let resume = match &source {
-            RunError::RebuildStopped { .. } => String::new(),
-            // The same command would skip it: it was published before this backfill.
-            _ if published.contains(&date) => format!(
-                "; run `segflow backfill {file} --from {date} --to {to} --rerun{params}` to rebuild it and the dates after it"
-            ),
-            _ => format!("; rerun the same command to resume from {date}"),
-        };
-        let resume = match pending {
-            true => format!(
-                "{resume}; the runs published after {date} do not follow from the dates this backfill published yet: the pipeline's next run or backfill rebuilds them first"
-            ),
-            false => resume,
-        };
-        BackfillError {
-            date,
-            published: report.published.len(),
-            skipped: report.skipped.len(),
-            total: dates.len(),
-            resume,
-            source,
-        }
+    let mut b = Backfill {
+        command: format!("segflow backfill {}", locked.pipeline.file().display()),
+        to,
+        params: param_args(&options.params),
+        total: dates.len(),
+        report: BackfillReport::default(),
+        published: Vec::new(),
+        pending: false,
     };
-    report.finished = finish_pending_rebuild(locked, options)
+    b.report.finished = finish_pending_rebuild(locked, options)
         .await
-        .map_err(|e| fail(from, &report, &[], false, e))?;
-    let published = (locked.store.published_dates().await)
-        .map_err(|e| fail(from, &report, &[], false, e.into()))?;
+        .map_err(|e| b.fail(from, e))?;
+    b.published = (locked.store.published_dates().await).map_err(|e| b.fail(from, e.into()))?;
     for date in &dates {
         // A published date after one this backfill published follows from it, so it is run
         // again, as a rerun rebuilds the dates after it.
-        let follows_new = !report.published.is_empty() && locked.pipeline.carries_state();
-        if !rerun && published.contains(date) && !follows_new {
-            report.skipped.push(*date);
+        let follows_new = !b.report.published.is_empty() && locked.pipeline.carries_state();
+        if !rerun && b.published.contains(date) && !follows_new {
+            b.report.skipped.push(*date);
             on_date(*date, false);
             continue;
         }
@@ -127,38 +106,88 @@ async fn backfill_locked(
         // continue from its state.
         let options = RunOptions {
             date: *date,
-            full_refresh: options.full_refresh && report.published.is_empty(),
+            full_refresh: options.full_refresh && b.report.published.is_empty(),
             ..options.clone()
         };
         limited(&options, run_date(locked, &options))
             .await
-            .map_err(|e| fail(*date, &report, &published, pending, e))?;
-        report.published.push(*date);
+            .map_err(|e| b.fail(*date, e))?;
+        b.report.published.push(*date);
         on_date(*date, true);
         // Dates published before this backfill, after the one it just published, follow
         // from it now: recorded at once, so that a backfill stopped before its end (a date
         // blocked, the process killed) leaves them to the next run to rebuild rather than
         // contradicting the history before them.
-        let later = published.iter().any(|d| d > date);
-        if !pending && later && locked.pipeline.carries_state() {
+        let later = b.published.iter().any(|d| d > date);
+        if !b.pending && later && locked.pipeline.carries_state() {
             record_pending(locked, *date, &options.params)
                 .await
-                .map_err(|e| fail(*date, &report, &published, false, e))?;
-            pending = true;
+                .map_err(|e| b.fail(*date, e))?;
+            b.pending = true;
         }
     }
-    if let Some(last) = report.published.last().copied() {
-        report.rebuilt = rebuild_following(locked, last, options)
+    // The dates after the last one published were rebuilt: none is left pending.
+    let pending = std::mem::take(&mut b.pending);
+    if let Some(last) = b.report.published.last().copied() {
+        b.report.rebuilt = rebuild_following(locked, last, options)
             .await
-            .map_err(|e| fail(last, &report, &published, false, e))?;
+            .map_err(|e| b.fail(last, e))?;
     }
     // Those after the last date it published were rebuilt; those before, run again in order.
     if pending {
         let record = pending_record(locked);
-        (store::delete_file(&record).await)
-            .map_err(|e| fail(to, &report, &published, false, e.into()))?;
+        (store::delete_file(&record).await).map_err(|e| b.fail(to, e.into()))?;
     }
-    Ok(report)
+    Ok(b.report)
+}
+
+/// A backfill under way: what it has done, and what its error says to do next.
+struct Backfill {
+    /// `segflow backfill PIPELINE`, to resume with.
+    command: String,
+    to: NaiveDate,
+    /// ` --param …` for every override.
+    params: String,
+    total: usize,
+    report: BackfillReport,
+    /// The dates published before this backfill.
+    published: Vec<NaiveDate>,
+    /// Whether the published dates after one this backfill published are recorded to rebuild.
+    pending: bool,
+}
+
+impl Backfill {
+    /// The backfill stopped at `date` by `source`, and how to go on.
+    fn fail(&self, date: NaiveDate, source: RunError) -> BackfillError {
+        let Backfill {
+            command,
+            to,
+            params,
+            ..
+        } = self;
+        let resume = match &source {
+            RunError::RebuildStopped { .. } => String::new(),
+            // The same command would skip it: it was published before this backfill.
+            _ if self.published.contains(&date) => format!(
+                "; run `{command} --from {date} --to {to} --rerun{params}` to rebuild it and the dates after it"
+            ),
+            _ => format!("; rerun the same command to resume from {date}"),
+        };
+        let resume = match self.pending {
+            true => format!(
+                "{resume}; the runs published after {date} do not follow from the dates this backfill published yet: the pipeline's next run or backfill rebuilds them first"
+            ),
+            false => resume,
+        };
+        BackfillError {
+            date,
+            published: self.report.published.len(),
+            skipped: self.report.skipped.len(),
+            total: self.total,
+            resume,
+            source,
+        }
+    }
 }
 
 /// ` --param name=value` for each of `params`, as a shell reads it back.
