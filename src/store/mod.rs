@@ -397,6 +397,8 @@ impl StagedRun {
             Some(path) if path.is_dir() => {
                 std::fs::remove_dir_all(path).map_err(StoreError::io(path, "replacing"))
             }
+            // Nothing there to replace (a feature without windows keeps no per-day partials).
+            Some(path) if !path.exists() => Ok(()),
             Some(path) => std::fs::remove_file(path).map_err(StoreError::io(path, "replacing")),
             None => remote::delete_tree(&table).await,
         }

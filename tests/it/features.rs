@@ -359,10 +359,28 @@ fn erased_customers_leave_the_feature_state_of_every_run() {
             }
         }
     }
-    // Every day's rows, and how many of them are the customer's.
+    // A customer in the state of a feature without windows, which keeps no per-day partials.
+    let refused = p.duckdb(
+        "daily_segments",
+        &format!(
+            "select customer_id from read_parquet('{}') order by 1 limit 1",
+            state("2026-11-19", "satellite_refusals", "totals")
+        ),
+    )[0]
+    .trim_matches(['[', ']', '"'])
+    .to_string();
+    let refusals = |date: &str| {
+        let sql = format!(
+            "select count(*) from read_parquet('{}') where customer_id = {refused}",
+            state(date, "satellite_refusals", "totals")
+        );
+        count(&sql)
+    };
+    assert_eq!(refusals("2026-11-19"), 1);
+    // Every day's rows, and how many of them are the erased customers'.
     let day_rows = |date: &str| -> Vec<String> {
         let sql = format!(
-            "select day, count(*), count(*) filter (where customer_id = {customer}) from read_parquet('{}') group by day order by day",
+            "select day, count(*), count(*) filter (where customer_id in ({customer}, {refused})) from read_parquet('{}') group by day order by day",
             state(date, "customer_features", "days")
         );
         p.duckdb("daily_segments", &sql)
@@ -370,7 +388,7 @@ fn erased_customers_leave_the_feature_state_of_every_run() {
     let before = day_rows("2026-11-18");
 
     let mut text = std::fs::read_to_string(&requests).unwrap();
-    text.push_str(&format!("{customer},2026-11-20\n"));
+    text.push_str(&format!("{customer},2026-11-20\n{refused},2026-11-20\n"));
     std::fs::write(&requests, text).unwrap();
     p.ok(&["run", PIPELINE, "--date", "2026-11-20"]);
     assert_eq!(modes(&p, "2026-11-20"), ["incremental"; 3]);
@@ -380,6 +398,7 @@ fn erased_customers_leave_the_feature_state_of_every_run() {
                 assert_eq!(rows(date, feature, part), 0, "{date} {feature} {part}");
             }
         }
+        assert_eq!(refusals(date), 0, "{date} satellite_refusals");
     }
     // Scrubbing a published run's days takes away the customer's rows and nothing else.
     let after = day_rows("2026-11-18");
