@@ -289,6 +289,9 @@ fn redact_loose_numbers(line: &str) -> String {
 }
 
 fn redact_regex_patterns(message: &str) -> String {
+    // DataFusion's `regexp_count` (and arrow's regular expressions) print the pattern after this,
+    // to the end of the message (a pattern may span lines).
+    const NOT_COMPILED: &str = "Regular expression did not compile:";
     let mut out = Vec::new();
     let mut in_pattern = false;
     for line in message.split('\n') {
@@ -297,6 +300,11 @@ fn redact_regex_patterns(message: &str) -> String {
         }
         if in_pattern {
             out.push("    …");
+        }
+        if let Some(at) = line.find(NOT_COMPILED) {
+            out.push(&line[..at + NOT_COMPILED.len()]);
+            in_pattern = true;
+            continue;
         }
         in_pattern = line.trim_end().ends_with("regex parse error:");
         out.push(line);
@@ -2102,6 +2110,18 @@ mod tests {
         assert_eq!(
             redact_quoted("regex parse error:\n    Bob("),
             "regex parse error:\n    …"
+        );
+        assert_eq!(
+            redact_quoted(
+                "Arrow error: Compute error: Regular expression did not compile: (?i)Fran\nçois("
+            ),
+            "Arrow error: Compute error: Regular expression did not compile:\n    …"
+        );
+        assert_eq!(
+            redact_quoted(
+                "Regular expression did not compile: Syntax(\n~~~\nregex parse error:\n    Bob(\n    ^\nerror: unclosed group\n~~~)"
+            ),
+            "Regular expression did not compile:\n    …\nerror: unclosed group\n~~~)"
         );
         // Numbers that casts and arithmetic failed on.
         assert_eq!(
