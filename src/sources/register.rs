@@ -836,7 +836,8 @@ fn read_sample(source: &Source, bytes: &[u8], whole: bool) -> Result<CsvSample, 
 
 /// A CSV source's schema from its files' samples, merged as DataFusion merges what it infers
 /// from parts of a file: a column of integers in one file and decimals in another is a double,
-/// of any other two types text; a column empty in every sample is NULL (a contract types it).
+/// of any other two types text; a column empty in every sample is NULL (a contract types it;
+/// undeclared, it is read as text).
 fn csv_schema(samples: &[CsvSample]) -> SchemaRef {
     let mut columns: Vec<(String, HashSet<DataType>)> = Vec::new();
     for field in samples.iter().flat_map(|s| s.types.fields()) {
@@ -902,7 +903,12 @@ fn apply_contract(source: &Source, inferred: &SchemaRef) -> Result<SchemaRef, Ve
         .iter()
         .map(|field| {
             let Some(declared) = source.contract.get(field.name()) else {
-                return field.as_ref().clone();
+                // A CSV column empty in every sampled line may be filled further down: read
+                // as NULL, its values would be lost.
+                return match (source.format, field.data_type()) {
+                    (Format::Csv, DataType::Null) => Field::new(field.name(), DataType::Utf8, true),
+                    _ => field.as_ref().clone(),
+                };
             };
             match reads_as(source.format, field.data_type(), *declared) {
                 Some(data_type) => Field::new(field.name(), data_type, true),

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::compute::{BatchCoalescer, cast, partition};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::compute::{BatchCoalescer, CastOptions, cast, cast_with_options, partition};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::common::file_options::parquet_writer::parse_compression_string;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::parquet::basic::Compression;
@@ -153,14 +153,20 @@ impl TableLayout {
     }
 }
 
-/// Types every Parquet reader understands: view and dictionary arrays become plain ones, and
+/// Types every Parquet reader understands: view and dictionary arrays become plain ones,
 /// unsigned integers signed ones (Spark reads UInt64 as decimal(20,0), and `rank - 3` wraps
-/// around in Polars).
+/// around in Polars), and times in seconds and dates in milliseconds, which Parquet has no
+/// type for (they would be written as bare integers that DuckDB, pyarrow and Spark read as
+/// numbers), microseconds and days.
 fn portable(data_type: &DataType) -> DataType {
     match data_type {
         DataType::UInt8 => DataType::Int16,
         DataType::UInt16 => DataType::Int32,
         DataType::UInt32 | DataType::UInt64 => DataType::Int64,
+        DataType::Timestamp(TimeUnit::Second, zone) => {
+            DataType::Timestamp(TimeUnit::Microsecond, zone.clone())
+        }
+        DataType::Date64 => DataType::Date32,
         DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
         DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
         DataType::Dictionary(_, value) => portable(value),
@@ -412,13 +418,27 @@ impl ParquetWriter {
             .zip(self.wire.fields())
             .map(|(column, field)| {
                 if column.data_type() == field.data_type() {
-                    Ok(column.clone())
-                } else {
-                    cast(column, field.data_type())
+                    return Ok(column.clone());
                 }
+                // A value the file's type cannot hold (an unsigned integer above the signed
+                // maximum) fails the write instead of being written as NULL; the error names
+                // the column, never the value.
+                let exact = CastOptions {
+                    safe: false,
+                    ..CastOptions::default()
+                };
+                cast_with_options(column, field.data_type(), &exact).map_err(|_| {
+                    parquet_error(
+                        &self.dir,
+                        format!(
+                            "column {} holds a value too large for {} (an unsigned integer above 9223372036854775807); cast it in the SQL, to DECIMAL(20, 0) or to text",
+                            field.name(),
+                            field.data_type()
+                        ),
+                    )
+                })
             })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(failed)?;
+            .collect::<Result<Vec<_>, _>>()?;
         for stamp in &self.stamps {
             let constant = stamp
                 .to_array_of_size(batch.num_rows())

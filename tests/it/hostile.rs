@@ -2020,3 +2020,60 @@ fn store_options_for_a_bucket_nothing_uses_are_refused() {
         "{err}"
     );
 }
+
+/// A CSV column empty in every sampled line was read as NULL, losing the values further down;
+/// times in seconds and dates in milliseconds were written as bare integers (DuckDB and
+/// pyarrow read numbers); an unsigned integer above the signed maximum was written as NULL.
+#[test]
+fn columns_are_published_with_every_value_as_the_types_readers_know() {
+    let p = Project::mini();
+    p.edit(
+        MINI,
+        "models:",
+        "  referrals:\n    uri: data/referrals.csv\n    format: csv\n  devices:\n    uri: data/devices/\n    format: parquet\nmodels:\n  referral_list:\n    sql: sql/mini/referral_list.sql\n    publish: true\n  device_list:\n    sql: sql/mini/device_list.sql\n    publish: true",
+    );
+    p.write("sql/mini/referral_list.sql", "select * from referrals\n");
+    p.write("sql/mini/device_list.sql", "select * from devices\n");
+    // Referrers start past the sample of the first 1,000 lines.
+    let mut csv = String::from("customer_id,referrer\n");
+    for id in 1..=1500 {
+        let referrer = if id > 1200 { "partner" } else { "" };
+        csv += &format!("{id},{referrer}\n");
+    }
+    p.write("data/referrals.csv", &csv);
+    let devices = p.path("data/devices");
+    let write_devices = |hash: &str| {
+        crate::support::python(&format!(
+            "import os, datetime, pyarrow as pa, pyarrow.parquet as pq\n\
+             os.makedirs({devices:?}, exist_ok=True)\n\
+             pq.write_table(pa.table({{\n\
+                 'customer_id': pa.array([1, 2], pa.int64()),\n\
+                 'seen': pa.array([datetime.datetime(2026, 11, 19, 10), None], pa.timestamp('s')),\n\
+                 'born': pa.array([datetime.date(1990, 5, 17), None], pa.date64()),\n\
+                 'device_hash': pa.array([5, {hash}], pa.uint64()),\n\
+             }}), os.path.join({devices:?}, 'a.parquet'))\n"
+        ))
+    };
+    write_devices("7");
+    p.ok(&["run", MINI, "--date", "2026-11-20"]);
+    let referrers = p.duckdb(
+        "mini",
+        "select count(referrer), typeof(any_value(referrer)) from read_parquet('{out}/runs/run_date=2026-11-20/models/referral_list/*.parquet')",
+    );
+    assert_eq!(referrers, [r#"["300", "VARCHAR"]"#]);
+    let devices = p.duckdb(
+        "mini",
+        "select seen, typeof(seen), born, typeof(born), device_hash from read_parquet('{out}/runs/run_date=2026-11-20/models/device_list/*.parquet') where customer_id = 1",
+    );
+    assert_eq!(
+        devices,
+        [r#"["2026-11-19 10:00:00", "TIMESTAMP", "1990-05-17", "DATE", "5"]"#]
+    );
+    write_devices("2**64 - 1");
+    let err = p.fails(&["run", MINI, "--date", "2026-11-21"], 1);
+    assert!(
+        err.contains("column device_hash holds a value too large for Int64 (an unsigned integer above 9223372036854775807); cast it in the SQL, to DECIMAL(20, 0) or to text"),
+        "{err}"
+    );
+    assert!(!err.contains("18446744073709551615"), "{err}");
+}
