@@ -278,6 +278,7 @@ fn redact_loose_numbers(line: &str) -> String {
             || in_type
             || PLACES.iter().any(|place| before.ends_with(place))
             || before.ends_with('#')
+            || before.ends_with("UTF-")
             || (line[..at].ends_with('[') && line[end..].starts_with(']'));
         out.push_str(match keep {
             true => &line[at..end],
@@ -679,6 +680,10 @@ pub(crate) fn session_config(bounded: bool) -> Result<SessionConfig, EngineError
         .options_mut()
         .execution
         .skip_partial_aggregation_probe_ratio_threshold = 0.5;
+    // Spark, Hive and Impala write timestamps as INT96, which DataFusion reads in nanoseconds
+    // by default: dates outside 1677–2262 (a `9999-12-31` "valid until") wrap around to other
+    // dates. Microseconds hold any year.
+    config.options_mut().execution.parquet.coerce_int96 = Some("us".into());
     if bounded {
         // Hash joins hold their build side in memory and cannot spill: joining ten million
         // customers to their features and addresses needs gigabytes. Under a memory limit,
@@ -2122,6 +2127,11 @@ mod tests {
                 "Regular expression did not compile: Syntax(\n~~~\nregex parse error:\n    Bob(\n    ^\nerror: unclosed group\n~~~)"
             ),
             "Regular expression did not compile:\n    …\nerror: unclosed group\n~~~)"
+        );
+        // An encoding's name is not a value.
+        assert_eq!(
+            redact_quoted("Csv error: Encountered invalid UTF-8 data for line 1101 and field 2"),
+            "Csv error: Encountered invalid UTF-8 data for line 1101 and field 2"
         );
         // Numbers that casts and arithmetic failed on.
         assert_eq!(

@@ -111,7 +111,7 @@ fn unreadable(source: &Source, err: datafusion::common::DataFusionError) -> Sour
     }
 }
 
-fn listing_options(source: &Source) -> ListingOptions {
+fn listing_options(source: &Source, state: &SessionState) -> ListingOptions {
     let format: Arc<dyn FileFormat> = match source.format {
         // Each CSV file is read in one piece: split into byte ranges, a range starting inside a
         // quoted value holding a line break (an address, a note) would be misread.
@@ -121,7 +121,11 @@ fn listing_options(source: &Source) -> ListingOptions {
                 .with_delimiter(source.delimiter)
                 .with_newlines_in_values(true),
         ),
-        Format::Parquet => Arc::new(ParquetFormat::default()),
+        // With the session's Parquet settings (how INT96 timestamps read; any given from the
+        // environment), which a format made by itself would not see.
+        Format::Parquet => {
+            Arc::new(ParquetFormat::default().with_options(state.default_table_options().parquet))
+        }
         Format::Ndjson => Arc::new(JsonFormat::default()),
     };
     ListingOptions::new(format)
@@ -221,8 +225,8 @@ pub(crate) async fn register_source(
     ctx: &SessionContext,
     source: &Source,
 ) -> Result<SourceInput, SourceError> {
-    let options = listing_options(source);
     let state = ctx.state();
+    let options = listing_options(source, &state);
     let SourceFiles {
         url,
         store,

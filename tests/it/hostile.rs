@@ -2077,3 +2077,52 @@ fn columns_are_published_with_every_value_as_the_types_readers_know() {
     );
     assert!(!err.contains("18446744073709551615"), "{err}");
 }
+
+/// Text that is not UTF-8 further down a CSV file than the sample blocked nothing: the run
+/// failed (exit 1) without naming the file, its message's `UTF-8` taken for a value.
+#[test]
+fn text_that_is_not_utf8_past_the_sample_is_located() {
+    let p = Project::mini();
+    let mut csv = b"customer_id,email,signup_date\n".to_vec();
+    for id in 1..=1500 {
+        let email: &[u8] = if id == 1300 { b"fran\xe7ois" } else { b"c" };
+        csv.extend_from_slice(format!("{id},").as_bytes());
+        csv.extend_from_slice(email);
+        csv.extend_from_slice(b"@example.com,2026-01-05\n");
+    }
+    std::fs::write(p.path("data/customers.csv"), csv).unwrap();
+    let err = p.fails(&["run", MINI, "--date", "2026-11-20"], 3);
+    assert!(
+        err.contains("data/customers.csv, line 1301: text that is not UTF-8"),
+        "{err}"
+    );
+}
+
+/// Timestamps Spark and Hive write as INT96 were read in nanoseconds: a `9999-12-31` "valid
+/// until" was published as 1816-03-29.
+#[test]
+fn int96_timestamps_keep_their_year() {
+    let p = Project::mini();
+    p.edit(
+        MINI,
+        "models:",
+        "  contracts:\n    uri: data/contracts/\n    format: parquet\n    columns: { valid_until: timestamp }\nmodels:\n  contract_list:\n    sql: sql/mini/contract_list.sql\n    publish: true",
+    );
+    p.write("sql/mini/contract_list.sql", "select * from contracts\n");
+    let dir = p.path("data/contracts");
+    crate::support::python(&format!(
+        "import os, datetime, pyarrow as pa, pyarrow.parquet as pq\n\
+         os.makedirs({dir:?})\n\
+         t = pa.table({{'customer_id': pa.array([1, 2], pa.int64()), 'valid_until': pa.array([datetime.datetime(9999, 12, 31), datetime.datetime(1500, 1, 1)], pa.timestamp('us'))}})\n\
+         pq.write_table(t, os.path.join({dir:?}, 'a.parquet'), use_deprecated_int96_timestamps=True, store_schema=False)\n"
+    ));
+    p.ok(&["run", MINI, "--date", "2026-11-20"]);
+    let read = p.duckdb(
+        "mini",
+        "select valid_until from read_parquet('{out}/runs/run_date=2026-11-20/models/contract_list/*.parquet') order by customer_id",
+    );
+    assert_eq!(
+        read,
+        [r#"["9999-12-31 00:00:00"]"#, r#"["1500-01-01 00:00:00"]"#]
+    );
+}
