@@ -69,6 +69,25 @@ pub enum SourceError {
         file: String,
         folders: String,
     },
+    /// A file in a subfolder of a source's folder: not read.
+    #[error(
+        "{at}: source {name}: {file} is in a subfolder of the source's folder, whose files segflow does not read; {advice}"
+    )]
+    Subfolder {
+        at: Location,
+        name: String,
+        file: String,
+        advice: String,
+    },
+    /// A glob whose wildcards span folders: DataFusion matches one folder's file names.
+    #[error(
+        "{at}: source {name}: {uri} has a wildcard before its last `/`, and a glob matches the file names of one folder; name the folder (data/events/) and declare its subfolders under partitioned_by, or keep the wildcards in the file name (data/events/*.csv)"
+    )]
+    GlobAcrossFolders {
+        at: Location,
+        name: String,
+        uri: String,
+    },
     /// Data that breaks its contract is a broken upstream: a run is blocked, like by a gate.
     #[error(
         "{at}: source {name} does not match its column contract:\n{}\nfix the data or the `columns:` of the source",

@@ -61,6 +61,16 @@ pub(crate) fn column_type(data_type: &DataType) -> Option<ColumnType> {
 
 /// The listing URL of a source: folders end in `/` so every file below is read.
 fn source_table_url(source: &Source) -> Result<ListingTableUrl, SourceError> {
+    let written = source.uri.to_string();
+    if let Some(wildcard) = written.find(['*', '?', '['])
+        && written[wildcard..].contains('/')
+    {
+        return Err(SourceError::GlobAcrossFolders {
+            at: source.at.clone(),
+            name: source.name.clone(),
+            uri: written,
+        });
+    }
     let text = match &source.uri {
         Uri::Local(path) => {
             let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
@@ -238,6 +248,20 @@ pub(crate) async fn register_source(
             at: source.at.clone(),
             name: source.name.clone(),
             uri: format!("{} (no {} files)", source.uri, source.extension),
+        });
+    }
+    if let Some(nested) = in_subfolders(source, &url, &store).await? {
+        return Err(SourceError::Subfolder {
+            at: source.at.clone(),
+            name: source.name.clone(),
+            file: shown(&url, &nested.location),
+            advice: match source.partitions.is_empty() {
+                true => format!(
+                    "move it into {}, or, for folders of one kind (month=11/…), declare them under partitioned_by",
+                    source.uri
+                ),
+                false => "move it into its partition folder".into(),
+            },
         });
     }
     if let Some(stray) = files
@@ -431,6 +455,40 @@ pub(super) async fn source_files(
         files,
         others,
     })
+}
+
+/// The first file of the source's kind in a subfolder of its folder that it would not read
+/// (`data/events/2026-11/a.parquet`, `month=11/late/a.parquet`): DataFusion lists the files
+/// of the folder itself and of partition folders only, so its rows would be missing without
+/// a word. Folders starting with `_` or `.` (`_temporary/`, a tool's hidden folder) are not
+/// the source's.
+async fn in_subfolders(
+    source: &Source,
+    url: &ListingTableUrl,
+    store: &Arc<dyn ObjectStore>,
+) -> Result<Option<ObjectMeta>, SourceError> {
+    if !url.is_collection() || source.uri.is_glob() {
+        return Ok(None);
+    }
+    let mut listing = store.list(Some(url.prefix()));
+    while let Some(file) = listing
+        .try_next()
+        .await
+        .map_err(|e| unreadable(source, e.into()))?
+    {
+        let Some(folders) = partition_folders(url, &file.location) else {
+            continue;
+        };
+        let own = |folder: &&str| !folder.starts_with(['_', '.']);
+        // What DataFusion reads: files in the folder, or below folders named `key=value`.
+        let nested = file.location.as_ref().ends_with(source.extension.as_str())
+            && folders.iter().all(own)
+            && !url.contains(&file.location, true);
+        if nested {
+            return Ok(Some(file));
+        }
+    }
+    Ok(None)
 }
 
 /// Partitions the files also hold as a column: two columns of one name.

@@ -2126,3 +2126,46 @@ fn int96_timestamps_keep_their_year() {
         [r#"["9999-12-31 00:00:00"]"#, r#"["1500-01-01 00:00:00"]"#]
     );
 }
+
+/// A file in a subfolder of a source's folder was skipped without a word (DataFusion reads the
+/// folder's own files and those under partition folders); a glob with a wildcard before its
+/// last `/` matched nothing, or only the folder's own files.
+#[test]
+fn files_in_subfolders_of_a_source_are_refused_not_skipped() {
+    let p = Project::mini();
+    let orders = p.read("data/orders/2026-11.json");
+    // Spark's scratch folder and hidden folders are not the source's.
+    p.write("data/orders/_temporary/0/part-0.json", &orders);
+    p.write("data/orders/.cache/part-0.json", &orders);
+    p.ok(&["validate", MINI]);
+    p.write("data/orders/late/2026-11.json", &orders);
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("source orders: [PROJECT]/data/orders/late/2026-11.json is in a subfolder of the source's folder, whose files segflow does not read; move it into data/orders/"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(p.path("data/orders/late")).unwrap();
+    p.edit(MINI, "uri: data/orders/", "uri: data/*/*.json");
+    let err = p.fails(&["validate", MINI], 2);
+    assert!(
+        err.contains("source orders: data/*/*.json has a wildcard before its last `/`"),
+        "{err}"
+    );
+    p.edit(MINI, "uri: data/*/*.json", "uri: data/orders/*.json");
+    p.ok(&["validate", MINI]);
+    // Below a partition folder, a file deeper than the partitions go.
+    std::fs::remove_file(p.path("data/orders/2026-11.json")).unwrap();
+    p.write("data/orders/month=11/2026-11.json", &orders);
+    p.write("data/orders/month=11/late/2026-11.json", &orders);
+    p.edit(MINI, "uri: data/orders/*.json", "uri: data/orders/");
+    p.edit(
+        MINI,
+        "    format: ndjson",
+        "    format: ndjson\n    partitioned_by: { month: int }",
+    );
+    let err = p.fails(&["run", MINI, "--date", "2026-11-20"], 2);
+    assert!(
+        err.contains("month=11/late/2026-11.json is in a subfolder of the source's folder, whose files segflow does not read; move it into its partition folder"),
+        "{err}"
+    );
+}
