@@ -81,6 +81,15 @@ pub enum RunError {
         published: String,
         blocked: String,
     },
+    /// The key renamed or retyped since the run a run follows.
+    #[error(
+        "the pipeline keys customers by {now}, but the run of {date} it follows keyed them by {was}: changes and history follow each customer from run to run by key and cannot carry over to another; keep the key's name and type (cast it in the profile's SQL), or publish to a new output.uri to start a new history there"
+    )]
+    KeyChanged {
+        date: chrono::NaiveDate,
+        was: String,
+        now: String,
+    },
     /// `segflow report` without a date where no run is published.
     #[error("{root}: no run is published yet{}", if .blocked.is_empty() { String::new() } else { format!(" (blocked: {}; give --date to rebuild a blocked run's page)", .blocked) })]
     NothingPublished { root: String, blocked: String },
@@ -145,7 +154,8 @@ impl RunError {
             RunError::Timeout { .. } => false,
             RunError::NoRun { .. }
             | RunError::NothingPublished { .. }
-            | RunError::NotAKey { .. } => true,
+            | RunError::NotAKey { .. }
+            | RunError::KeyChanged { .. } => true,
             RunError::Overflow { .. } => true,
         };
         if invalid { 2 } else { 1 }

@@ -19,7 +19,7 @@ use crate::report::{InvalidIdentifiers, Manifest, RunStatus, Step};
 use crate::segments;
 use crate::sources::{self, SourceError};
 use crate::sql::{Params, Rule};
-use crate::store::{RunDirs, Scratch, StagedRun};
+use crate::store::{OutputKind, RunDirs, Scratch, StagedRun, portable};
 use crate::suppressions::{self, Held};
 
 /// A run in progress: its session, staged folder and the manifest filled in step by step.
@@ -330,6 +330,7 @@ impl<'a> Run<'a> {
             engine::check_one_row_per_key(&self.ctx, profile, key, &self.params).await?;
         }
         let profiles = pipeline.profiles();
+        self.key_unchanged(key, &profiles).await?;
         suppressions::evaluate(
             &self.ctx,
             &pipeline.suppressions,
@@ -377,6 +378,41 @@ impl<'a> Run<'a> {
         self.manifest.suppressions = stats;
         self.step("suppressed", Some(held_back), clock);
         Ok(())
+    }
+
+    /// Refuses a key renamed or retyped since the previous run: changes and history follow
+    /// each customer from run to run by key, and would read the previous run's tables under a
+    /// name they lack, or compare keys of two types.
+    async fn key_unchanged(&self, key: &str, profiles: &[&str]) -> Result<(), RunError> {
+        let (Some(date), Some(profile)) = (self.manifest.previous_run, profiles.first()) else {
+            return Ok(());
+        };
+        let previous: Manifest = self.locked.store.read_manifest(date).await?;
+        // Audiences and offers start with the key.
+        let keyed = previous
+            .outputs
+            .iter()
+            .find(|o| matches!(o.kind, OutputKind::Audience | OutputKind::Offers));
+        let Some(was) = keyed.and_then(|o| o.schema.first()) else {
+            return Ok(());
+        };
+        let schema = (self.ctx.table(*profile).await)
+            .map_err(|e| engine::EngineError::execution("the profile", e))?
+            .schema()
+            .as_arrow()
+            .clone();
+        let Ok(field) = schema.field_with_name(key) else {
+            return Ok(());
+        };
+        let now = portable(field.data_type()).to_string();
+        if was.name == key && was.data_type == now {
+            return Ok(());
+        }
+        Err(RunError::KeyChanged {
+            date,
+            was: format!("{} ({})", was.name, was.data_type),
+            now: format!("{key} ({now})"),
+        })
     }
 
     async fn segments(&mut self, key: &str) -> Result<(), RunError> {

@@ -51,7 +51,8 @@ pub use output::{Output, OutputKind};
 pub(crate) use output::{RunDirs, Written};
 pub use parquet::{ColumnSchema, WrittenFile};
 pub(crate) use parquet::{
-    Part, ReadBy, TableLayout, rows_written, write_stream, write_stream_by_day, write_stream_split,
+    Part, ReadBy, TableLayout, portable, rows_written, write_stream, write_stream_by_day,
+    write_stream_split,
 };
 pub(crate) use space::Space;
 

@@ -158,7 +158,7 @@ impl TableLayout {
 /// around in Polars), and times in seconds and dates in milliseconds, which Parquet has no
 /// type for (they would be written as bare integers that DuckDB, pyarrow and Spark read as
 /// numbers), microseconds and days.
-fn portable(data_type: &DataType) -> DataType {
+pub(crate) fn portable(data_type: &DataType) -> DataType {
     match data_type {
         DataType::UInt8 => DataType::Int16,
         DataType::UInt16 => DataType::Int32,

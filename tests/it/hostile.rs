@@ -2169,3 +2169,47 @@ fn files_in_subfolders_of_a_source_are_refused_not_skipped() {
         "{err}"
     );
 }
+
+/// A key renamed or retyped since the previous run failed every later run on the previous
+/// run's tables (`No field named cust_id`, a text key cast to a number), or published keys of
+/// two types in one run.
+#[test]
+fn a_key_renamed_or_retyped_since_the_previous_run_is_refused_with_the_way_out() {
+    let p = Project::segs();
+    p.ok(&["run", SEGS, "--date", "2026-11-01"]);
+    p.edit(
+        "sql/segs/profile.sql",
+        "    c.customer_id,",
+        "    cast(c.customer_id as int) as customer_id,",
+    );
+    let err = p.fails(&["run", SEGS, "--date", "2026-11-02"], 2);
+    assert!(
+        err.contains("the pipeline keys customers by customer_id (Int32), but the run of 2026-11-01 it follows keyed them by customer_id (Int64)"),
+        "{err}"
+    );
+    assert!(err.contains("publish to a new output.uri"), "{err}");
+    p.edit(
+        "sql/segs/profile.sql",
+        "    cast(c.customer_id as int) as customer_id,",
+        "    c.customer_id as cust_id,",
+    );
+    p.edit(
+        "sql/segs/profile.sql",
+        "group by c.customer_id",
+        "group by cust_id",
+    );
+    p.edit(SEGS, "key: customer_id", "key: cust_id");
+    p.edit(
+        "sql/segs/vip.sql",
+        "select customer_id",
+        "select customer_id as cust_id",
+    );
+    let err = p.fails(&["run", SEGS, "--date", "2026-11-02"], 2);
+    assert!(
+        err.contains("keys customers by cust_id (Int64), but the run of 2026-11-01 it follows keyed them by customer_id (Int64)"),
+        "{err}"
+    );
+    // A new output starts a new history.
+    p.edit(SEGS, "uri: out/", "uri: out2/");
+    p.ok(&["run", SEGS, "--date", "2026-11-02"]);
+}
