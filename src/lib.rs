@@ -51,6 +51,7 @@ mod suppressions;
 mod unit_tests;
 
 pub use cli::Error;
+pub use engine::redact_quoted as without_values;
 pub use error::chain;
 pub use explain::{Explanation, explain};
 pub use pipeline::{CompileError, Pipeline};

@@ -2,6 +2,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use futures::FutureExt;
 use segflow::cli::{Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
 
@@ -63,6 +64,17 @@ async fn stop_signal() -> (&'static str, u8) {
     }
 }
 
+/// Keeps what a panic said for the one-line error `main` prints when it reaches it.
+fn report_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let message = (info.payload().downcast_ref::<&str>().map(|m| m.to_string()))
+        .or_else(|| info.payload().downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    let _ = PANIC.set(segflow::without_values(&message));
+}
+
+/// What the first panic said, without row values.
+static PANIC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -93,14 +105,32 @@ fn main() -> ExitCode {
     let json = cli.log_format == LogFormat::Json;
     // A signal drops the command, which stops its queries, removes its staging and gives up
     // its lock, as --timeout does.
+    // A panic (a bug, in segflow or in the query engine it runs) unwinds to here, dropping the
+    // command as a signal does, and is said in one line instead of a backtrace.
+    // Cluster processes keep Rust's own report: they serve many runs and stop with none.
+    if !cli.is_cluster_process() {
+        std::panic::set_hook(Box::new(report_panic));
+    }
     let outcome = runtime.block_on(async {
+        let command = std::panic::AssertUnwindSafe(segflow::cli::execute(cli)).catch_unwind();
         tokio::select! {
-            result = segflow::cli::execute(cli) => Ok(result),
+            result = command => Ok(result),
             stopped = stop_signal() => Err(stopped),
         }
     });
     let result = match outcome {
-        Ok(result) => result,
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => {
+            let what = PANIC.get().map(String::as_str).unwrap_or_default();
+            let message = format!(
+                "segflow stopped on an internal error ({what}); nothing more was published, and what was published before stays; please report it with the command that met it"
+            );
+            match json {
+                true => json_error(&message, 1),
+                false => segflow::cli::note(&format!("segflow: error: {message}")),
+            }
+            return ExitCode::from(1);
+        }
         Err((name, code)) => {
             let message = format!(
                 "stopped by {name}: nothing more was published; what was published before stays"

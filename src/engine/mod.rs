@@ -109,7 +109,7 @@ impl std::fmt::Display for QueryError {
 /// quote the values they failed on, and those must never reach a log. A regular expression's
 /// parser prints the pattern, which SQL may build from row values, unquoted on the lines after
 /// `regex parse error:` (then a caret under the fault, then `error: …`): those lines go too.
-pub(crate) fn redact_quoted(message: &str) -> String {
+pub fn redact_quoted(message: &str) -> String {
     let message = redact_numbers(&redact_regex_patterns(message));
     let mut out = String::with_capacity(message.len());
     // (the closing quote, whether the quoted text is kept): type names are not data.

@@ -2213,3 +2213,31 @@ fn a_key_renamed_or_retyped_since_the_previous_run_is_refused_with_the_way_out()
     p.edit(SEGS, "uri: out/", "uri: out2/");
     p.ok(&["run", SEGS, "--date", "2026-11-02"]);
 }
+
+/// A panic in the query engine (DataFusion's `lpad` given a negative width computed from the
+/// data allocates without bound) printed Rust's backtrace and exited 101.
+#[test]
+fn a_panic_in_the_query_engine_is_one_line_and_exit_1() {
+    let p = Project::segs();
+    p.ok(&["run", SEGS, "--date", "2026-11-01"]);
+    p.edit(
+        SEGS,
+        "spent_over_100_today: spend_today > 100",
+        "spent_over_100_today: \"lpad(first_name, 1 - length(first_name) * 2) <> ''\"",
+    );
+    let err = p.fails(&["run", SEGS, "--date", "2026-11-02"], 1);
+    assert!(
+        err.contains("segflow: error: segflow stopped on an internal error (capacity overflow); nothing more was published"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    p.edit(
+        SEGS,
+        "spent_over_100_today: \"lpad(first_name, 1 - length(first_name) * 2) <> ''\"",
+        "spent_over_100_today: spend_today > 100",
+    );
+    p.ok(&["run", SEGS, "--date", "2026-11-02"]);
+}
