@@ -57,9 +57,11 @@ pub(crate) fn compile(
     })
 }
 
-/// The text an erased key is kept as: the SHA-256 of `key` (a SQL expression) as text, in hex.
+/// The text an erased key is kept as: the SHA-256 of `key` (a SQL expression) as text without
+/// the spaces around it, in hex. Requests and the data alike: a profile's `"C4 "` is the
+/// customer a request for `C4` names.
 pub(crate) fn key_sha256(key: &str) -> String {
-    format!("encode(sha256(CAST({key} AS VARCHAR)), 'hex')")
+    format!("encode(sha256(trim(CAST({key} AS VARCHAR))), 'hex')")
 }
 
 /// A predicate keeping only keys that were never erased; `key` is the (quoted, qualified)
@@ -205,7 +207,7 @@ pub(crate) async fn register(
         let k = ident(key);
         parts.push(format!(
             "SELECT {} AS key_sha256 FROM {} WHERE {k} IS NOT NULL",
-            key_sha256(&format!("trim(CAST({k} AS VARCHAR))")),
+            key_sha256(&k),
             ident(&erasure.source)
         ));
     }

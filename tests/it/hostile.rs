@@ -2241,3 +2241,23 @@ fn a_panic_in_the_query_engine_is_one_line_and_exit_1() {
     );
     p.ok(&["run", SEGS, "--date", "2026-11-02"]);
 }
+
+/// An erasure request for `C4` left a profile's `"C4 "` in every audience: the requests' keys
+/// were trimmed, the data's were not.
+#[test]
+fn an_erasure_request_matches_a_key_written_with_spaces_around_it() {
+    let p = Project::segs();
+    p.write(
+        "pipelines/padded.yaml",
+        "pipeline: padded\nkey: customer_id\nsources:\n  people: { uri: data/people.csv, format: csv, columns: { customer_id: string } }\n  erasure_requests: { uri: data/erasure_requests.csv, format: csv, columns: { customer_id: string } }\nmodels:\n  profile: { sql: sql/padded.sql }\nsegments:\n  from: profile\n  list:\n    everyone:\n      description: Everyone\n      conditions: { any: customer_id IS NOT NULL }\nerasure: { source: erasure_requests }\noutput: { uri: out/ }\n",
+    );
+    p.write("sql/padded.sql", "select customer_id from people\n");
+    p.write("data/people.csv", "customer_id\nC1\n\"C4 \"\n");
+    p.write("data/erasure_requests.csv", "customer_id\nC4\n");
+    p.ok(&["run", "pipelines/padded.yaml", "--date", "2026-11-20"]);
+    let members = p.duckdb(
+        "padded",
+        "select customer_id from read_parquet('{out}/runs/run_date=2026-11-20/audiences/**/*.parquet')",
+    );
+    assert_eq!(members, [r#"["C1"]"#]);
+}
