@@ -1052,7 +1052,11 @@ fn reads_as(format: Format, found: &DataType, declared: ColumnType) -> Option<Da
             ColumnType::Double => found.is_numeric() || *found == Null,
             ColumnType::Boolean => matches!(found, Boolean | Null),
             ColumnType::Date => matches!(found, Date32 | Date64 | Null),
-            ColumnType::Timestamp => matches!(found, Timestamp(_, _) | Null),
+            // CSV dates read as midnight.
+            ColumnType::Timestamp => {
+                matches!(found, Timestamp(_, _) | Null)
+                    || (format == Format::Csv && matches!(found, Date32 | Date64))
+            }
         };
     if !fits {
         return None;

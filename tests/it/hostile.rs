@@ -2261,3 +2261,27 @@ fn an_erasure_request_matches_a_key_written_with_spaces_around_it() {
     );
     assert_eq!(members, [r#"["C1"]"#]);
 }
+
+/// CSV dates in a column declared `timestamp` were refused ("the data has Date32"), though
+/// the same text further down a file read as midnight.
+#[test]
+fn csv_dates_declared_timestamp_read_as_midnight() {
+    let p = Project::mini();
+    p.edit(MINI, "signup_date: date", "signup_date: timestamp");
+    p.edit(
+        "sql/mini/active.sql",
+        "select customer_id, email, signup_date",
+        "select customer_id, email, signup_date, signup_date = timestamp '2026-01-05 00:00:00' as midnight",
+    );
+    p.edit(
+        "sql/mini/profile.sql",
+        "    a.email,",
+        "    a.email,\n    a.midnight,",
+    );
+    p.ok(&["run", MINI, "--date", "2026-11-20"]);
+    let read = p.duckdb(
+        "mini",
+        "select bool_and(midnight) from read_parquet('{out}/runs/run_date=2026-11-20/models/profile/*.parquet') where customer_id = 1",
+    );
+    assert_eq!(read, [r#"["True"]"#]);
+}
