@@ -557,6 +557,8 @@ fn merged(
         let fields = schema.fields().iter().map(|field| {
             let declared = source.contract.get(field.name());
             match declared.and_then(|d| reads_as(source.format, field.data_type(), *d)) {
+                // NULLs alone take the type of the other files' column.
+                Some(_) if *field.data_type() == DataType::Null => field.as_ref().clone(),
                 Some(data_type) => Field::new(field.name(), data_type, true),
                 None => field.as_ref().clone(),
             }
@@ -676,7 +678,11 @@ fn compare_files(
                 ));
                 continue;
             };
-            // Files may differ where they are read as one type (INT and BIGINT, say).
+            // Files may differ where they are read as one type (INT and BIGINT, say); a column
+            // of NULLs alone (pyarrow's `null` type) reads as any.
+            if *field.data_type() == DataType::Null {
+                continue;
+            }
             match typed.get(name.as_str()) {
                 Some((other, at, was)) if *other != read => differences.push(format!(
                     "column {name} is {was} in {} but {} in {}; store it with one type in every file",

@@ -2285,3 +2285,23 @@ fn csv_dates_declared_timestamp_read_as_midnight() {
     );
     assert_eq!(read, [r#"["True"]"#]);
 }
+
+/// A month's file whose declared text column holds NULLs alone (pyarrow writes it as type
+/// `null`) was refused as "Null in one file but Utf8View in another".
+#[test]
+fn a_declared_column_of_nulls_alone_in_one_file_reads_as_declared() {
+    let p = two_monthly_files("t.append_column('outcome', pa.nulls(2))");
+    p.edit(
+        MINI,
+        "columns: { customer_id: int, amount: double }",
+        "columns: { customer_id: int, amount: double, outcome: string }",
+    );
+    let first = p.path("data/events/month=1/a.parquet");
+    crate::support::python(&format!(
+        "import pyarrow as pa, pyarrow.parquet as pq\n\
+         t = pq.read_table({first:?})\n\
+         pq.write_table(t.append_column('outcome', pa.array(['ok', None])), {first:?})\n"
+    ));
+    p.ok(&["validate", MINI]);
+    p.ok(&["run", MINI, "--date", "2026-11-20"]);
+}
