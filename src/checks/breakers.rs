@@ -69,7 +69,9 @@ fn measure(target: &Target, today: Sizes, previous: Option<Sizes>) -> Vec<Measur
                     (Some(_), Some(added), Some(removed)) => (added, removed),
                     (Some(b), _, _) if o.assigned >= b => (o.assigned - b, 0),
                     (Some(b), _, _) => (0, b - o.assigned),
-                    (None, _, _) => (0, 0),
+                    // New (a first run, an offer added since): everyone assigned gained it,
+                    // as everyone in a new audience was added to it.
+                    (None, _, _) => (o.assigned, 0),
                 };
                 Measured {
                     target: format!("offer {}", o.name),
@@ -182,5 +184,30 @@ mod tests {
             breaker_problems(&b, 5, None, 5, 0),
             ["5 customers, fewer than the minimum 10"]
         );
+    }
+
+    #[test]
+    fn a_new_offer_counts_everyone_assigned_as_added_as_a_new_audience_does() {
+        let offers = [OfferStats {
+            name: "fiber".into(),
+            assigned: 7,
+            ..OfferStats::default()
+        }];
+        let segments = [SegmentStats {
+            name: "vip".into(),
+            size: 3,
+            added: 3,
+            ..SegmentStats::default()
+        }];
+        let today = Sizes {
+            segments: &segments,
+            offers: &offers,
+        };
+        let added = |target: Target| -> Vec<(u64, u64)> {
+            let measured = measure(&target, today, None);
+            measured.iter().map(|m| (m.added, m.removed)).collect()
+        };
+        assert_eq!(added(Target::Offer(None)), [(7, 0)]);
+        assert_eq!(added(Target::Audience(None)), [(3, 0)]);
     }
 }
