@@ -51,7 +51,7 @@ pub(crate) use row_number::RowNumbers;
 pub use rules::ConditionExplanation;
 pub(crate) use rules::{
     RuleColumns, check_conditions, check_key, check_key_kind, check_one_row_per_key, check_score,
-    explain_conditions, locate_failure, register_rule_query,
+    explain_conditions, locate_failure, locate_query_failure, register_rule_query,
 };
 
 use crate::functions::{self, IdentifierStats};

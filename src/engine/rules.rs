@@ -285,6 +285,48 @@ pub(crate) async fn locate_failure(
     err
 }
 
+/// `err` located at the first of `queries` (what it is, where it is written, its SQL) that
+/// fails on its own, when a query over all of them failed on the data: a SQL rule's own query
+/// (a cast of a value, a function given what it cannot take) otherwise fails naming no rule.
+/// Each is read to its end, a batch at a time; only on the way to an error.
+pub(crate) async fn locate_query_failure(
+    ctx: &SessionContext,
+    queries: Vec<(String, &Location, String)>,
+    params: &Params,
+    err: super::EngineError,
+) -> super::EngineError {
+    use futures::StreamExt;
+    if !matches!(err, super::EngineError::Execution { .. }) {
+        return err;
+    }
+    for (what, at, sql) in queries {
+        let Ok(df) = plan_sql(ctx, &sql, params).await else {
+            continue;
+        };
+        let failed = match df.execute_stream().await {
+            Err(source) => Some(source),
+            Ok(mut stream) => {
+                let mut failed = None;
+                while let Some(batch) = stream.next().await {
+                    if let Err(source) = batch {
+                        failed = Some(source);
+                        break;
+                    }
+                }
+                failed
+            }
+        };
+        if let Some(source) = failed {
+            return super::EngineError::Located {
+                at: at.clone(),
+                what,
+                source: super::QueryError::from_data(source),
+            };
+        }
+    }
+    err
+}
+
 /// The table `table` (a profile, an erasure source) must have the pipeline's key column;
 /// `at` is where the pipeline names the table.
 pub(crate) async fn check_key(

@@ -108,6 +108,14 @@ pub(crate) async fn evaluate(
             }
             err = engine::locate_failure(ctx, profile, rules, params, err).await;
         }
+        let queries = (suppressions.iter())
+            .filter(|s| matches!(s.rule, Rule::Sql(_)))
+            .map(|s| {
+                let sql = matches_query(key, profiles[0], s).sql;
+                (format!("suppression {}", s.name), &s.at, sql)
+            })
+            .collect();
+        err = engine::locate_query_failure(ctx, queries, params, err).await;
         return Err(err.into());
     }
     Ok(())

@@ -2305,3 +2305,20 @@ fn a_declared_column_of_nulls_alone_in_one_file_reads_as_declared() {
     p.ok(&["validate", MINI]);
     p.ok(&["run", MINI, "--date", "2026-11-20"]);
 }
+
+/// A SQL suppression failing on the data (a cast of a value) failed the run as
+/// `suppressions: Arrow error: …`, naming no rule.
+#[test]
+fn a_sql_suppression_failing_on_the_data_is_named() {
+    let p = Project::sample();
+    p.edit(
+        "sql/daily_segments/suppress_not_serviceable.sql",
+        "WHERE satellite_not_serviceable_here",
+        "WHERE satellite_not_serviceable_here OR CAST(first_name AS INT) > 0",
+    );
+    let err = p.fails(&["run", SAMPLE, "--date", "2026-11-19"], 1);
+    assert!(
+        err.contains("pipelines/daily_segments.yaml:149:3: suppression not_serviceable_here: Arrow error: Cast error: Cannot cast string '…' to value of Int32 type"),
+        "{err}"
+    );
+}
