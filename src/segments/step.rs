@@ -134,11 +134,17 @@ pub(crate) async fn evaluate(
                 rules.push((format!("segment {}, condition {}", s.name, c.name), c));
             }
         }
-        return Err(
-            engine::locate_failure(ctx, &segments.from, rules, params, err)
-                .await
-                .into(),
-        );
+        let err = engine::locate_failure(ctx, &segments.from, rules, params, err).await;
+        let queries = (segments.list.iter())
+            .filter(|s| matches!(s.rule, Rule::Sql(_)))
+            .map(|s| {
+                let sql = sql::members_of(key, &segments.from, s).sql;
+                (format!("segment {}", s.name), &s.at, sql)
+            })
+            .collect();
+        return Err(engine::locate_query_failure(ctx, queries, params, err)
+            .await
+            .into());
     }
     let held = suppressions::held_from_segments(
         key,

@@ -2306,10 +2306,10 @@ fn a_declared_column_of_nulls_alone_in_one_file_reads_as_declared() {
     p.ok(&["run", MINI, "--date", "2026-11-20"]);
 }
 
-/// A SQL suppression failing on the data (a cast of a value) failed the run as
-/// `suppressions: Arrow error: …`, naming no rule.
+/// A SQL suppression or segment failing on the data (a cast of a value) failed the run as
+/// `suppressions: Arrow error: …` or `segment membership: …`, naming no rule.
 #[test]
-fn a_sql_suppression_failing_on_the_data_is_named() {
+fn a_sql_rule_failing_on_the_data_is_named() {
     let p = Project::sample();
     p.edit(
         "sql/daily_segments/suppress_not_serviceable.sql",
@@ -2319,6 +2319,24 @@ fn a_sql_suppression_failing_on_the_data_is_named() {
     let err = p.fails(&["run", SAMPLE, "--date", "2026-11-19"], 1);
     assert!(
         err.contains("pipelines/daily_segments.yaml:149:3: suppression not_serviceable_here: Arrow error: Cast error: Cannot cast string '…' to value of Int32 type"),
+        "{err}"
+    );
+    // A SQL segment, the same.
+    p.edit(
+        "sql/daily_segments/suppress_not_serviceable.sql",
+        "WHERE satellite_not_serviceable_here OR CAST(first_name AS INT) > 0",
+        "WHERE satellite_not_serviceable_here",
+    );
+    p.edit(
+        "sql/daily_segments/seg_at_risk.sql",
+        "   OR unresolved_calls_30d > 0",
+        "   OR unresolved_calls_30d > 0 OR CAST(first_name AS INT) > 0",
+    );
+    let err = p.fails(&["run", SAMPLE, "--date", "2026-11-19"], 1);
+    assert!(
+        err.contains(
+            "pipelines/daily_segments.yaml:143:5: segment at_risk: Arrow error: Cast error"
+        ),
         "{err}"
     );
 }
