@@ -255,6 +255,21 @@ pub(crate) fn compile(
     };
     let checks = checks::compile(&mut c, &spec.checks, &params, &checkable);
     materialize_shared(&mut models, &segments, &suppressions, &checks);
+    // An audience's own columns: a profile column of one of these names would replace it in
+    // the files, or sit beside it under the same name, which readers refuse.
+    const AUDIENCE_COLUMNS: [&str; 5] =
+        ["segment", "test_group", "reasons", "channels", "run_date"];
+    for (i, column) in spec.output.columns.iter().enumerate() {
+        if let Some(own) = AUDIENCE_COLUMNS
+            .iter()
+            .find(|own| own.eq_ignore_ascii_case(column))
+        {
+            c.problem(
+                &["output", "columns", &i.to_string()],
+                format!("output.columns: {column} is the name of an audience's own column ({own}); give the profile's column another name (customer_{own}) and list that"),
+            );
+        }
+    }
     let output_at = c.at(&["output", "columns"]);
     let output_uri_at = c.at(&["output", "uri"]);
     let used: Vec<&url::Url> = (sources.values().map(|s| &s.uri))

@@ -243,43 +243,7 @@ pub(crate) async fn register_source(
         files,
         others,
     } = source_files(&state, source).await?;
-    if files.is_empty() {
-        return Err(SourceError::Missing {
-            at: source.at.clone(),
-            name: source.name.clone(),
-            uri: format!("{} (no {} files)", source.uri, source.extension),
-        });
-    }
-    if let Some(nested) = in_subfolders(source, &url, &store).await? {
-        return Err(SourceError::Subfolder {
-            at: source.at.clone(),
-            name: source.name.clone(),
-            file: shown(&url, &nested.location),
-            advice: match source.partitions.is_empty() {
-                true => format!(
-                    "move it into {}, or, for folders of one kind (month=11/…), declare them under partitioned_by",
-                    source.uri
-                ),
-                false => "move it into its partition folder".into(),
-            },
-        });
-    }
-    if let Some(stray) = files
-        .iter()
-        .find(|f| !under_partitions(source, &url, &f.location))
-    {
-        return Err(SourceError::Layout {
-            at: source.at.clone(),
-            name: source.name.clone(),
-            file: shown(&url, &stray.location),
-            folders: source
-                .partitions
-                .iter()
-                .map(|(name, _)| format!("{name}=…"))
-                .collect::<Vec<_>>()
-                .join("/"),
-        });
-    }
+    where_files_are(source, &url, &store, &files).await?;
     let mut differences: Vec<String> = (files.iter())
         .flat_map(|f| partition_value_problems(source, &url, &f.location))
         .collect();
@@ -455,6 +419,54 @@ pub(super) async fn source_files(
         files,
         others,
     })
+}
+
+/// The source's files are where it reads them: some exist, none in a subfolder it would not
+/// read, and a partitioned source's all under its partition folders.
+async fn where_files_are(
+    source: &Source,
+    url: &ListingTableUrl,
+    store: &Arc<dyn ObjectStore>,
+    files: &[ObjectMeta],
+) -> Result<(), SourceError> {
+    if files.is_empty() {
+        return Err(SourceError::Missing {
+            at: source.at.clone(),
+            name: source.name.clone(),
+            uri: format!("{} (no {} files)", source.uri, source.extension),
+        });
+    }
+    if let Some(nested) = in_subfolders(source, url, store).await? {
+        return Err(SourceError::Subfolder {
+            at: source.at.clone(),
+            name: source.name.clone(),
+            file: shown(url, &nested.location),
+            advice: match source.partitions.is_empty() {
+                true => format!(
+                    "move it into {}, or, for folders of one kind (month=11/…), declare them under partitioned_by",
+                    source.uri
+                ),
+                false => "move it into its partition folder".into(),
+            },
+        });
+    }
+    if let Some(stray) = files
+        .iter()
+        .find(|f| !under_partitions(source, url, &f.location))
+    {
+        return Err(SourceError::Layout {
+            at: source.at.clone(),
+            name: source.name.clone(),
+            file: shown(url, &stray.location),
+            folders: source
+                .partitions
+                .iter()
+                .map(|(name, _)| format!("{name}=…"))
+                .collect::<Vec<_>>()
+                .join("/"),
+        });
+    }
+    Ok(())
 }
 
 /// The first file of the source's kind in a subfolder of its folder that it would not read

@@ -167,6 +167,7 @@ pub(crate) fn portable(data_type: &DataType) -> DataType {
             DataType::Timestamp(TimeUnit::Microsecond, zone.clone())
         }
         DataType::Date64 => DataType::Date32,
+        DataType::Time32(TimeUnit::Second) => DataType::Time32(TimeUnit::Millisecond),
         DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
         DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
         DataType::Dictionary(_, value) => portable(value),

@@ -2340,3 +2340,24 @@ fn a_sql_rule_failing_on_the_data_is_named() {
         "{err}"
     );
 }
+
+/// A profile column named `segment` listed in `output.columns` replaced the segment's name in
+/// every audience file; one named `channels` gave files two columns of one name.
+#[test]
+fn output_columns_named_like_an_audience_column_are_refused() {
+    let p = Project::segs();
+    p.edit(
+        SEGS,
+        "columns: [first_name, preferred_channel]",
+        "columns: [first_name, Segment, channels]",
+    );
+    let err = p.fails(&["validate", SEGS], 2);
+    assert!(
+        err.contains("output.columns: Segment is the name of an audience's own column (segment); give the profile's column another name (customer_segment) and list that"),
+        "{err}"
+    );
+    assert!(
+        err.contains("output.columns: channels is the name of an audience's own column (channels)"),
+        "{err}"
+    );
+}
